@@ -1,0 +1,1 @@
+"""The API: commands in, reads out, notices relayed to browsers over SSE."""

@@ -1,0 +1,41 @@
+"""`python -m api`: serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+import uvicorn
+
+from api.app import create_app
+from api.settings import Settings
+from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
+    try:
+        # Waiting here rather than in the lifespan keeps Ctrl-C prompt and a
+        # missing server one line instead of uvicorn's start-up traceback.
+        asyncio.run(wait_until_reachable(settings.nats, "api-probe"))
+    except NatsUnavailable as exc:
+        print(f"api: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted:
+        return 130
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutting down
+        uvicorn.Server(config).run()
+    return 0

@@ -1,0 +1,41 @@
+"""Operations endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import nats.errors
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from api.problems import HTTPProblem
+from api.services import services
+from contracts.topology import stream_names
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    if not svc.nc.is_connected:
+        raise HTTPProblem(503, "Not ready", "Not connected to NATS.", headers={"Retry-After": "2"})
+    missing = []
+    for name in stream_names():
+        try:
+            await svc.js.stream_info(name)
+        except nats.errors.Error:
+            missing.append(name)
+    if missing:
+        raise HTTPProblem(
+            503,
+            "Not ready",
+            f"Missing streams or buckets: {', '.join(missing)}.",
+            headers={"Retry-After": "2"},
+        )
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(
+        services(request).metrics.render(), media_type="text/plain; version=0.0.4"
+    )

@@ -1,0 +1,36 @@
+"""What the lifespan opens and the handlers use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from starlette.requests import Request
+
+from api.metrics import Metrics
+from api.relay import NoticeRelay
+from api.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    nc: Client
+    js: JetStreamContext
+    relay: NoticeRelay
+    locations: KeyValue
+    metrics: Metrics = field(default_factory=lambda: Metrics())
+
+
+def services(request: Request) -> Services:
+    svc = request.state.services
+    assert isinstance(svc, Services)
+    return svc
+
+
+def session_id(request: Request) -> str:
+    sid = request.state.session_id
+    assert isinstance(sid, str)
+    return sid

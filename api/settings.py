@@ -1,0 +1,40 @@
+"""API configuration, from environment variables with working local defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from contracts.connection import NatsSettings
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    notice_timeout: float = 10.0  # default ?timeout= of a command's event stream
+    max_notice_timeout: float = 300.0
+    max_body_bytes: int = 64 * 1024
+    publish_timeout: float = 5.0
+    sse_ping: float = 15.0
+    sse_retry_ms: int = 2000
+    cookie_secure: bool = False
+    log_level: str = "info"
+    web_dir: Path = WEB_DIR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            nats=NatsSettings.from_env(env),
+            host=env.get("API_HOST", "127.0.0.1"),
+            port=int(env.get("API_PORT", "8000")),
+            notice_timeout=float(env.get("NOTICE_TIMEOUT", "10")),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
+            cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
+            log_level=env.get("LOG_LEVEL", "info").lower(),
+        )

@@ -1,0 +1,30 @@
+"""Notice -> Server-Sent Event: pure formatting, no transport."""
+
+from __future__ import annotations
+
+from sse_starlette import ServerSentEvent
+
+from contracts.commands import encoder
+from contracts.lookups import StoredNotice
+
+
+def notice_event(stored: StoredNotice) -> ServerSentEvent:
+    """`event: succeeded|failed`, the notice as `data:`, its stream sequence as `id:`."""
+    return ServerSentEvent(
+        data=encoder.encode(stored.notice).decode(),
+        event=stored.notice.status,
+        id=str(stored.seq),
+    )
+
+
+def timeout_event(command_id: str, status_url: str) -> ServerSentEvent:
+    """Nothing arrived in time: where to look later."""
+    return ServerSentEvent(
+        data=encoder.encode({"command_id": command_id, "status_url": status_url}).decode(),
+        event="timeout",
+    )
+
+
+def hello_event(retry_ms: int) -> ServerSentEvent:
+    """The first bytes of every stream: a comment and the reconnect delay."""
+    return ServerSentEvent(comment="stream open", retry=retry_ms)

@@ -1,0 +1,148 @@
+"""Connecting to NATS the same way from every process.
+
+nats-py's connect() retries an unreachable server for about two minutes and
+logs a traceback per attempt (PITFALLS.md). Here start-up waits a bounded
+time, logs one line per distinct error, and then fails with one clear line;
+once connected the client reconnects for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+import msgspec
+import nats
+from nats.aio.client import Client
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL: Final = "nats://127.0.0.1:4222"
+DEFAULT_USER: Final = "notify"
+DEFAULT_PASSWORD: Final = "notify-local-dev"
+
+
+class NatsSettings(msgspec.Struct, frozen=True):
+    url: str = DEFAULT_URL
+    user: str | None = DEFAULT_USER
+    password: str | None = DEFAULT_PASSWORD
+    creds_file: str | None = None
+    startup_timeout: float = 15.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> NatsSettings:
+        creds = env.get("NATS_CREDS") or None
+        return cls(
+            url=env.get("NATS_URL", DEFAULT_URL),
+            # A creds file (JWT) replaces user/password.
+            user=None if creds else env.get("NATS_USER", DEFAULT_USER),
+            password=None if creds else env.get("NATS_PASSWORD", DEFAULT_PASSWORD),
+            creds_file=creds,
+            startup_timeout=float(env.get("NATS_STARTUP_TIMEOUT", "15")),
+        )
+
+
+class NatsUnavailable(RuntimeError):
+    """NATS could not be reached within the start-up timeout."""
+
+
+Callback = Callable[[], Awaitable[None]]
+
+
+async def connect(
+    settings: NatsSettings,
+    name: str,
+    *,
+    reconnected_cb: Callback | None = None,
+    disconnected_cb: Callback | None = None,
+    stop: asyncio.Event | None = None,
+) -> Client:
+    """Connect within `settings.startup_timeout` or raise NatsUnavailable (one line).
+
+    If `stop` is set first (a signal during start-up), raise Interrupted.
+    """
+    seen: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if text not in seen:
+            seen.append(text)
+            log.warning("NATS %s: %s", settings.url, text)
+
+    client: list[Client] = []
+
+    async def on_disconnect() -> None:
+        if client and (client[0].is_closed or client[0].is_draining):
+            return  # our own close(), not an outage
+        log.warning("NATS disconnected; reconnecting")
+        if disconnected_cb is not None:
+            await disconnected_cb()
+
+    async def on_reconnect() -> None:
+        log.info("NATS reconnected")
+        if reconnected_cb is not None:
+            await reconnected_cb()
+
+    options: dict[str, object] = {}
+    if settings.creds_file:
+        options["user_credentials"] = settings.creds_file
+    elif settings.user:
+        options["user"] = settings.user
+        options["password"] = settings.password or ""
+    attempt = asyncio.ensure_future(
+        nats.connect(
+            settings.url,
+            name=name,
+            connect_timeout=2,
+            reconnect_time_wait=0.5,
+            max_reconnect_attempts=-1,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            **options,
+        )
+    )
+    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    try:
+        await asyncio.wait(
+            {attempt, stopped},
+            timeout=settings.startup_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        stopped.cancel()
+    if attempt.done() and attempt.exception() is None:
+        client.append(attempt.result())
+        return client[0]
+    attempt.cancel()
+    if stop is not None and stop.is_set():
+        raise Interrupted("stopped while connecting to NATS")
+    last = f" (last error: {seen[-1]})" if seen else ""
+    raise NatsUnavailable(
+        f"cannot connect to NATS at {settings.url} within {settings.startup_timeout:g}s{last}"
+    )
+
+
+class Interrupted(RuntimeError):
+    """A stop signal arrived before the connection was made."""
+
+
+async def wait_until_reachable(settings: NatsSettings, name: str) -> None:
+    """Connect once and close: fail fast, with one line, before a server starts.
+
+    SIGINT / SIGTERM while waiting raise Interrupted at once.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        nc = await connect(settings, name, stop=stop)
+        await nc.close()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

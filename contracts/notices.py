@@ -1,0 +1,54 @@
+"""Notices: the outcome of a command, as the reactor publishes and stores it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import msgspec
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One validation error: `loc` is a JSON path such as `$.name`."""
+
+    loc: str
+    msg: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An RFC 9457 problem details object."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class Action(msgspec.Struct, frozen=True):
+    """What the browser should do next, e.g. navigate to the new resource."""
+
+    rel: Literal["navigate"]
+    href: str
+    label: str
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """The terminal outcome of one command.
+
+    Stored in the NOTICES stream (so late subscribers, reconnecting browsers
+    and the status endpoint all see it) and delivered live to waiters.
+    """
+
+    command_id: str
+    type: str
+    status: Literal["succeeded", "failed"]
+    submitted_at: datetime
+    completed_at: datetime
+    resource: dict[str, Any] | None = None
+    resource_url: str | None = None
+    actions: list[Action] = msgspec.field(default_factory=list)
+    error: Problem | None = None
+
+
+notice_decoder: Final = msgspec.json.Decoder(Notice)

@@ -1,0 +1,118 @@
+"""Where the API and the reactor meet: subjects, streams and KV buckets.
+
+COMMANDS   stream  cmd.<type>.<command_id>          every accepted command, kept
+                                                    (projections are rebuilt from it)
+NOTICES    stream  notice.<session_id>.<command_id> one outcome per command, kept for
+                                                    NOTICE_MAX_AGE; republished once stored
+                   -> live.notice.<session>.<cmd>   to the API processes' relays
+locations       KV <location_id> -> Location        the read model
+location_names  KV <hash of folded name> -> id      uniqueness of names
+
+Both processes call `ensure_topology` at start-up, so either may come up first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from typing import Final
+
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError
+
+log = logging.getLogger(__name__)
+
+COMMANDS_STREAM: Final = "COMMANDS"
+NOTICES_STREAM: Final = "NOTICES"
+LOCATIONS_BUCKET: Final = "locations"
+LOCATION_NAMES_BUCKET: Final = "location_names"
+REACTOR_CONSUMER: Final = "reactor"
+
+# A command is published once per accept; this window only has to cover a
+# retried publish. A notice may be re-emitted when a command is redelivered
+# after its ack was lost: a long window keeps that a no-op.
+COMMAND_DUPLICATE_WINDOW: Final = 120.0
+NOTICE_DUPLICATE_WINDOW: Final = 3600.0
+NOTICE_MAX_AGE: Final = 7 * 24 * 3600.0
+MAX_COMMAND_BYTES: Final = 256 * 1024
+
+
+def command_subject(command_type: str, command_id: str) -> str:
+    return f"cmd.{command_type}.{command_id}"
+
+
+def command_lookup_subject(command_id: str) -> str:
+    return f"cmd.*.{command_id}"
+
+
+def notice_subject(session_id: str, command_id: str) -> str:
+    return f"notice.{session_id}.{command_id}"
+
+
+def notice_lookup_subject(command_id: str) -> str:
+    return f"notice.*.{command_id}"
+
+
+NOTICES_ALL: Final = "notice.>"
+# NOTICES republishes each notice here once it is stored, with its sequence
+# in the Nats-Sequence header: the subject API processes relay from.
+LIVE_NOTICES_ALL: Final = "live.notice.>"
+
+
+def name_key(name: str) -> str:
+    """KV key of a location name: case- and width-insensitive ("Leeds" == "LEEDS")."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return hashlib.sha256(folded.encode()).hexdigest()
+
+
+STREAMS: Final = (
+    api.StreamConfig(
+        name=COMMANDS_STREAM,
+        description="Accepted commands; the source of truth projections are built from",
+        subjects=["cmd.>"],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        duplicate_window=COMMAND_DUPLICATE_WINDOW,
+        max_msg_size=MAX_COMMAND_BYTES,
+    ),
+    api.StreamConfig(
+        name=NOTICES_STREAM,
+        description="The outcome of every command, by session",
+        subjects=[NOTICES_ALL],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        max_age=NOTICE_MAX_AGE,
+        max_msgs_per_subject=1,
+        duplicate_window=NOTICE_DUPLICATE_WINDOW,
+        republish=api.RePublish(src=NOTICES_ALL, dest=LIVE_NOTICES_ALL),
+    ),
+)
+
+# direct=False: reads go to the stream leader, so a GET after `succeeded` sees
+# the write in a cluster too (PITFALLS: direct gets may hit a lagging replica).
+BUCKETS: Final = (
+    api.KeyValueConfig(
+        bucket=LOCATIONS_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
+    ),
+    api.KeyValueConfig(
+        bucket=LOCATION_NAMES_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
+    ),
+)
+
+
+async def ensure_topology(js: JetStreamContext) -> None:
+    """Create the streams and buckets, or bring an existing stream's config up to date."""
+    for config in STREAMS:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            log.info("updating stream %s to the current configuration", config.name)
+            await js.update_stream(config)
+    for kv in BUCKETS:
+        await js.create_key_value(kv)
+
+
+def stream_names() -> list[str]:
+    """Every stream the service needs, KV buckets included."""
+    return [s.name for s in STREAMS if s.name] + [f"KV_{b.bucket}" for b in BUCKETS]

@@ -1,0 +1,1 @@
+"""The reactor: consumes commands, writes projections to KV, publishes notices."""

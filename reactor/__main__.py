@@ -1,0 +1,5 @@
+import sys
+
+from reactor.main import main
+
+sys.exit(main())
