@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from api.problems import HTTPProblem, not_found
 from api.relay import NoticeRelay, Resync
 from api.services import Services, services, session_id
-from api.sse import hello_event, notice_event, timeout_event
+from api.sse import SEP, hello_event, notice_event, timeout_event
 from contracts.commands import COLLECTIONS, Command, command_type, encoder
 from contracts.lookups import StoredNotice, find_command, find_notice
 from contracts.notices import FieldError
@@ -121,6 +121,7 @@ async def events(request: Request) -> Response:
         _command_stream(svc, command_id, timeout),
         ping=svc.settings.sse_ping,
         send_timeout=30,
+        sep=SEP,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

@@ -7,6 +7,9 @@ from sse_starlette import ServerSentEvent
 from contracts.commands import encoder
 from contracts.lookups import StoredNotice
 
+# Plain LF line endings: what `curl -N` users and grep expect (SSE allows any).
+SEP = "\n"
+
 
 def notice_event(stored: StoredNotice) -> ServerSentEvent:
     """`event: succeeded|failed`, the notice as `data:`, its stream sequence as `id:`."""
@@ -14,6 +17,7 @@ def notice_event(stored: StoredNotice) -> ServerSentEvent:
         data=encoder.encode(stored.notice).decode(),
         event=stored.notice.status,
         id=str(stored.seq),
+        sep=SEP,
     )
 
 
@@ -22,9 +26,10 @@ def timeout_event(command_id: str, status_url: str) -> ServerSentEvent:
     return ServerSentEvent(
         data=encoder.encode({"command_id": command_id, "status_url": status_url}).decode(),
         event="timeout",
+        sep=SEP,
     )
 
 
 def hello_event(retry_ms: int) -> ServerSentEvent:
     """The first bytes of every stream: a comment and the reconnect delay."""
-    return ServerSentEvent(comment="stream open", retry=retry_ms)
+    return ServerSentEvent(comment="stream open", retry=retry_ms, sep=SEP)

@@ -43,12 +43,14 @@ Handler = Callable[[Command], Awaitable[Decision]]
 Clock = Callable[[], datetime]
 
 
-def consumer_config() -> api.ConsumerConfig:
+def consumer_config(
+    max_deliver: int = MAX_DELIVER, ack_wait: float = ACK_WAIT
+) -> api.ConsumerConfig:
     return api.ConsumerConfig(
         durable_name=REACTOR_CONSUMER,
         ack_policy=api.AckPolicy.EXPLICIT,
-        ack_wait=ACK_WAIT,
-        max_deliver=MAX_DELIVER,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
         max_ack_pending=1000,
         filter_subject="cmd.>",
         deliver_policy=api.DeliverPolicy.ALL,
@@ -72,18 +74,22 @@ class Reactor:
         *,
         dev: bool = False,
         max_in_flight: int = 64,
+        max_deliver: int = MAX_DELIVER,
+        backoff: Callable[[int], float] = retry_delay,
         clock: Clock = utcnow,
     ) -> None:
         self._js = js
         self._handlers = handlers
         self._dev = dev
         self._max_in_flight = max_in_flight
+        self._max_deliver = max_deliver
+        self._backoff = backoff
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then let in-flight commands finish."""
-        await self._js.add_consumer(COMMANDS_STREAM, consumer_config())
+        await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._max_deliver))
         sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
         log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
         try:
@@ -141,8 +147,8 @@ class Reactor:
         self, msg: Msg, command: Command, delivered: int, exc: Exception
     ) -> None:
         reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if delivered < MAX_DELIVER:
-            delay = retry_delay(delivered)
+        if delivered < self._max_deliver:
+            delay = self._backoff(delivered)
             log.warning(
                 "command %s attempt %d failed (%s); retry in %.1fs",
                 command.command_id,

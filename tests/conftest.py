@@ -1,0 +1,40 @@
+"""Fixture chain: temp store -> nats-server on a free port -> client -> JetStream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from contracts.topology import ensure_topology
+from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats-store")).start()
+    yield server
+    server.stop()
+
+
+async def connect_test_client(url: str) -> Client:
+    return await nats.connect(
+        url, user=NATS_USER, password=NATS_PASSWORD, allow_reconnect=False, connect_timeout=2
+    )
+
+
+@pytest.fixture(scope="session")
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    client = await connect_test_client(nats_server.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def js(nc: Client) -> JetStreamContext:
+    context = nc.jetstream()
+    await ensure_topology(context)
+    return context

@@ -1,0 +1,250 @@
+"""The whole path as a user meets it: POST -> reactor -> notice over SSE -> GET."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from contracts.topology import COMMANDS_STREAM
+from tests.e2e.sse import JSON, command_events, post_location
+from tests.helpers import eventually, stream_messages, unique_name
+from tests.processes import Process
+
+
+async def accepted(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == "pending"
+    assert (
+        response.headers["location"] == body["status_url"] == f"/api/commands/{body['command_id']}"
+    )
+    assert body["events_url"] == f"/api/commands/{body['command_id']}/events"
+    return body
+
+
+async def test_post_then_succeeded_over_sse_then_get(client: httpx.AsyncClient) -> None:
+    name = unique_name("Leeds")
+    body = await accepted(await post_location(client, name))
+    events = await command_events(client, body["command_id"])
+    assert [e.event for e in events] == ["succeeded"]
+    notice = json.loads(events[0].data)
+    assert notice["command_id"] == body["command_id"]
+    assert notice["resource"]["name"] == name
+    assert events[0].id.isdigit()
+    location = notice["resource"]
+    assert notice["actions"][0]["href"] == f"/locations/{location['id']}"
+    got = await client.get(notice["resource_url"])
+    assert got.status_code == 200
+    assert got.json() == location
+
+
+async def test_a_late_subscriber_gets_the_stored_outcome_at_once(client: httpx.AsyncClient) -> None:
+    body = await accepted(await post_location(client, unique_name()))
+
+    async def done() -> dict[str, Any] | None:
+        status = (await client.get(body["status_url"])).json()
+        return status if status["status"] != "pending" else None
+
+    status = await eventually(done)
+    assert status["status"] == "succeeded"
+    events = await command_events(client, body["command_id"])
+    assert [e.event for e in events] == ["succeeded"]
+    assert json.loads(events[0].data) == status
+
+
+async def test_a_taken_name_fails_with_a_conflict_whatever_its_case(
+    client: httpx.AsyncClient,
+) -> None:
+    name = unique_name("Whitby")
+    first = await accepted(await post_location(client, name))
+    assert [e.event for e in await command_events(client, first["command_id"])] == ["succeeded"]
+    second = await accepted(await post_location(client, f"  {name.upper()} "))
+    events = await command_events(client, second["command_id"])
+    assert [e.event for e in events] == ["failed"]
+    error = json.loads(events[0].data)["error"]
+    assert error["status"] == 409
+    assert error["title"] == "Name already taken"
+    status = (await client.get(second["status_url"])).json()
+    assert status["status"] == "failed"
+    assert status["error"] == error
+
+
+async def test_timeout_while_the_reactor_is_down_then_success_when_it_is_back(
+    client: httpx.AsyncClient, reactor_process: Process
+) -> None:
+    reactor_process.stop()
+    try:
+        body = await accepted(await post_location(client, unique_name("York")))
+        events = await command_events(client, body["command_id"], wait_s=1)
+        assert [e.event for e in events] == ["timeout"]
+        assert json.loads(events[0].data) == {
+            "command_id": body["command_id"],
+            "status_url": body["status_url"],
+        }
+        status = (await client.get(body["status_url"])).json()
+        assert status["status"] == "pending"
+        assert status["completed_at"] is None
+    finally:
+        reactor_process.start()
+    events = await command_events(client, body["command_id"], wait_s=20)
+    assert [e.event for e in events] == ["succeeded"]
+    assert (await client.get(body["status_url"])).json()["status"] == "succeeded"
+
+
+async def test_the_stream_is_curl_friendly(client: httpx.AsyncClient) -> None:
+    body = await accepted(await post_location(client, unique_name()))
+    async with client.stream("GET", body["events_url"]) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-store"
+        raw = (await response.aread()).decode()
+    assert raw.startswith(": stream open")
+    assert "\nretry: 2000" in raw
+    assert "\nevent: succeeded\n" in raw
+
+
+BAD_REQUESTS = [
+    pytest.param(b"{", JSON, 400, "/problems/malformed-json", id="malformed-json"),
+    pytest.param(
+        b'{"name":"","category":"Village"}', JSON, 422, "/problems/validation", id="schema"
+    ),
+    pytest.param(
+        b'{"name":"A","category":"City"}',
+        {"content-type": "text/plain"},
+        415,
+        "/problems/unsupported-media-type",
+        id="content-type",
+    ),
+    pytest.param(
+        b'{"name":"A","category":"City"}',
+        {},
+        415,
+        "/problems/unsupported-media-type",
+        id="no-content-type",
+    ),
+    pytest.param(
+        b'{"name":"A","category":"City","description":"' + b"x" * 70_000 + b'"}',
+        JSON,
+        413,
+        "/problems/body-too-large",
+        id="too-large",
+    ),
+    pytest.param(
+        b'{"name":"A","category":"City"}',
+        {**JSON, "x-simulate-delay": "lots"},
+        422,
+        "/problems/validation",
+        id="bad-delay-header",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "problem_type"), BAD_REQUESTS)
+async def test_bad_input_gets_a_problem_and_publishes_nothing(
+    client: httpx.AsyncClient,
+    js: JetStreamContext,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    problem_type: str,
+) -> None:
+    before = await stream_messages(js, COMMANDS_STREAM)
+    response = await client.post("/api/locations", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == problem_type
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
+    assert await stream_messages(js, COMMANDS_STREAM) == before
+
+
+async def test_validation_problem_lists_every_field_error(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/locations", content=b'{"name":"  ","category":"Village","extra":1}', headers=JSON
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"loc": "$.name", "msg": "must not be empty"},
+        {
+            "loc": "$.category",
+            "msg": "must be one of: Town, City, County/Region, Country, Continent",
+        },
+        {"loc": "$.extra", "msg": "is not a known field"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/commands/" + "0" * 32,
+        "/api/commands/" + "0" * 32 + "/events",
+        "/api/commands/not-an-id",
+        "/api/commands/cmd.*.%3E",
+        "/api/locations/" + "0" * 24,
+        "/api/locations/nope",
+        "/api/widgets/1",
+    ],
+)
+async def test_unknown_things_are_404_problems(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_unknown_collection_post_is_404_and_publishes_nothing(
+    client: httpx.AsyncClient, js: JetStreamContext
+) -> None:
+    before = await stream_messages(js, COMMANDS_STREAM)
+    response = await client.post("/api/widgets", json={"name": "x"}, headers=JSON)
+    assert response.status_code == 404
+    assert await stream_messages(js, COMMANDS_STREAM) == before
+
+
+async def test_event_stream_timeout_parameter_is_validated(client: httpx.AsyncClient) -> None:
+    body = await accepted(await post_location(client, unique_name()))
+    for bad in ("0", "-1", "abc", "301"):
+        response = await client.get(body["events_url"], params={"timeout": bad})
+        assert response.status_code == 422, bad
+        assert response.json()["errors"][0]["loc"] == "query.timeout"
+
+
+async def test_list_is_newest_first_and_limited(client: httpx.AsyncClient) -> None:
+    names = [unique_name("Order") for _ in range(3)]
+    for name in names:
+        body = await accepted(await post_location(client, name))
+        assert [e.event for e in await command_events(client, body["command_id"])] == ["succeeded"]
+    listed = (await client.get("/api/locations", params={"limit": "3"})).json()
+    assert [item["name"] for item in listed["items"]] == list(reversed(names))
+    bad = await client.get("/api/locations", params={"limit": "0"})
+    assert bad.status_code == 422
+
+
+async def test_session_cookie_is_set_once_and_http_only(client: httpx.AsyncClient) -> None:
+    first = await client.get("/healthz")
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith("sid=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    again = await client.get("/healthz")  # the client sends the cookie back
+    assert "set-cookie" not in again.headers
+
+
+async def test_web_page_and_operations_endpoints(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert 'id="create-form"' in page.text
+    deep_link = await client.get("/locations/" + "0" * 24)
+    assert deep_link.status_code == 200
+    assert deep_link.text == page.text
+    script = await client.get("/static/app.js")
+    assert script.status_code == 200
+    assert "EventSource" in script.text
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+    metrics = (await client.get("/metrics")).text
+    assert "relay_waiters" in metrics

@@ -1,0 +1,75 @@
+"""Reading stored commands and notices back, and relaying live notices."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from api.relay import NoticeRelay, Resync
+from contracts.commands import encoder
+from contracts.lookups import StoredNotice, find_command, find_notice
+from contracts.notices import Notice
+from contracts.topology import notice_subject
+from tests.helpers import make_command, publish_command
+
+
+def notice_for(command_id: str) -> Notice:
+    now = datetime.now(UTC)
+    return Notice(
+        command_id=command_id,
+        type="CreateLocation",
+        status="succeeded",
+        submitted_at=now,
+        completed_at=now,
+    )
+
+
+async def store_notice(js: JetStreamContext, session_id: str, notice: Notice) -> int:
+    ack = await js.publish(notice_subject(session_id, notice.command_id), encoder.encode(notice))
+    return ack.seq
+
+
+async def test_find_command_by_id_alone(js: JetStreamContext) -> None:
+    command = make_command()
+    assert await find_command(js, command.command_id) is None
+    await publish_command(js, command)
+    assert await find_command(js, command.command_id) == command
+
+
+async def test_find_notice_by_id_alone_whatever_the_session(js: JetStreamContext) -> None:
+    command_id = uuid.uuid4().hex
+    assert await find_notice(js, command_id) is None
+    notice = notice_for(command_id)
+    seq = await store_notice(js, uuid.uuid4().hex, notice)
+    assert await find_notice(js, command_id) == StoredNotice(notice, seq)
+
+
+async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_only(
+    nc: Client, js: JetStreamContext
+) -> None:
+    relay = NoticeRelay(nc)
+    await relay.start()
+    try:
+        mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+        async with relay.command(mine) as my_queue, relay.command(other) as other_queue:
+            assert relay.waiters == 2
+            notice = notice_for(mine)
+            seq = await store_notice(js, uuid.uuid4().hex, notice)
+            item = await asyncio.wait_for(my_queue.get(), 5)
+            assert item == StoredNotice(notice, seq)
+            assert other_queue.empty()
+        assert relay.waiters == 0
+    finally:
+        await relay.stop()
+
+
+async def test_resync_wakes_every_waiter(nc: Client) -> None:
+    relay = NoticeRelay(nc)
+    async with relay.command("a" * 32) as qa, relay.command("b" * 32) as qb:
+        relay.resync()
+        assert isinstance(qa.get_nowait(), Resync)
+        assert isinstance(qb.get_nowait(), Resync)

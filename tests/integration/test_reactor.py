@@ -1,0 +1,184 @@
+"""The reactor loop against a real nats-server of its own (the durable consumer is shared state)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from contracts.commands import Command, CreateLocation, encoder
+from contracts.lookups import StoredNotice, find_notice
+from contracts.notices import Notice
+from contracts.topology import (
+    COMMANDS_STREAM,
+    LOCATION_NAMES_BUCKET,
+    LOCATIONS_BUCKET,
+    NOTICES_STREAM,
+    REACTOR_CONSUMER,
+    ensure_topology,
+)
+from reactor.consumer import Handler, Reactor
+from reactor.handlers import Decision
+from reactor.projections import LocationsProjection
+from tests.conftest import connect_test_client
+from tests.helpers import eventually, make_command, publish_command
+from tests.processes import NatsServer
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("reactor-store")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def own_js(own_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    client: Client = await connect_test_client(own_server.url)
+    js = client.jetstream()
+    await ensure_topology(js)
+    yield js
+    await client.close()
+
+
+async def real_handler(js: JetStreamContext) -> Handler:
+    projection = LocationsProjection(
+        await js.key_value(LOCATIONS_BUCKET), await js.key_value(LOCATION_NAMES_BUCKET)
+    )
+    return projection.create_location
+
+
+class Counting:
+    """Wraps a handler: counts calls and raises for the first `failures` of them."""
+
+    def __init__(self, inner: Handler, failures: int = 0) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, command: Command) -> Decision:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError(f"simulated outage {self.calls}")
+        return await self.inner(command)
+
+
+@asynccontextmanager
+async def running(reactor: Reactor) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(reactor.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def fast_reactor(js: JetStreamContext, handler: Handler, **kw: object) -> Reactor:
+    return Reactor(js, {CreateLocation: handler}, backoff=lambda n: 0.05, **kw)  # type: ignore[arg-type]
+
+
+async def outcome(js: JetStreamContext, command: Command) -> StoredNotice:
+    return await eventually(lambda: find_notice(js, command.command_id))
+
+
+async def test_command_gets_a_succeeded_notice_and_a_projection(own_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(own_js))
+    command = make_command()
+    async with running(fast_reactor(own_js, handler)):
+        await publish_command(own_js, command)
+        stored = await outcome(own_js, command)
+    assert stored.notice.status == "succeeded"
+    assert stored.notice.resource is not None
+    kv = await own_js.key_value(LOCATIONS_BUCKET)
+    assert (await kv.get(stored.notice.resource["id"])).value is not None
+    assert handler.calls == 1
+
+
+async def test_transient_failure_is_retried_then_succeeds(own_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(own_js), failures=2)
+    command = make_command()
+    async with running(fast_reactor(own_js, handler)):
+        await publish_command(own_js, command)
+        stored = await outcome(own_js, command)
+    assert stored.notice.status == "succeeded"
+    assert handler.calls == 3
+
+
+async def test_after_max_deliveries_the_command_fails_as_not_processed(
+    own_js: JetStreamContext,
+) -> None:
+    handler = Counting(await real_handler(own_js), failures=1000)
+    command = make_command()
+    async with running(fast_reactor(own_js, handler, max_deliver=3)):
+        await publish_command(own_js, command)
+        stored = await outcome(own_js, command)
+    assert stored.notice.status == "failed"
+    assert stored.notice.error is not None
+    assert stored.notice.error.title == "Command could not be processed"
+    assert "simulated outage 3" in stored.notice.error.detail
+    assert handler.calls == 3
+
+
+async def test_poison_message_is_dropped_and_later_commands_still_succeed(
+    own_js: JetStreamContext,
+) -> None:
+    handler = Counting(await real_handler(own_js))
+    command = make_command()
+    async with running(fast_reactor(own_js, handler)):
+        await own_js.publish("cmd.CreateLocation." + "0" * 32, b"{not a command")
+        await own_js.publish("cmd.CreateLocation." + "1" * 32, b'{"command_id": 5}')
+        await publish_command(own_js, command)
+        stored = await outcome(own_js, command)
+
+        async def settled() -> bool | None:
+            info = await own_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            return True if info.num_ack_pending == 0 and info.num_pending == 0 else None
+
+        await eventually(settled)
+    assert stored.notice.status == "succeeded"
+    assert handler.calls == 1
+
+
+class LosesFirstAck(Reactor):
+    """Publishes the notice, then 'crashes' before acking: the command is redelivered."""
+
+    crashed = False
+
+    async def _publish(self, command: Command, notice: Notice) -> None:
+        await super()._publish(command, notice)
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionError("died after publishing the notice")
+
+
+async def test_redelivery_after_the_notice_re_emits_that_very_notice(
+    own_js: JetStreamContext,
+) -> None:
+    handler = Counting(await real_handler(own_js))
+    command = make_command()
+    before = (await own_js.stream_info(NOTICES_STREAM)).state.messages
+    reactor = LosesFirstAck(own_js, {CreateLocation: handler}, backoff=lambda n: 0.05)
+    async with running(reactor):
+        await publish_command(own_js, command)
+        first = await outcome(own_js, command)
+
+        async def acked() -> bool | None:
+            info = await own_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            return True if reactor.crashed and info.num_ack_pending == 0 else None
+
+        await eventually(acked)
+    assert handler.calls == 1  # decided once; the redelivery re-emitted the stored notice
+    assert await find_notice(own_js, command.command_id) == first
+    assert (await own_js.stream_info(NOTICES_STREAM)).state.messages == before + 1
+
+
+def test_encoded_command_round_trips() -> None:
+    command = make_command()
+    from contracts.commands import command_decoder
+
+    assert command_decoder.decode(encoder.encode(command)) == command

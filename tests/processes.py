@@ -1,0 +1,180 @@
+"""Real processes for tests: nats-server, the reactor, the API.
+
+Each is started with its output read by a thread (so the pipe never fills),
+is ready when a line matches its ready pattern, and is stopped by its pid:
+SIGTERM, then SIGKILL if it lingers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NATS_CONF = ROOT / "nats.conf"
+NATS_USER = "notify-test"
+NATS_PASSWORD = "test-secret"
+
+
+class Process:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        ready: str,
+        ready_timeout: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.ready_pattern = re.compile(ready)
+        self.ready_timeout = ready_timeout
+        self.lines: list[str] = []
+        self.ready_match: re.Match[str] | None = None
+        self._ready = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> Process:
+        self.ready_match = None
+        self._ready.clear()
+        self._proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.ready_timeout
+        while not self._ready.wait(0.05):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not become ready:\n{self.output()}")
+        return self
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if not self._ready.is_set() and (m := self.ready_pattern.search(line)):
+                self.ready_match = m
+                self._ready.set()
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-60:])
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Signal the process and wait for it; SIGKILL if it is still there after `timeout`."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(sig)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)  # the pipe ends when the process does
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        return self._proc.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def nats_env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "API_", "REACTOR_"))}
+    env.update(NATS_URL=url, NATS_USER=NATS_USER, NATS_PASSWORD=NATS_PASSWORD, LOG_LEVEL="INFO")
+    return env
+
+
+_LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
+
+
+class NatsServer(Process):
+    """nats-server with the project's nats.conf, on a free port, storing under `store_dir`."""
+
+    def __init__(self, store_dir: Path, port: int = -1) -> None:
+        binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+        env = dict(
+            os.environ,
+            NATS_STORE_DIR=str(store_dir),
+            NATS_USER=NATS_USER,
+            NATS_PASSWORD=NATS_PASSWORD,
+        )
+        super().__init__(
+            "nats-server",
+            [binary, "-c", str(NATS_CONF), "-p", str(port), "-m", "-1"],
+            env=env,
+            ready=r"Server is ready",
+        )
+        self.store_dir = store_dir
+
+    def start(self) -> NatsServer:
+        super().start()
+        return self
+
+    @property
+    def port(self) -> int:
+        """The client port it listens on (the last start's, by its log)."""
+        found = [m for line in self.lines if (m := _LISTENING.search(line))]
+        assert found, self.output()
+        return int(found[-1].group(1))
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def restart(self) -> NatsServer:
+        """Stop and start again on the same port and store."""
+        port = self.port
+        self.stop()
+        self.argv[self.argv.index("-p") + 1] = str(port)
+        return self.start()
+
+
+def reactor(nats_url: str, *extra: str, env: Mapping[str, str] | None = None) -> Process:
+    return Process(
+        "reactor",
+        [sys.executable, "-m", "reactor", "--dev", *extra],
+        env={**nats_env(nats_url), **(env or {})},
+        ready=r"reactor ready",
+    )
+
+
+def api(nats_url: str, env: Mapping[str, str] | None = None) -> Process:
+    return Process(
+        "api",
+        [sys.executable, "-m", "api"],
+        env={**nats_env(nats_url), "API_PORT": "0", **(env or {})},
+        ready=r"Uvicorn running on (http://[\d.]+:\d+)",
+    )
+
+
+def base_url(api_process: Process) -> str:
+    assert api_process.ready_match is not None
+    return api_process.ready_match.group(1)

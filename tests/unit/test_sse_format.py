@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from api.sse import hello_event, notice_event, timeout_event
+from contracts.lookups import StoredNotice
+from contracts.notices import Notice, Problem
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def parse(raw: bytes) -> dict[str, str]:
+    """The fields of one encoded event (the last value of each)."""
+    fields = {}
+    for line in raw.decode().splitlines():
+        if line and not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            fields[key] = value
+    return fields
+
+
+def test_succeeded_notice_is_an_event_named_by_status_with_seq_as_id() -> None:
+    notice = Notice(
+        command_id="c" * 32,
+        type="CreateLocation",
+        status="succeeded",
+        submitted_at=T0,
+        completed_at=T0,
+        resource={"id": "x"},
+    )
+    fields = parse(notice_event(StoredNotice(notice, 42)).encode())
+    assert fields["event"] == "succeeded"
+    assert fields["id"] == "42"
+    data = json.loads(fields["data"])
+    assert data["command_id"] == "c" * 32
+    assert data["resource"] == {"id": "x"}
+    assert data["completed_at"] == "2026-11-23T12:00:00Z"
+
+
+def test_failed_notice_event() -> None:
+    problem = Problem(
+        type="/problems/name-taken", title="Name already taken", status=409, detail="d"
+    )
+    notice = Notice(
+        command_id="c" * 32,
+        type="CreateLocation",
+        status="failed",
+        submitted_at=T0,
+        completed_at=T0,
+        error=problem,
+    )
+    fields = parse(notice_event(StoredNotice(notice, 7)).encode())
+    assert fields["event"] == "failed"
+    assert json.loads(fields["data"])["error"]["status"] == 409
+
+
+def test_timeout_event_points_at_the_status_url() -> None:
+    raw = timeout_event("c" * 32, "/api/commands/" + "c" * 32).encode()
+    fields = parse(raw)
+    assert fields["event"] == "timeout"
+    assert "id" not in fields
+    assert json.loads(fields["data"]) == {
+        "command_id": "c" * 32,
+        "status_url": "/api/commands/" + "c" * 32,
+    }
+
+
+def test_hello_sets_the_reconnect_delay() -> None:
+    raw = hello_event(2000).encode()
+    assert raw.startswith(b": ")
+    assert parse(raw) == {"retry": "2000"}
