@@ -18,11 +18,13 @@ Protocol (DESIGN.md §3, §5):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
+import nats.errors
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
@@ -30,7 +32,7 @@ from nats.js import JetStreamContext, api
 from contracts.commands import Command, command_decoder, encoder
 from contracts.lookups import find_notice
 from contracts.notices import Notice
-from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER, notice_subject
+from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER, ensure_topology, notice_subject
 from reactor.handlers import Decision, to_notice, unprocessable_notice
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,14 @@ def consumer_config(
         filter_subject="cmd.>",
         deliver_policy=api.DeliverPolicy.ALL,
     )
+
+
+async def _quietly(awaitable: Awaitable[None]) -> None:
+    """Await a clean-up step whose failure changes nothing (the connection may be gone)."""
+    try:
+        await awaitable
+    except nats.errors.Error as exc:
+        log.debug("ignored during clean-up: %r", exc)
 
 
 def retry_delay(num_delivered: int) -> float:
@@ -86,11 +96,11 @@ class Reactor:
         self._backoff = backoff
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
+        self.bound = False  # bound to the durable consumer, fetching
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then let in-flight commands finish."""
-        await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._max_deliver))
-        sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
+        sub: JetStreamContext.PullSubscription | None = await self._bind()
         log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
         try:
             while not stop.is_set():
@@ -99,8 +109,23 @@ class Reactor:
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
+                    sub = sub or await self._bind()
                     msgs = await sub.fetch(batch=free, timeout=1.0)
                 except NatsTimeoutError:
+                    continue
+                except nats.errors.Error as exc:
+                    # The consumer or stream went away (purge, server restart
+                    # without its store, JetStream still starting): bind again.
+                    log.warning(
+                        "fetching commands failed (%s: %s); binding again in 1s",
+                        type(exc).__name__,
+                        exc,
+                    )
+                    if sub is not None:
+                        await _quietly(sub.unsubscribe())
+                    sub, self.bound = None, False
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
@@ -109,9 +134,18 @@ class Reactor:
         finally:
             # Unsubscribe before anyone drains (PITFALLS: drain after an empty
             # fetch can hang), then let what was started finish.
-            await sub.unsubscribe()
+            if sub is not None:
+                await _quietly(sub.unsubscribe())
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=ACK_WAIT / 2)
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        """Create or update the durable consumer, then bind to it (PITFALLS: not pull_subscribe)."""
+        await ensure_topology(self._js)
+        await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._max_deliver))
+        sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
+        self.bound = True
+        return sub
 
     async def _process(self, msg: Msg) -> None:
         try:

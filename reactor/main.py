@@ -47,7 +47,7 @@ async def run(args: argparse.Namespace, settings: NatsSettings) -> None:
         nc = await connect(settings, name="reactor", stop=stop)
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
-        await ensure_topology(js)
+        await ensure_topology(js)  # before the buckets are opened
         locations = LocationsProjection(
             await js.key_value(LOCATIONS_BUCKET), await js.key_value(LOCATION_NAMES_BUCKET)
         )

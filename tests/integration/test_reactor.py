@@ -71,7 +71,12 @@ class Counting:
 async def running(reactor: Reactor) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(reactor.run(stop))
+
+    async def bound() -> bool | None:
+        return True if reactor.bound else None
+
     try:
+        await eventually(bound)
         yield
     finally:
         stop.set()
@@ -182,3 +187,13 @@ def test_encoded_command_round_trips() -> None:
     from contracts.commands import command_decoder
 
     assert command_decoder.decode(encoder.encode(command)) == command
+
+
+async def test_reactor_binds_again_when_its_consumer_disappears(own_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(own_js))
+    async with running(fast_reactor(own_js, handler)):
+        await own_js.delete_consumer(COMMANDS_STREAM, REACTOR_CONSUMER)
+        command = make_command()
+        await publish_command(own_js, command)
+        stored = await outcome(own_js, command)
+    assert stored.notice.status == "succeeded"
