@@ -17,7 +17,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api import commands, ops, reads
+from api import commands, ops, reads, streams
+from api.idempotency import IdempotencyKeys
+from api.limits import StreamLimits
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
 from api.services import Services
@@ -25,7 +27,7 @@ from api.session import SessionMiddleware
 from api.settings import Settings
 from contracts.connection import NatsSettings, connect
 from contracts.notices import Problem
-from contracts.topology import LOCATIONS_BUCKET, ensure_topology
+from contracts.topology import IDEMPOTENCY_BUCKET, LOCATIONS_BUCKET, ensure_topology
 
 log = logging.getLogger("api")
 
@@ -50,14 +52,18 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
             await relay.start()
             relay_holder.append(relay)
             stack.push_async_callback(relay.stop)
+            limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
             svc = Services(
                 settings=settings,
                 nc=nc,
                 js=js,
                 relay=relay,
                 locations=await js.key_value(LOCATIONS_BUCKET),
+                idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
+                limits=limits,
             )
             svc.metrics.gauges["relay_waiters"] = lambda: relay.waiters
+            svc.metrics.gauges["sse_streams_open"] = lambda: limits.open
             log.info("API ready: open http://%s:%d", settings.host, settings.port)
             yield {"services": svc}
 
@@ -66,7 +72,8 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
 
     routes = [
         Route("/api/commands/{command_id}", commands.status),
-        Route("/api/commands/{command_id}/events", commands.events),
+        Route("/api/commands/{command_id}/events", streams.command_events),
+        Route("/api/events", streams.session_events),
         Route("/api/locations", reads.list_locations, methods=["GET"]),
         Route("/api/locations/{location_id}", reads.get_location),
         Route("/api/{collection}", commands.submit, methods=["POST"]),

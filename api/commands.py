@@ -1,56 +1,193 @@
-"""Commands in, their status and their event stream out (DESIGN §4).
+"""Commands in, and their status (DESIGN §4).
 
 POST publishes exactly one message (JetStream, `Nats-Msg-Id` = command id) and
 answers 202 only once JetStream has acknowledged it. Nothing else is written
-on the request path, and nothing at all when the request is refused.
+on the request path, except the key record when the client sends an
+Idempotency-Key, and nothing at all when the request is refused.
+
+`Prefer: wait=N` registers with the relay before publishing, so a reactor
+faster than this request cannot slip its notice past the waiter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import nats.errors
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from api.problems import HTTPProblem, not_found
-from api.relay import NoticeRelay, Resync
+from api.headers import idempotency_key, prefer_wait
+from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
+from api.problems import PROBLEM_JSON, HTTPProblem, not_found
 from api.services import Services, services, session_id
-from api.sse import SEP, hello_event, notice_event, timeout_event
-from contracts.commands import COLLECTIONS, Command, command_type, encoder
+from api.streams import wait_for_notice
+from api.urls import command_id_param, events_url, status_url
+from contracts.commands import COLLECTIONS, Command, Payload, command_type, encoder
 from contracts.lookups import StoredNotice, find_command, find_notice
-from contracts.notices import FieldError
 from contracts.topology import command_subject
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
 
-COMMAND_ID = re.compile(r"^[0-9a-f]{32}$")
 REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
 MAX_SIMULATED_DELAY = 60.0
 
 
-def status_url(command_id: str) -> str:
-    return f"/api/commands/{command_id}"
-
-
-def events_url(command_id: str) -> str:
-    return f"/api/commands/{command_id}/events"
-
-
 async def submit(request: Request) -> Response:
+    """POST /api/<collection>"""
     svc = services(request)
     collection = request.path_params["collection"]
+    payload = await _validated_payload(request, svc, collection)
+    delay = _simulated_delay(request)
+    wait_s = prefer_wait(request.headers.get("prefer"))
+    try:
+        key = idempotency_key(request.headers.get("idempotency-key"))
+    except ValueError as exc:
+        raise HTTPProblem(400, "Invalid Idempotency-Key", str(exc)) from None
+
+    command_id = uuid.uuid4().hex
+    started: Started | None = None
+    if key is not None:
+        digest = fingerprint(collection, payload)
+        begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
+        if isinstance(begun, Replay):
+            return _to_response(begun.response, replayed=True)
+        if isinstance(begun, InFlight):
+            raise HTTPProblem(
+                409,
+                "Request in progress",
+                "A request with this Idempotency-Key has not answered yet; retry when it has.",
+                slug="idempotency-in-flight",
+                headers={"Retry-After": "1"},
+            )
+        if isinstance(begun, Mismatch):
+            raise HTTPProblem(
+                422,
+                "Idempotency-Key reused",
+                "This Idempotency-Key was already used with a different request body.",
+                slug="idempotency-mismatch",
+            )
+        started, command_id = begun, begun.command_id
+
+    given_id = request.headers.get("x-request-id", "")
+    command = Command(
+        command_id=command_id,
+        submitted_at=datetime.now(UTC),
+        session_id=session_id(request),
+        correlation_id=given_id if REQUEST_ID.match(given_id) else command_id,
+        payload=payload,
+        simulate_delay_s=delay,
+    )
+    if started is None:
+        return _to_response(await _accept(svc, command, wait_s, republish=False))
+    try:
+        response = await _accept(svc, command, wait_s, republish=started.taken_over)
+    except HTTPProblem:
+        await svc.idempotency.release(started)  # nothing accepted: the key may be retried
+        raise
+    await svc.idempotency.finish(started, digest, response)
+    return _to_response(response)
+
+
+async def status(request: Request) -> Response:
+    """GET /api/commands/{id}"""
+    svc = services(request)
+    command_id = command_id_param(request)
+    stored = await find_notice(svc.js, command_id)
+    if stored is not None:
+        return Response(encoder.encode(stored.notice), media_type="application/json")
+    command = await find_command(svc.js, command_id)
+    if command is None:
+        raise not_found("The command")
+    return Response(
+        encoder.encode(
+            {
+                "command_id": command_id,
+                "type": command_type(command.payload),
+                "status": "pending",
+                "submitted_at": command.submitted_at,
+                "completed_at": None,
+                "resource": None,
+                "resource_url": None,
+                "actions": [],
+                "error": None,
+            }
+        ),
+        media_type="application/json",
+    )
+
+
+async def _accept(
+    svc: Services, command: Command, wait_s: int | None, *, republish: bool
+) -> StoredResponse:
+    """Publish the command (unless it is already stored) and decide the answer."""
+    async with AsyncExitStack() as stack:
+        queue = None
+        if wait_s is not None:
+            queue = await stack.enter_async_context(svc.relay.command(command.command_id))
+        if not (republish and await find_command(svc.js, command.command_id) is not None):
+            await _publish(svc, command)
+        svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
+        accepted = _accepted(command.command_id)
+        if queue is None or wait_s is None:
+            return accepted
+        stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
+    return _waited(stored, accepted, wait_s)
+
+
+def _accepted(command_id: str) -> StoredResponse:
+    body = {
+        "command_id": command_id,
+        "status": "pending",
+        "status_url": status_url(command_id),
+        "events_url": events_url(command_id),
+    }
+    return StoredResponse(
+        202,
+        {"Location": status_url(command_id), "Content-Type": "application/json"},
+        encoder.encode(body),
+    )
+
+
+def _waited(stored: StoredNotice | None, accepted: StoredResponse, wait_s: int) -> StoredResponse:
+    """The answer after `Prefer: wait`: 201 with the resource, the problem, or the plain 202."""
+    applied = {"Preference-Applied": f"wait={wait_s}"}
+    if stored is None:
+        return StoredResponse(accepted.status, {**accepted.headers, **applied}, accepted.body)
+    notice = stored.notice
+    if notice.status == "succeeded" and notice.resource is not None:
+        headers = {"Content-Type": "application/json", **applied}
+        if notice.resource_url:
+            headers["Location"] = notice.resource_url
+        return StoredResponse(201, headers, encoder.encode(notice.resource))
+    assert notice.error is not None
+    return StoredResponse(
+        notice.error.status, {"Content-Type": PROBLEM_JSON, **applied}, encoder.encode(notice.error)
+    )
+
+
+def _to_response(stored: StoredResponse, *, replayed: bool = False) -> Response:
+    headers = {k: v for k, v in stored.headers.items() if k != "Content-Type"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        stored.body,
+        status_code=stored.status,
+        headers=headers,
+        media_type=stored.headers.get("Content-Type"),
+    )
+
+
+async def _validated_payload(request: Request, svc: Services, collection: str) -> Payload:
     payload_type = COLLECTIONS.get(collection)
     if payload_type is None:
         raise not_found(f"The collection {collection!r}")
     _require_json(request)
     body = await _read_body(request, svc.settings.max_body_bytes)
     try:
-        payload = decode_payload(payload_type, body)
+        return decode_payload(payload_type, body)
     except MalformedBody as exc:
         raise HTTPProblem(400, "Malformed JSON", str(exc)) from None
     except InvalidPayload as exc:
@@ -61,132 +198,6 @@ async def submit(request: Request) -> Response:
             slug="validation",
             errors=exc.errors,
         ) from None
-    command_id = uuid.uuid4().hex
-    command = Command(
-        command_id=command_id,
-        submitted_at=datetime.now(UTC),
-        session_id=session_id(request),
-        correlation_id=_correlation_id(request, command_id),
-        payload=payload,
-        simulate_delay_s=_simulated_delay(request),
-    )
-    await _publish(svc, command)
-    svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
-    return JSONResponse(
-        {
-            "command_id": command_id,
-            "status": "pending",
-            "status_url": status_url(command_id),
-            "events_url": events_url(command_id),
-        },
-        status_code=202,
-        headers={"Location": status_url(command_id)},
-    )
-
-
-async def status(request: Request) -> Response:
-    svc = services(request)
-    command_id = _command_id(request)
-    stored = await find_notice(svc.js, command_id)
-    if stored is not None:
-        return Response(encoder.encode(stored.notice), media_type="application/json")
-    command = await find_command(svc.js, command_id)
-    if command is None:
-        raise not_found("The command")
-    return JSONResponse(
-        {
-            "command_id": command_id,
-            "type": command_type(command.payload),
-            "status": "pending",
-            "submitted_at": command.submitted_at.isoformat().replace("+00:00", "Z"),
-            "completed_at": None,
-            "resource": None,
-            "resource_url": None,
-            "actions": [],
-            "error": None,
-        }
-    )
-
-
-async def events(request: Request) -> Response:
-    svc = services(request)
-    command_id = _command_id(request)
-    timeout = _timeout(request, svc.settings.notice_timeout, svc.settings.max_notice_timeout)
-    if (
-        await find_command(svc.js, command_id) is None
-        and await find_notice(svc.js, command_id) is None
-    ):
-        raise not_found("The command")
-    return EventSourceResponse(
-        _command_stream(svc, command_id, timeout),
-        ping=svc.settings.sse_ping,
-        send_timeout=30,
-        sep=SEP,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _command_stream(
-    svc: Services, command_id: str, wait_s: float
-) -> AsyncIterator[ServerSentEvent]:
-    svc.metrics.inc("sse_streams_opened_total", 'stream="command"')
-    yield hello_event(svc.settings.sse_retry_ms)
-    stored = await wait_for_notice(svc, svc.relay, command_id, wait_s)
-    if stored is None:
-        yield timeout_event(command_id, status_url(command_id))
-    else:
-        yield notice_event(stored)
-
-
-async def wait_for_notice(
-    svc: Services, relay: NoticeRelay, command_id: str, wait_s: float
-) -> StoredNotice | None:
-    """The command's notice, or None if none is stored within `wait_s` seconds.
-
-    Registers with the relay first, then looks in the store: a notice stored
-    after the look-up is relayed to the registered queue, so none is missed.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    async with relay.command(command_id) as queue:
-        stored = await find_notice(svc.js, command_id)
-        while stored is None:
-            try:
-                item = await asyncio.wait_for(queue.get(), deadline - loop.time())
-            except TimeoutError:
-                return None
-            stored = await find_notice(svc.js, command_id) if isinstance(item, Resync) else item
-        return stored
-
-
-def _command_id(request: Request) -> str:
-    command_id: str = request.path_params["command_id"]
-    if not COMMAND_ID.match(command_id):
-        raise not_found("The command")
-    return command_id
-
-
-def _timeout(request: Request, default: float, limit: float) -> float:
-    raw = request.query_params.get("timeout")
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= limit:
-        raise HTTPProblem(
-            422,
-            "Invalid parameter",
-            f"timeout must be a number of seconds in (0, {limit:g}]",
-            slug="validation",
-            errors=[_query_error("timeout", f"must be in (0, {limit:g}]")],
-        )
-    return value
-
-
-def _query_error(name: str, msg: str) -> FieldError:
-    return FieldError(loc=f"query.{name}", msg=msg)
 
 
 def _require_json(request: Request) -> None:
@@ -212,11 +223,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _correlation_id(request: Request, default: str) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if REQUEST_ID.match(given) else default
 
 
 def _simulated_delay(request: Request) -> float:

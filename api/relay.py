@@ -6,8 +6,10 @@ sequence in the `Nats-Sequence` header). A notice arrives here only after it
 is stored, so a waiter that registers and then looks in the store can never
 miss one (DESIGN §3.2: subscribe, then check).
 
-While NATS is disconnected, live notices are missed; on reconnect every
-waiter is told to look in the store again (`RESYNC`).
+Waiters register by command id (a command's event stream, `Prefer: wait`) or
+by session id (the session event stream). While NATS is disconnected, live
+notices are missed; on reconnect every waiter is told to look in the store
+again (`RESYNC`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final
 
 import msgspec
@@ -37,17 +39,22 @@ class Resync:
 
 RESYNC: Final = Resync()
 Item = StoredNotice | Resync
+Waiters = defaultdict[str, set[asyncio.Queue[Item]]]
+Registration = AbstractAsyncContextManager[asyncio.Queue[Item]]
 
 
 class NoticeRelay:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._sub: Subscription | None = None
-        self._by_command: defaultdict[str, set[asyncio.Queue[Item]]] = defaultdict(set)
+        self._by_command: Waiters = defaultdict(set)
+        self._by_session: Waiters = defaultdict(set)
 
     @property
     def waiters(self) -> int:
-        return sum(len(qs) for qs in self._by_command.values())
+        return sum(
+            len(qs) for index in (self._by_command, self._by_session) for qs in index.values()
+        )
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(
@@ -61,27 +68,23 @@ class NoticeRelay:
             self._sub = None
 
     def resync(self) -> None:
-        for queues in self._by_command.values():
-            for queue in queues:
-                queue.put_nowait(RESYNC)
+        for index in (self._by_command, self._by_session):
+            for queues in index.values():
+                for queue in queues:
+                    queue.put_nowait(RESYNC)
 
-    @asynccontextmanager
-    async def command(self, command_id: str) -> AsyncIterator[asyncio.Queue[Item]]:
+    def command(self, command_id: str) -> Registration:
         """Receive the notice of one command while inside the block."""
-        queue: asyncio.Queue[Item] = asyncio.Queue()
-        self._by_command[command_id].add(queue)
-        try:
-            yield queue
-        finally:
-            waiting = self._by_command[command_id]
-            waiting.discard(queue)
-            if not waiting:
-                del self._by_command[command_id]
+        return _register(self._by_command, command_id)
+
+    def session(self, session_id: str) -> Registration:
+        """Receive every notice of one session while inside the block."""
+        return _register(self._by_session, session_id)
 
     async def _on_msg(self, msg: Msg) -> None:
-        command_id = msg.subject.rsplit(".", 1)[-1]
-        queues = self._by_command.get(command_id)
-        if not queues:
+        _, _, session_id, command_id = msg.subject.split(".", 3)
+        targets = [*self._by_command.get(command_id, ()), *self._by_session.get(session_id, ())]
+        if not targets:
             return
         try:
             seq = int((msg.headers or {})["Nats-Sequence"])
@@ -89,5 +92,18 @@ class NoticeRelay:
         except (KeyError, ValueError, msgspec.DecodeError):
             log.exception("ignoring malformed live notice on %s", msg.subject)
             return
-        for queue in queues:
+        for queue in targets:
             queue.put_nowait(item)
+
+
+@asynccontextmanager
+async def _register(index: Waiters, key: str) -> AsyncIterator[asyncio.Queue[Item]]:
+    queue: asyncio.Queue[Item] = asyncio.Queue()
+    index[key].add(queue)
+    try:
+        yield queue
+    finally:
+        waiting = index[key]
+        waiting.discard(queue)
+        if not waiting:
+            del index[key]

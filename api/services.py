@@ -9,6 +9,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from starlette.requests import Request
 
+from api.idempotency import IdempotencyKeys
+from api.limits import StreamLimits
 from api.metrics import Metrics
 from api.relay import NoticeRelay
 from api.settings import Settings
@@ -21,6 +23,8 @@ class Services:
     js: JetStreamContext
     relay: NoticeRelay
     locations: KeyValue
+    idempotency: IdempotencyKeys
+    limits: StreamLimits
     metrics: Metrics = field(default_factory=lambda: Metrics())
 
 

@@ -23,6 +23,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     publish_timeout: float = 5.0
     sse_ping: float = 15.0
     sse_retry_ms: int = 2000
+    sse_send_timeout: float = 30.0
+    max_streams: int = 10_000  # open event streams per API process
+    max_streams_per_session: int = 16
     cookie_secure: bool = False
     log_level: str = "info"
     web_dir: Path = WEB_DIR
@@ -35,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=int(env.get("API_PORT", "8000")),
             notice_timeout=float(env.get("NOTICE_TIMEOUT", "10")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
+            max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
+            max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "info").lower(),
         )

@@ -33,3 +33,15 @@ def timeout_event(command_id: str, status_url: str) -> ServerSentEvent:
 def hello_event(retry_ms: int) -> ServerSentEvent:
     """The first bytes of every stream: a comment and the reconnect delay."""
     return ServerSentEvent(comment="stream open", retry=retry_ms, sep=SEP)
+
+
+def connected_event(position: int) -> ServerSentEvent:
+    """A session stream's first event: its id is where a reconnect resumes from."""
+    return ServerSentEvent(data="{}", event="connected", id=str(position), sep=SEP)
+
+
+def reset_event(position: int, reason: str) -> ServerSentEvent:
+    """The cursor could not be resumed: re-sync from the status endpoints, go on from here."""
+    return ServerSentEvent(
+        data=encoder.encode({"reason": reason}).decode(), event="reset", id=str(position), sep=SEP
+    )

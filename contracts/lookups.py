@@ -6,6 +6,7 @@ in the token that the caller does not know (the command type, the session).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 from nats.js import JetStreamContext
@@ -18,6 +19,7 @@ from contracts.topology import (
     NOTICES_STREAM,
     command_lookup_subject,
     notice_lookup_subject,
+    session_notices_subject,
 )
 
 
@@ -43,3 +45,35 @@ async def find_command(js: JetStreamContext, command_id: str) -> Command | None:
         return None
     assert msg.data is not None
     return command_decoder.decode(msg.data)
+
+
+async def session_notices_after(
+    js: JetStreamContext, session_id: str, after_seq: int
+) -> AsyncIterator[StoredNotice]:
+    """The session's notices with a sequence above `after_seq`, in order.
+
+    One "next message for subject" get each: a session has few notices, and
+    this runs only when a stream resumes or catches up after a reconnect.
+    """
+    seq = after_seq + 1
+    while True:
+        try:
+            msg = await js.get_msg(
+                NOTICES_STREAM, seq=seq, subject=session_notices_subject(session_id), next=True
+            )
+        except NotFoundError:
+            return
+        assert msg.data is not None
+        assert msg.seq is not None
+        yield StoredNotice(notice_decoder.decode(msg.data), msg.seq)
+        seq = msg.seq + 1
+
+
+class Bounds(NamedTuple):
+    first_seq: int  # the oldest notice still kept
+    last_seq: int  # the newest notice (0 if there never was one)
+
+
+async def notice_bounds(js: JetStreamContext) -> Bounds:
+    state = (await js.stream_info(NOTICES_STREAM)).state
+    return Bounds(state.first_seq, state.last_seq)

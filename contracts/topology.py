@@ -7,6 +7,8 @@ NOTICES    stream  notice.<session_id>.<command_id> one outcome per command, kep
                    -> live.notice.<session>.<cmd>   to the API processes' relays
 locations       KV <location_id> -> Location        the read model
 location_names  KV <hash of folded name> -> id      uniqueness of names
+idempotency_keys KV <hash of session + key> -> the first request's command id and
+                                                    response; expires after 24 h
 
 Both processes call `ensure_topology` at start-up, so either may come up first.
 """
@@ -27,6 +29,8 @@ COMMANDS_STREAM: Final = "COMMANDS"
 NOTICES_STREAM: Final = "NOTICES"
 LOCATIONS_BUCKET: Final = "locations"
 LOCATION_NAMES_BUCKET: Final = "location_names"
+IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
+IDEMPOTENCY_TTL: Final = 24 * 3600.0
 REACTOR_CONSUMER: Final = "reactor"
 
 # A command is published once per accept; this window only has to cover a
@@ -52,6 +56,10 @@ def notice_subject(session_id: str, command_id: str) -> str:
 
 def notice_lookup_subject(command_id: str) -> str:
     return f"notice.*.{command_id}"
+
+
+def session_notices_subject(session_id: str) -> str:
+    return f"notice.{session_id}.*"
 
 
 NOTICES_ALL: Final = "notice.>"
@@ -97,6 +105,13 @@ BUCKETS: Final = (
     ),
     api.KeyValueConfig(
         bucket=LOCATION_NAMES_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
+    ),
+    api.KeyValueConfig(
+        bucket=IDEMPOTENCY_BUCKET,
+        history=1,
+        ttl=IDEMPOTENCY_TTL,
+        storage=api.StorageType.FILE,
+        direct=False,
     ),
 )
 

@@ -1,7 +1,8 @@
 """`python -m reactor.purge` (`task purge`): delete every stream, consumer and bucket.
 
 Asks first; `--yes` skips the question (and is required without a terminal).
-Everything is recreated empty when the API or the reactor next starts.
+Everything is recreated empty by a running reactor (it binds again) or by the
+next start of the API or a reactor.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"purge: {exc}", file=sys.stderr)
         return 1
     print(f"purge: deleted {', '.join(deleted) or 'nothing (already empty)'}")
-    print("purge: restart the API and the reactor to recreate them")
+    print("purge: a running reactor recreates them empty within seconds; so does the next start")
     return 0
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
@@ -31,3 +35,59 @@ async def command_events(
     async with aconnect_sse(client, "GET", url, params=params) as source:
         source.response.raise_for_status()
         return [event async for event in source.aiter_sse() if event.data]
+
+
+class SessionStream:
+    """GET /api/events in the background: its events, in order, as they come.
+
+    `async with SessionStream(client) as stream:` opens the stream and waits
+    for its first event (`connected` or `reset`, or a notice when resuming);
+    `await stream.next()` returns the following ones.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, last_event_id: str | None = None) -> None:
+        self.client = client
+        self.last_event_id = last_event_id
+        self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
+        self.status_code: int | None = None
+        self._opened = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SessionStream:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._opened.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+        try:
+            async with aconnect_sse(self.client, "GET", "/api/events", headers=headers) as source:
+                self.status_code = source.response.status_code
+                self._opened.set()
+                if self.status_code != 200:
+                    return
+                async for event in source.aiter_sse():
+                    if event.data:
+                        await self.events.put(event)
+        finally:
+            self._opened.set()
+
+    async def next(self, within: float = 10.0) -> ServerSentEvent:
+        return await asyncio.wait_for(self.events.get(), within)
+
+    async def notices(self, count: int, within: float = 20.0) -> list[ServerSentEvent]:
+        """The next `count` events, which must all be notices."""
+        got = [await self.next(within) for _ in range(count)]
+        assert all(e.event in ("succeeded", "failed") for e in got), [e.event for e in got]
+        return got
+
+
+def command_id_of(event: ServerSentEvent) -> str:
+    value: str = json.loads(event.data)["command_id"]
+    return value

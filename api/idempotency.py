@@ -1,0 +1,123 @@
+"""Idempotency-Key for POSTs (IETF draft-ietf-httpapi-idempotency-key-header).
+
+A key is scoped to the browser session that sent it and kept 24 hours (the KV
+bucket's TTL). Its record holds a fingerprint of the validated command, the
+command id, and, once the first request has answered, that answer:
+
+- the same key and body again -> the same answer, nothing published;
+- the same key, another body -> 422;
+- while the first request has not answered yet (publishing, or waiting on
+  `Prefer: wait`) -> 409.
+
+The record is created with `kv.create` (fails if the key exists), so two API
+instances racing on one key cannot both publish. An in-flight record older
+than STALE_AFTER belongs to a request that died: the next request takes it
+over, reusing its command id, so at most one command is ever accepted per key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+STALE_AFTER: Final = 90.0  # > the longest a request can take: publish + Prefer wait (30 s)
+
+
+class StoredResponse(msgspec.Struct, frozen=True):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Record(msgspec.Struct, frozen=True):
+    fingerprint: str
+    command_id: str
+    started_at: float
+    response: StoredResponse | None = None
+
+
+class Started(msgspec.Struct, frozen=True):
+    """This request owns the key: publish `command_id`, then `finish`."""
+
+    key: str
+    revision: int
+    command_id: str
+    taken_over: bool = False
+
+
+class Replay(msgspec.Struct, frozen=True):
+    response: StoredResponse
+
+
+class InFlight(msgspec.Struct, frozen=True):
+    pass
+
+
+class Mismatch(msgspec.Struct, frozen=True):
+    pass
+
+
+Outcome = Started | Replay | InFlight | Mismatch
+_decoder: Final = msgspec.json.Decoder(Record)
+
+
+def fingerprint(collection: str, payload: msgspec.Struct) -> str:
+    """Of the validated command, so formatting differences in the JSON do not count."""
+    return hashlib.sha256(collection.encode() + b"\n" + msgspec.json.encode(payload)).hexdigest()
+
+
+class IdempotencyKeys:
+    def __init__(self, kv: KeyValue, clock: Callable[[], float] = time.time) -> None:
+        self._kv = kv
+        self._clock = clock
+
+    async def begin(self, session_id: str, key: str, fingerprint: str, command_id: str) -> Outcome:
+        kv_key = hashlib.sha256(f"{session_id}\0{key}".encode()).hexdigest()
+        record = Record(fingerprint=fingerprint, command_id=command_id, started_at=self._clock())
+        for _ in range(3):
+            try:
+                revision = await self._kv.create(kv_key, msgspec.json.encode(record))
+                return Started(kv_key, revision, command_id)
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await self._kv.get(kv_key)
+            except (KeyNotFoundError, KeyDeletedError):
+                continue  # expired or released in between: try to create again
+            assert entry.value is not None
+            assert entry.revision is not None
+            existing = _decoder.decode(entry.value)
+            if existing.fingerprint != fingerprint:
+                return Mismatch()
+            if existing.response is not None:
+                return Replay(existing.response)
+            if self._clock() - existing.started_at < STALE_AFTER:
+                return InFlight()
+            takeover = msgspec.structs.replace(existing, started_at=self._clock())
+            try:
+                revision = await self._kv.update(
+                    kv_key, msgspec.json.encode(takeover), last=entry.revision
+                )
+            except KeyWrongLastSequenceError:
+                continue
+            return Started(kv_key, revision, existing.command_id, taken_over=True)
+        return InFlight()
+
+    async def finish(self, started: Started, fingerprint: str, response: StoredResponse) -> None:
+        record = Record(
+            fingerprint=fingerprint,
+            command_id=started.command_id,
+            started_at=self._clock(),
+            response=response,
+        )
+        await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
+
+    async def release(self, started: Started) -> None:
+        """The request failed before anything was accepted: free the key for a retry."""
+        await self._kv.delete(started.key, last=started.revision)

@@ -1,0 +1,172 @@
+"""The event streams: one command's outcome, and a browser session's notices.
+
+Both register with the relay before they look in the store (subscribe, then
+check), so a notice stored at any moment is either found or relayed.
+
+The session stream's event ids are NOTICES stream sequences. They only grow,
+so "resume after id N" is "this session's notices with a sequence above N",
+read from the store, then the live ones above the last one sent: no loss, no
+duplicate. Without a cursor the stream starts at the present, and its first
+event (`connected`) carries the current sequence as its id, so even a client
+that has seen no notice yet resumes from the right place. A cursor the store
+cannot honour (not a number, from the future, or older than what is kept)
+gets `event: reset`: the client should re-read the status of what it awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from sse_starlette import ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.limits import LimitedEventSource
+from api.problems import HTTPProblem, not_found
+from api.relay import Item, Resync
+from api.services import Services, services, session_id
+from api.sse import SEP, connected_event, hello_event, notice_event, reset_event, timeout_event
+from api.urls import command_id_param, status_url
+from contracts.lookups import (
+    StoredNotice,
+    find_command,
+    find_notice,
+    notice_bounds,
+    session_notices_after,
+)
+from contracts.notices import FieldError
+
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def _event_source(
+    svc: Services, request: Request, content: AsyncIterator[ServerSentEvent]
+) -> Response:
+    return LimitedEventSource(
+        content,
+        limits=svc.limits,
+        session_id=session_id(request),
+        ping=svc.settings.sse_ping,
+        send_timeout=svc.settings.sse_send_timeout,
+        sep=SEP,
+        headers=HEADERS,
+    )
+
+
+# ---- one command -----------------------------------------------------------
+
+
+async def command_events(request: Request) -> Response:
+    """GET /api/commands/{id}/events?timeout=S"""
+    svc = services(request)
+    command_id = command_id_param(request)
+    wait_s = _timeout_param(request, svc.settings.notice_timeout, svc.settings.max_notice_timeout)
+    if (
+        await find_command(svc.js, command_id) is None
+        and await find_notice(svc.js, command_id) is None
+    ):
+        raise not_found("The command")
+    return _event_source(svc, request, _command_stream(svc, command_id, wait_s))
+
+
+async def _command_stream(
+    svc: Services, command_id: str, wait_s: float
+) -> AsyncIterator[ServerSentEvent]:
+    svc.metrics.inc("sse_streams_opened_total", 'stream="command"')
+    yield hello_event(svc.settings.sse_retry_ms)
+    async with svc.relay.command(command_id) as queue:
+        stored = await wait_for_notice(svc, command_id, queue, wait_s)
+    if stored is None:
+        yield timeout_event(command_id, status_url(command_id))
+    else:
+        yield notice_event(stored)
+
+
+async def wait_for_notice(
+    svc: Services, command_id: str, queue: asyncio.Queue[Item], wait_s: float
+) -> StoredNotice | None:
+    """The command's notice, or None if none is stored within `wait_s` seconds.
+
+    `queue` must be registered with the relay for `command_id` already: this
+    looks in the store first, then waits for the relay.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    stored = await find_notice(svc.js, command_id)
+    while stored is None:
+        try:
+            item = await asyncio.wait_for(queue.get(), deadline - loop.time())
+        except TimeoutError:
+            return None
+        stored = await find_notice(svc.js, command_id) if isinstance(item, Resync) else item
+    return stored
+
+
+def _timeout_param(request: Request, default: float, limit: float) -> float:
+    raw = request.query_params.get("timeout")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= limit:
+        raise HTTPProblem(
+            422,
+            "Invalid parameter",
+            f"timeout must be a number of seconds in (0, {limit:g}]",
+            slug="validation",
+            errors=[FieldError(loc="query.timeout", msg=f"must be in (0, {limit:g}]")],
+        )
+    return value
+
+
+# ---- a browser session -----------------------------------------------------
+
+
+async def session_events(request: Request) -> Response:
+    """GET /api/events: every notice of this session's commands."""
+    svc = services(request)
+    cursor = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    return _event_source(svc, request, _session_stream(svc, session_id(request), cursor))
+
+
+async def _session_stream(
+    svc: Services, session: str, cursor: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    svc.metrics.inc("sse_streams_opened_total", 'stream="session"')
+    yield hello_event(svc.settings.sse_retry_ms)
+    async with svc.relay.session(session) as queue:
+        bounds = await notice_bounds(svc.js)
+        position = bounds.last_seq
+        if cursor is None:
+            yield connected_event(position)
+        elif (reason := _cursor_problem(cursor, bounds.first_seq, bounds.last_seq)) is not None:
+            yield reset_event(position, reason)
+        else:
+            position = int(cursor)
+            async for stored in session_notices_after(svc.js, session, position):
+                yield notice_event(stored)
+                position = stored.seq
+        while True:
+            item = await queue.get()
+            if isinstance(item, Resync):
+                async for stored in session_notices_after(svc.js, session, position):
+                    yield notice_event(stored)
+                    position = stored.seq
+            elif item.seq > position:
+                yield notice_event(item)
+                position = item.seq
+
+
+def _cursor_problem(cursor: str, first_seq: int, last_seq: int) -> str | None:
+    """Why a Last-Event-ID cannot be resumed from, or None if it can."""
+    if not cursor.isdigit():
+        return "unknown event id"
+    seq = int(cursor)
+    if seq > last_seq:
+        return "unknown event id"
+    if seq < first_seq - 1:
+        return "event id older than the notices still kept"
+    return None

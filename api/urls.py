@@ -1,0 +1,27 @@
+"""URLs of a command, and the path parameter that names one."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+
+from api.problems import not_found
+
+COMMAND_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def status_url(command_id: str) -> str:
+    return f"/api/commands/{command_id}"
+
+
+def events_url(command_id: str) -> str:
+    return f"/api/commands/{command_id}/events"
+
+
+def command_id_param(request: Request) -> str:
+    """The {command_id} of the path; 404 unless it is one (no NATS wildcards get through)."""
+    command_id: str = request.path_params["command_id"]
+    if not COMMAND_ID.match(command_id):
+        raise not_found("The command")
+    return command_id

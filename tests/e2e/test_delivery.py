@@ -1,0 +1,288 @@
+"""Delivery guarantees: the session stream, resume, Prefer: wait, Idempotency-Key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from contracts.topology import COMMANDS_STREAM
+from tests.e2e.sse import SessionStream, command_events, command_id_of, post_location
+from tests.helpers import eventually, stream_messages, unique_name
+from tests.processes import Process, base_url
+
+
+@pytest.fixture
+async def browser(
+    api_process: Process, reactor_process: Process
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with its own cookie jar: one browser session."""
+    async with new_session(base_url(api_process)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def new_session(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client holding the cookie of a session of its own (requests made at once share it)."""
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10.0, read=30.0)) as client:
+        assert "sid" in (await client.get("/healthz")).cookies
+        yield client
+
+
+async def submit(client: httpx.AsyncClient, name: str | None = None, **headers: str) -> str:
+    response = await post_location(client, name or unique_name(), **headers)
+    assert response.status_code == 202, response.text
+    command_id: str = response.json()["command_id"]
+    return command_id
+
+
+async def completed(client: httpx.AsyncClient, command_id: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        status: dict[str, Any] = (await client.get(f"/api/commands/{command_id}")).json()
+        return status if status["status"] != "pending" else None
+
+    return await eventually(probe, within=20)
+
+
+# ---- the session stream ------------------------------------------------------
+
+
+async def test_session_stream_carries_this_sessions_notices_with_rising_ids(
+    browser: httpx.AsyncClient,
+) -> None:
+    async with SessionStream(browser) as stream:
+        connected = await stream.next()
+        assert connected.event == "connected"
+        assert connected.id.isdigit()
+        sent = [await submit(browser) for _ in range(3)]
+        events = await stream.notices(3)
+    assert sorted(command_id_of(e) for e in events) == sorted(sent)
+    ids = [int(e.id) for e in events]
+    assert ids == sorted(ids)
+    assert ids[0] > int(connected.id)
+
+
+async def test_a_notice_after_the_command_timed_out_still_reaches_the_session(
+    browser: httpx.AsyncClient,
+) -> None:
+    async with SessionStream(browser) as stream:
+        await stream.next()  # connected
+        command_id = await submit(browser, **{"X-Simulate-Delay": "1.5"})
+        assert [e.event for e in await command_events(browser, command_id, wait_s=0.3)] == [
+            "timeout"
+        ]
+        (event,) = await stream.notices(1)
+    assert event.event == "succeeded"
+    assert command_id_of(event) == command_id
+
+
+async def test_a_late_subscriber_resumes_from_its_cursor(browser: httpx.AsyncClient) -> None:
+    async with SessionStream(browser) as stream:
+        cursor = (await stream.next()).id
+    sent = [await submit(browser) for _ in range(2)]
+    for command_id in sent:
+        await completed(browser, command_id)
+    async with SessionStream(browser, last_event_id=cursor) as stream:
+        events = await stream.notices(2)
+    assert [command_id_of(e) for e in events] == sent
+
+
+async def test_resume_after_a_dropped_connection_loses_nothing_and_repeats_nothing(
+    browser: httpx.AsyncClient,
+) -> None:
+    async with SessionStream(browser) as stream:
+        await stream.next()
+        first = [await submit(browser) for _ in range(2)]
+        seen = await stream.notices(2)
+    last_id = seen[-1].id
+    while_away = [await submit(browser) for _ in range(2)]
+    for command_id in while_away:
+        await completed(browser, command_id)
+    async with SessionStream(browser, last_event_id=last_id) as stream:
+        caught_up = await stream.notices(2)
+        live = await submit(browser)
+        (live_event,) = await stream.notices(1)
+        with pytest.raises(TimeoutError):
+            await stream.next(within=0.5)  # and nothing more: no duplicate
+    assert sorted(command_id_of(e) for e in seen) == sorted(first)
+    assert sorted(command_id_of(e) for e in caught_up) == sorted(while_away)
+    assert command_id_of(live_event) == live
+
+
+@pytest.mark.parametrize("cursor", ["999999999", "not-a-number", "-1"])
+async def test_an_unknown_cursor_gets_reset_then_live_notices(
+    browser: httpx.AsyncClient, cursor: str
+) -> None:
+    async with SessionStream(browser, last_event_id=cursor) as stream:
+        reset = await stream.next()
+        assert reset.event == "reset"
+        assert json.loads(reset.data)["reason"] == "unknown event id"
+        assert reset.id.isdigit()
+        command_id = await submit(browser)
+        (event,) = await stream.notices(1)
+    assert command_id_of(event) == command_id
+
+
+async def test_two_sessions_see_only_their_own_notices(
+    api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    async with (
+        new_session(url) as alice,
+        new_session(url) as bob,
+        SessionStream(alice) as a_stream,
+        SessionStream(bob) as b_stream,
+    ):
+        await a_stream.next()
+        await b_stream.next()
+        a_sent, b_sent = await asyncio.gather(
+            asyncio.gather(*(submit(alice) for _ in range(5))),
+            asyncio.gather(*(submit(bob) for _ in range(5))),
+        )
+        for command_id in [*a_sent, *b_sent]:
+            await completed(alice, command_id)
+        # A marker submitted after everything completed: a foreign notice would come before it.
+        a_marker, b_marker = await submit(alice), await submit(bob)
+        a_events = await a_stream.notices(6)
+        b_events = await b_stream.notices(6)
+    assert sorted(command_id_of(e) for e in a_events) == sorted([*a_sent, a_marker])
+    assert sorted(command_id_of(e) for e in b_events) == sorted([*b_sent, b_marker])
+    assert command_id_of(a_events[-1]) == a_marker
+    assert command_id_of(b_events[-1]) == b_marker
+
+
+async def test_a_resumed_stream_does_not_leak_another_sessions_notices(
+    api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    async with new_session(url) as alice, new_session(url) as mallory:
+        async with SessionStream(alice) as stream:
+            cursor = (await stream.next()).id
+        alice_command = await submit(alice)
+        await completed(alice, alice_command)
+        async with SessionStream(mallory, last_event_id=cursor) as stream:
+            mine = await submit(mallory)
+            (event,) = await stream.notices(1)
+        assert command_id_of(event) == mine
+
+
+# ---- Prefer: wait ------------------------------------------------------------------
+
+
+async def test_prefer_wait_answers_201_with_the_resource(browser: httpx.AsyncClient) -> None:
+    name = unique_name("Waited")
+    response = await post_location(browser, name, Prefer="wait=10")
+    assert response.status_code == 201, response.text
+    assert response.headers["preference-applied"] == "wait=10"
+    resource = response.json()
+    assert resource["name"] == name
+    assert response.headers["location"] == f"/api/locations/{resource['id']}"
+    assert (await browser.get(response.headers["location"])).json() == resource
+
+
+async def test_prefer_wait_answers_the_problem_when_the_command_fails(
+    browser: httpx.AsyncClient,
+) -> None:
+    name = unique_name("Twice")
+    assert (await post_location(browser, name, Prefer="wait=10")).status_code == 201
+    response = await post_location(browser, name.lower(), Prefer="wait=10")
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["preference-applied"] == "wait=10"
+    assert response.json()["title"] == "Name already taken"
+
+
+async def test_prefer_wait_answers_202_when_the_reactor_is_slower(
+    browser: httpx.AsyncClient,
+) -> None:
+    response = await post_location(
+        browser, unique_name(), Prefer="wait=1", **{"X-Simulate-Delay": "3"}
+    )
+    assert response.status_code == 202
+    assert response.headers["preference-applied"] == "wait=1"
+    assert response.json()["status"] == "pending"
+    status = await completed(browser, response.json()["command_id"])
+    assert status["status"] == "succeeded"
+
+
+async def test_prefer_wait_is_capped_at_30_seconds(browser: httpx.AsyncClient) -> None:
+    response = await post_location(browser, unique_name(), Prefer="respond-async, wait=3600")
+    assert response.status_code == 201
+    assert response.headers["preference-applied"] == "wait=30"
+
+
+# ---- Idempotency-Key -------------------------------------------------------------------
+
+
+async def test_same_key_and_body_replays_the_first_answer_and_publishes_once(
+    browser: httpx.AsyncClient, js: JetStreamContext
+) -> None:
+    name = unique_name("Once")
+    before = await stream_messages(js, COMMANDS_STREAM)
+    first = await post_location(browser, name, **{"Idempotency-Key": '"order-1"'})
+    again = await post_location(browser, name, **{"Idempotency-Key": '"order-1"'})
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await stream_messages(js, COMMANDS_STREAM) == before + 1
+    assert (await completed(browser, first.json()["command_id"]))["status"] == "succeeded"
+
+
+async def test_same_key_with_another_body_is_422(browser: httpx.AsyncClient) -> None:
+    assert (
+        await post_location(browser, unique_name(), **{"Idempotency-Key": "k-422"})
+    ).status_code == 202
+    response = await post_location(browser, unique_name(), **{"Idempotency-Key": "k-422"})
+    assert response.status_code == 422
+    assert response.json()["type"] == "/problems/idempotency-mismatch"
+
+
+async def test_same_key_while_the_first_request_is_waiting_is_409(
+    browser: httpx.AsyncClient, js: JetStreamContext
+) -> None:
+    name = unique_name("Slow")
+    headers = {"Idempotency-Key": "k-409", "Prefer": "wait=5", "X-Simulate-Delay": "1.5"}
+    before = await stream_messages(js, COMMANDS_STREAM)
+    first = asyncio.create_task(post_location(browser, name, **headers))
+
+    async def published() -> bool | None:
+        return True if await stream_messages(js, COMMANDS_STREAM) > before else None
+
+    await eventually(published)  # the first is now waiting on its slow command
+    conflict = await post_location(browser, name, **headers)
+    assert conflict.status_code == 409
+    assert conflict.headers["retry-after"] == "1"
+    assert conflict.json()["type"] == "/problems/idempotency-in-flight"
+    done = await first
+    assert done.status_code == 201
+    replay = await post_location(browser, name, **headers)
+    assert replay.status_code == 201
+    assert replay.json() == done.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_keys_belong_to_their_session(api_process: Process, reactor_process: Process) -> None:
+    url = base_url(api_process)
+    async with new_session(url) as alice, new_session(url) as bob:
+        name = unique_name()
+        a = await post_location(alice, name, **{"Idempotency-Key": "shared"})
+        b = await post_location(bob, name, **{"Idempotency-Key": "shared"})
+    assert a.status_code == b.status_code == 202
+    assert a.json()["command_id"] != b.json()["command_id"]
+
+
+@pytest.mark.parametrize("key", ['""', "has space", "x" * 256])
+async def test_a_malformed_key_is_400_and_publishes_nothing(
+    browser: httpx.AsyncClient, js: JetStreamContext, key: str
+) -> None:
+    before = await stream_messages(js, COMMANDS_STREAM)
+    response = await post_location(browser, unique_name(), **{"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert await stream_messages(js, COMMANDS_STREAM) == before
