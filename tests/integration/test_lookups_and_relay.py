@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 
 from api.relay import NoticeRelay, Resync
 from contracts.commands import encoder
-from contracts.lookups import StoredNotice, find_command, find_notice
+from contracts.lookups import StoredNotice, find_command, find_notice, session_notices_after
 from contracts.notices import Notice
 from contracts.topology import notice_subject
 from tests.helpers import make_command, publish_command
@@ -73,3 +73,30 @@ async def test_resync_wakes_every_waiter(nc: Client) -> None:
         relay.resync()
         assert isinstance(qa.get_nowait(), Resync)
         assert isinstance(qb.get_nowait(), Resync)
+
+
+async def test_session_notices_after_reads_only_that_session_in_order(js: JetStreamContext) -> None:
+    mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+    seqs = []
+    for session in (mine, other, mine, other, mine):
+        seq = await store_notice(js, session, notice_for(uuid.uuid4().hex))
+        if session == mine:
+            seqs.append(seq)
+    found = [s.seq async for s in session_notices_after(js, mine, 0)]
+    assert found == seqs
+    assert [s.seq async for s in session_notices_after(js, mine, seqs[0])] == seqs[1:]
+    assert [s.seq async for s in session_notices_after(js, mine, seqs[-1])] == []
+
+
+async def test_relay_routes_by_session_too(nc: Client, js: JetStreamContext) -> None:
+    relay = NoticeRelay(nc)
+    await relay.start()
+    try:
+        mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+        async with relay.session(mine) as my_queue, relay.session(other) as other_queue:
+            notice = notice_for(uuid.uuid4().hex)
+            seq = await store_notice(js, mine, notice)
+            assert await asyncio.wait_for(my_queue.get(), 5) == StoredNotice(notice, seq)
+            assert other_queue.empty()
+    finally:
+        await relay.stop()

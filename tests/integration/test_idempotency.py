@@ -1,0 +1,79 @@
+"""IdempotencyKeys against a real KV bucket (with a clock of our own for staleness)."""
+
+from __future__ import annotations
+
+import uuid
+
+from nats.js import JetStreamContext
+
+from api.idempotency import (
+    STALE_AFTER,
+    IdempotencyKeys,
+    InFlight,
+    Mismatch,
+    Replay,
+    Started,
+    StoredResponse,
+)
+from contracts.topology import IDEMPOTENCY_BUCKET
+
+RESPONSE = StoredResponse(202, {"Location": "/api/commands/x"}, b"{}")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def keys(js: JetStreamContext, clock: Clock | None = None) -> IdempotencyKeys:
+    return IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET), clock or Clock())
+
+
+async def test_first_use_starts_then_replays_the_finished_response(js: JetStreamContext) -> None:
+    store = await keys(js)
+    session, key = uuid.uuid4().hex, "k"
+    started = await store.begin(session, key, "print", "c1")
+    assert isinstance(started, Started)
+    assert started.command_id == "c1"
+    assert isinstance(await store.begin(session, key, "print", "c2"), InFlight)
+    await store.finish(started, "print", RESPONSE)
+    assert await store.begin(session, key, "print", "c3") == Replay(RESPONSE)
+    assert isinstance(await store.begin(session, key, "other print", "c4"), Mismatch)
+
+
+async def test_released_key_can_be_used_again(js: JetStreamContext) -> None:
+    store = await keys(js)
+    session = uuid.uuid4().hex
+    first = await store.begin(session, "k", "print", "c1")
+    assert isinstance(first, Started)
+    await store.release(first)
+    again = await store.begin(session, "k", "print", "c2")
+    assert isinstance(again, Started)
+    assert again.command_id == "c2"
+
+
+async def test_a_stale_in_flight_key_is_taken_over_with_its_command_id(
+    js: JetStreamContext,
+) -> None:
+    clock = Clock()
+    store = await keys(js, clock)
+    session = uuid.uuid4().hex
+    first = await store.begin(session, "k", "print", "c1")
+    assert isinstance(first, Started)
+    clock.now += STALE_AFTER + 1  # the first request died without answering
+    takeover = await store.begin(session, "k", "print", "c2")
+    assert isinstance(takeover, Started)
+    assert takeover.taken_over
+    assert takeover.command_id == "c1"
+    assert isinstance(await store.begin(session, "k", "print", "c3"), InFlight)
+
+
+async def test_keys_are_scoped_by_session(js: JetStreamContext) -> None:
+    store = await keys(js)
+    a = await store.begin(uuid.uuid4().hex, "same", "print", "c1")
+    b = await store.begin(uuid.uuid4().hex, "same", "print", "c2")
+    assert isinstance(a, Started)
+    assert isinstance(b, Started)
