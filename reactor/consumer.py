@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
 
 from contracts.commands import Command, command_decoder, encoder
@@ -111,7 +110,10 @@ class Reactor:
                 try:
                     sub = sub or await self._bind()
                     msgs = await sub.fetch(batch=free, timeout=1.0)
-                except NatsTimeoutError:
+                except TimeoutError:
+                    # Nothing to fetch. nats-py raises nats.errors.TimeoutError or,
+                    # when its deadline runs out between two requests, a bare
+                    # asyncio.TimeoutError: both are TimeoutError.
                     continue
                 except nats.errors.Error as exc:
                     # The consumer or stream went away (purge, server restart
