@@ -16,8 +16,10 @@ gets `event: reset`: the client should re-read the status of what it awaits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import anyio
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,17 +43,40 @@ HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def _event_source(
-    svc: Services, request: Request, content: AsyncIterator[ServerSentEvent]
+    svc: Services, request: Request, stream: Callable[[anyio.Event], AsyncIterator[ServerSentEvent]]
 ) -> Response:
+    """An SSE response whose generator ends by itself when the server shuts down.
+
+    sse-starlette sets `shutdown` when uvicorn begins to stop; a generator that
+    returns then lets the response end with a proper last chunk instead of
+    being cancelled mid-body (which uvicorn logs as an error).
+    """
+    shutdown = anyio.Event()
     return LimitedEventSource(
-        content,
+        stream(shutdown),
         limits=svc.limits,
         session_id=session_id(request),
         ping=svc.settings.sse_ping,
         send_timeout=svc.settings.sse_send_timeout,
         sep=SEP,
         headers=HEADERS,
+        shutdown_event=shutdown,
+        shutdown_grace_period=1.0,
     )
+
+
+async def next_item(
+    queue: asyncio.Queue[Item], shutdown: anyio.Event | None = None, within: float | None = None
+) -> Item | None:
+    """The next relayed item; None if `within` seconds pass or the server shuts down first."""
+    getter = asyncio.ensure_future(queue.get())
+    waiters: set[asyncio.Future[Any]] = {getter}
+    if shutdown is not None:
+        waiters.add(asyncio.ensure_future(shutdown.wait()))
+    done, pending = await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return getter.result() if getter in done else None
 
 
 # ---- one command -----------------------------------------------------------
@@ -67,16 +92,20 @@ async def command_events(request: Request) -> Response:
         and await find_notice(svc.js, command_id) is None
     ):
         raise not_found("The command")
-    return _event_source(svc, request, _command_stream(svc, command_id, wait_s))
+    return _event_source(
+        svc, request, lambda shutdown: _command_stream(svc, command_id, wait_s, shutdown)
+    )
 
 
 async def _command_stream(
-    svc: Services, command_id: str, wait_s: float
+    svc: Services, command_id: str, wait_s: float, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
     svc.metrics.inc("sse_streams_opened_total", 'stream="command"')
     yield hello_event(svc.settings.sse_retry_ms)
     async with svc.relay.command(command_id) as queue:
-        stored = await wait_for_notice(svc, command_id, queue, wait_s)
+        stored = await wait_for_notice(svc, command_id, queue, wait_s, shutdown)
+    if shutdown.is_set():
+        return
     if stored is None:
         yield timeout_event(command_id, status_url(command_id))
     else:
@@ -84,7 +113,11 @@ async def _command_stream(
 
 
 async def wait_for_notice(
-    svc: Services, command_id: str, queue: asyncio.Queue[Item], wait_s: float
+    svc: Services,
+    command_id: str,
+    queue: asyncio.Queue[Item],
+    wait_s: float,
+    shutdown: anyio.Event | None = None,
 ) -> StoredNotice | None:
     """The command's notice, or None if none is stored within `wait_s` seconds.
 
@@ -95,9 +128,8 @@ async def wait_for_notice(
     deadline = loop.time() + wait_s
     stored = await find_notice(svc.js, command_id)
     while stored is None:
-        try:
-            item = await asyncio.wait_for(queue.get(), deadline - loop.time())
-        except TimeoutError:
+        item = await next_item(queue, shutdown, within=max(0.0, deadline - loop.time()))
+        if item is None:
             return None
         stored = await find_notice(svc.js, command_id) if isinstance(item, Resync) else item
     return stored
@@ -129,11 +161,14 @@ async def session_events(request: Request) -> Response:
     """GET /api/events: every notice of this session's commands."""
     svc = services(request)
     cursor = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    return _event_source(svc, request, _session_stream(svc, session_id(request), cursor))
+    session = session_id(request)
+    return _event_source(
+        svc, request, lambda shutdown: _session_stream(svc, session, cursor, shutdown)
+    )
 
 
 async def _session_stream(
-    svc: Services, session: str, cursor: str | None
+    svc: Services, session: str, cursor: str | None, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
     svc.metrics.inc("sse_streams_opened_total", 'stream="session"')
     yield hello_event(svc.settings.sse_retry_ms)
@@ -149,8 +184,7 @@ async def _session_stream(
             async for stored in session_notices_after(svc.js, session, position):
                 yield notice_event(stored)
                 position = stored.seq
-        while True:
-            item = await queue.get()
+        while (item := await next_item(queue, shutdown)) is not None:
             if isinstance(item, Resync):
                 async for stored in session_notices_after(svc.js, session, position):
                     yield notice_event(stored)

@@ -1,12 +1,22 @@
-// The locations page: submit a command, await its notice over SSE, show the result.
-// No framework, no build step. Per-command event streams (GET /api/commands/{id}/events).
+// The locations page. One session event stream (GET /api/events) carries the
+// notices of every command this browser session submits; a submit waits for
+// its own notice on it, and a notice that comes after the wait gave up is
+// still shown. The stream's cursor and the commands still pending live in
+// sessionStorage, so a reload or a navigation resumes without losing one.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["name", "category", "description"];
-const LATER_TIMEOUT_S = 300; // how long one "tell me when it is ready" stream waits
+const store = {
+  get cursor() { return sessionStorage.getItem("events.cursor"); },
+  set cursor(id) { if (id) sessionStorage.setItem("events.cursor", id); },
+  get pending() { return JSON.parse(sessionStorage.getItem("pending") || "{}"); },
+  set pending(map) { sessionStorage.setItem("pending", JSON.stringify(map)); },
+};
+const waiters = new Map(); // command id -> resolve(notice), for a submit still waiting
+const recent = new Map(); // command id -> notice, for a notice that beats its POST response
 
-// ---- log panel -------------------------------------------------------------
+// ---- log panel ---------------------------------------------------------------
 function log(kind, text) {
   const li = document.createElement("li");
   const t = document.createElement("span");
@@ -16,7 +26,7 @@ function log(kind, text) {
   $("log").prepend(li);
 }
 
-// ---- notices shown to the user --------------------------------------------
+// ---- messages to the user ------------------------------------------------------
 function notify(kind, ...parts) {
   const box = $("notice");
   box.className = `notice ${kind}`;
@@ -31,7 +41,80 @@ function link(href, text) {
   return a;
 }
 
-// ---- form errors -----------------------------------------------------------
+// ---- the session event stream ----------------------------------------------------
+let source = null;
+function connect() {
+  const cursor = store.cursor;
+  source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
+  const state = (s, text) => { $("conn").dataset.state = s; $("conn").textContent = text; };
+  source.onopen = () => { state("live", "live"); log("SSE open", "/api/events"); };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (e.g. too many streams): EventSource gives up, so try again later.
+      state("reconnecting", "reconnecting…");
+      setTimeout(connect, 3000);
+    } else {
+      state("reconnecting", "reconnecting…");
+    }
+    log("SSE error", "connection lost; reconnecting");
+  };
+  source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
+  source.addEventListener("reset", (e) => {
+    store.cursor = e.lastEventId;
+    log("SSE reset", e.data);
+    resyncPending();
+  });
+  for (const kind of ["succeeded", "failed"]) {
+    source.addEventListener(kind, (e) => {
+      store.cursor = e.lastEventId;
+      log(`SSE ${kind}`, e.data);
+      onNotice(JSON.parse(e.data));
+    });
+  }
+}
+
+function onNotice(notice) {
+  const id = notice.command_id;
+  const waiting = waiters.get(id);
+  if (waiting) { waiting(notice); return; }
+  const pending = store.pending;
+  if (pending[id]) {
+    const { name } = pending[id];
+    delete pending[id];
+    store.pending = pending;
+    announceLate(notice, name);
+  } else {
+    recent.set(id, notice); // maybe ours, its POST response not back yet
+    setTimeout(() => recent.delete(id), 60000);
+  }
+  if (!$("home-view").hidden) loadList(); // created in another tab of this session, maybe
+}
+
+function announceLate(notice, name) {
+  if (notice.status === "succeeded") {
+    const action = notice.actions[0];
+    notify("ok", `“${notice.resource.name}” is ready: `, link(action.href, "open it"), ".");
+  } else {
+    notify("err", `${name ? `“${name}”` : "A location"} could not be created: ${notice.error.detail}`);
+  }
+}
+
+// After a reset the cursor is gone: ask the status endpoint about each pending command.
+async function resyncPending() {
+  for (const id of Object.keys(store.pending)) {
+    const res = await fetch(`/api/commands/${id}`);
+    if (res.status === 404) { forget(id); continue; }
+    const status = await res.json();
+    if (status.status !== "pending") onNotice(status);
+  }
+}
+function forget(id) {
+  const pending = store.pending;
+  delete pending[id];
+  store.pending = pending;
+}
+
+// ---- form errors -------------------------------------------------------------------
 function clearErrors() {
   for (const f of [...FIELDS, "form"]) {
     $(`${f}-error`).hidden = true;
@@ -60,7 +143,7 @@ function showProblem(problem) {
   }
 }
 
-// ---- the command / notice flow ---------------------------------------------
+// ---- submitting ----------------------------------------------------------------------
 function busy(on) {
   const b = $("submit");
   b.disabled = on;
@@ -68,29 +151,41 @@ function busy(on) {
   b.textContent = on ? "Creating…" : "Create location";
 }
 
+// Resolves with the notice, or null when `seconds` pass first.
+function awaitNotice(id, seconds) {
+  if (recent.has(id)) return Promise.resolve(recent.get(id));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { waiters.delete(id); resolve(null); }, seconds * 1000);
+    waiters.set(id, (notice) => { clearTimeout(timer); waiters.delete(id); resolve(notice); });
+  });
+}
+
 async function submitForm(event) {
   event.preventDefault();
   clearErrors();
   $("notice").hidden = true;
   const body = Object.fromEntries(FIELDS.map((f) => [f, $(f).value]));
+  const name = body.name.trim();
+  const timeout = Number($("timeout").value) || 5;
   const headers = { "content-type": "application/json" };
   if ($("slow").checked) headers["x-simulate-delay"] = $("slow-seconds").value;
+  if ($("server-wait").checked) headers.prefer = `wait=${Math.min(timeout, 30)}`;
   busy(true);
   try {
     const res = await fetch("/api/locations", { method: "POST", headers, body: JSON.stringify(body) });
     const json = await res.json();
     log(`POST ${res.status}`, json);
+    if (res.status === 201) { done({ status: "succeeded", resource: json }); return; }
     if (res.status !== 202) { showProblem(json); return; }
-    const outcome = await awaitOutcome(json, Number($("timeout").value) || 5);
-    if (outcome.event === "succeeded") {
-      $("create-form").reset();
-      showLocation(outcome.notice.resource, true);
-    } else if (outcome.event === "failed") {
-      showProblem(outcome.notice.error);
+    const id = json.command_id;
+    store.pending = { ...store.pending, [id]: { name } };
+    const notice = res.headers.has("preference-applied") ? recent.get(id) : await awaitNotice(id, timeout);
+    if (notice) {
+      forget(id);
+      done(notice);
     } else {
       $("create-form").reset();
-      notify("warn", `“${body.name.trim()}” will be available shortly. You will be told here when it is ready.`);
-      followLater(json, body.name.trim());
+      notify("warn", `“${name}” will be available shortly. You will be told here when it is ready.`);
     }
   } catch (err) {
     log("ERROR", String(err));
@@ -100,40 +195,16 @@ async function submitForm(event) {
   }
 }
 
-// Resolves with {event, notice} on succeeded / failed / timeout.
-function awaitOutcome(accepted, timeoutS) {
-  return new Promise((resolve) => {
-    const es = new EventSource(`${accepted.events_url}?timeout=${timeoutS}`);
-    const finish = (event) => (e) => {
-      es.close();
-      log(`SSE ${event}`, e.data);
-      resolve({ event, notice: JSON.parse(e.data) });
-    };
-    es.addEventListener("succeeded", finish("succeeded"));
-    es.addEventListener("failed", finish("failed"));
-    es.addEventListener("timeout", finish("timeout"));
-    es.onopen = () => log("SSE open", accepted.events_url);
-    es.onerror = () => log("SSE error", "connection lost; the browser reconnects by itself");
-  });
-}
-
-// After a timeout: keep a stream open until the notice comes, then say so.
-async function followLater(accepted, name) {
-  for (;;) {
-    const { event, notice } = await awaitOutcome(accepted, LATER_TIMEOUT_S);
-    if (event === "succeeded") {
-      notify("ok", `“${notice.resource.name}” is ready: `, link(notice.actions[0].href, "open it"), ".");
-      if (!$("home-view").hidden) loadList();
-      return;
-    }
-    if (event === "failed") {
-      notify("err", `“${name}” could not be created: ${notice.error.detail}`);
-      return;
-    }
+function done(notice) {
+  if (notice.status === "succeeded") {
+    $("create-form").reset();
+    showLocation(notice.resource, true);
+  } else {
+    showProblem(notice.error);
   }
 }
 
-// ---- views -------------------------------------------------------------------
+// ---- views ------------------------------------------------------------------------------
 function locationItem(loc) {
   const li = document.createElement("li");
   const cat = document.createElement("span");
@@ -154,7 +225,6 @@ function showLocation(loc, push) {
   if (push) history.pushState({}, "", `/locations/${loc.id}`);
   $("home-view").hidden = true;
   $("location-view").hidden = false;
-  const art = $("location");
   const h1 = document.createElement("h1");
   h1.textContent = loc.name;
   h1.tabIndex = -1;
@@ -163,7 +233,7 @@ function showLocation(loc, push) {
   meta.textContent = `${loc.category} · created ${new Date(loc.created_at).toLocaleString()}`;
   const desc = document.createElement("p");
   desc.textContent = loc.description || "No description.";
-  art.replaceChildren(h1, meta, desc);
+  $("location").replaceChildren(h1, meta, desc);
   document.title = `${loc.name} · Locations`;
   h1.focus();
 }
@@ -193,4 +263,5 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", route);
 $("create-form").addEventListener("submit", submitForm);
+connect();
 route();

@@ -108,6 +108,7 @@ async def test_shutdown_ends_open_streams_within_the_grace_period(nats_server: N
     assert process.stop() == -signal.SIGTERM
     assert elapsed < 10, f"shutdown took {elapsed:.1f}s with a stream open"
     assert any("Application shutdown complete" in line for line in process.lines)
+    assert not any("ERROR" in line for line in process.lines), process.output()
 
 
 async def test_an_expired_cursor_gets_reset(tmp_path: Path) -> None:
