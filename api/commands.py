@@ -11,6 +11,7 @@ faster than this request cannot slip its notice past the waiter.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from contextlib import AsyncExitStack
@@ -31,6 +32,7 @@ from contracts.lookups import StoredNotice, find_command, find_notice
 from contracts.topology import command_subject
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
 
+log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
 MAX_SIMULATED_DELAY = 60.0
 
@@ -87,7 +89,13 @@ async def submit(request: Request) -> Response:
     except HTTPProblem:
         await svc.idempotency.release(started)  # nothing accepted: the key may be retried
         raise
-    await svc.idempotency.finish(started, digest, response)
+    try:
+        await svc.idempotency.finish(started, digest, response)
+    except nats.errors.Error as exc:
+        # The command is accepted whatever happens to the key's record: answer
+        # as accepted. A retry meanwhile gets 409 until the record goes stale,
+        # then takes it over with the same command id (see api.idempotency).
+        log.warning("could not record the answer for an Idempotency-Key: %r", exc)
     return _to_response(response)
 
 
