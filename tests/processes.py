@@ -175,6 +175,14 @@ def api(nats_url: str, env: Mapping[str, str] | None = None) -> Process:
     )
 
 
+def restart_api(api_process: Process) -> Process:
+    """Stop the API and start it again on the same port (clients reconnect to it)."""
+    port = base_url(api_process).rsplit(":", 1)[1]
+    api_process.stop()
+    api_process.env["API_PORT"] = port
+    return api_process.start()
+
+
 def base_url(api_process: Process) -> str:
     assert api_process.ready_match is not None
     return api_process.ready_match.group(1)

@@ -1,0 +1,54 @@
+"""The locations page as a test drives it (a page object)."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+LOCATION_URL = re.compile(r"/locations/[0-9a-f]{24}$")
+
+
+class LocationsPage:
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    async def open(self, path: str = "/") -> LocationsPage:
+        await self.page.goto(self.base_url + path)
+        await self.live()
+        return self
+
+    async def live(self) -> None:
+        """The session event stream is connected."""
+        await expect(self.page.locator("#conn")).to_have_attribute("data-state", "live")
+
+    async def create(self, name: str, category: str = "City", description: str = "") -> None:
+        await self.page.fill("#name", name)
+        await self.page.select_option("#category", category)
+        await self.page.fill("#description", description)
+        await self.page.click("#submit")
+
+    async def developer_panel(
+        self, *, wait_s: int | None = None, slow_s: int | None = None, server_wait: bool = False
+    ) -> None:
+        panel = self.page.locator("#dev")
+        if await panel.get_attribute("open") is None:
+            await self.page.click("#dev summary")
+        if wait_s is not None:
+            await self.page.fill("#timeout", str(wait_s))
+        await self.page.set_checked("#slow", slow_s is not None)
+        if slow_s is not None:
+            await self.page.fill("#slow-seconds", str(slow_s))
+        await self.page.set_checked("#server-wait", server_wait)
+
+    async def log_lines(self) -> list[str]:
+        return await self.page.locator("#log li").all_text_contents()
+
+    async def notices_logged(self) -> list[str]:
+        """The SSE notices this page received, oldest first."""
+        return [
+            line
+            for line in reversed(await self.log_lines())
+            if re.search(r"SSE (succeeded|failed)", line)
+        ]

@@ -1,0 +1,164 @@
+"""The page in Chromium: what a person sees and does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.pages import LOCATION_URL, LocationsPage
+from tests.helpers import unique_name
+from tests.processes import Process, base_url, restart_api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def locations(page: Page, api_process: Process, reactor_process: Process) -> LocationsPage:
+    return await LocationsPage(page, base_url(api_process)).open()
+
+
+async def test_create_shows_the_new_location_at_its_own_url(locations: LocationsPage) -> None:
+    name = unique_name("Leeds")
+    await locations.create(name, "Town", "By the Aire")
+    page = locations.page
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+    await expect(page.locator("#location")).to_contain_text("By the Aire")
+    await expect(page.locator("#location h1")).to_be_focused()
+    await page.get_by_role("link", name="All locations").click()
+    await expect(page.locator("#locations li").first).to_contain_text(name)
+
+
+async def test_a_validation_error_is_shown_at_its_field(locations: LocationsPage) -> None:
+    await locations.create("   ")
+    page = locations.page
+    await expect(page.locator("#name-error")).to_have_text("Name must not be empty.")
+    await expect(page.locator("#name")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#name")).to_be_focused()
+    await expect(page).to_have_url(locations.base_url + "/")
+
+
+async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPage) -> None:
+    name = unique_name("Whitby")
+    await locations.create(name)
+    await expect(locations.page).to_have_url(LOCATION_URL)
+    await locations.open()
+    await locations.create(name.upper())
+    error = locations.page.locator("#name-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("already exists")
+
+
+async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
+    locations: LocationsPage,
+) -> None:
+    await locations.developer_panel(wait_s=1, slow_s=3)
+    name = unique_name("Slow")
+    await locations.create(name)
+    page = locations.page
+    notice = page.locator("#notice")
+    await expect(notice).to_have_class(re.compile(r"\bwarn\b"))
+    await expect(notice).to_contain_text(f"“{name}” will be available shortly")
+    await page.reload()  # the person wanders off; the session stream resumes from its cursor
+    await expect(notice).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
+    await expect(notice).to_contain_text(f"“{name}” is ready")
+    await notice.locator("a").click()
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+
+
+async def test_waiting_on_the_server_shows_the_location_too(locations: LocationsPage) -> None:
+    await locations.developer_panel(server_wait=True)
+    name = unique_name("Ripon")
+    await locations.create(name)
+    await expect(locations.page).to_have_url(LOCATION_URL)
+    await expect(locations.page.locator("#location h1")).to_have_text(name)
+    assert any(line.split(" ")[1:3] == ["POST", "201"] for line in await locations.log_lines())
+
+
+async def test_the_page_reconnects_after_the_api_restarts(
+    locations: LocationsPage, api_process: Process
+) -> None:
+    page = locations.page
+    conn = page.locator("#conn")
+    await asyncio.to_thread(restart_api, api_process)  # returns once the new process is ready
+    await locations.live()
+    assert "SSE error" in "\n".join(await locations.log_lines())  # it did lose the stream
+    name = unique_name("After")
+    await locations.create(name)
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(conn).to_have_text("live")
+
+
+async def test_another_tab_of_the_session_sees_the_list_update(
+    context: BrowserContext, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    first = await LocationsPage(await context.new_page(), url).open()
+    second = await LocationsPage(await context.new_page(), url).open()
+    name = unique_name("Tab")
+    await first.create(name)
+    await expect(second.page.locator("#locations")).to_contain_text(name)
+
+
+async def test_two_sessions_never_see_each_others_notices(
+    browser: Browser, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    ctx_a, ctx_b = await browser.new_context(), await browser.new_context()
+    try:
+        alice = await LocationsPage(await ctx_a.new_page(), url).open()
+        bob = await LocationsPage(await ctx_b.new_page(), url).open()
+        await alice.create(unique_name("Alice"))
+        await expect(alice.page).to_have_url(LOCATION_URL)
+        # Bob's own notice comes after Alice's: had hers leaked, it would be logged first.
+        await bob.create(unique_name("Bob"))
+        await expect(bob.page).to_have_url(LOCATION_URL)
+        alice_notices, bob_notices = await alice.notices_logged(), await bob.notices_logged()
+        assert len(alice_notices) == 1
+        assert "Alice" in alice_notices[0]
+        assert len(bob_notices) == 1
+        assert "Bob" in bob_notices[0]
+    finally:
+        await ctx_a.close()
+        await ctx_b.close()
+
+
+async def test_dark_theme_follows_the_system(browser: Browser, api_process: Process) -> None:
+    ctx = await browser.new_context(color_scheme="dark")
+    try:
+        page = await ctx.new_page()
+        await page.goto(base_url(api_process))
+        background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(20, 20, 22)"
+    finally:
+        await ctx.close()
+
+
+async def test_the_main_flow_screenshot(locations: LocationsPage, tmp_path: Path) -> None:
+    """Takes the README's screenshot; `task docs:screenshot` writes it to docs/."""
+    async with httpx.AsyncClient(base_url=locations.base_url) as client:
+        for name, category in (
+            ("York", "City"),
+            ("Yorkshire", "County/Region"),
+            ("Whitby", "Town"),
+        ):
+            body = {"name": unique_name(name), "category": category}
+            response = await client.post("/api/locations", json=body, headers={"Prefer": "wait=10"})
+            assert response.status_code == 201
+    await locations.developer_panel(wait_s=5)
+    await locations.create(unique_name("Harrogate"), "Town", "Spa town in North Yorkshire")
+    await expect(locations.page).to_have_url(LOCATION_URL)
+    await locations.page.get_by_role("link", name="All locations").click()
+    await expect(locations.page.locator("#locations li").first).to_contain_text("Harrogate")
+    await locations.page.set_viewport_size({"width": 1280, "height": 860})
+    target = ROOT / "docs" if os.environ.get("UPDATE_DOCS_SCREENSHOT") else tmp_path
+    path = target / "screenshot.png"
+    await locations.page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
