@@ -22,10 +22,13 @@ from contracts.topology import (
     session_notices_subject,
 )
 
+COMMAND_SEQ_HEADER = "Command-Seq"
+
 
 class StoredNotice(NamedTuple):
     notice: Notice
     seq: int  # its sequence in the NOTICES stream: the SSE event id
+    command_seq: int | None = None  # the COMMANDS message it answers (Command-Seq header)
 
 
 async def find_notice(js: JetStreamContext, command_id: str) -> StoredNotice | None:
@@ -35,7 +38,10 @@ async def find_notice(js: JetStreamContext, command_id: str) -> StoredNotice | N
         return None
     assert msg.data is not None
     assert msg.seq is not None
-    return StoredNotice(notice_decoder.decode(msg.data), msg.seq)
+    command_seq = (msg.headers or {}).get(COMMAND_SEQ_HEADER)
+    return StoredNotice(
+        notice_decoder.decode(msg.data), msg.seq, int(command_seq) if command_seq else None
+    )
 
 
 async def find_command(js: JetStreamContext, command_id: str) -> Command | None:

@@ -7,6 +7,9 @@ NOTICES    stream  notice.<session_id>.<command_id> one outcome per command, kep
                    -> live.notice.<session>.<cmd>   to the API processes' relays
 locations       KV <location_id> -> Location        the read model
 location_names  KV <hash of folded name> -> id      uniqueness of names
+location_stats  KV <category> -> count              locations per category (CAS-updated)
+DEADLETTERS stream dlq.<original subject>          commands that could not be processed and
+                                                    messages that are not commands, kept 30 days
 idempotency_keys KV <hash of session + key> -> the first request's command id and
                                                     response; expires after 24 h
 
@@ -29,7 +32,10 @@ COMMANDS_STREAM: Final = "COMMANDS"
 NOTICES_STREAM: Final = "NOTICES"
 LOCATIONS_BUCKET: Final = "locations"
 LOCATION_NAMES_BUCKET: Final = "location_names"
+LOCATION_STATS_BUCKET: Final = "location_stats"
 IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
+DEADLETTERS_STREAM: Final = "DEADLETTERS"
+DEADLETTER_MAX_AGE: Final = 30 * 24 * 3600.0
 IDEMPOTENCY_TTL: Final = 24 * 3600.0
 REACTOR_CONSUMER: Final = "reactor"
 
@@ -68,6 +74,10 @@ NOTICES_ALL: Final = "notice.>"
 LIVE_NOTICES_ALL: Final = "live.notice.>"
 
 
+def deadletter_subject(original_subject: str) -> str:
+    return f"dlq.{original_subject}"
+
+
 def name_key(name: str) -> str:
     """KV key of a location name: case- and width-insensitive ("Leeds" == "LEEDS")."""
     folded = unicodedata.normalize("NFKC", name).casefold()
@@ -95,6 +105,14 @@ STREAMS: Final = (
         duplicate_window=NOTICE_DUPLICATE_WINDOW,
         republish=api.RePublish(src=NOTICES_ALL, dest=LIVE_NOTICES_ALL),
     ),
+    api.StreamConfig(
+        name=DEADLETTERS_STREAM,
+        description="Commands the reactor gave up on, and messages that are not commands",
+        subjects=["dlq.>"],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        max_age=DEADLETTER_MAX_AGE,
+    ),
 )
 
 # direct=False: reads go to the stream leader, so a GET after `succeeded` sees
@@ -105,6 +123,9 @@ BUCKETS: Final = (
     ),
     api.KeyValueConfig(
         bucket=LOCATION_NAMES_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
+    ),
+    api.KeyValueConfig(
+        bucket=LOCATION_STATS_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
     ),
     api.KeyValueConfig(
         bucket=IDEMPOTENCY_BUCKET,

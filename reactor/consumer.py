@@ -5,14 +5,23 @@ Protocol (DESIGN.md §3, §5):
   every reactor process. Fetches long-poll, so a command is handled as soon
   as it arrives; up to `max_in_flight` commands are handled concurrently.
 - Per command: apply (write the projection) -> publish the notice to NOTICES
-  (`Nats-Msg-Id` = notice:<command id>, so a re-emit is deduplicated) -> ack.
-  A crash anywhere before the ack means redelivery; the projection writes are
-  idempotent, and a redelivered command whose notice is already stored
-  re-emits that very notice instead of deciding again.
-- An exception is treated as transient: nak with backoff. On the last
-  delivery the command gets a `failed` "could not be processed" notice and
-  is terminated.
-- A message that is not a command at all is terminated and logged once.
+  -> settle (clear the projection's pending marks) -> ack. The notice's
+  `Nats-Msg-Id` is notice:<command id>:<command stream seq>, so a re-emit for
+  the same message is deduplicated while a replayed dead letter (a new
+  message) may answer again. A crash anywhere before the ack means
+  redelivery: the projection writes are idempotent, and a redelivered command
+  whose notice is already stored re-emits that very notice.
+- An exception is transient: nak with backoff. The attempt limit is the
+  reactor's, not the server's (the consumer redelivers without limit): on
+  the last attempt the command is copied to DEADLETTERS, gets a `failed`
+  "could not be processed" notice and is terminated. Each step is
+  idempotent, so a crash halfway repeats it on the next delivery instead of
+  leaving the command with no outcome.
+- A business rejection is an outcome, not an error: a `failed` notice, ack.
+- A message that is not a command at all is dead-lettered, logged once and
+  terminated; the next command is not held up.
+- Stop: no new fetches; in-flight commands get `stop_grace` seconds to
+  finish, the rest are cancelled and nak'ed for immediate redelivery.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 import nats.errors
@@ -29,29 +39,43 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from contracts.commands import Command, command_decoder, encoder
-from contracts.lookups import find_notice
+from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
-from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER, ensure_topology, notice_subject
+from contracts.topology import (
+    COMMANDS_STREAM,
+    REACTOR_CONSUMER,
+    deadletter_subject,
+    ensure_topology,
+    notice_subject,
+)
 from reactor.handlers import Decision, to_notice, unprocessable_notice
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVER = 5
+MAX_ATTEMPTS = 5
 ACK_WAIT = 30.0
+STOP_GRACE = 10.0
 MAX_SIMULATED_DELAY = 60.0
 
-Handler = Callable[[Command], Awaitable[Decision]]
 Clock = Callable[[], datetime]
 
 
-def consumer_config(
-    max_deliver: int = MAX_DELIVER, ack_wait: float = ACK_WAIT
-) -> api.ConsumerConfig:
+class Projection(Protocol):
+    """What the reactor needs of a domain's adapter."""
+
+    async def apply(self, command: Command) -> Decision:
+        """Decide and write the effects (idempotently)."""
+
+    async def settle(self, command: Command) -> None:
+        """The command's succeeded notice is stored: drop any pending marks."""
+
+
+def consumer_config(ack_wait: float = ACK_WAIT) -> api.ConsumerConfig:
     return api.ConsumerConfig(
         durable_name=REACTOR_CONSUMER,
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=ack_wait,
-        max_deliver=max_deliver,
+        max_deliver=-1,  # the reactor counts attempts itself (module docstring)
         max_ack_pending=1000,
         filter_subject="cmd.>",
         deliver_policy=api.DeliverPolicy.ALL,
@@ -79,26 +103,30 @@ class Reactor:
     def __init__(
         self,
         js: JetStreamContext,
-        handlers: dict[type, Handler],
+        projections: dict[type, Projection],
         *,
         dev: bool = False,
         max_in_flight: int = 64,
-        max_deliver: int = MAX_DELIVER,
+        max_attempts: int = MAX_ATTEMPTS,
+        ack_wait: float = ACK_WAIT,
+        stop_grace: float = STOP_GRACE,
         backoff: Callable[[int], float] = retry_delay,
         clock: Clock = utcnow,
     ) -> None:
         self._js = js
-        self._handlers = handlers
+        self._projections = projections
         self._dev = dev
         self._max_in_flight = max_in_flight
-        self._max_deliver = max_deliver
+        self._max_attempts = max_attempts
+        self._ack_wait = ack_wait
+        self._stop_grace = stop_grace
         self._backoff = backoff
         self._clock = clock
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], Msg] = {}
         self.bound = False  # bound to the durable consumer, fetching
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set, then let in-flight commands finish."""
+        """Consume until `stop` is set, then finish or hand back in-flight commands."""
         sub: JetStreamContext.PullSubscription | None = await self._bind()
         log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
         try:
@@ -131,20 +159,32 @@ class Reactor:
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+                    self._in_flight[task] = msg
+                    task.add_done_callback(self._in_flight.pop)
         finally:
             # Unsubscribe before anyone drains (PITFALLS: drain after an empty
-            # fetch can hang), then let what was started finish.
+            # fetch can hang), then let what was started finish, or hand it back.
             if sub is not None:
                 await _quietly(sub.unsubscribe())
-            if self._in_flight:
-                await asyncio.wait(self._in_flight, timeout=ACK_WAIT / 2)
+            await self._finish_in_flight()
+
+    async def _finish_in_flight(self) -> None:
+        if not self._in_flight:
+            return
+        log.info(
+            "waiting up to %.0fs for %d in-flight commands", self._stop_grace, len(self._in_flight)
+        )
+        _, unfinished = await asyncio.wait(self._in_flight, timeout=self._stop_grace)
+        for task in unfinished:
+            task.cancel()  # _process naks it: redelivered at once, to another reactor
+        if unfinished:
+            log.warning("handed back %d unfinished commands", len(unfinished))
+            await asyncio.wait(unfinished, timeout=5)
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         """Create or update the durable consumer, then bind to it (PITFALLS: not pull_subscribe)."""
         await ensure_topology(self._js)
-        await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._max_deliver))
+        await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._ack_wait))
         sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
         self.bound = True
         return sub
@@ -153,37 +193,55 @@ class Reactor:
         try:
             command = command_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
-            log.error("dropping %s: not a command (%s)", msg.subject, exc)
-            await msg.term()
+            await self._poison(msg, exc)
             return
         delivered = msg.metadata.num_delivered or 1
         try:
             if self._dev and command.simulate_delay_s > 0:
                 await self._simulate_delay(msg, command.simulate_delay_s)
-            notice = await self._outcome(command, delivered)
-            await self._publish(command, notice)
+            if delivered > self._max_attempts:
+                raise _GiveUp(f"{delivered - 1} attempts failed")
+            notice = await self._outcome(command, msg, delivered)
+            await self._publish(command, notice, msg)
+            if notice.status == "succeeded":
+                await self._projection(command).settle(command)
             await msg.ack()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await msg.nak()  # stopping: let another reactor have it now
+            raise
         except Exception as exc:
             await self._failed_attempt(msg, command, delivered, exc)
 
-    async def _outcome(self, command: Command, delivered: int) -> Notice:
-        if delivered > 1 and (stored := await find_notice(self._js, command.command_id)):
-            return stored.notice  # decided before the ack was lost: say the same again
-        handler = self._handlers[type(command.payload)]
-        return to_notice(command, await handler(command), self._clock())
+    def _projection(self, command: Command) -> Projection:
+        return self._projections[type(command.payload)]
 
-    async def _publish(self, command: Command, notice: Notice) -> None:
+    async def _outcome(self, command: Command, msg: Msg, delivered: int) -> Notice:
+        if delivered > 1:
+            stored = await find_notice(self._js, command.command_id)
+            if stored is not None and stored.command_seq == msg.metadata.sequence.stream:
+                return stored.notice  # decided before the ack was lost: say the same again
+        decision = await self._projection(command).apply(command)
+        return to_notice(command, decision, self._clock())
+
+    async def _publish(self, command: Command, notice: Notice, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
         await self._js.publish(
             notice_subject(command.session_id, command.command_id),
             encoder.encode(notice),
-            headers={"Nats-Msg-Id": f"notice:{command.command_id}"},
+            headers={
+                "Nats-Msg-Id": f"notice:{command.command_id}:{seq}",
+                COMMAND_SEQ_HEADER: str(seq),
+            },
         )
 
     async def _failed_attempt(
         self, msg: Msg, command: Command, delivered: int, exc: Exception
     ) -> None:
-        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if delivered < self._max_deliver:
+        reason = (
+            str(exc) if isinstance(exc, _GiveUp) else f"{type(exc).__name__}: {exc}".rstrip(": ")
+        )
+        if delivered < self._max_attempts:
             delay = self._backoff(delivered)
             log.warning(
                 "command %s attempt %d failed (%s); retry in %.1fs",
@@ -192,22 +250,55 @@ class Reactor:
                 reason,
                 delay,
             )
-            await msg.nak(delay=delay)
+            await _quietly(msg.nak(delay=delay))
             return
         log.error(
-            "command %s failed %d times (%s); giving up", command.command_id, delivered, reason
+            "command %s failed %d times (%s); dead-lettered", command.command_id, delivered, reason
         )
         try:
-            await self._publish(command, unprocessable_notice(command, reason, self._clock()))
+            await self._deadletter(msg, "exhausted", reason)
+            await self._publish(command, unprocessable_notice(command, reason, self._clock()), msg)
             await msg.term()
         except Exception:
-            log.exception("could not publish the failed notice of command %s", command.command_id)
+            # Not terminated, so redelivered: the next delivery tries these steps again.
+            log.exception("could not dead-letter command %s yet", command.command_id)
+            await _quietly(msg.nak(delay=self._backoff(delivered)))
+
+    async def _poison(self, msg: Msg, exc: Exception) -> None:
+        log.error("dead-lettering %s: not a command (%s)", msg.subject, exc)
+        try:
+            await self._deadletter(msg, "poison", str(exc))
+            await msg.term()
+        except nats.errors.Error:
+            log.exception("could not dead-letter %s yet", msg.subject)
+            await _quietly(msg.nak(delay=self._backoff(msg.metadata.num_delivered or 1)))
+
+    async def _deadletter(self, msg: Msg, reason: str, error: str) -> None:
+        """Copy the message to DEADLETTERS with why, once (deduplicated by its stream sequence)."""
+        meta = msg.metadata
+        await self._js.publish(
+            deadletter_subject(msg.subject),
+            msg.data,
+            headers={
+                "Nats-Msg-Id": f"dlq:{meta.sequence.stream}",
+                "Dlq-Reason": reason,
+                "Dlq-Error": error[:1000],
+                "Dlq-Deliveries": str(meta.num_delivered or 1),
+                "Dlq-Stream-Seq": str(meta.sequence.stream),
+                "Dlq-Subject": msg.subject,
+                "Dlq-Time": self._clock().isoformat(),
+            },
+        )
 
     async def _simulate_delay(self, msg: Msg, seconds: float) -> None:
         """Dev mode only: sleep, telling the server we are still at it."""
         remaining = min(seconds, MAX_SIMULATED_DELAY)
         while remaining > 0:
-            step = min(remaining, ACK_WAIT / 3)
+            step = min(remaining, self._ack_wait / 3)
             await asyncio.sleep(step)
             remaining -= step
             await msg.in_progress()
+
+
+class _GiveUp(Exception):
+    """Delivered past the attempt limit (an earlier give-up did not finish)."""

@@ -114,3 +114,32 @@ def unprocessable_notice(command: Command, reason: str, completed_at: datetime) 
             detail=f"The command could not be processed: {reason}",
         ),
     )
+
+
+class CategoryCount(msgspec.Struct, frozen=True):
+    """Locations per category, plus the commands counted but not yet announced.
+
+    `pending` makes the increment exactly-once across crashes: a command is in
+    it from the write that counts it until its notice is stored. A redelivered
+    command that finds itself there was counted already.
+    """
+
+    category: str
+    count: int = 0
+    pending: list[str] = msgspec.field(default_factory=list)
+
+
+def count_location(current: CategoryCount, command_id: str) -> CategoryCount | None:
+    """The counter with this command counted, or None if it already is."""
+    if command_id in current.pending:
+        return None
+    return CategoryCount(current.category, current.count + 1, [*current.pending, command_id])
+
+
+def settle_count(current: CategoryCount, command_id: str) -> CategoryCount | None:
+    """The counter with this command's notice stored, or None if nothing changes."""
+    if command_id not in current.pending:
+        return None
+    return CategoryCount(
+        current.category, current.count, [c for c in current.pending if c != command_id]
+    )

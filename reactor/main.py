@@ -13,8 +13,13 @@ from contextlib import AsyncExitStack
 
 from contracts.commands import CreateLocation
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
-from contracts.topology import LOCATION_NAMES_BUCKET, LOCATIONS_BUCKET, ensure_topology
-from reactor.consumer import Handler, Reactor
+from contracts.topology import (
+    LOCATION_NAMES_BUCKET,
+    LOCATION_STATS_BUCKET,
+    LOCATIONS_BUCKET,
+    ensure_topology,
+)
+from reactor.consumer import Projection, Reactor
 from reactor.projections import LocationsProjection
 
 log = logging.getLogger("reactor")
@@ -34,6 +39,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=int(os.environ.get("REACTOR_CONCURRENCY", "64")),
         help="commands handled at once by this process (env REACTOR_CONCURRENCY)",
     )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=int(os.environ.get("REACTOR_MAX_ATTEMPTS", "5")),
+        help="deliveries before a failing command is dead-lettered (env REACTOR_MAX_ATTEMPTS)",
+    )
+    parser.add_argument(
+        "--ack-wait",
+        type=float,
+        default=float(os.environ.get("REACTOR_ACK_WAIT", "30")),
+        help="seconds before an unacknowledged command is redelivered (env REACTOR_ACK_WAIT)",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=float(os.environ.get("REACTOR_STOP_GRACE", "10")),
+        help="seconds in-flight commands get to finish on SIGTERM (env REACTOR_STOP_GRACE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -49,10 +72,20 @@ async def run(args: argparse.Namespace, settings: NatsSettings) -> None:
         js = nc.jetstream()
         await ensure_topology(js)  # before the buckets are opened
         locations = LocationsProjection(
-            await js.key_value(LOCATIONS_BUCKET), await js.key_value(LOCATION_NAMES_BUCKET)
+            await js.key_value(LOCATIONS_BUCKET),
+            await js.key_value(LOCATION_NAMES_BUCKET),
+            await js.key_value(LOCATION_STATS_BUCKET),
         )
-        handlers: dict[type, Handler] = {CreateLocation: locations.create_location}
-        reactor = Reactor(js, handlers, dev=args.dev, max_in_flight=args.concurrency)
+        projections: dict[type, Projection] = {CreateLocation: locations}
+        reactor = Reactor(
+            js,
+            projections,
+            dev=args.dev,
+            max_in_flight=args.concurrency,
+            max_attempts=args.max_attempts,
+            ack_wait=args.ack_wait,
+            stop_grace=args.stop_grace,
+        )
         await reactor.run(stop)
         log.info("reactor stopping: in-flight work done, flushing")
         await nc.flush(timeout=5)

@@ -5,27 +5,45 @@ a `kv.create` (fails if the key exists) holding that id. A redelivered
 command finds the claim already its own and rewrites the identical record,
 so it changes nothing a second time. Two reactors racing for one name: one
 create wins, the other re-reads the owner and rejects.
+
+Concurrency on a shared record (the per-category counters): compare-and-set
+on the KV revision, retried with jitter on conflict. CAS rather than
+partitioning by key because every reactor may handle any command (one shared
+durable consumer, no ordering by key), and a conflict costs one re-read
+where partitioning would cost a consumer per partition and idle reactors.
+A counter is exactly-once across crashes through its `pending` list (see
+`reactor.handlers.CategoryCount`): counted and marked pending in one write,
+unmarked by `settle` once the notice is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Callable
+
+import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts.commands import Command, CreateLocation, encoder
 from contracts.topology import name_key
 from reactor import handlers
-from reactor.handlers import Decision, Rejected
+from reactor.handlers import CategoryCount, Decision, Rejected
 
 MAX_CLAIM_ATTEMPTS = 5
+MAX_CAS_ATTEMPTS = 200
+
+_count_decoder = msgspec.json.Decoder(CategoryCount)
 
 
 class LocationsProjection:
-    def __init__(self, locations: KeyValue, names: KeyValue) -> None:
+    def __init__(self, locations: KeyValue, names: KeyValue, stats: KeyValue) -> None:
         self._locations = locations
         self._names = names
+        self._stats = stats
 
-    async def create_location(self, command: Command) -> Decision:
+    async def apply(self, command: Command) -> Decision:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
         key = name_key(payload.name)
@@ -39,9 +57,20 @@ class LocationsProjection:
                     await self._names.create(key, decision.location.id.encode())
                 except KeyWrongLastSequenceError:
                     continue  # claimed meanwhile: decide again with the new owner
+            await self._update_count(
+                payload.category, lambda c: handlers.count_location(c, command.command_id)
+            )
             await self._locations.put(decision.location.id, encoder.encode(decision.location))
             return decision
         raise RuntimeError(f"name claim {key} kept changing under us")
+
+    async def settle(self, command: Command) -> None:
+        """The command's notice is stored: it no longer needs its pending mark."""
+        payload = command.payload
+        assert isinstance(payload, CreateLocation)
+        await self._update_count(
+            payload.category, lambda c: handlers.settle_count(c, command.command_id)
+        )
 
     async def _name_owner(self, key: str) -> str | None:
         try:
@@ -49,3 +78,27 @@ class LocationsProjection:
         except KeyNotFoundError:
             return None
         return entry.value.decode() if entry.value else None
+
+    async def _update_count(
+        self, category: str, change: Callable[[CategoryCount], CategoryCount | None]
+    ) -> None:
+        """Compare-and-set `change` onto the category's counter, retrying on conflict."""
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            try:
+                entry = await self._stats.get(category)
+                assert entry.value is not None
+                current, revision = _count_decoder.decode(entry.value), entry.revision
+            except KeyNotFoundError:
+                current, revision = CategoryCount(category), None
+            changed = change(current)
+            if changed is None:
+                return
+            try:
+                if revision is None:
+                    await self._stats.create(category, encoder.encode(changed))
+                else:
+                    await self._stats.update(category, encoder.encode(changed), last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise RuntimeError(f"counter {category} kept changing under us")

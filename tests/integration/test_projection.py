@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 
 from contracts.resources import location_decoder
-from contracts.topology import LOCATION_NAMES_BUCKET, LOCATIONS_BUCKET, name_key
-from reactor.handlers import Created, Rejected
+from contracts.topology import (
+    LOCATION_NAMES_BUCKET,
+    LOCATION_STATS_BUCKET,
+    LOCATIONS_BUCKET,
+    name_key,
+)
+from reactor.handlers import CategoryCount, Created, Rejected
 from reactor.projections import LocationsProjection
 from tests.helpers import make_command, unique_name
 
 
 async def projection(js: JetStreamContext) -> LocationsProjection:
     return LocationsProjection(
-        await js.key_value(LOCATIONS_BUCKET), await js.key_value(LOCATION_NAMES_BUCKET)
+        await js.key_value(LOCATIONS_BUCKET),
+        await js.key_value(LOCATION_NAMES_BUCKET),
+        await js.key_value(LOCATION_STATS_BUCKET),
     )
 
 
 async def test_create_writes_the_location_and_claims_the_name(js: JetStreamContext) -> None:
     command = make_command()
-    decision = await (await projection(js)).create_location(command)
+    decision = await (await projection(js)).apply(command)
     assert isinstance(decision, Created)
     stored = await (await js.key_value(LOCATIONS_BUCKET)).get(decision.location.id)
     assert stored.value is not None
@@ -33,10 +42,10 @@ async def test_create_writes_the_location_and_claims_the_name(js: JetStreamConte
 async def test_applying_the_same_command_twice_changes_nothing(js: JetStreamContext) -> None:
     proj = await projection(js)
     command = make_command()
-    first = await proj.create_location(command)
+    first = await proj.apply(command)
     kv = await js.key_value(LOCATIONS_BUCKET)
     assert isinstance(first, Created)
-    second = await proj.create_location(command)
+    second = await proj.apply(command)
     assert second == first
     entry = await kv.get(first.location.id)
     assert entry.value is not None
@@ -48,8 +57,8 @@ async def test_applying_the_same_command_twice_changes_nothing(js: JetStreamCont
 async def test_a_name_is_taken_case_insensitively(js: JetStreamContext) -> None:
     proj = await projection(js)
     name = unique_name()
-    assert isinstance(await proj.create_location(make_command(name)), Created)
-    decision = await proj.create_location(make_command(name.upper()))
+    assert isinstance(await proj.apply(make_command(name)), Created)
+    decision = await proj.apply(make_command(name.upper()))
     assert isinstance(decision, Rejected)
     assert decision.problem.status == 409
 
@@ -57,6 +66,43 @@ async def test_a_name_is_taken_case_insensitively(js: JetStreamContext) -> None:
 async def test_racing_commands_for_one_name_create_exactly_one(js: JetStreamContext) -> None:
     proj = await projection(js)
     name = unique_name()
-    decisions = await asyncio.gather(*(proj.create_location(make_command(name)) for _ in range(8)))
+    decisions = await asyncio.gather(*(proj.apply(make_command(name)) for _ in range(8)))
     assert sum(isinstance(d, Created) for d in decisions) == 1
     assert sum(isinstance(d, Rejected) for d in decisions) == 7
+
+
+async def count_of(js: JetStreamContext, category: str) -> CategoryCount:
+    """The category's counter (zero before its first location)."""
+    try:
+        entry = await (await js.key_value(LOCATION_STATS_BUCKET)).get(category)
+    except KeyNotFoundError:
+        return CategoryCount(category)
+    assert entry.value is not None
+    return msgspec.json.decode(entry.value, type=CategoryCount)
+
+
+async def test_a_location_is_counted_once_however_often_applied(js: JetStreamContext) -> None:
+    proj = await projection(js)
+    before = (await count_of(js, "City")).count
+    command = make_command()
+    await proj.apply(command)
+    await proj.apply(command)  # a redelivery before the notice was stored
+    counted = await count_of(js, "City")
+    assert counted.count == before + 1
+    assert command.command_id in counted.pending
+    await proj.settle(command)
+    await proj.settle(command)
+    settled = await count_of(js, "City")
+    assert settled.count == before + 1
+    assert command.command_id not in settled.pending
+
+
+async def test_concurrent_increments_lose_nothing(js: JetStreamContext) -> None:
+    proj = await projection(js)
+    commands = [make_command() for _ in range(40)]
+    before = (await count_of(js, "City")).count
+    await asyncio.gather(*(proj.apply(c) for c in commands))
+    await asyncio.gather(*(proj.settle(c) for c in commands))
+    after = await count_of(js, "City")
+    assert after.count == before + 40
+    assert not set(after.pending) & {c.command_id for c in commands}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from contracts.commands import Command, CreateLocation, encoder
@@ -15,13 +17,15 @@ from contracts.lookups import StoredNotice, find_notice
 from contracts.notices import Notice
 from contracts.topology import (
     COMMANDS_STREAM,
+    DEADLETTERS_STREAM,
     LOCATION_NAMES_BUCKET,
+    LOCATION_STATS_BUCKET,
     LOCATIONS_BUCKET,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
     ensure_topology,
 )
-from reactor.consumer import Handler, Reactor
+from reactor.consumer import Projection, Reactor
 from reactor.handlers import Decision
 from reactor.projections import LocationsProjection
 from tests.conftest import connect_test_client
@@ -45,26 +49,30 @@ async def own_js(own_server: NatsServer) -> AsyncIterator[JetStreamContext]:
     await client.close()
 
 
-async def real_handler(js: JetStreamContext) -> Handler:
-    projection = LocationsProjection(
-        await js.key_value(LOCATIONS_BUCKET), await js.key_value(LOCATION_NAMES_BUCKET)
+async def real_handler(js: JetStreamContext) -> LocationsProjection:
+    return LocationsProjection(
+        await js.key_value(LOCATIONS_BUCKET),
+        await js.key_value(LOCATION_NAMES_BUCKET),
+        await js.key_value(LOCATION_STATS_BUCKET),
     )
-    return projection.create_location
 
 
 class Counting:
-    """Wraps a handler: counts calls and raises for the first `failures` of them."""
+    """Wraps a projection: counts `apply` calls and raises for the first `failures` of them."""
 
-    def __init__(self, inner: Handler, failures: int = 0) -> None:
+    def __init__(self, inner: Projection, failures: int = 0) -> None:
         self.inner = inner
         self.failures = failures
         self.calls = 0
 
-    async def __call__(self, command: Command) -> Decision:
+    async def apply(self, command: Command) -> Decision:
         self.calls += 1
         if self.calls <= self.failures:
             raise ConnectionError(f"simulated outage {self.calls}")
-        return await self.inner(command)
+        return await self.inner.apply(command)
+
+    async def settle(self, command: Command) -> None:
+        await self.inner.settle(command)
 
 
 @asynccontextmanager
@@ -83,8 +91,8 @@ async def running(reactor: Reactor) -> AsyncIterator[None]:
         await task
 
 
-def fast_reactor(js: JetStreamContext, handler: Handler, **kw: object) -> Reactor:
-    return Reactor(js, {CreateLocation: handler}, backoff=lambda n: 0.05, **kw)  # type: ignore[arg-type]
+def fast_reactor(js: JetStreamContext, projection: Projection, **kw: Any) -> Reactor:
+    return Reactor(js, {CreateLocation: projection}, backoff=lambda n: 0.05, **kw)
 
 
 async def outcome(js: JetStreamContext, command: Command) -> StoredNotice:
@@ -119,7 +127,7 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
 ) -> None:
     handler = Counting(await real_handler(own_js), failures=1000)
     command = make_command()
-    async with running(fast_reactor(own_js, handler, max_deliver=3)):
+    async with running(fast_reactor(own_js, handler, max_attempts=3)):
         await publish_command(own_js, command)
         stored = await outcome(own_js, command)
     assert stored.notice.status == "failed"
@@ -127,6 +135,12 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
     assert stored.notice.error.title == "Command could not be processed"
     assert "simulated outage 3" in stored.notice.error.detail
     assert handler.calls == 3
+    dead = await deadletter_of(own_js, f"cmd.CreateLocation.{command.command_id}")
+    assert dead.data == encoder.encode(command)
+    assert dead.headers is not None
+    assert dead.headers["Dlq-Reason"] == "exhausted"
+    assert dead.headers["Dlq-Deliveries"] == "3"
+    assert "simulated outage 3" in dead.headers["Dlq-Error"]
 
 
 async def test_poison_message_is_dropped_and_later_commands_still_succeed(
@@ -134,9 +148,13 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
 ) -> None:
     handler = Counting(await real_handler(own_js))
     command = make_command()
+    poison = {
+        "cmd.CreateLocation." + "0" * 32: b"{not a command",
+        "cmd.Nonsense.x": b'{"command_id": 5}',
+    }
     async with running(fast_reactor(own_js, handler)):
-        await own_js.publish("cmd.CreateLocation." + "0" * 32, b"{not a command")
-        await own_js.publish("cmd.CreateLocation." + "1" * 32, b'{"command_id": 5}')
+        for subject, data in poison.items():
+            await own_js.publish(subject, data)
         await publish_command(own_js, command)
         stored = await outcome(own_js, command)
 
@@ -147,6 +165,15 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
         await eventually(settled)
     assert stored.notice.status == "succeeded"
     assert handler.calls == 1
+    for subject, data in poison.items():
+        dead = await deadletter_of(own_js, subject)
+        assert dead.data == data
+        assert dead.headers is not None
+        assert dead.headers["Dlq-Reason"] == "poison"
+
+
+async def deadletter_of(js: JetStreamContext, subject: str) -> Any:
+    return await js.get_last_msg(DEADLETTERS_STREAM, f"dlq.{subject}")
 
 
 class LosesFirstAck(Reactor):
@@ -154,8 +181,8 @@ class LosesFirstAck(Reactor):
 
     crashed = False
 
-    async def _publish(self, command: Command, notice: Notice) -> None:
-        await super()._publish(command, notice)
+    async def _publish(self, command: Command, notice: Notice, msg: Msg) -> None:
+        await super()._publish(command, notice, msg)
         if not self.crashed:
             self.crashed = True
             raise ConnectionError("died after publishing the notice")
