@@ -27,7 +27,12 @@ from api.session import SessionMiddleware
 from api.settings import Settings
 from contracts.connection import NatsSettings, connect
 from contracts.notices import Problem
-from contracts.topology import IDEMPOTENCY_BUCKET, LOCATIONS_BUCKET, ensure_topology
+from contracts.topology import (
+    IDEMPOTENCY_BUCKET,
+    LOCATION_STATS_BUCKET,
+    LOCATIONS_BUCKET,
+    ensure_topology,
+)
 
 log = logging.getLogger("api")
 
@@ -59,6 +64,7 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
                 js=js,
                 relay=relay,
                 locations=await js.key_value(LOCATIONS_BUCKET),
+                location_stats=await js.key_value(LOCATION_STATS_BUCKET),
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
             )
@@ -75,6 +81,7 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
         Route("/api/commands/{command_id}/events", streams.command_events),
         Route("/api/events", streams.session_events),
         Route("/api/locations", reads.list_locations, methods=["GET"]),
+        Route("/api/locations/stats", reads.location_stats),
         Route("/api/locations/{location_id}", reads.get_location),
         Route("/api/{collection}", commands.submit, methods=["POST"]),
         Route("/healthz", ops.healthz),

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from api.problems import HTTPProblem, not_found
 from api.services import services
-from contracts.commands import encoder
+from contracts.commands import CATEGORIES, encoder
+from contracts.lookups import category_counts
 from contracts.notices import FieldError
 from contracts.resources import Location, location_decoder
 
@@ -53,6 +54,14 @@ async def get_location(request: Request) -> Response:
     if not entry.value:
         raise not_found("The location")
     return Response(entry.value, media_type="application/json")
+
+
+async def location_stats(request: Request) -> Response:
+    """GET /api/locations/stats: locations per category (every category listed)."""
+    counts = await category_counts(services(request).location_stats)
+    by_category = {category: counts.get(category, 0) for category in CATEGORIES}
+    body = {"categories": by_category, "total": sum(by_category.values())}
+    return Response(encoder.encode(body), media_type="application/json")
 
 
 def _limit(request: Request) -> int:

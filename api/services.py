@@ -23,6 +23,7 @@ class Services:
     js: JetStreamContext
     relay: NoticeRelay
     locations: KeyValue
+    location_stats: KeyValue
     idempotency: IdempotencyKeys
     limits: StreamLimits
     metrics: Metrics = field(default_factory=lambda: Metrics())

@@ -6,14 +6,17 @@ in the token that the caller does not know (the command type, the session).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
 
 from contracts.commands import Command, command_decoder
 from contracts.notices import Notice, notice_decoder
+from contracts.resources import category_count_decoder
 from contracts.topology import (
     COMMANDS_STREAM,
     NOTICES_STREAM,
@@ -83,3 +86,17 @@ class Bounds(NamedTuple):
 async def notice_bounds(js: JetStreamContext) -> Bounds:
     state = (await js.stream_info(NOTICES_STREAM)).state
     return Bounds(state.first_seq, state.last_seq)
+
+
+async def category_counts(stats: KeyValue) -> dict[str, int]:
+    """Locations per category: the sum of each category's counter shards."""
+    try:
+        keys = await stats.keys()
+    except NoKeysError:
+        return {}
+    entries = await asyncio.gather(*(stats.get(key) for key in keys))
+    totals: dict[str, int] = {}
+    for entry in entries:
+        shard = category_count_decoder.decode(entry.value or b"")
+        totals[shard.category] = totals.get(shard.category, 0) + shard.count
+    return totals

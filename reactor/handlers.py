@@ -14,7 +14,7 @@ import msgspec
 
 from contracts.commands import Command, CreateLocation
 from contracts.notices import Action, Notice, Problem
-from contracts.resources import Location, location_page, location_url
+from contracts.resources import CategoryCount, Location, location_page, location_url
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -114,19 +114,6 @@ def unprocessable_notice(command: Command, reason: str, completed_at: datetime) 
             detail=f"The command could not be processed: {reason}",
         ),
     )
-
-
-class CategoryCount(msgspec.Struct, frozen=True):
-    """Locations per category, plus the commands counted but not yet announced.
-
-    `pending` makes the increment exactly-once across crashes: a command is in
-    it from the write that counts it until its notice is stored. A redelivered
-    command that finds itself there was counted already.
-    """
-
-    category: str
-    count: int = 0
-    pending: list[str] = msgspec.field(default_factory=list)
 
 
 def count_location(current: CategoryCount, command_id: str) -> CategoryCount | None:

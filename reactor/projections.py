@@ -11,6 +11,10 @@ on the KV revision, retried with jitter on conflict. CAS rather than
 partitioning by key because every reactor may handle any command (one shared
 durable consumer, no ordering by key), and a conflict costs one re-read
 where partitioning would cost a consumer per partition and idle reactors.
+Two things keep conflicts rare under load: each category's count is split
+over COUNTER_SHARDS keys (`contracts.resources.counter_key`; readers add them
+up), and within one process updates to one key take turns (an asyncio lock),
+so CAS only arbitrates between processes.
 A counter is exactly-once across crashes through its `pending` list (see
 `reactor.handlers.CategoryCount`): counted and marked pending in one write,
 unmarked by `settle` once the notice is stored.
@@ -20,21 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import defaultdict
 from collections.abc import Callable
 
-import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts.commands import Command, CreateLocation, encoder
+from contracts.resources import CategoryCount, category_count_decoder, counter_key
 from contracts.topology import name_key
 from reactor import handlers
-from reactor.handlers import CategoryCount, Decision, Rejected
+from reactor.handlers import Decision, Rejected
 
 MAX_CLAIM_ATTEMPTS = 5
 MAX_CAS_ATTEMPTS = 200
-
-_count_decoder = msgspec.json.Decoder(CategoryCount)
 
 
 class LocationsProjection:
@@ -42,6 +45,7 @@ class LocationsProjection:
         self._locations = locations
         self._names = names
         self._stats = stats
+        self._turns: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def apply(self, command: Command) -> Decision:
         payload = command.payload
@@ -58,7 +62,8 @@ class LocationsProjection:
                 except KeyWrongLastSequenceError:
                     continue  # claimed meanwhile: decide again with the new owner
             await self._update_count(
-                payload.category, lambda c: handlers.count_location(c, command.command_id)
+                counter_key(payload.category, command.command_id),
+                lambda c: handlers.count_location(c, command.command_id),
             )
             await self._locations.put(decision.location.id, encoder.encode(decision.location))
             return decision
@@ -69,7 +74,8 @@ class LocationsProjection:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
         await self._update_count(
-            payload.category, lambda c: handlers.settle_count(c, command.command_id)
+            counter_key(payload.category, command.command_id),
+            lambda c: handlers.settle_count(c, command.command_id),
         )
 
     async def _name_owner(self, key: str) -> str | None:
@@ -80,25 +86,26 @@ class LocationsProjection:
         return entry.value.decode() if entry.value else None
 
     async def _update_count(
-        self, category: str, change: Callable[[CategoryCount], CategoryCount | None]
+        self, key: str, change: Callable[[CategoryCount], CategoryCount | None]
     ) -> None:
-        """Compare-and-set `change` onto the category's counter, retrying on conflict."""
-        for attempt in range(MAX_CAS_ATTEMPTS):
-            try:
-                entry = await self._stats.get(category)
-                assert entry.value is not None
-                current, revision = _count_decoder.decode(entry.value), entry.revision
-            except KeyNotFoundError:
-                current, revision = CategoryCount(category), None
-            changed = change(current)
-            if changed is None:
-                return
-            try:
-                if revision is None:
-                    await self._stats.create(category, encoder.encode(changed))
-                else:
-                    await self._stats.update(category, encoder.encode(changed), last=revision)
-                return
-            except KeyWrongLastSequenceError:
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-        raise RuntimeError(f"counter {category} kept changing under us")
+        """Compare-and-set `change` onto one counter shard, retrying on conflict."""
+        async with self._turns[key]:
+            for attempt in range(MAX_CAS_ATTEMPTS):
+                try:
+                    entry = await self._stats.get(key)
+                    assert entry.value is not None
+                    current, revision = category_count_decoder.decode(entry.value), entry.revision
+                except KeyNotFoundError:
+                    current, revision = CategoryCount(key.rsplit(".", 1)[0]), None
+                changed = change(current)
+                if changed is None:
+                    return
+                try:
+                    if revision is None:
+                        await self._stats.create(key, encoder.encode(changed))
+                    else:
+                        await self._stats.update(key, encoder.encode(changed), last=revision)
+                    return
+                except KeyWrongLastSequenceError:
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise RuntimeError(f"counter {key} kept changing under us")

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 
 from contracts.commands import Command, CreateLocation, encoder
-from contracts.topology import command_subject
+from contracts.resources import COUNTER_SHARDS, CategoryCount, category_count_decoder
+from contracts.topology import LOCATION_STATS_BUCKET, command_subject
 
 T = TypeVar("T")
 
@@ -56,3 +58,22 @@ async def publish_command(js: JetStreamContext, command: Command) -> None:
 async def stream_messages(js: JetStreamContext, stream: str) -> int:
     info = await js.stream_info(stream)
     return info.state.messages
+
+
+async def counter_shards(js: JetStreamContext, category: str) -> list[CategoryCount]:
+    """Every shard of a category's location count."""
+    kv = await js.key_value(LOCATION_STATS_BUCKET)
+    shards = []
+    for shard in range(COUNTER_SHARDS):
+        try:
+            entry = await kv.get(f"{category}.{shard}")
+        except KeyNotFoundError:
+            continue
+        shards.append(category_count_decoder.decode(entry.value or b""))
+    return shards
+
+
+async def category_total(js: JetStreamContext, category: str) -> tuple[int, list[str]]:
+    """A category's count, and the commands still marked pending in it."""
+    shards = await counter_shards(js, category)
+    return sum(s.count for s in shards), [c for s in shards for c in s.pending]

@@ -248,3 +248,13 @@ async def test_web_page_and_operations_endpoints(client: httpx.AsyncClient) -> N
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     metrics = (await client.get("/metrics")).text
     assert "relay_waiters" in metrics
+
+
+async def test_stats_count_locations_per_category(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/api/locations/stats")).json()
+    assert set(before["categories"]) == {"Town", "City", "County/Region", "Country", "Continent"}
+    body = await accepted(await post_location(client, unique_name(), category="Continent"))
+    assert [e.event for e in await command_events(client, body["command_id"])] == ["succeeded"]
+    after = (await client.get("/api/locations/stats")).json()
+    assert after["categories"]["Continent"] == before["categories"]["Continent"] + 1
+    assert after["total"] == before["total"] + 1

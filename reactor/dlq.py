@@ -1,0 +1,112 @@
+"""`python -m reactor.dlq` (`task dlq`, `task dlq:replay`): inspect and replay dead letters.
+
+    python -m reactor.dlq list               one line per dead letter
+    python -m reactor.dlq replay SEQ [SEQ]   re-submit these (DEADLETTERS sequences)
+    python -m reactor.dlq replay --all       re-submit every replayable one
+
+A replay publishes the original command again (same command id, so its status
+and any waiting browser see the new outcome) and removes the dead letter; if
+it fails again it comes back as a new dead letter. Poison messages (not
+commands) cannot be replayed: they are listed so someone can look at them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
+
+from contracts.commands import command_decoder
+from contracts.connection import NatsSettings, NatsUnavailable, connect
+from contracts.topology import DEADLETTERS_STREAM, command_subject
+
+
+async def dead_letters(js: JetStreamContext) -> AsyncIterator[RawStreamMsg]:
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(DEADLETTERS_STREAM, seq=seq, subject="dlq.>", next=True)
+        except NotFoundError:
+            return
+        assert msg.seq is not None
+        yield msg
+        seq = msg.seq + 1
+
+
+def describe(msg: RawStreamMsg) -> str:
+    """One line for one dead letter (pure)."""
+    h = msg.headers or {}
+    return (
+        f"{msg.seq:>6}  {h.get('Dlq-Time', '?')[:19]}  {h.get('Dlq-Reason', '?'):<9}"
+        f"  deliveries={h.get('Dlq-Deliveries', '?'):<3} {h.get('Dlq-Subject', msg.subject)}"
+        f"\n        {h.get('Dlq-Error', '')}"
+    )
+
+
+async def replay(js: JetStreamContext, msg: RawStreamMsg) -> str:
+    """Re-submit one dead letter; returns what happened, in a line."""
+    assert msg.seq is not None
+    try:
+        command = command_decoder.decode(msg.data or b"")
+    except msgspec.DecodeError:
+        return f"{msg.seq}: not a command (poison); left in place"
+    await js.publish(
+        command_subject(command.type, command.command_id),
+        msg.data or b"",
+        headers={"Nats-Msg-Id": f"replay:{msg.seq}"},
+    )
+    await js.delete_msg(DEADLETTERS_STREAM, msg.seq)
+    return f"{msg.seq}: replayed command {command.command_id}"
+
+
+async def run(args: argparse.Namespace) -> int:
+    nc: Client = await connect(NatsSettings.from_env(), name="dlq")
+    try:
+        js = nc.jetstream()
+        letters = [m async for m in dead_letters(js)]
+        if args.action == "list":
+            for msg in letters:
+                print(describe(msg))
+            print(f"{len(letters)} dead letter(s)")
+            return 0
+        chosen = letters if args.all else [m for m in letters if m.seq in set(args.seqs)]
+        missing = set(args.seqs) - {m.seq for m in letters}
+        for seq in sorted(missing):
+            print(f"{seq}: no such dead letter")
+        for msg in chosen:
+            print(await replay(js, msg))
+        return 1 if missing else 0
+    finally:
+        await nc.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reactor.dlq",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="list dead letters")
+    rp = sub.add_parser("replay", help="re-submit dead letters")
+    rp.add_argument("seqs", nargs="*", type=int, help="DEADLETTERS sequences (from `list`)")
+    rp.add_argument("--all", action="store_true", help="every replayable dead letter")
+    args = parser.parse_args(argv)
+    if args.action == "replay" and not (args.seqs or args.all):
+        parser.error("replay needs sequences or --all")
+    try:
+        return asyncio.run(run(args))
+    except NatsUnavailable as exc:
+        print(f"dlq: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`python -m reactor.status` (`task status`): is the reactor keeping up?
+
+Prints the durable consumer's lag and redeliveries, the streams' sizes and the
+dead letters. Healthy: `pending` near 0 (it only grows while reactors are
+down or slower than the arrival rate), `redelivered` small and not growing
+(transient failures), `dead letters` 0, and `waiting pulls` at least one per
+running reactor (an idle reactor keeps a fetch open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from contracts.connection import NatsSettings, NatsUnavailable, connect
+from contracts.topology import (
+    COMMANDS_STREAM,
+    DEADLETTERS_STREAM,
+    NOTICES_STREAM,
+    REACTOR_CONSUMER,
+)
+
+
+async def report(js: JetStreamContext) -> list[str]:
+    lines = []
+    for name in (COMMANDS_STREAM, NOTICES_STREAM, DEADLETTERS_STREAM):
+        try:
+            state = (await js.stream_info(name)).state
+            lines.append(f"{name:<12} messages={state.messages:<8} last_seq={state.last_seq}")
+        except NotFoundError:
+            lines.append(f"{name:<12} missing (start the reactor or the API to create it)")
+    try:
+        info = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+    except NotFoundError:
+        lines.append(f"consumer {REACTOR_CONSUMER!r} missing: no reactor has started yet")
+        return lines
+    lines += [
+        f"consumer {REACTOR_CONSUMER!r}",
+        f"  pending      {info.num_pending}  (accepted commands not yet delivered: the lag)",
+        f"  in flight    {info.num_ack_pending}  (delivered, not yet acknowledged)",
+        f"  redelivered  {info.num_redelivered}  (in flight after a failed or lost attempt)",
+        f"  waiting pulls {info.num_waiting}  (open fetches: about one per idle reactor)",
+        f"  acked up to  {info.ack_floor.stream_seq if info.ack_floor else 0}"
+        f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
+    ]
+    return lines
+
+
+async def run() -> None:
+    nc = await connect(NatsSettings.from_env(), name="status")
+    try:
+        print("\n".join(await report(nc.jetstream())))
+    finally:
+        await nc.close()
+
+
+def main() -> int:
+    try:
+        asyncio.run(run())
+    except NatsUnavailable as exc:
+        print(f"status: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
