@@ -27,12 +27,8 @@ from api.session import SessionMiddleware
 from api.settings import Settings
 from contracts.connection import NatsSettings, connect
 from contracts.notices import Problem
-from contracts.topology import (
-    IDEMPOTENCY_BUCKET,
-    LOCATION_STATS_BUCKET,
-    LOCATIONS_BUCKET,
-    ensure_topology,
-)
+from contracts.projections import ActiveProjection
+from contracts.topology import IDEMPOTENCY_BUCKET, ensure_topology
 
 log = logging.getLogger("api")
 
@@ -57,14 +53,16 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
             await relay.start()
             relay_holder.append(relay)
             stack.push_async_callback(relay.stop)
+            projection = ActiveProjection(nc, js)
+            await projection.start()
+            stack.push_async_callback(projection.stop)
             limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
             svc = Services(
                 settings=settings,
                 nc=nc,
                 js=js,
                 relay=relay,
-                locations=await js.key_value(LOCATIONS_BUCKET),
-                location_stats=await js.key_value(LOCATION_STATS_BUCKET),
+                projection=projection,
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
             )

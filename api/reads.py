@@ -23,14 +23,14 @@ MAX_LIMIT = 200
 
 async def list_locations(request: Request) -> Response:
     """Newest first: location ids start with their creation time in hex."""
-    svc = services(request)
+    locations = services(request).projection.current.locations
     limit = _limit(request)
     try:
-        keys = await svc.locations.keys()
+        keys = await locations.keys()
     except NoKeysError:
         keys = []
     newest = sorted(keys, reverse=True)[:limit]
-    entries = await asyncio.gather(*(svc.locations.get(k) for k in newest), return_exceptions=True)
+    entries = await asyncio.gather(*(locations.get(k) for k in newest), return_exceptions=True)
     items: list[Location] = []
     for entry in entries:
         if isinstance(entry, KeyNotFoundError):
@@ -43,12 +43,11 @@ async def list_locations(request: Request) -> Response:
 
 
 async def get_location(request: Request) -> Response:
-    svc = services(request)
     location_id: str = request.path_params["location_id"]
     if not LOCATION_ID.match(location_id):
         raise not_found("The location")
     try:
-        entry = await svc.locations.get(location_id)
+        entry = await services(request).projection.current.locations.get(location_id)
     except KeyNotFoundError:
         raise not_found("The location") from None
     if not entry.value:
@@ -58,7 +57,7 @@ async def get_location(request: Request) -> Response:
 
 async def location_stats(request: Request) -> Response:
     """GET /api/locations/stats: locations per category (every category listed)."""
-    counts = await category_counts(services(request).location_stats)
+    counts = await category_counts(services(request).projection.current.stats)
     by_category = {category: counts.get(category, 0) for category in CATEGORIES}
     body = {"categories": by_category, "total": sum(by_category.values())}
     return Response(encoder.encode(body), media_type="application/json")

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 from starlette.requests import Request
 
 from api.idempotency import IdempotencyKeys
@@ -14,6 +13,7 @@ from api.limits import StreamLimits
 from api.metrics import Metrics
 from api.relay import NoticeRelay
 from api.settings import Settings
+from contracts.projections import ActiveProjection
 
 
 @dataclass
@@ -22,8 +22,7 @@ class Services:
     nc: Client
     js: JetStreamContext
     relay: NoticeRelay
-    locations: KeyValue
-    location_stats: KeyValue
+    projection: ActiveProjection
     idempotency: IdempotencyKeys
     limits: StreamLimits
     metrics: Metrics = field(default_factory=lambda: Metrics())

@@ -7,7 +7,10 @@ NOTICES    stream  notice.<session_id>.<command_id> one outcome per command, kep
                    -> live.notice.<session>.<cmd>   to the API processes' relays
 locations       KV <location_id> -> Location        the read model
 location_names  KV <hash of folded name> -> id      uniqueness of names
-location_stats  KV <category> -> count              locations per category (CAS-updated)
+location_stats  KV <category>.<shard> -> count      locations per category (CAS-updated)
+projections     KV active -> {"version": N}         which version of the three buckets above
+                                                    is in use: version 1 is the plain names,
+                                                    version N > 1 is <name>_v<N> (task rebuild)
 DEADLETTERS stream dlq.<original subject>          commands that could not be processed and
                                                     messages that are not commands, kept 30 days
 idempotency_keys KV <hash of session + key> -> the first request's command id and
@@ -33,6 +36,10 @@ NOTICES_STREAM: Final = "NOTICES"
 LOCATIONS_BUCKET: Final = "locations"
 LOCATION_NAMES_BUCKET: Final = "location_names"
 LOCATION_STATS_BUCKET: Final = "location_stats"
+# The projection buckets, rebuilt together (`task rebuild`) into a new version.
+PROJECTION_BUCKETS: Final = (LOCATIONS_BUCKET, LOCATION_NAMES_BUCKET, LOCATION_STATS_BUCKET)
+# Which version of them is in use: key `active` -> {"version": N}.
+PROJECTIONS_POINTER_BUCKET: Final = "projections"
 IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
 DEADLETTERS_STREAM: Final = "DEADLETTERS"
 DEADLETTER_MAX_AGE: Final = 30 * 24 * 3600.0
@@ -72,6 +79,17 @@ NOTICES_ALL: Final = "notice.>"
 # NOTICES republishes each notice here once it is stored, with its sequence
 # in the Nats-Sequence header: the subject API processes relay from.
 LIVE_NOTICES_ALL: Final = "live.notice.>"
+
+
+def versioned(bucket: str, version: int) -> str:
+    """The name of a projection bucket in a given version (1 is the plain name)."""
+    return bucket if version == 1 else f"{bucket}_v{version}"
+
+
+def projection_bucket_config(bucket: str, version: int) -> api.KeyValueConfig:
+    return api.KeyValueConfig(
+        bucket=versioned(bucket, version), history=1, storage=api.StorageType.FILE, direct=False
+    )
 
 
 def deadletter_subject(original_subject: str) -> str:
@@ -118,14 +136,9 @@ STREAMS: Final = (
 # direct=False: reads go to the stream leader, so a GET after `succeeded` sees
 # the write in a cluster too (PITFALLS: direct gets may hit a lagging replica).
 BUCKETS: Final = (
+    *(projection_bucket_config(bucket, 1) for bucket in PROJECTION_BUCKETS),
     api.KeyValueConfig(
-        bucket=LOCATIONS_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
-    ),
-    api.KeyValueConfig(
-        bucket=LOCATION_NAMES_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
-    ),
-    api.KeyValueConfig(
-        bucket=LOCATION_STATS_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
+        bucket=PROJECTIONS_POINTER_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
     ),
     api.KeyValueConfig(
         bucket=IDEMPOTENCY_BUCKET,

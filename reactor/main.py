@@ -13,12 +13,8 @@ from contextlib import AsyncExitStack
 
 from contracts.commands import CreateLocation
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
-from contracts.topology import (
-    LOCATION_NAMES_BUCKET,
-    LOCATION_STATS_BUCKET,
-    LOCATIONS_BUCKET,
-    ensure_topology,
-)
+from contracts.projections import ActiveProjection
+from contracts.topology import ensure_topology
 from reactor.consumer import Projection, Reactor
 from reactor.projections import LocationsProjection
 
@@ -71,11 +67,10 @@ async def run(args: argparse.Namespace, settings: NatsSettings) -> None:
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
         await ensure_topology(js)  # before the buckets are opened
-        locations = LocationsProjection(
-            await js.key_value(LOCATIONS_BUCKET),
-            await js.key_value(LOCATION_NAMES_BUCKET),
-            await js.key_value(LOCATION_STATS_BUCKET),
-        )
+        active = ActiveProjection(nc, js)
+        await active.start()
+        stack.push_async_callback(active.stop)
+        locations = LocationsProjection(lambda: active.current)
         projections: dict[type, Projection] = {CreateLocation: locations}
         reactor = Reactor(
             js,

@@ -2,9 +2,12 @@
 
 Idempotency: a location's id derives from its command, and its name claim is
 a `kv.create` (fails if the key exists) holding that id. A redelivered
-command finds the claim already its own and rewrites the identical record,
-so it changes nothing a second time. Two reactors racing for one name: one
-create wins, the other re-reads the owner and rejects.
+command finds the claim already its own; if its location record is written
+too (it is written last) the command was applied in full and changes nothing,
+not even the count, otherwise it finishes the job. That is also what lets a
+rebuild and a reactor apply the same command to the same buckets. Two
+reactors racing for one name: one create wins, the other re-reads the owner
+and rejects.
 
 Concurrency on a shared record (the per-category counters): compare-and-set
 on the KV revision, retried with jitter on conflict. CAS rather than
@@ -31,6 +34,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts.commands import Command, CreateLocation, encoder
+from contracts.projections import Buckets
 from contracts.resources import CategoryCount, category_count_decoder, counter_key
 from contracts.topology import name_key
 from reactor import handlers
@@ -41,31 +45,35 @@ MAX_CAS_ATTEMPTS = 200
 
 
 class LocationsProjection:
-    def __init__(self, locations: KeyValue, names: KeyValue, stats: KeyValue) -> None:
-        self._locations = locations
-        self._names = names
-        self._stats = stats
-        self._turns: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    """Writes to whichever bucket version `buckets()` gives, one version per call."""
+
+    def __init__(self, buckets: Callable[[], Buckets]) -> None:
+        self._buckets = buckets
+        self._turns: defaultdict[tuple[int, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def apply(self, command: Command) -> Decision:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
+        b = self._buckets()
         key = name_key(payload.name)
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            owner = await self._name_owner(key)
+            owner = await _name_owner(b, key)
             decision = handlers.create_location(command, payload, owner)
             if isinstance(decision, Rejected):
                 return decision
             if owner is None:
                 try:
-                    await self._names.create(key, decision.location.id.encode())
+                    await b.names.create(key, decision.location.id.encode())
                 except KeyWrongLastSequenceError:
                     continue  # claimed meanwhile: decide again with the new owner
+            elif await _exists(b.locations, decision.location.id):
+                return decision  # applied in full before (the record is written last)
             await self._update_count(
+                b,
                 counter_key(payload.category, command.command_id),
                 lambda c: handlers.count_location(c, command.command_id),
             )
-            await self._locations.put(decision.location.id, encoder.encode(decision.location))
+            await b.locations.put(decision.location.id, encoder.encode(decision.location))
             return decision
         raise RuntimeError(f"name claim {key} kept changing under us")
 
@@ -74,25 +82,19 @@ class LocationsProjection:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
         await self._update_count(
+            self._buckets(),
             counter_key(payload.category, command.command_id),
             lambda c: handlers.settle_count(c, command.command_id),
         )
 
-    async def _name_owner(self, key: str) -> str | None:
-        try:
-            entry = await self._names.get(key)
-        except KeyNotFoundError:
-            return None
-        return entry.value.decode() if entry.value else None
-
     async def _update_count(
-        self, key: str, change: Callable[[CategoryCount], CategoryCount | None]
+        self, b: Buckets, key: str, change: Callable[[CategoryCount], CategoryCount | None]
     ) -> None:
         """Compare-and-set `change` onto one counter shard, retrying on conflict."""
-        async with self._turns[key]:
+        async with self._turns[(b.version, key)]:
             for attempt in range(MAX_CAS_ATTEMPTS):
                 try:
-                    entry = await self._stats.get(key)
+                    entry = await b.stats.get(key)
                     assert entry.value is not None
                     current, revision = category_count_decoder.decode(entry.value), entry.revision
                 except KeyNotFoundError:
@@ -102,10 +104,26 @@ class LocationsProjection:
                     return
                 try:
                     if revision is None:
-                        await self._stats.create(key, encoder.encode(changed))
+                        await b.stats.create(key, encoder.encode(changed))
                     else:
-                        await self._stats.update(key, encoder.encode(changed), last=revision)
+                        await b.stats.update(key, encoder.encode(changed), last=revision)
                     return
                 except KeyWrongLastSequenceError:
                     await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise RuntimeError(f"counter {key} kept changing under us")
+
+
+async def _name_owner(b: Buckets, key: str) -> str | None:
+    try:
+        entry = await b.names.get(key)
+    except KeyNotFoundError:
+        return None
+    return entry.value.decode() if entry.value else None
+
+
+async def _exists(kv: KeyValue, key: str) -> bool:
+    try:
+        await kv.get(key)
+    except KeyNotFoundError:
+        return False
+    return True

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 
 from nats.js.errors import NotFoundError
 
 from contracts.connection import NatsSettings, NatsUnavailable, connect
-from contracts.topology import stream_names
+from contracts.topology import PROJECTION_BUCKETS, stream_names
 
 
 async def purge() -> list[str]:
@@ -22,7 +23,12 @@ async def purge() -> list[str]:
     deleted = []
     try:
         js = nc.jetstream()
-        for name in stream_names():
+        rebuilt = [
+            info.config.name
+            for info in await js.streams_info()
+            if info.config.name and _is_rebuilt_version(info.config.name)
+        ]
+        for name in [*stream_names(), *rebuilt]:
             try:
                 await js.delete_stream(name)  # its consumers go with it
                 deleted.append(name)
@@ -33,11 +39,16 @@ async def purge() -> list[str]:
     return deleted
 
 
+def _is_rebuilt_version(stream: str) -> bool:
+    """KV_locations_v3 and the like: projection buckets made by `task rebuild`."""
+    return any(re.fullmatch(rf"KV_{bucket}_v\d+", stream) for bucket in PROJECTION_BUCKETS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor.purge", description=__doc__)
     parser.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
-    names = ", ".join(stream_names())
+    names = ", ".join(stream_names()) + " (and rebuilt projection versions)"
     if not args.yes:
         if not sys.stdin.isatty():
             print(

@@ -186,3 +186,17 @@ def restart_api(api_process: Process) -> Process:
 def base_url(api_process: Process) -> str:
     assert api_process.ready_match is not None
     return api_process.ready_match.group(1)
+
+
+def run_module(nats_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m <args>` (a CLI tool of the project) against a server, to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=nats_env(nats_url),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from contracts.topology import (
 from reactor.handlers import Created, create_location
 from tests.conftest import connect_test_client
 from tests.helpers import category_total, eventually, make_command, publish_command, unique_name
-from tests.processes import NatsServer, Process, nats_env, reactor
+from tests.processes import NatsServer, Process, reactor, run_module
 
 
 @pytest.fixture
@@ -190,15 +189,8 @@ async def test_sigterm_hands_back_what_it_cannot_finish_in_its_grace(
     assert all(n is not None and n.notice.status == "succeeded" for n in notices)
 
 
-def tool(server: NatsServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        env=nats_env(server.url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def tool(server: NatsServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run_module, server.url, *args)
 
 
 async def test_exhausted_command_is_dead_lettered_then_replayed(
@@ -214,14 +206,14 @@ async def test_exhausted_command_is_dead_lettered_then_replayed(
         assert failed.notice.error is not None
         assert failed.notice.error.title == "Command could not be processed"
 
-        listed = tool(server, "reactor.dlq", "list")
+        listed = await tool(server, "reactor.dlq", "list")
         assert listed.returncode == 0, listed.stderr
         assert "exhausted" in listed.stdout
         assert f"cmd.CreateLocation.{command.command_id}" in listed.stdout
         assert "1 dead letter(s)" in listed.stdout
 
         await ensure_topology(js)  # the outage is over
-        replayed = tool(server, "reactor.dlq", "replay", "--all")
+        replayed = await tool(server, "reactor.dlq", "replay", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert f"replayed command {command.command_id}" in replayed.stdout
 
@@ -230,8 +222,8 @@ async def test_exhausted_command_is_dead_lettered_then_replayed(
             return True if stored is not None and stored.notice.status == "succeeded" else None
 
         await eventually(succeeded, within=20)
-        assert "0 dead letter(s)" in tool(server, "reactor.dlq", "list").stdout
-        status = tool(server, "reactor.status")
+        assert "0 dead letter(s)" in (await tool(server, "reactor.dlq", "list")).stdout
+        status = await tool(server, "reactor.status")
         assert "pending      0" in status.stdout
     finally:
         process.stop()
@@ -244,9 +236,9 @@ async def test_poison_is_listed_and_not_replayed(server: NatsServer, js: JetStre
         command = make_command()
         await publish_command(js, command)
         await eventually(lambda: find_notice(js, command.command_id))
-        listed = tool(server, "reactor.dlq", "list")
+        listed = await tool(server, "reactor.dlq", "list")
         assert "poison" in listed.stdout
-        replayed = tool(server, "reactor.dlq", "replay", "--all")
+        replayed = await tool(server, "reactor.dlq", "replay", "--all")
         assert "not a command (poison); left in place" in replayed.stdout
         assert sum("dead-lettering" in line for line in process.lines) == 1  # logged once
     finally:

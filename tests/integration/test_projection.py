@@ -6,10 +6,10 @@ import asyncio
 
 from nats.js import JetStreamContext
 
+from contracts.projections import open_buckets
 from contracts.resources import location_decoder
 from contracts.topology import (
     LOCATION_NAMES_BUCKET,
-    LOCATION_STATS_BUCKET,
     LOCATIONS_BUCKET,
     name_key,
 )
@@ -19,11 +19,8 @@ from tests.helpers import category_total, make_command, unique_name
 
 
 async def projection(js: JetStreamContext) -> LocationsProjection:
-    return LocationsProjection(
-        await js.key_value(LOCATIONS_BUCKET),
-        await js.key_value(LOCATION_NAMES_BUCKET),
-        await js.key_value(LOCATION_STATS_BUCKET),
-    )
+    buckets = await open_buckets(js, 1)
+    return LocationsProjection(lambda: buckets)
 
 
 async def test_create_writes_the_location_and_claims_the_name(js: JetStreamContext) -> None:
@@ -94,3 +91,18 @@ async def test_concurrent_increments_lose_nothing(js: JetStreamContext) -> None:
     count, pending = await category_total(js, "City")
     assert count == before + 40
     assert not set(pending) & {c.command_id for c in commands}
+
+
+async def test_a_command_applied_in_full_changes_nothing_when_applied_again(
+    js: JetStreamContext,
+) -> None:
+    """What lets a rebuild and a reactor both apply one command to the same buckets."""
+    proj = await projection(js)
+    command = make_command()
+    first = await proj.apply(command)
+    await proj.settle(command)
+    before, _ = await category_total(js, "City")
+    again = await proj.apply(command)
+    await proj.settle(command)
+    assert again == first
+    assert (await category_total(js, "City"))[0] == before

@@ -15,11 +15,10 @@ from nats.js import JetStreamContext
 from contracts.commands import Command, CreateLocation, encoder
 from contracts.lookups import StoredNotice, find_notice
 from contracts.notices import Notice
+from contracts.projections import open_buckets
 from contracts.topology import (
     COMMANDS_STREAM,
     DEADLETTERS_STREAM,
-    LOCATION_NAMES_BUCKET,
-    LOCATION_STATS_BUCKET,
     LOCATIONS_BUCKET,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
@@ -50,11 +49,8 @@ async def own_js(own_server: NatsServer) -> AsyncIterator[JetStreamContext]:
 
 
 async def real_handler(js: JetStreamContext) -> LocationsProjection:
-    return LocationsProjection(
-        await js.key_value(LOCATIONS_BUCKET),
-        await js.key_value(LOCATION_NAMES_BUCKET),
-        await js.key_value(LOCATION_STATS_BUCKET),
-    )
+    buckets = await open_buckets(js, 1)
+    return LocationsProjection(lambda: buckets)
 
 
 class Counting:

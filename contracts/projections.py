@@ -1,0 +1,114 @@
+"""Which version of the projection buckets is in use, followed live.
+
+`task rebuild` builds the read model again into new buckets (version N+1) and
+then moves the pointer (KV `projections`, key `active`). Every API and
+reactor process follows it: a subscription to the key's subject, made before
+the first read of it (subscribe, then check), swaps the bucket handles as soon
+as the pointer moves. Version 1, the plain bucket names, is in use until a
+rebuild has happened; versions only go up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final, NamedTuple
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from contracts.topology import (
+    LOCATION_NAMES_BUCKET,
+    LOCATION_STATS_BUCKET,
+    LOCATIONS_BUCKET,
+    PROJECTIONS_POINTER_BUCKET,
+    versioned,
+)
+
+log = logging.getLogger(__name__)
+
+POINTER_KEY: Final = "active"
+
+
+class Pointer(msgspec.Struct, frozen=True):
+    version: int
+
+
+class Buckets(NamedTuple):
+    """One version's projection buckets, used together for one command or read."""
+
+    version: int
+    locations: KeyValue
+    names: KeyValue
+    stats: KeyValue
+
+
+async def open_buckets(js: JetStreamContext, version: int) -> Buckets:
+    return Buckets(
+        version,
+        await js.key_value(versioned(LOCATIONS_BUCKET, version)),
+        await js.key_value(versioned(LOCATION_NAMES_BUCKET, version)),
+        await js.key_value(versioned(LOCATION_STATS_BUCKET, version)),
+    )
+
+
+async def read_pointer(js: JetStreamContext) -> int:
+    kv = await js.key_value(PROJECTIONS_POINTER_BUCKET)
+    try:
+        entry = await kv.get(POINTER_KEY)
+    except (KeyNotFoundError, KeyDeletedError):
+        return 1
+    return msgspec.json.decode(entry.value or b"", type=Pointer).version
+
+
+async def write_pointer(js: JetStreamContext, version: int) -> None:
+    kv = await js.key_value(PROJECTIONS_POINTER_BUCKET)
+    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version)))
+
+
+class ActiveProjection:
+    """The projection buckets in use now; `current` is always one whole version."""
+
+    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+        self._nc = nc
+        self._js = js
+        self._sub: Subscription | None = None
+        self._current: Buckets | None = None
+        self._switching = asyncio.Lock()
+
+    @property
+    def current(self) -> Buckets:
+        assert self._current is not None, "start() first"
+        return self._current
+
+    async def start(self) -> None:
+        subject = f"$KV.{PROJECTIONS_POINTER_BUCKET}.{POINTER_KEY}"
+        self._sub = await self._nc.subscribe(subject, cb=self._on_pointer)
+        await self._nc.flush()
+        await self._switch(await read_pointer(self._js))
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_pointer(self, msg: Msg) -> None:
+        try:
+            version = msgspec.json.decode(msg.data, type=Pointer).version
+        except msgspec.DecodeError:
+            log.error("ignoring a malformed projection pointer: %r", msg.data[:100])
+            return
+        await self._switch(version)
+
+    async def _switch(self, version: int) -> None:
+        """Move to `version`; versions only go up, so a late, older read cannot win."""
+        async with self._switching:
+            if self._current is not None and version <= self._current.version:
+                return
+            self._current = await open_buckets(self._js, version)
+        log.info("projection version %d in use", version)

@@ -1,0 +1,124 @@
+"""`task rebuild` with the API and a reactor running, and commands arriving throughout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from contracts.projections import open_buckets, read_pointer
+from contracts.topology import ensure_topology
+from reactor.rebuild import differences, snapshot
+from tests.conftest import connect_test_client
+from tests.e2e.sse import command_events, post_location
+from tests.helpers import eventually, unique_name
+from tests.processes import NatsServer, Process, api, base_url, reactor, run_module
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[NatsServer, Process, Process]]:
+    server = NatsServer(tmp_path / "store").start()
+    api_process, reactor_process = api(server.url).start(), reactor(server.url).start()
+    yield server, api_process, reactor_process
+    for process in (reactor_process, api_process, server):
+        process.stop()
+
+
+async def create(client: httpx.AsyncClient, name: str, category: str = "City") -> str:
+    response = await post_location(client, name, category, Prefer="wait=10")
+    assert response.status_code in (201, 409), response.text
+    return str(response.status_code)
+
+
+async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
+    stack: tuple[NatsServer, Process, Process],
+) -> None:
+    server, api_process, _ = stack
+    url = base_url(api_process)
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=30)) as client:
+        names = [unique_name() for _ in range(40)]
+        for i, name in enumerate(names):
+            assert await create(client, name, ("Town", "City", "Country")[i % 3]) == "201"
+        for name in names[:5]:
+            assert await create(client, name.upper()) == "409"  # recorded failures stay failures
+        before = (await client.get("/api/locations", params={"limit": "200"})).json()["items"]
+        stats_before = (await client.get("/api/locations/stats")).json()
+
+        # Commands keep arriving while the rebuild runs.
+        during: list[str] = []
+
+        async def keep_posting() -> None:
+            for _ in range(30):
+                name = unique_name("During")
+                assert await create(client, name) == "201"
+                during.append(name)
+
+        posting = asyncio.create_task(keep_posting())
+        result = await asyncio.to_thread(run_module, server.url, "reactor.rebuild", "--grace", "1")
+        await posting
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "the rebuilt read model equals the old one" in result.stdout
+        assert "5 failed (as recorded)" in result.stdout
+
+        nc = await connect_test_client(server.url)
+        js: JetStreamContext = nc.jetstream()
+        assert await read_pointer(js) == 2
+        old, new = (
+            await snapshot(await open_buckets(js, 1)),
+            await snapshot(await open_buckets(js, 2)),
+        )
+        assert differences(old, new) == []
+        assert new.locations.keys() >= old.locations.keys()
+
+        # The API now reads version 2: everything from before and during is there.
+        after = (await client.get("/api/locations", params={"limit": "200"})).json()["items"]
+        assert {i["id"] for i in after} >= {i["id"] for i in before}
+        assert {i["name"] for i in after} >= set(during)
+        stats_after = (await client.get("/api/locations/stats")).json()
+        assert stats_after["total"] == stats_before["total"] + len(during)
+
+        # And the reactor writes to it: a command after the switch lands in version 2 only.
+        last = unique_name("After")
+        assert await create(client, last) == "201"
+        v2 = await open_buckets(js, 2)
+        v1 = await open_buckets(js, 1)
+        listed = (await client.get("/api/locations", params={"limit": "1"})).json()["items"]
+        assert listed[0]["name"] == last
+        assert (await v2.locations.get(listed[0]["id"])).value is not None
+        assert listed[0]["id"] not in await v1.locations.keys()
+        await nc.close()
+
+
+async def test_rebuild_of_an_empty_stream(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "store").start()
+    try:
+        nc = await connect_test_client(server.url)
+        await ensure_topology(nc.jetstream())
+        await nc.close()
+        result = await asyncio.to_thread(run_module, server.url, "reactor.rebuild", "--grace", "0")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "replayed 0 commands" in result.stdout
+    finally:
+        server.stop()
+
+
+async def test_events_still_flow_after_a_rebuild(
+    stack: tuple[NatsServer, Process, Process],
+) -> None:
+    server, api_process, _ = stack
+    result = await asyncio.to_thread(run_module, server.url, "reactor.rebuild", "--grace", "0.5")
+    assert result.returncode == 0, result.stdout
+    async with httpx.AsyncClient(base_url=base_url(api_process), timeout=10) as client:
+        response = await post_location(client, unique_name())
+        events = await command_events(client, response.json()["command_id"])
+        assert [e.event for e in events] == ["succeeded"]
+        ready = await eventually(lambda: _ready(client))
+        assert ready
+
+
+async def _ready(client: httpx.AsyncClient) -> bool | None:
+    return True if (await client.get("/readyz")).status_code == 200 else None
