@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -135,17 +136,19 @@ async def _accept(
         queue = None
         if wait_s is not None:
             queue = await stack.enter_async_context(svc.relay.command(command.command_id))
+        started = time.perf_counter()
         if not (republish and await find_command(svc.js, command.command_id) is not None):
             await _publish(svc, command)
+        publish_ms = (time.perf_counter() - started) * 1000
         svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
-        accepted = _accepted(command.command_id)
+        accepted = _accepted(command.command_id, publish_ms)
         if queue is None or wait_s is None:
             return accepted
         stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
     return _waited(stored, accepted, wait_s)
 
 
-def _accepted(command_id: str) -> StoredResponse:
+def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
     body = {
         "command_id": command_id,
         "status": "pending",
@@ -154,7 +157,12 @@ def _accepted(command_id: str) -> StoredResponse:
     }
     return StoredResponse(
         202,
-        {"Location": status_url(command_id), "Content-Type": "application/json"},
+        {
+            "Location": status_url(command_id),
+            "Content-Type": "application/json",
+            # How long the JetStream publish took, acknowledgement included.
+            "Server-Timing": f"publish;dur={publish_ms:.3f}",
+        },
         encoder.encode(body),
     )
 
@@ -165,6 +173,7 @@ def _waited(stored: StoredNotice | None, accepted: StoredResponse, wait_s: int) 
     if stored is None:
         return StoredResponse(accepted.status, {**accepted.headers, **applied}, accepted.body)
     notice = stored.notice
+    applied["Server-Timing"] = accepted.headers["Server-Timing"]
     if notice.status == "succeeded" and notice.resource is not None:
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:

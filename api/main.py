@@ -25,6 +25,7 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        access_log=settings.access_log,
         proxy_headers=False,
     )
     try:

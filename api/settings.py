@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_streams_per_session: int = 16
     cookie_secure: bool = False
     log_level: str = "info"
+    access_log: bool = True
     web_dir: Path = WEB_DIR
 
     @classmethod
@@ -42,4 +43,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "info").lower(),
+            access_log=env.get("API_ACCESS_LOG", "1") not in ("0", "false", "no"),
         )

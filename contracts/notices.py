@@ -49,6 +49,10 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     resource_url: str | None = None
     actions: list[Action] = msgspec.field(default_factory=list)
     error: Problem | None = None
+    # Where the time went, as Unix timestamps taken by the reactor:
+    # "started" (handling began), "decided" (projection written), "sent"
+    # (notice handed to JetStream). See README "Performance".
+    timings: dict[str, float] | None = None
 
 
 notice_decoder: Final = msgspec.json.Decoder(Notice)

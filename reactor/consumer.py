@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -221,8 +222,11 @@ class Reactor:
             stored = await find_notice(self._js, command.command_id)
             if stored is not None and stored.command_seq == msg.metadata.sequence.stream:
                 return stored.notice  # decided before the ack was lost: say the same again
+        started = time.time()
         decision = await self._projection(command).apply(command)
-        return to_notice(command, decision, self._clock())
+        decided = self._clock()
+        timings = {"started": started, "decided": decided.timestamp(), "sent": time.time()}
+        return to_notice(command, decision, decided, timings)
 
     async def _publish(self, command: Command, notice: Notice, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream

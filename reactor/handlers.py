@@ -73,7 +73,12 @@ def create_location(command: Command, payload: CreateLocation, name_owner: str |
     )
 
 
-def to_notice(command: Command, decision: Decision, completed_at: datetime) -> Notice:
+def to_notice(
+    command: Command,
+    decision: Decision,
+    completed_at: datetime,
+    timings: dict[str, float] | None = None,
+) -> Notice:
     """The notice announcing `decision`."""
     if isinstance(decision, Rejected):
         return Notice(
@@ -83,6 +88,7 @@ def to_notice(command: Command, decision: Decision, completed_at: datetime) -> N
             submitted_at=command.submitted_at,
             completed_at=completed_at,
             error=decision.problem,
+            timings=timings,
         )
     location = decision.location
     return Notice(
@@ -96,6 +102,7 @@ def to_notice(command: Command, decision: Decision, completed_at: datetime) -> N
         actions=[
             Action(rel="navigate", href=location_page(location.id), label=f"Open {location.name}")
         ],
+        timings=timings,
     )
 
 

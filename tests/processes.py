@@ -118,7 +118,7 @@ _LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
 class NatsServer(Process):
     """nats-server with the project's nats.conf, on a free port, storing under `store_dir`."""
 
-    def __init__(self, store_dir: Path, port: int = -1) -> None:
+    def __init__(self, store_dir: Path, port: int = -1, config: Path = NATS_CONF) -> None:
         binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
         env = dict(
             os.environ,
@@ -128,7 +128,7 @@ class NatsServer(Process):
         )
         super().__init__(
             "nats-server",
-            [binary, "-c", str(NATS_CONF), "-p", str(port), "-m", "-1"],
+            [binary, "-c", str(config), "-p", str(port), "-m", "-1"],
             env=env,
             ready=r"Server is ready",
         )

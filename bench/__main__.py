@@ -1,0 +1,276 @@
+"""`python -m bench [--quick]` (`task bench`): how fast it feels, how far it scales.
+
+Starts its own nats-server (temp store, the project's nats.conf), a reactor
+and the API as separate processes, drives them over real HTTP and SSE, and
+sets the figures beside a synchronous CRUD endpoint and the raw NATS floor,
+with and without `sync_interval: always`. Prints tables; writes
+bench/results/latest.json and bench/results/latency-cdf.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench.crowd import CrowdResult, waiting_crowd
+from bench.floor import nats_floor
+from bench.loadgen import HOPS, Result, crud_open_loop, hops, open_loop, to_builtins
+from bench.report import latency_cells, plot_cdf, table, write_json
+from bench.stack import Stack, cpu_seconds, crud_baseline, running_stack
+from bench.stats import percentile, summarize
+
+RESULTS = Path(__file__).resolve().parent / "results"
+P99_LIMIT_MS = 100.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    sync_rate: float
+    sync_seconds: float
+    step_seconds: float
+    rates: tuple[float, ...]
+    crowds: tuple[int, ...]
+    floor_n: int
+
+
+QUICK = Plan(100, 4, 1.5, (100, 200, 400, 600, 800, 1000, 1200), (1000,), 300)
+FULL = Plan(
+    100, 20, 5, (100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400), (1000, 10000), 1000
+)
+
+
+async def capacity(stack: Stack, plan: Plan) -> tuple[Result | None, list[Result]]:
+    """Raise the rate until p99 passes 100 ms, errors appear or the rate is not kept up."""
+    steps: list[Result] = []
+    best = None
+    pids = {"api": stack.api.pid, "reactor": stack.reactor.pid, "nats": stack.server.pid}
+    for rate in plan.rates:
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = await open_loop(stack.url, rate, plan.step_seconds)
+        result.others = {n: (cpu_seconds(p) - before[n]) / result.wall for n, p in pids.items()}
+        steps.append(result)
+        p99 = summarize(result.latencies).p99_ms
+        if result.errors or p99 > P99_LIMIT_MS or result.achieved_rate < 0.9 * rate:
+            break
+        best = result
+    return best, steps
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {"plan": plan.__dict__, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with running_stack(durable=True) as stack:
+        await open_loop(stack.url, 50, 1)  # warm-up, not recorded
+        say(f"scenario 1: {plan.sync_rate:g}/s for {plan.sync_seconds:g}s, session stream")
+        out["s1"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds)
+        say("scenario 4: the same with Prefer: wait")
+        out["s4"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds, prefer_wait=10)
+        say("baseline: synchronous CRUD endpoint")
+        with crud_baseline(stack.server) as crud_url:
+            await crud_open_loop(crud_url, 50, 1)
+            out["crud"] = await crud_open_loop(crud_url, plan.sync_rate, plan.sync_seconds)
+        say("baseline: raw NATS floor")
+        out["floor"] = await nats_floor(stack.server.url, plan.floor_n)
+        say("scenario 2: capacity")
+        out["s2"] = await capacity(stack, plan)
+        out["crowd"] = []
+        for n in plan.crowds:
+            say(f"scenario 3: {n} waiters")
+            out["crowd"].append(await waiting_crowd(stack, n))
+    with running_stack(durable=False) as stack:
+        await open_loop(stack.url, 50, 1)
+        say("scenarios 1 and 2 without sync_interval: always")
+        out["s1_nosync"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds)
+        out["s2_nosync"] = await capacity(stack, plan)
+    return out
+
+
+def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    lines: list[str] = []
+    rows = []
+    data: dict[str, Any] = {"plan": out["plan"], "started": out["started"], "scenarios": {}}
+
+    def add(name: str, config: str, result: Result) -> None:
+        s = summarize(result.latencies)
+        rows.append(
+            [
+                name,
+                config,
+                str(s.n),
+                f"{result.target_rate:g}",
+                f"{result.achieved_rate:.0f}",
+                *latency_cells(s),
+                str(result.errors),
+                f"{result.generator_cpu_share:.2f}",
+            ]
+        )
+        summary = msgspec.structs.asdict(s)
+        data["scenarios"][f"{name} [{config}]"] = {**to_builtins(result), **summary}
+
+    add("1 feels synchronous", "sync always", out["s1"])
+    add("1 feels synchronous", "no sync", out["s1_nosync"])
+    add("4 Prefer: wait", "sync always", out["s4"])
+    add("CRUD baseline", "sync always", out["crud"])
+    for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
+        best, _ = out[key]
+        if best is not None:
+            add("2 capacity (best step)", config, best)
+    header = [
+        "scenario",
+        "nats",
+        "n",
+        "target/s",
+        "achieved/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "gen CPU",
+    ]
+    lines += ["Open-loop latency, POST to outcome (one run)", table(header, rows), ""]
+
+    floor = summarize(out["floor"])
+    lines.append(
+        f"Raw NATS floor (publish + pull + KV put + ack, no HTTP), n={floor.n}: "
+        f"p50 {floor.p50_ms:.2f} ms, p90 {floor.p90_ms:.2f}, p99 {floor.p99_ms:.2f}, "
+        f"max {floor.max_ms:.2f}"
+    )
+    data["floor"] = {"latencies_ms": [round(v * 1000, 3) for v in out["floor"]]}
+    s1, crud = summarize(out["s1"].latencies), summarize(out["crud"].latencies)
+    ratio = {"p50": s1.p50_ms / crud.p50_ms, "p99": s1.p99_ms / crud.p99_ms}
+    data["ratio_to_crud"] = ratio
+    lines += [f"Scenario 1 / CRUD baseline: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}", ""]
+
+    for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
+        best, steps = out[key]
+        step_rows = []
+        for r in steps:
+            s = summarize(r.latencies)
+            step_rows.append(
+                [
+                    f"{r.target_rate:g}",
+                    f"{r.achieved_rate:.0f}",
+                    *latency_cells(s),
+                    str(r.errors),
+                    f"{r.generator_cpu_share:.2f}",
+                    *(f"{r.others.get(n, 0):.2f}" for n in ("api", "reactor", "nats")),
+                ]
+            )
+        capacity_figure = f"{best.target_rate:g}/s" if best else "below the first step"
+        lines += [
+            f"Capacity [{config}]: highest sustained rate {capacity_figure} "
+            f"(next step: p99 > {P99_LIMIT_MS:g} ms, errors, or under 90% of target)",
+            table(
+                [
+                    *("target/s", "achieved/s", "p50", "p90", "p99", "max", "errors"),
+                    *("gen CPU", "api CPU", "reactor CPU", "nats CPU"),
+                ],
+                step_rows,
+            ),
+            "",
+        ]
+        data[f"capacity [{config}]"] = best.target_rate if best else None
+
+    per_hop = [h for sample in out["s1"].samples if (h := hops(sample)) is not None]
+    hop_rows = []
+    for i, name in enumerate(HOPS):
+        values = sorted(h[i] * 1000 for h in per_hop)
+        hop_rows.append([name, f"{statistics.median(values):.2f}", f"{percentile(values, 99):.2f}"])
+    lines += [
+        "Where the time goes, scenario 1 [sync always] (from timestamps in the messages)",
+        table(["hop", "p50 ms", "p99 ms"], hop_rows),
+        "",
+    ]
+    data["hops_p50_ms"] = {row[0]: float(row[1]) for row in hop_rows}
+
+    crowd_rows = []
+    for c in out["crowd"]:
+        assert isinstance(c, CrowdResult)
+        s = summarize(c.latencies)
+        crowd_rows.append(
+            [
+                str(c.waiters),
+                str(c.received),
+                f"{c.rss_before / 2**20:.0f}",
+                f"{c.rss_with_waiters / 2**20:.0f}",
+                f"{c.bytes_per_waiter / 1024:.1f}",
+                *latency_cells(s),
+                f"{c.drain_s:.2f}",
+            ]
+        )
+        data.setdefault("crowd", []).append(
+            {
+                "waiters": c.waiters,
+                "received": c.received,
+                "rss_before": c.rss_before,
+                "rss_with_waiters": c.rss_with_waiters,
+                "drain_s": c.drain_s,
+            }
+        )
+    lines += [
+        "Waiting crowd: per-command SSE waiters on one API process, reactor started after",
+        table(
+            [
+                "waiters",
+                "received",
+                "API RSS MB",
+                "with waiters",
+                "KB/waiter",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "drain s",
+            ],
+            crowd_rows,
+        ),
+        "",
+    ]
+    return "\n".join(lines), data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="a run of under a minute")
+    args = parser.parse_args()
+    started = time.monotonic()
+    out = asyncio.run(run(QUICK if args.quick else FULL))
+    text, data = render(out)
+    data["seconds"] = time.monotonic() - started
+    print(text)
+    write_json(RESULTS / "latest.json", data)
+    plot_cdf(
+        RESULTS / "latency-cdf.png",
+        {
+            "1 session stream [sync always]": out["s1"].latencies,
+            "1 session stream [no sync]": out["s1_nosync"].latencies,
+            "4 Prefer: wait [sync always]": out["s4"].latencies,
+            "CRUD baseline [sync always]": out["crud"].latencies,
+            "raw NATS floor [sync always]": out["floor"],
+        },
+    )
+    print(
+        f"wrote {RESULTS / 'latest.json'} and {RESULTS / 'latency-cdf.png'} "
+        f"({data['seconds']:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Open-loop load over real HTTP and SSE, as browsers would make it.
+
+Commands are sent on a fixed schedule (open loop: a slow answer does not slow
+the sending, so queueing shows up as latency instead of hiding). Each browser
+session holds one session event stream (`/api/events`); a command's latency
+is from just before its POST is sent to the arrival of its notice on that
+stream, or, with `Prefer: wait`, to the arrival of the 201.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from contracts.notices import Notice, notice_decoder
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass
+class Sample:
+    sent: float  # time.time() just before the POST
+    done: float = 0.0  # notice (or 201) received
+    publish_ms: float = 0.0  # Server-Timing of the 202
+    notice: Notice | None = None
+
+    @property
+    def latency(self) -> float:
+        return self.done - self.sent
+
+
+@dataclass
+class Result:
+    target_rate: float
+    duration: float
+    samples: list[Sample] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0  # first send to last completion
+    cpu: float = 0.0  # this process's CPU time over the run
+    others: dict[str, float] = field(default_factory=dict)  # cores used by the other processes
+
+    @property
+    def latencies(self) -> list[float]:
+        return [s.latency for s in self.samples]
+
+    @property
+    def achieved_rate(self) -> float:
+        return len(self.samples) / self.wall if self.wall else 0.0
+
+    @property
+    def generator_cpu_share(self) -> float:
+        """Cores' worth of CPU the load generator used (1.0 = one core)."""
+        return self.cpu / self.wall if self.wall else 0.0
+
+
+class Session:
+    """A browser session: its cookie, its HTTP connections and its event stream."""
+
+    def __init__(self, url: str) -> None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        self.client = httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits)
+        self.arrived: dict[str, tuple[float, Notice]] = {}
+        self.waiting: dict[str, asyncio.Future[tuple[float, Notice]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> Session:
+        await self.client.get("/healthz")  # the session cookie
+        self._reader = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.client.aclose()
+
+    async def _read(self) -> None:
+        async with aconnect_sse(self.client, "GET", "/api/events") as source:
+            async for event in source.aiter_sse():
+                now = time.time()
+                if event.event == "connected":
+                    self._ready.set()
+                elif event.event in ("succeeded", "failed"):
+                    notice = notice_decoder.decode(event.data)
+                    waiter = self.waiting.pop(notice.command_id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result((now, notice))
+                    else:
+                        self.arrived[notice.command_id] = (now, notice)
+
+    async def notice_of(self, command_id: str, within: float = 30.0) -> tuple[float, Notice]:
+        if command_id in self.arrived:  # the notice beat the POST's answer
+            return self.arrived.pop(command_id)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[command_id] = future
+        return await asyncio.wait_for(future, within)
+
+
+def _publish_ms(response: httpx.Response) -> float:
+    timing = response.headers.get("server-timing", "")
+    return float(timing.partition("dur=")[2] or 0)
+
+
+async def one_command(session: Session, i: int, run: str, prefer_wait: int | None) -> Sample:
+    headers = {"Prefer": f"wait={prefer_wait}"} if prefer_wait else {}
+    body = {"name": f"bench {run} {i}", "category": "City", "description": "load"}
+    sample = Sample(sent=time.time())
+    response = await session.client.post("/api/locations", json=body, headers=headers)
+    sample.publish_ms = _publish_ms(response)
+    if prefer_wait:
+        if response.status_code != 201:
+            raise RuntimeError(f"{response.status_code} {response.text[:200]}")
+        sample.done = time.time()
+        return sample
+    if response.status_code != 202:
+        raise RuntimeError(f"{response.status_code} {response.text[:200]}")
+    sample.done, sample.notice = await session.notice_of(response.json()["command_id"])
+    if sample.notice.status != "succeeded":
+        raise RuntimeError(f"command failed: {sample.notice.error}")
+    return sample
+
+
+async def open_loop(
+    url: str, rate: float, duration: float, *, sessions: int = 8, prefer_wait: int | None = None
+) -> Result:
+    """Send `rate` commands/s for `duration` s, round-robin over `sessions` sessions."""
+    result = Result(target_rate=rate, duration=duration)
+    run = f"{time.time_ns():x}"
+    opened = [await Session(url).__aenter__() for _ in range(sessions)]
+    try:
+        loop = asyncio.get_running_loop()
+        tasks = []
+        cpu0, start = time.process_time(), loop.time()
+        for i in range(int(rate * duration)):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(
+                asyncio.create_task(one_command(opened[i % sessions], i, run, prefer_wait))
+            )
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        result.wall = loop.time() - start
+        result.cpu = time.process_time() - cpu0
+        for outcome in outcomes:
+            if isinstance(outcome, Sample):
+                result.samples.append(outcome)
+            else:
+                result.errors += 1
+        if result.samples:
+            result.wall = max(s.done for s in result.samples) - min(s.sent for s in result.samples)
+    finally:
+        for session in opened:
+            await session.__aexit__(None, None, None)
+    return result
+
+
+async def crud_open_loop(url: str, rate: float, duration: float) -> Result:
+    """The same schedule against the synchronous baseline: POST -> 201 with the record."""
+    result = Result(target_rate=rate, duration=duration)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
+
+        async def one(i: int) -> Sample:
+            sample = Sample(sent=time.time())
+            body = {"name": f"crud {i}", "category": "City", "description": "load"}
+            response = await client.post("/locations", json=body)
+            if response.status_code != 201:
+                raise RuntimeError(response.text[:200])
+            sample.done = time.time()
+            return sample
+
+        loop = asyncio.get_running_loop()
+        tasks = []
+        cpu0, start = time.process_time(), loop.time()
+        for i in range(int(rate * duration)):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Sample):
+                result.samples.append(outcome)
+            else:
+                result.errors += 1
+        result.wall = loop.time() - start
+        result.cpu = time.process_time() - cpu0
+    return result
+
+
+HOPS = (
+    "client -> API accepted",
+    "publish + ack",
+    "ack -> reactor start",
+    "reactor: projection",
+    "projection -> notice sent",
+    "notice -> client (store, relay, SSE)",
+)
+
+
+def hops(sample: Sample) -> list[float] | None:
+    """Seconds spent in each hop of HOPS for one command, from the timestamps it carries."""
+    notice = sample.notice
+    if notice is None or not notice.timings:
+        return None
+    t = notice.timings
+    accepted = notice.submitted_at.timestamp()
+    acked = accepted + sample.publish_ms / 1000
+    return [
+        accepted - sample.sent,
+        acked - accepted,
+        t["started"] - acked,
+        t["decided"] - t["started"],
+        t["sent"] - t["decided"],
+        sample.done - t["sent"],
+    ]
+
+
+def to_builtins(result: Result) -> dict[str, object]:
+    return {
+        "target_rate": result.target_rate,
+        "achieved_rate": result.achieved_rate,
+        "errors": result.errors,
+        "generator_cpu_share": result.generator_cpu_share,
+        "latencies_ms": [round(v * 1000, 3) for v in result.latencies],
+    }

@@ -1,0 +1,89 @@
+"""The system under test, as separate processes: nats-server, a reactor, the API, and
+the synchronous CRUD baseline. Each on free ports with a temp store."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.processes import NATS_CONF, NatsServer, Process, api, base_url, nats_env, reactor
+
+API_ENV = {
+    "API_ACCESS_LOG": "0",  # a log line per request costs the API CPU the load generator needs
+    "MAX_SSE_STREAMS": "30000",
+    "MAX_SSE_STREAMS_PER_SESSION": "30000",
+}
+
+
+@dataclass
+class Stack:
+    server: NatsServer
+    api: Process
+    reactor: Process
+    durable: bool
+
+    @property
+    def url(self) -> str:
+        return base_url(self.api)
+
+
+def nats_config(durable: bool, directory: Path) -> Path:
+    """The project's nats.conf, or a copy without `sync_interval: always`."""
+    if durable:
+        return NATS_CONF
+    text = "\n".join(
+        line for line in NATS_CONF.read_text().splitlines() if "sync_interval" not in line
+    )
+    path = directory / "nats-no-sync.conf"
+    path.write_text(text)
+    return path
+
+
+@contextmanager
+def running_stack(durable: bool = True) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        server = NatsServer(Path(tmp) / "store", config=nats_config(durable, Path(tmp))).start()
+        started: list[Process] = [server]
+        try:
+            the_reactor = reactor(server.url).start()
+            started.append(the_reactor)
+            the_api = api(server.url, env=API_ENV).start()
+            started.append(the_api)
+            yield Stack(server, the_api, the_reactor, durable)
+        finally:
+            for process in reversed(started):
+                process.stop()
+
+
+@contextmanager
+def crud_baseline(server: NatsServer) -> Iterator[str]:
+    """The synchronous alternative (bench/crud_app.py) on a free port; yields its URL."""
+    process = Process(
+        "crud",
+        [sys.executable, "-m", "bench.crud_app"],
+        env=nats_env(server.url),
+        ready=r"Uvicorn running on (http://[\d.]+:\d+)",
+    ).start()
+    try:
+        assert process.ready_match is not None
+        yield process.ready_match.group(1)
+    finally:
+        process.stop()
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
