@@ -50,30 +50,36 @@ class LocationsProjection:
     def __init__(self, buckets: Callable[[], Buckets]) -> None:
         self._buckets = buckets
         self._turns: defaultdict[tuple[int, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._known: dict[tuple[int, str], tuple[CategoryCount, int | None]] = {}
 
     async def apply(self, command: Command) -> Decision:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
         b = self._buckets()
         key = name_key(payload.name)
+        mine = handlers.location_id_for(command)
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            owner = await _name_owner(b, key)
+            # Claim first: with no owner the handler always creates `mine`, so a
+            # new name (the common case) costs one write instead of a read and a
+            # write. Only a taken name is read, and then decided on.
+            try:
+                await b.names.create(key, mine.encode())
+                owner = None
+            except KeyWrongLastSequenceError:
+                owner = await _name_owner(b, key)
+                if owner is None:
+                    continue
             decision = handlers.create_location(command, payload, owner)
             if isinstance(decision, Rejected):
                 return decision
-            if owner is None:
-                try:
-                    await b.names.create(key, decision.location.id.encode())
-                except KeyWrongLastSequenceError:
-                    continue  # claimed meanwhile: decide again with the new owner
-            elif await _exists(b.locations, decision.location.id):
+            if owner is not None and await _exists(b.locations, mine):
                 return decision  # applied in full before (the record is written last)
             await self._update_count(
                 b,
                 counter_key(payload.category, command.command_id),
                 lambda c: handlers.count_location(c, command.command_id),
             )
-            await b.locations.put(decision.location.id, encoder.encode(decision.location))
+            await b.locations.put(mine, encoder.encode(decision.location))
             return decision
         raise RuntimeError(f"name claim {key} kept changing under us")
 
@@ -90,23 +96,39 @@ class LocationsProjection:
     async def _update_count(
         self, b: Buckets, key: str, change: Callable[[CategoryCount], CategoryCount | None]
     ) -> None:
-        """Compare-and-set `change` onto one counter shard, retrying on conflict."""
-        async with self._turns[(b.version, key)]:
+        """Compare-and-set `change` onto one counter shard, retrying on conflict.
+
+        The shard's last known state and revision are remembered, so the usual
+        update is a write without a read; a stale memory fails the CAS and is
+        read afresh. A remembered state is never trusted to mean "nothing to
+        change": that is always confirmed by a fresh read.
+        """
+        shard = (b.version, key)
+        async with self._turns[shard]:
             for attempt in range(MAX_CAS_ATTEMPTS):
-                try:
-                    entry = await b.stats.get(key)
-                    assert entry.value is not None
-                    current, revision = category_count_decoder.decode(entry.value), entry.revision
-                except KeyNotFoundError:
-                    current, revision = CategoryCount(key.rsplit(".", 1)[0]), None
+                remembered = self._known.pop(shard, None)
+                if remembered is not None:
+                    current, revision = remembered
+                else:
+                    try:
+                        entry = await b.stats.get(key)
+                        assert entry.value is not None
+                        current = category_count_decoder.decode(entry.value)
+                        revision = entry.revision
+                    except KeyNotFoundError:
+                        current, revision = CategoryCount(key.rsplit(".", 1)[0]), None
                 changed = change(current)
                 if changed is None:
-                    return
+                    if remembered is None:
+                        self._known[shard] = (current, revision)
+                        return
+                    continue  # confirm with a fresh read
                 try:
                     if revision is None:
-                        await b.stats.create(key, encoder.encode(changed))
+                        written = await b.stats.create(key, encoder.encode(changed))
                     else:
-                        await b.stats.update(key, encoder.encode(changed), last=revision)
+                        written = await b.stats.update(key, encoder.encode(changed), last=revision)
+                    self._known[shard] = (changed, written)
                     return
                 except KeyWrongLastSequenceError:
                     await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
