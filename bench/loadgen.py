@@ -13,12 +13,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import httpx
-from httpx_sse import aconnect_sse
+import msgspec
 
+from bench.rawhttp import Client, Response
 from contracts.notices import Notice, notice_decoder
-
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 @dataclass
@@ -61,15 +59,14 @@ class Session:
     """A browser session: its cookie, its HTTP connections and its event stream."""
 
     def __init__(self, url: str) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        self.client = httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits)
+        self.client = Client(url)
         self.arrived: dict[str, tuple[float, Notice]] = {}
         self.waiting: dict[str, asyncio.Future[tuple[float, Notice]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def __aenter__(self) -> Session:
-        await self.client.get("/healthz")  # the session cookie
+        await self.client.request("GET", "/healthz")  # the session cookie
         self._reader = asyncio.create_task(self._read())
         await asyncio.wait_for(self._ready.wait(), 10)
         return self
@@ -78,21 +75,20 @@ class Session:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
-        await self.client.aclose()
+        self.client.close()
 
     async def _read(self) -> None:
-        async with aconnect_sse(self.client, "GET", "/api/events") as source:
-            async for event in source.aiter_sse():
-                now = time.time()
-                if event.event == "connected":
-                    self._ready.set()
-                elif event.event in ("succeeded", "failed"):
-                    notice = notice_decoder.decode(event.data)
-                    waiter = self.waiting.pop(notice.command_id, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result((now, notice))
-                    else:
-                        self.arrived[notice.command_id] = (now, notice)
+        async for event, data, _ in self.client.events("/api/events"):
+            now = time.time()
+            if event == "connected":
+                self._ready.set()
+            elif event in ("succeeded", "failed"):
+                notice = notice_decoder.decode(data)
+                waiter = self.waiting.pop(notice.command_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result((now, notice))
+                else:
+                    self.arrived[notice.command_id] = (now, notice)
 
     async def notice_of(self, command_id: str, within: float = 30.0) -> tuple[float, Notice]:
         if command_id in self.arrived:  # the notice beat the POST's answer
@@ -102,25 +98,26 @@ class Session:
         return await asyncio.wait_for(future, within)
 
 
-def _publish_ms(response: httpx.Response) -> float:
+def _publish_ms(response: Response) -> float:
     timing = response.headers.get("server-timing", "")
     return float(timing.partition("dur=")[2] or 0)
 
 
 async def one_command(session: Session, i: int, run: str, prefer_wait: int | None) -> Sample:
     headers = {"Prefer": f"wait={prefer_wait}"} if prefer_wait else {}
-    body = {"name": f"bench {run} {i}", "category": "City", "description": "load"}
+    body = b'{"name":"bench %s %d","category":"City","description":"load"}' % (run.encode(), i)
     sample = Sample(sent=time.time())
-    response = await session.client.post("/api/locations", json=body, headers=headers)
+    response = await session.client.request("POST", "/api/locations", body, headers)
     sample.publish_ms = _publish_ms(response)
     if prefer_wait:
-        if response.status_code != 201:
-            raise RuntimeError(f"{response.status_code} {response.text[:200]}")
+        if response.status != 201:
+            raise RuntimeError(f"{response.status} {response.body[:200]!r}")
         sample.done = time.time()
         return sample
-    if response.status_code != 202:
-        raise RuntimeError(f"{response.status_code} {response.text[:200]}")
-    sample.done, sample.notice = await session.notice_of(response.json()["command_id"])
+    if response.status != 202:
+        raise RuntimeError(f"{response.status} {response.body[:200]!r}")
+    accepted = msgspec.json.decode(response.body)
+    sample.done, sample.notice = await session.notice_of(accepted["command_id"])
     if sample.notice.status != "succeeded":
         raise RuntimeError(f"command failed: {sample.notice.error}")
     return sample
@@ -163,15 +160,15 @@ async def open_loop(
 async def crud_open_loop(url: str, rate: float, duration: float) -> Result:
     """The same schedule against the synchronous baseline: POST -> 201 with the record."""
     result = Result(target_rate=rate, duration=duration)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
+    client = Client(url)
+    try:
 
         async def one(i: int) -> Sample:
             sample = Sample(sent=time.time())
-            body = {"name": f"crud {i}", "category": "City", "description": "load"}
-            response = await client.post("/locations", json=body)
-            if response.status_code != 201:
-                raise RuntimeError(response.text[:200])
+            body = b'{"name":"crud %d","category":"City","description":"load"}' % i
+            response = await client.request("POST", "/locations", body)
+            if response.status != 201:
+                raise RuntimeError(f"{response.status} {response.body[:200]!r}")
             sample.done = time.time()
             return sample
 
@@ -190,6 +187,8 @@ async def crud_open_loop(url: str, rate: float, duration: float) -> Result:
                 result.errors += 1
         result.wall = loop.time() - start
         result.cpu = time.process_time() - cpu0
+    finally:
+        client.close()
     return result
 
 
