@@ -42,6 +42,7 @@ def plot_cdf(path: Path, series: dict[str, list[float]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     for label, seconds in series.items():
@@ -51,6 +52,8 @@ def plot_cdf(path: Path, series: dict[str, list[float]]) -> None:
         fractions = [(i + 1) / len(values) for i in range(len(values))]
         ax.step(values, fractions, where="post", label=f"{label} (n={len(values)})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests at or below")
     ax.set_ylim(0, 1.001)
