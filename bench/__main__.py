@@ -266,9 +266,14 @@ def main() -> int:
     text, data = render(out)
     data["seconds"] = time.monotonic() - started
     print(text)
-    write_json(RESULTS / "latest.json", data)
+    # A quick run does not overwrite the full run's figures (the README quotes those).
+    suffix = "-quick" if args.quick else ""
+    json_path = RESULTS / f"latest{suffix}.json"
+    plot_path = RESULTS / f"latency-cdf{suffix}.png"
+    write_json(json_path, data)
+    (RESULTS / f"latest{suffix}.txt").write_text(text + "\n")
     plot_cdf(
-        RESULTS / "latency-cdf.png",
+        plot_path,
         {
             "1 session stream [sync always]": out["s1"].latencies,
             "1 session stream [no sync]": out["s1_nosync"].latencies,
@@ -277,10 +282,7 @@ def main() -> int:
             "raw NATS floor [sync always]": out["floor"],
         },
     )
-    print(
-        f"wrote {RESULTS / 'latest.json'} and {RESULTS / 'latency-cdf.png'} "
-        f"({data['seconds']:.0f} s)"
-    )
+    print(f"wrote {json_path}, its .txt and {plot_path.name} ({data['seconds']:.0f} s)")
     return 0
 
 
