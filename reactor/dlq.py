@@ -13,19 +13,17 @@ commands) cannot be replayed: they are listed so someone can look at them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from contracts.commands import command_decoder
-from contracts.connection import NatsSettings, NatsUnavailable, connect
 from contracts.topology import DEADLETTERS_STREAM, command_subject
+from reactor.cli import nats_client, run_tool
 
 
 async def dead_letters(js: JetStreamContext) -> AsyncIterator[RawStreamMsg]:
@@ -67,8 +65,7 @@ async def replay(js: JetStreamContext, msg: RawStreamMsg) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
-    nc: Client = await connect(NatsSettings.from_env(), name="dlq")
-    try:
+    async with nats_client("dlq") as nc:
         js = nc.jetstream()
         letters = [m async for m in dead_letters(js)]
         if args.action == "list":
@@ -83,8 +80,6 @@ async def run(args: argparse.Namespace) -> int:
         for msg in chosen:
             print(await replay(js, msg))
         return 1 if missing else 0
-    finally:
-        await nc.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,11 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action == "replay" and not (args.seqs or args.all):
         parser.error("replay needs sequences or --all")
-    try:
-        return asyncio.run(run(args))
-    except NatsUnavailable as exc:
-        print(f"dlq: {exc}", file=sys.stderr)
-        return 1
+    return run_tool("dlq", run(args))
 
 
 if __name__ == "__main__":

@@ -8,20 +8,19 @@ next start of the API or a reactor.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import re
 import sys
 
 from nats.js.errors import NotFoundError
 
-from contracts.connection import NatsSettings, NatsUnavailable, connect
 from contracts.topology import PROJECTION_BUCKETS, stream_names
+from reactor.cli import nats_client, run_tool
 
 
-async def purge() -> list[str]:
-    nc = await connect(NatsSettings.from_env(), name="purge")
+async def purge() -> int:
     deleted = []
-    try:
+    async with nats_client("purge") as nc:
         js = nc.jetstream()
         rebuilt = [
             info.config.name
@@ -29,14 +28,12 @@ async def purge() -> list[str]:
             if info.config.name and _is_rebuilt_version(info.config.name)
         ]
         for name in [*stream_names(), *rebuilt]:
-            try:
+            with contextlib.suppress(NotFoundError):
                 await js.delete_stream(name)  # its consumers go with it
                 deleted.append(name)
-            except NotFoundError:
-                pass
-    finally:
-        await nc.close()
-    return deleted
+    print(f"purge: deleted {', '.join(deleted) or 'nothing (already empty)'}")
+    print("purge: a running reactor recreates them empty within seconds; so does the next start")
+    return 0
 
 
 def _is_rebuilt_version(stream: str) -> bool:
@@ -59,14 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("purge: nothing deleted")
             return 1
-    try:
-        deleted = asyncio.run(purge())
-    except NatsUnavailable as exc:
-        print(f"purge: {exc}", file=sys.stderr)
-        return 1
-    print(f"purge: deleted {', '.join(deleted) or 'nothing (already empty)'}")
-    print("purge: a running reactor recreates them empty within seconds; so does the next start")
-    return 0
+    return run_tool("purge", purge())
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from nats.js.errors import NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from contracts.commands import command_decoder
-from contracts.connection import NatsSettings, NatsUnavailable, connect
 from contracts.lookups import category_counts, find_notice
 from contracts.projections import Buckets, open_buckets, read_pointer, write_pointer
 from contracts.topology import (
@@ -46,6 +45,7 @@ from contracts.topology import (
     projection_bucket_config,
     versioned,
 )
+from reactor.cli import nats_client, run_tool
 from reactor.handlers import Created, Rejected
 from reactor.projections import LocationsProjection
 
@@ -163,8 +163,7 @@ async def rebuild(js: JetStreamContext, grace: float = 2.0) -> tuple[Replay, lis
 
 
 async def run(args: argparse.Namespace) -> int:
-    nc = await connect(NatsSettings.from_env(), name="rebuild")
-    try:
+    async with nats_client("rebuild") as nc:
         js = nc.jetstream()
         if args.activate is not None:
             await write_pointer(js, args.activate)
@@ -187,8 +186,6 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         print("rebuild: the rebuilt read model equals the old one")
         return 0
-    finally:
-        await nc.close()
 
 
 def main() -> int:
@@ -209,11 +206,7 @@ def main() -> int:
         metavar="N",
         help="only move the pointer to version N (to undo a rebuild)",
     )
-    try:
-        return asyncio.run(run(parser.parse_args()))
-    except NatsUnavailable as exc:
-        print(f"rebuild: {exc}", file=sys.stderr)
-        return 1
+    return run_tool("rebuild", run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -9,19 +9,18 @@ running reactor (an idle reactor keeps a fetch open).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts.connection import NatsSettings, NatsUnavailable, connect
 from contracts.topology import (
     COMMANDS_STREAM,
     DEADLETTERS_STREAM,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
 )
+from reactor.cli import nats_client, run_tool
 
 
 async def report(js: JetStreamContext) -> list[str]:
@@ -49,21 +48,14 @@ async def report(js: JetStreamContext) -> list[str]:
     return lines
 
 
-async def run() -> None:
-    nc = await connect(NatsSettings.from_env(), name="status")
-    try:
+async def run() -> int:
+    async with nats_client("status") as nc:
         print("\n".join(await report(nc.jetstream())))
-    finally:
-        await nc.close()
+    return 0
 
 
 def main() -> int:
-    try:
-        asyncio.run(run())
-    except NatsUnavailable as exc:
-        print(f"status: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("status", run())
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ import sys
 from datetime import datetime
 
 import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts.commands import command_decoder
-from contracts.connection import NatsSettings, NatsUnavailable, connect
 from contracts.notices import notice_decoder
 from contracts.topology import LIVE_NOTICES_ALL
+from reactor.cli import nats_client, run_tool
 
 COMMANDS = "cmd.>"
 
@@ -40,8 +41,13 @@ def describe(subject: str, data: bytes) -> str:
         return f"{stamp}  ???      {subject}  undecodable ({exc})"
 
 
-async def watch() -> None:
-    nc = await connect(NatsSettings.from_env(), name="watch")
+async def watch() -> int:
+    async with nats_client("watch") as nc:
+        await follow(nc)
+    return 0
+
+
+async def follow(nc: Client) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -54,16 +60,10 @@ async def watch() -> None:
     await nc.subscribe(LIVE_NOTICES_ALL, cb=show)
     print(f"watching {COMMANDS} and {LIVE_NOTICES_ALL} (Ctrl-C to stop)", flush=True)
     await stop.wait()
-    await nc.close()
 
 
 def main() -> int:
-    try:
-        asyncio.run(watch())
-    except NatsUnavailable as exc:
-        print(f"watch: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("watch", watch())
 
 
 if __name__ == "__main__":

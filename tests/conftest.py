@@ -1,4 +1,5 @@
-"""Fixture chain: temp store -> nats-server on a free port -> client -> JetStream."""
+"""Fixture chain: temp store -> nats-server on a free port -> client -> JetStream;
+and the reactor and API processes a module of end-to-end or browser tests uses."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from contracts.topology import ensure_topology
-from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer
+from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer, Process, api, reactor
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,22 @@ async def connect_test_client(url: str) -> Client:
     return await nats.connect(
         url, user=NATS_USER, password=NATS_PASSWORD, allow_reconnect=False, connect_timeout=2
     )
+
+
+@pytest.fixture(scope="module")
+def reactor_process(nats_server: NatsServer) -> Iterator[Process]:
+    """A reactor (dev mode) for the module, on the session's server."""
+    process = reactor(nats_server.url).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def api_process(nats_server: NatsServer) -> Iterator[Process]:
+    """An API (uvicorn on a free port) for the module, on the session's server."""
+    process = api(nats_server.url).start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture(scope="session")

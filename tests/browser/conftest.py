@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-
-from tests.processes import NatsServer, Process, api, reactor
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -23,20 +21,6 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-@pytest.fixture(scope="module")
-def reactor_process(nats_server: NatsServer) -> Iterator[Process]:
-    process = reactor(nats_server.url).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def api_process(nats_server: NatsServer) -> Iterator[Process]:
-    process = api(nats_server.url).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,27 +1,13 @@
-"""Real processes: the session's nats-server, a reactor and an API (uvicorn on a free port)."""
+"""An HTTP client for the module's API process (tests/conftest.py starts the processes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.processes import NatsServer, Process, api, base_url, reactor
-
-
-@pytest.fixture(scope="module")
-def reactor_process(nats_server: NatsServer) -> Iterator[Process]:
-    process = reactor(nats_server.url).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def api_process(nats_server: NatsServer) -> Iterator[Process]:
-    process = api(nats_server.url).start()
-    yield process
-    process.stop()
+from tests.processes import Process, base_url
 
 
 @pytest.fixture
