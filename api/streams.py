@@ -73,9 +73,11 @@ async def next_item(
     waiters: set[asyncio.Future[Any]] = {getter}
     if shutdown is not None:
         waiters.add(asyncio.ensure_future(shutdown.wait()))
-    done, pending = await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the stream itself is cancelled (the client went away)
+        for task in waiters:
+            task.cancel()
     return getter.result() if getter in done else None
 
 

@@ -156,3 +156,26 @@ async def test_twenty_sessions_fifty_commands_each_get_exactly_their_own(
     for sent, received in results:
         assert len(received) == len(set(received)) == 50  # none twice
         assert set(received) == set(sent)  # none missing, none foreign
+
+
+async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: NatsServer) -> None:
+    process = api(nats_server.url).start()
+    try:
+        async with session(base_url(process)) as client:
+            command_id = await submit(client)  # no reactor here: it stays pending
+            for _ in range(5):
+                async with SessionStream(client) as stream:
+                    await stream.next()
+                async with client.stream("GET", f"/api/commands/{command_id}/events") as response:
+                    await response.aiter_bytes().__anext__()  # connected, then gone
+
+            async def all_closed() -> bool | None:
+                metrics = (await client.get("/metrics")).text
+                return True if "sse_streams_open 0\n" in metrics else None
+
+            await eventually(all_closed)
+    finally:
+        process.stop()
+    assert not any("Task was destroyed but it is pending" in line for line in process.lines), (
+        process.output()
+    )
