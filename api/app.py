@@ -25,7 +25,7 @@ from api.relay import NoticeRelay
 from api.services import Services
 from api.session import SessionMiddleware
 from api.settings import Settings
-from contracts.connection import NatsSettings, connect
+from contracts.connection import connect
 from contracts.notices import Problem
 from contracts.projections import ActiveProjection
 from contracts.topology import IDEMPOTENCY_BUCKET, ensure_topology
@@ -127,7 +127,3 @@ async def _on_nats_error(request: Request, exc: Exception) -> Response:
         ),
         {"Retry-After": "2"},
     )
-
-
-def default_settings() -> Settings:
-    return Settings(nats=NatsSettings())
