@@ -1,8 +1,10 @@
 """`python -m reactor.purge` (`task purge`): delete every stream, consumer and bucket.
 
 Asks first; `--yes` skips the question (and is required without a terminal).
-Everything is recreated empty by a running reactor (it binds again) or by the
-next start of the API or a reactor.
+Everything is recreated empty when the API or a reactor starts. Restart them
+after a purge: a running reactor recreates the streams when it binds again,
+but processes keep the projection version they had (after a `task rebuild`,
+buckets that no longer exist).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ async def purge() -> int:
                 await js.delete_stream(name)  # its consumers go with it
                 deleted.append(name)
     print(f"purge: deleted {', '.join(deleted) or 'nothing (already empty)'}")
-    print("purge: a running reactor recreates them empty within seconds; so does the next start")
+    print("purge: restart the API and the reactors: they recreate everything empty at start")
     return 0
 
 
