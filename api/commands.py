@@ -11,6 +11,7 @@ faster than this request cannot slip its notice past the waiter.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -88,7 +89,10 @@ async def submit(request: Request) -> Response:
     try:
         response = await _accept(svc, command, wait_s, republish=started.taken_over)
     except HTTPProblem:
-        await svc.idempotency.release(started)  # nothing accepted: the key may be retried
+        # Nothing accepted: free the key for a retry (if NATS is gone too, it
+        # goes stale and is taken over instead).
+        with contextlib.suppress(nats.errors.Error):
+            await svc.idempotency.release(started)
         raise
     try:
         await svc.idempotency.finish(started, digest, response)
