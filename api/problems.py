@@ -47,3 +47,14 @@ def problem_response(problem: Problem, headers: Mapping[str, str] | None = None)
 
 def not_found(what: str) -> HTTPProblem:
     return HTTPProblem(404, "Not found", f"{what} does not exist.")
+
+
+def invalid_query(name: str, requirement: str) -> HTTPProblem:
+    """422 for a query parameter that breaks its rule, e.g. ("limit", "an integer from 1 to 9")."""
+    return HTTPProblem(
+        422,
+        "Invalid parameter",
+        f"{name} must be {requirement}",
+        slug="validation",
+        errors=[FieldError(loc=f"query.{name}", msg=f"must be {requirement}")],
+    )

@@ -9,11 +9,10 @@ from nats.js.errors import KeyNotFoundError, NoKeysError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.problems import HTTPProblem, not_found
+from api.problems import invalid_query, not_found
 from api.services import services
 from contracts.commands import CATEGORIES, encoder
 from contracts.lookups import category_counts
-from contracts.notices import FieldError
 from contracts.resources import Location, location_decoder
 
 LOCATION_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -66,11 +65,5 @@ async def location_stats(request: Request) -> Response:
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise HTTPProblem(
-            422,
-            "Invalid parameter",
-            f"limit must be an integer from 1 to {MAX_LIMIT}",
-            slug="validation",
-            errors=[FieldError(loc="query.limit", msg=f"must be 1 to {MAX_LIMIT}")],
-        )
+        raise invalid_query("limit", f"an integer from 1 to {MAX_LIMIT}")
     return int(raw)

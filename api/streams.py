@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.limits import LimitedEventSource
-from api.problems import HTTPProblem, not_found
+from api.problems import invalid_query, not_found
 from api.relay import Item, Resync
 from api.services import Services, services, session_id
 from api.sse import SEP, connected_event, hello_event, notice_event, reset_event, timeout_event
@@ -37,7 +37,6 @@ from contracts.lookups import (
     notice_bounds,
     session_notices_after,
 )
-from contracts.notices import FieldError
 
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
@@ -146,13 +145,7 @@ def _timeout_param(request: Request, default: float, limit: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= limit:
-        raise HTTPProblem(
-            422,
-            "Invalid parameter",
-            f"timeout must be a number of seconds in (0, {limit:g}]",
-            slug="validation",
-            errors=[FieldError(loc="query.timeout", msg=f"must be in (0, {limit:g}]")],
-        )
+        raise invalid_query("timeout", f"a number of seconds in (0, {limit:g}]")
     return value
 
 

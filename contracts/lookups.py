@@ -88,15 +88,20 @@ async def notice_bounds(js: JetStreamContext) -> Bounds:
     return Bounds(state.first_seq, state.last_seq)
 
 
-async def category_counts(stats: KeyValue) -> dict[str, int]:
-    """Locations per category: the sum of each category's counter shards."""
+async def all_entries(kv: KeyValue) -> dict[str, bytes]:
+    """Every key of a bucket with its value (one get per key: for small buckets and tools)."""
     try:
-        keys = await stats.keys()
+        keys = await kv.keys()
     except NoKeysError:
         return {}
-    entries = await asyncio.gather(*(stats.get(key) for key in keys))
+    entries = await asyncio.gather(*(kv.get(key) for key in keys))
+    return {key: entry.value or b"" for key, entry in zip(keys, entries, strict=True)}
+
+
+async def category_counts(stats: KeyValue) -> dict[str, int]:
+    """Locations per category: the sum of each category's counter shards."""
     totals: dict[str, int] = {}
-    for entry in entries:
-        shard = category_count_decoder.decode(entry.value or b"")
+    for value in (await all_entries(stats)).values():
+        shard = category_count_decoder.decode(value)
         totals[shard.category] = totals.get(shard.category, 0) + shard.count
     return totals

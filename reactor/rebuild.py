@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import NoKeysError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import NotFoundError
 
 from contracts.commands import command_decoder
-from contracts.lookups import category_counts, find_notice
+from contracts.lookups import all_entries, category_counts, find_notice
 from contracts.projections import Buckets, open_buckets, read_pointer, write_pointer
 from contracts.topology import (
     COMMANDS_STREAM,
@@ -101,17 +100,8 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 async def snapshot(b: Buckets) -> Snapshot:
     return Snapshot(
-        await _everything(b.locations), await _everything(b.names), await category_counts(b.stats)
+        await all_entries(b.locations), await all_entries(b.names), await category_counts(b.stats)
     )
-
-
-async def _everything(kv: KeyValue) -> dict[str, bytes]:
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return {}
-    entries = await asyncio.gather(*(kv.get(k) for k in keys))
-    return {k: e.value or b"" for k, e in zip(keys, entries, strict=True)}
 
 
 def differences(old: Snapshot, new: Snapshot) -> list[str]:
