@@ -16,7 +16,6 @@ import logging
 import re
 import time
 import uuid
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import nats.errors
@@ -136,20 +135,22 @@ async def _accept(
     svc: Services, command: Command, wait_s: int | None, *, republish: bool
 ) -> StoredResponse:
     """Publish the command (unless it is already stored) and decide the answer."""
-    async with AsyncExitStack() as stack:
-        queue = None
-        if wait_s is not None:
-            queue = await stack.enter_async_context(svc.relay.command(command.command_id))
-        started = time.perf_counter()
-        if not (republish and await find_command(svc.js, command.command_id) is not None):
-            await _publish(svc, command)
-        publish_ms = (time.perf_counter() - started) * 1000
-        svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
-        accepted = _accepted(command.command_id, publish_ms)
-        if queue is None or wait_s is None:
-            return accepted
+    if wait_s is None:
+        return await _publish_accepted(svc, command, republish)
+    async with svc.relay.command(command.command_id) as queue:  # before the publish
+        accepted = await _publish_accepted(svc, command, republish)
         stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
     return _waited(stored, accepted, wait_s)
+
+
+async def _publish_accepted(svc: Services, command: Command, republish: bool) -> StoredResponse:
+    """Publish (a taken-over key's command only if it is not stored yet); the 202 answer."""
+    started = time.perf_counter()
+    if not (republish and await find_command(svc.js, command.command_id) is not None):
+        await _publish(svc, command)
+    publish_ms = (time.perf_counter() - started) * 1000
+    svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
+    return _accepted(command.command_id, publish_ms)
 
 
 def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
@@ -173,11 +174,13 @@ def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
 
 def _waited(stored: StoredNotice | None, accepted: StoredResponse, wait_s: int) -> StoredResponse:
     """The answer after `Prefer: wait`: 201 with the resource, the problem, or the plain 202."""
-    applied = {"Preference-Applied": f"wait={wait_s}"}
+    applied = {
+        "Preference-Applied": f"wait={wait_s}",
+        "Server-Timing": accepted.headers["Server-Timing"],
+    }
     if stored is None:
         return StoredResponse(accepted.status, {**accepted.headers, **applied}, accepted.body)
     notice = stored.notice
-    applied["Server-Timing"] = accepted.headers["Server-Timing"]
     if notice.status == "succeeded" and notice.resource is not None:
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:

@@ -25,7 +25,7 @@ class Services:
     projection: ActiveProjection
     idempotency: IdempotencyKeys
     limits: StreamLimits
-    metrics: Metrics = field(default_factory=lambda: Metrics())
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def services(request: Request) -> Services:
