@@ -36,25 +36,24 @@ Connect = Callable[..., Awaitable[Client]]
 
 
 def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starlette:
-    relay_holder: list[NoticeRelay] = []
-
-    async def on_reconnect() -> None:
-        for relay in relay_holder:
-            relay.resync()
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        relay, projection = NoticeRelay(), ActiveProjection()
+
+        async def on_reconnect() -> None:
+            # What went by while disconnected: notices (waiters look in the
+            # store again) and a move of the projection pointer.
+            relay.resync()
+            await projection.refresh()
+
         async with AsyncExitStack() as stack:
             nc = await connect_nats(settings.nats, "api", reconnected_cb=on_reconnect)
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
             await ensure_topology(js)
-            relay = NoticeRelay(nc)
-            await relay.start()
-            relay_holder.append(relay)
+            await relay.start(nc)
             stack.push_async_callback(relay.stop)
-            projection = ActiveProjection(nc, js)
-            await projection.start()
+            await projection.start(nc)
             stack.push_async_callback(projection.stop)
             limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
             svc = Services(

@@ -44,8 +44,7 @@ Registration = AbstractAsyncContextManager[asyncio.Queue[Item]]
 
 
 class NoticeRelay:
-    def __init__(self, nc: Client) -> None:
-        self._nc = nc
+    def __init__(self) -> None:
         self._sub: Subscription | None = None
         self._by_command: Waiters = defaultdict(set)
         self._by_session: Waiters = defaultdict(set)
@@ -56,11 +55,9 @@ class NoticeRelay:
             len(qs) for index in (self._by_command, self._by_session) for qs in index.values()
         )
 
-    async def start(self) -> None:
-        self._sub = await self._nc.subscribe(
-            LIVE_NOTICES_ALL, cb=self._on_msg, pending_msgs_limit=-1
-        )
-        await self._nc.flush()
+    async def start(self, nc: Client) -> None:
+        self._sub = await nc.subscribe(LIVE_NOTICES_ALL, cb=self._on_msg, pending_msgs_limit=-1)
+        await nc.flush()
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -81,6 +81,7 @@ async def connect(
 
     async def on_reconnect() -> None:
         log.info("NATS reconnected")
+        seen.clear()  # the next outage's errors are news again
         if reconnected_cb is not None:
             await reconnected_cb()
 

@@ -4,7 +4,8 @@
 then moves the pointer (KV `projections`, key `active`). Every API and
 reactor process follows it: a subscription to the key's subject, made before
 the first read of it (subscribe, then check), swaps the bucket handles as soon
-as the pointer moves. Version 1, the plain bucket names, is in use until a
+as the pointer moves, and a reconnect to NATS reads the pointer again (a move
+made while disconnected went by unseen). Version 1, the plain bucket names, is in use until a
 rebuild has happened; versions only go up.
 """
 
@@ -39,6 +40,9 @@ class Pointer(msgspec.Struct, frozen=True):
     version: int
 
 
+_pointer_decoder: Final = msgspec.json.Decoder(Pointer)
+
+
 class Buckets(NamedTuple):
     """One version's projection buckets, used together for one command or read."""
 
@@ -63,7 +67,7 @@ async def read_pointer(js: JetStreamContext) -> int:
         entry = await kv.get(POINTER_KEY)
     except (KeyNotFoundError, KeyDeletedError):
         return 1
-    return msgspec.json.decode(entry.value or b"", type=Pointer).version
+    return _pointer_decoder.decode(entry.value or b"").version
 
 
 async def write_pointer(js: JetStreamContext, version: int) -> None:
@@ -74,9 +78,8 @@ async def write_pointer(js: JetStreamContext, version: int) -> None:
 class ActiveProjection:
     """The projection buckets in use now; `current` is always one whole version."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
-        self._nc = nc
-        self._js = js
+    def __init__(self) -> None:
+        self._js: JetStreamContext | None = None
         self._sub: Subscription | None = None
         self._current: Buckets | None = None
         self._switching = asyncio.Lock()
@@ -86,11 +89,17 @@ class ActiveProjection:
         assert self._current is not None, "start() first"
         return self._current
 
-    async def start(self) -> None:
+    async def start(self, nc: Client) -> None:
+        self._js = nc.jetstream()
         subject = f"$KV.{PROJECTIONS_POINTER_BUCKET}.{POINTER_KEY}"
-        self._sub = await self._nc.subscribe(subject, cb=self._on_pointer)
-        await self._nc.flush()
-        await self._switch(await read_pointer(self._js))
+        self._sub = await nc.subscribe(subject, cb=self._on_pointer)
+        await nc.flush()
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the pointer again: after a reconnect, a move may have gone by unseen."""
+        if self._js is not None:
+            await self._switch(await read_pointer(self._js))
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -99,7 +108,7 @@ class ActiveProjection:
 
     async def _on_pointer(self, msg: Msg) -> None:
         try:
-            version = msgspec.json.decode(msg.data, type=Pointer).version
+            version = _pointer_decoder.decode(msg.data).version
         except msgspec.DecodeError:
             log.error("ignoring a malformed projection pointer: %r", msg.data[:100])
             return
@@ -110,5 +119,6 @@ class ActiveProjection:
         async with self._switching:
             if self._current is not None and version <= self._current.version:
                 return
+            assert self._js is not None
             self._current = await open_buckets(self._js, version)
         log.info("projection version %d in use", version)

@@ -62,13 +62,14 @@ async def run(args: argparse.Namespace, settings: NatsSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    active = ActiveProjection()
     async with AsyncExitStack() as stack:
-        nc = await connect(settings, name="reactor", stop=stop)
+        # A reconnect reads the projection pointer again: a move may have gone by unseen.
+        nc = await connect(settings, name="reactor", reconnected_cb=active.refresh, stop=stop)
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
         await ensure_topology(js)  # before the buckets are opened
-        active = ActiveProjection(nc, js)
-        await active.start()
+        await active.start(nc)
         stack.push_async_callback(active.stop)
         locations = LocationsProjection(lambda: active.current)
         projections: dict[type, Projection] = {CreateLocation: locations}

@@ -4,6 +4,7 @@ and the reactor and API processes a module of end-to-end or browser tests uses."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import nats
 import pytest
@@ -25,6 +26,23 @@ async def connect_test_client(url: str) -> Client:
     return await nats.connect(
         url, user=NATS_USER, password=NATS_PASSWORD, allow_reconnect=False, connect_timeout=2
     )
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of the test's own, for tests that change shared state."""
+    server = NatsServer(tmp_path / "store").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def fresh_js(fresh_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    client = await connect_test_client(fresh_server.url)
+    context = client.jetstream()
+    await ensure_topology(context)
+    yield context
+    await client.close()
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,8 @@ async def test_find_notice_by_id_alone_whatever_the_session(js: JetStreamContext
 async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_only(
     nc: Client, js: JetStreamContext
 ) -> None:
-    relay = NoticeRelay(nc)
-    await relay.start()
+    relay = NoticeRelay()
+    await relay.start(nc)
     try:
         mine, other = uuid.uuid4().hex, uuid.uuid4().hex
         async with relay.command(mine) as my_queue, relay.command(other) as other_queue:
@@ -67,8 +67,8 @@ async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_on
         await relay.stop()
 
 
-async def test_resync_wakes_every_waiter(nc: Client) -> None:
-    relay = NoticeRelay(nc)
+async def test_resync_wakes_every_waiter() -> None:
+    relay = NoticeRelay()
     async with relay.command("a" * 32) as qa, relay.command("b" * 32) as qb:
         relay.resync()
         assert isinstance(qa.get_nowait(), Resync)
@@ -89,8 +89,8 @@ async def test_session_notices_after_reads_only_that_session_in_order(js: JetStr
 
 
 async def test_relay_routes_by_session_too(nc: Client, js: JetStreamContext) -> None:
-    relay = NoticeRelay(nc)
-    await relay.start()
+    relay = NoticeRelay()
+    await relay.start(nc)
     try:
         mine, other = uuid.uuid4().hex, uuid.uuid4().hex
         async with relay.session(mine) as my_queue, relay.session(other) as other_queue:

@@ -1,0 +1,58 @@
+"""Following the projection pointer (`task rebuild` moves it) on a server of the test's own."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+
+from contracts.projections import ActiveProjection, write_pointer
+from contracts.topology import PROJECTION_BUCKETS, projection_bucket_config
+from tests.conftest import connect_test_client
+from tests.helpers import eventually
+from tests.processes import NatsServer
+
+
+async def make_version(js: JetStreamContext, version: int) -> None:
+    for bucket in PROJECTION_BUCKETS:
+        await js.create_key_value(projection_bucket_config(bucket, version))
+
+
+async def test_a_moved_pointer_is_followed_live(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    nc = await connect_test_client(fresh_server.url)
+    active = ActiveProjection()
+    await active.start(nc)
+    try:
+        assert active.current.version == 1
+        await make_version(fresh_js, 2)
+        await write_pointer(fresh_js, 2)
+
+        async def moved() -> bool | None:
+            return True if active.current.version == 2 else None
+
+        await eventually(moved)
+        assert (await active.current.locations.status()).bucket == "locations_v2"
+    finally:
+        await active.stop()
+        await nc.close()
+
+
+async def test_a_move_missed_while_away_is_caught_by_refresh(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    nc = await connect_test_client(fresh_server.url)
+    active = ActiveProjection()
+    await active.start(nc)
+    try:
+        await active.stop()  # as if disconnected: the move goes by unseen
+        await make_version(fresh_js, 2)
+        await write_pointer(fresh_js, 2)
+        await nc.flush()
+        assert active.current.version == 1
+        await active.refresh()  # what a reconnect does
+        assert active.current.version == 2
+        await write_pointer(fresh_js, 1)
+        await active.refresh()
+        assert active.current.version == 2  # versions only go up
+    finally:
+        await nc.close()
