@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -123,7 +122,7 @@ class Reactor:
         self._stop_grace = stop_grace
         self._backoff = backoff
         self._clock = clock
-        self._in_flight: dict[asyncio.Task[None], Msg] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.bound = False  # bound to the durable consumer, fetching
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,8 +159,8 @@ class Reactor:
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
-                    self._in_flight[task] = msg
-                    task.add_done_callback(self._in_flight.pop)
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
         finally:
             # Unsubscribe before anyone drains (PITFALLS: drain after an empty
             # fetch can hang), then let what was started finish, or hand it back.
@@ -222,10 +221,14 @@ class Reactor:
             stored = await find_notice(self._js, command.command_id)
             if stored is not None and stored.command_seq == msg.metadata.sequence.stream:
                 return stored.notice  # decided before the ack was lost: say the same again
-        started = time.time()
+        started = self._clock()
         decision = await self._projection(command).apply(command)
         decided = self._clock()
-        timings = {"started": started, "decided": decided.timestamp(), "sent": time.time()}
+        timings = {
+            "started": started.timestamp(),
+            "decided": decided.timestamp(),
+            "sent": self._clock().timestamp(),
+        }
         return to_notice(command, decision, decided, timings)
 
     async def _publish(self, command: Command, notice: Notice, msg: Msg) -> None:

@@ -75,9 +75,7 @@ class LocationsProjection:
             if owner is not None and await _exists(b.locations, mine):
                 return decision  # applied in full before (the record is written last)
             await self._update_count(
-                b,
-                counter_key(payload.category, command.command_id),
-                lambda c: handlers.count_location(c, command.command_id),
+                b, payload.category, command.command_id, handlers.count_location
             )
             await b.locations.put(mine, encoder.encode(decision.location))
             return decision
@@ -88,21 +86,24 @@ class LocationsProjection:
         payload = command.payload
         assert isinstance(payload, CreateLocation)
         await self._update_count(
-            self._buckets(),
-            counter_key(payload.category, command.command_id),
-            lambda c: handlers.settle_count(c, command.command_id),
+            self._buckets(), payload.category, command.command_id, handlers.settle_count
         )
 
     async def _update_count(
-        self, b: Buckets, key: str, change: Callable[[CategoryCount], CategoryCount | None]
+        self,
+        b: Buckets,
+        category: str,
+        command_id: str,
+        change: Callable[[CategoryCount, str], CategoryCount | None],
     ) -> None:
-        """Compare-and-set `change` onto one counter shard, retrying on conflict.
+        """Compare-and-set `change` onto the command's counter shard, retrying on conflict.
 
         The shard's last known state and revision are remembered, so the usual
         update is a write without a read; a stale memory fails the CAS and is
         read afresh. A remembered state is never trusted to mean "nothing to
         change": that is always confirmed by a fresh read.
         """
+        key = counter_key(category, command_id)
         shard = (b.version, key)
         async with self._turns[shard]:
             for attempt in range(MAX_CAS_ATTEMPTS):
@@ -116,8 +117,8 @@ class LocationsProjection:
                         current = category_count_decoder.decode(entry.value)
                         revision = entry.revision
                     except KeyNotFoundError:
-                        current, revision = CategoryCount(key.rsplit(".", 1)[0]), None
-                changed = change(current)
+                        current, revision = CategoryCount(category), None
+                changed = change(current, command_id)
                 if changed is None:
                     if remembered is None:
                         self._known[shard] = (current, revision)
