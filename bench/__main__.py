@@ -24,8 +24,9 @@ from bench.crowd import CrowdResult, waiting_crowd
 from bench.floor import nats_floor
 from bench.loadgen import HOPS, Result, crud_open_loop, hops, open_loop, to_builtins
 from bench.report import latency_cells, plot_cdf, table, write_json
-from bench.stack import Stack, cpu_seconds, crud_baseline, running_stack
+from bench.stack import cpu_seconds, crud_baseline, running_stack
 from bench.stats import percentile, summarize
+from tests.processes import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 P99_LIMIT_MS = 100.0

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.stack import Stack, rss_bytes
+from bench.stack import rss_bytes
+from tests.processes import Stack
 
 
 @dataclass

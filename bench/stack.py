@@ -8,28 +8,15 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.processes import NATS_CONF, NatsServer, Process, api, base_url, nats_env, reactor
+from tests.processes import NATS_CONF, NatsServer, Process, Stack, nats_env, own_stack
 
 API_ENV = {
     "API_ACCESS_LOG": "0",  # a log line per request costs the API CPU the load generator needs
     "MAX_SSE_STREAMS": "30000",
     "MAX_SSE_STREAMS_PER_SESSION": "30000",
 }
-
-
-@dataclass
-class Stack:
-    server: NatsServer
-    api: Process
-    reactor: Process
-    durable: bool
-
-    @property
-    def url(self) -> str:
-        return base_url(self.api)
 
 
 def nats_config(durable: bool, directory: Path) -> Path:
@@ -47,17 +34,9 @@ def nats_config(durable: bool, directory: Path) -> Path:
 @contextmanager
 def running_stack(durable: bool = True) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        server = NatsServer(Path(tmp) / "store", config=nats_config(durable, Path(tmp))).start()
-        started: list[Process] = [server]
-        try:
-            the_reactor = reactor(server.url).start()
-            started.append(the_reactor)
-            the_api = api(server.url, env=API_ENV).start()
-            started.append(the_api)
-            yield Stack(server, the_api, the_reactor, durable)
-        finally:
-            for process in reversed(started):
-                process.stop()
+        config = nats_config(durable, Path(tmp))
+        with own_stack(Path(tmp) / "store", config=config, api_env=API_ENV) as stack:
+            yield stack
 
 
 @contextmanager

@@ -12,7 +12,16 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from contracts.topology import ensure_topology
-from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer, Process, api, reactor
+from tests.processes import (
+    NATS_PASSWORD,
+    NATS_USER,
+    NatsServer,
+    Process,
+    Stack,
+    api,
+    own_stack,
+    reactor,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +52,13 @@ async def fresh_js(fresh_server: NatsServer) -> AsyncIterator[JetStreamContext]:
     await ensure_topology(context)
     yield context
     await client.close()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
+    """nats-server, a reactor and an API of the test's own."""
+    with own_stack(tmp_path / "store") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +175,37 @@ def api(nats_url: str, env: Mapping[str, str] | None = None) -> Process:
         env={**nats_env(nats_url), "API_PORT": "0", **(env or {})},
         ready=r"Uvicorn running on (http://[\d.]+:\d+)",
     )
+
+
+@dataclass
+class Stack:
+    """nats-server, a reactor (dev mode) and an API, each its own process."""
+
+    server: NatsServer
+    api: Process
+    reactor: Process
+
+    @property
+    def url(self) -> str:
+        return base_url(self.api)
+
+
+@contextmanager
+def own_stack(
+    store_dir: Path, *, config: Path = NATS_CONF, api_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """A whole stack on a server of its own, stopped in reverse order afterwards."""
+    server = NatsServer(store_dir, config=config).start()
+    started: list[Process] = [server]
+    try:
+        the_reactor = reactor(server.url).start()
+        started.append(the_reactor)
+        the_api = api(server.url, env=api_env).start()
+        started.append(the_api)
+        yield Stack(server, the_api, the_reactor)
+    finally:
+        for process in reversed(started):
+            process.stop()
 
 
 def restart_api(api_process: Process) -> Process:

@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from contracts.topology import NOTICES_STREAM
 from tests.conftest import connect_test_client
 from tests.e2e.sse import SessionStream, command_events, command_id_of, post_location
 from tests.helpers import eventually, unique_name
-from tests.processes import NatsServer, Process, api, base_url, reactor
+from tests.processes import NatsServer, Process, Stack, api, base_url
 
 
 @asynccontextmanager
@@ -111,31 +110,25 @@ async def test_shutdown_ends_open_streams_within_the_grace_period(nats_server: N
     assert not any("ERROR" in line for line in process.lines), process.output()
 
 
-async def test_an_expired_cursor_gets_reset(tmp_path: Path) -> None:
-    server = NatsServer(tmp_path / "store").start()
-    api_process, reactor_process = api(server.url).start(), reactor(server.url).start()
-    try:
-        async with session(base_url(api_process)) as client:
-            async with SessionStream(client) as stream:
-                old_cursor = (await stream.next()).id
-                for _ in range(3):
-                    await submit(client)
-                seen = await stream.notices(3)
-            # Retention removed the older notices (as max_age would after 7 days).
-            nc = await connect_test_client(server.url)
-            js: JetStreamContext = nc.jetstream()
-            await js.purge_stream(NOTICES_STREAM, seq=int(seen[-1].id))
-            await nc.close()
-            async with SessionStream(client, last_event_id=old_cursor) as stream:
-                reset = await stream.next()
-            assert reset.event == "reset"
-            assert json.loads(reset.data)["reason"] == "event id older than the notices still kept"
-            async with SessionStream(client, last_event_id=seen[-2].id) as stream:
-                (kept,) = await stream.notices(1)  # a cursor at the retention edge still resumes
-            assert kept.id == seen[-1].id
-    finally:
-        for process in (reactor_process, api_process, server):
-            process.stop()
+async def test_an_expired_cursor_gets_reset(fresh_stack: Stack) -> None:
+    async with session(fresh_stack.url) as client:
+        async with SessionStream(client) as stream:
+            old_cursor = (await stream.next()).id
+            for _ in range(3):
+                await submit(client)
+            seen = await stream.notices(3)
+        # Retention removed the older notices (as max_age would after 7 days).
+        nc = await connect_test_client(fresh_stack.server.url)
+        js: JetStreamContext = nc.jetstream()
+        await js.purge_stream(NOTICES_STREAM, seq=int(seen[-1].id))
+        await nc.close()
+        async with SessionStream(client, last_event_id=old_cursor) as stream:
+            reset = await stream.next()
+        assert reset.event == "reset"
+        assert json.loads(reset.data)["reason"] == "event id older than the notices still kept"
+        async with SessionStream(client, last_event_id=seen[-2].id) as stream:
+            (kept,) = await stream.notices(1)  # a cursor at the retention edge still resumes
+        assert kept.id == seen[-1].id
 
 
 async def test_twenty_sessions_fifty_commands_each_get_exactly_their_own(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,24 +9,14 @@ import pytest
 
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
-from tests.processes import NatsServer, Process, api, base_url, reactor
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[NatsServer, Process, Process]]:
-    server = NatsServer(tmp_path / "store").start()
-    api_process = api(server.url).start()
-    reactor_process = reactor(server.url).start()
-    yield server, api_process, reactor_process
-    for process in (reactor_process, api_process, server):
-        process.stop()
+from tests.processes import Stack, api
 
 
 async def test_nats_down_answers_503_then_recovers_without_losing_accepted_commands(
-    stack: tuple[NatsServer, Process, Process],
+    fresh_stack: Stack,
 ) -> None:
-    server, api_process, _ = stack
-    async with httpx.AsyncClient(base_url=base_url(api_process), timeout=10) as client:
+    server = fresh_stack.server
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=10) as client:
         before = await post_location(client, unique_name("Before"))
         assert before.status_code == 202
         server.stop()

@@ -6,12 +6,8 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import msgspec
-import pytest
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from contracts.commands import Command, CreateLocation
@@ -26,25 +22,8 @@ from contracts.topology import (
     ensure_topology,
 )
 from reactor.handlers import Created, create_location
-from tests.conftest import connect_test_client
 from tests.helpers import category_total, eventually, make_command, publish_command, unique_name
 from tests.processes import NatsServer, Process, reactor, run_module
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    process = NatsServer(tmp_path / "store").start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-async def js(server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    client: Client = await connect_test_client(server.url)
-    context = client.jetstream()
-    await ensure_topology(context)
-    yield context
-    await client.close()
 
 
 def commands(n: int, category: str = "Continent", delay: float = 0.0) -> list[Command]:
@@ -83,52 +62,52 @@ async def settled(js: JetStreamContext) -> None:
 
 
 async def test_three_reactors_share_2000_commands_and_count_exactly(
-    server: NatsServer, js: JetStreamContext
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    reactors = [reactor(server.url).start() for _ in range(3)]
+    reactors = [reactor(fresh_server.url).start() for _ in range(3)]
     try:
         batch = commands(2000)
-        await publish_all(js, batch)
-        await wait_for_notices(js, 2000, within=180)
-        await settled(js)
+        await publish_all(fresh_js, batch)
+        await wait_for_notices(fresh_js, 2000, within=180)
+        await settled(fresh_js)
     finally:
         for process in reactors:
             process.stop()
-    assert await category_total(js, "Continent") == (2000, [])
-    statuses = await asyncio.gather(*(find_notice(js, c.command_id) for c in batch[::50]))
+    assert await category_total(fresh_js, "Continent") == (2000, [])
+    statuses = await asyncio.gather(*(find_notice(fresh_js, c.command_id) for c in batch[::50]))
     assert all(s is not None and s.notice.status == "succeeded" for s in statuses)
 
 
 async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
-    server: NatsServer, js: JetStreamContext
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
     env = {"REACTOR_ACK_WAIT": "2", "REACTOR_MAX_ATTEMPTS": "1000"}
-    victim = reactor(server.url, env=env).start()
+    victim = reactor(fresh_server.url, env=env).start()
     batch = commands(2000, category="Country")
     # Spread over 5 s, so that the once-a-second kills land while there is work.
-    publishing = asyncio.create_task(publish_all(js, batch, pause=0.25))
+    publishing = asyncio.create_task(publish_all(fresh_js, batch, pause=0.25))
     kills = 0
     try:
         deadline = time.monotonic() + 240
-        while await notices_stored(js) < 2000:
+        while await notices_stored(fresh_js) < 2000:
             assert time.monotonic() < deadline, (
-                f"{await notices_stored(js)} of 2000 after {kills} kills"
+                f"{await notices_stored(fresh_js)} of 2000 after {kills} kills"
             )
             await asyncio.sleep(1.0)  # the fault schedule: one SIGKILL a second
-            if await notices_stored(js) < 2000:
+            if await notices_stored(fresh_js) < 2000:
                 victim.kill()
                 kills += 1
                 await asyncio.to_thread(victim.start)
         await publishing
-        await settled(js)
+        await settled(fresh_js)
     finally:
         victim.stop()
     assert kills >= 4, f"only {kills} kills: too few to prove anything"
 
     # Exactly one terminal outcome per command, none re-decided.
-    state = (await js.stream_info(NOTICES_STREAM)).state
+    state = (await fresh_js.stream_info(NOTICES_STREAM)).state
     assert state.messages == state.last_seq == 2000
-    notices = await asyncio.gather(*(find_notice(js, c.command_id) for c in batch))
+    notices = await asyncio.gather(*(find_notice(fresh_js, c.command_id) for c in batch))
     assert all(n is not None and n.notice.status == "succeeded" for n in notices)
 
     # The projection equals the one the pure handlers build without faults.
@@ -137,16 +116,16 @@ async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
         decision = create_location(command, command.payload, None)
         assert isinstance(decision, Created)
         expected[decision.location.id] = decision.location
-    kv = await js.key_value(LOCATIONS_BUCKET)
+    kv = await fresh_js.key_value(LOCATIONS_BUCKET)
     stored = await asyncio.gather(*(kv.get(key) for key in expected))
     assert {
         location_decoder.decode(e.value or b"").id: location_decoder.decode(e.value or b"")
         for e in stored
     } == expected
     assert len(await kv.keys()) == 2000
-    names = await js.key_value(LOCATION_NAMES_BUCKET)
+    names = await fresh_js.key_value(LOCATION_NAMES_BUCKET)
     assert len(await names.keys()) == 2000
-    assert await category_total(js, "Country") == (2000, [])
+    assert await category_total(fresh_js, "Country") == (2000, [])
 
 
 async def in_flight(js: JetStreamContext, n: int) -> None:
@@ -158,37 +137,39 @@ async def in_flight(js: JetStreamContext, n: int) -> None:
 
 
 async def test_sigterm_mid_batch_finishes_in_flight_work(
-    server: NatsServer, js: JetStreamContext
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    first = reactor(server.url).start()
+    first = reactor(fresh_server.url).start()
     batch = commands(20, delay=1.0)
-    await publish_all(js, batch)
-    await in_flight(js, 20)
+    await publish_all(fresh_js, batch)
+    await in_flight(fresh_js, 20)
     started = time.monotonic()
     assert first.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 8
-    assert await notices_stored(js) == 20  # finished before exiting
-    await settled(js)
+    assert await notices_stored(fresh_js) == 20  # finished before exiting
+    await settled(fresh_js)
 
 
 async def test_sigterm_hands_back_what_it_cannot_finish_in_its_grace(
-    server: NatsServer, js: JetStreamContext
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    first = reactor(server.url, env={"REACTOR_STOP_GRACE": "0.2"}).start()
+    first = reactor(fresh_server.url, env={"REACTOR_STOP_GRACE": "0.2"}).start()
     batch = commands(20, delay=3.0)
-    await publish_all(js, batch)
-    await in_flight(js, 20)
+    await publish_all(fresh_js, batch)
+    await in_flight(fresh_js, 20)
     started = time.monotonic()
     assert first.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5  # not the 3 s of simulated work, nor the ack wait
     assert any("handed back 20 unfinished commands" in line for line in first.lines)
-    second = reactor(server.url).start()
+    second = reactor(fresh_server.url).start()
     try:
-        await wait_for_notices(js, 20, within=30)  # nak'ed: redelivered at once, not after 30 s
-        await settled(js)
+        await wait_for_notices(
+            fresh_js, 20, within=30
+        )  # nak'ed: redelivered at once, not after 30 s
+        await settled(fresh_js)
     finally:
         second.stop()
-    notices = await asyncio.gather(*(find_notice(js, c.command_id) for c in batch))
+    notices = await asyncio.gather(*(find_notice(fresh_js, c.command_id) for c in batch))
     assert all(n is not None and n.notice.status == "succeeded" for n in notices)
 
 
@@ -197,51 +178,53 @@ async def tool(server: NatsServer, *args: str) -> subprocess.CompletedProcess[st
 
 
 async def test_exhausted_command_is_dead_lettered_then_replayed(
-    server: NatsServer, js: JetStreamContext
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    process: Process = reactor(server.url, env={"REACTOR_MAX_ATTEMPTS": "2"}).start()
+    process: Process = reactor(fresh_server.url, env={"REACTOR_MAX_ATTEMPTS": "2"}).start()
     try:
-        await js.delete_key_value(LOCATION_NAMES_BUCKET)  # every attempt now fails
+        await fresh_js.delete_key_value(LOCATION_NAMES_BUCKET)  # every attempt now fails
         command = make_command()
-        await publish_command(js, command)
-        failed = await eventually(lambda: find_notice(js, command.command_id), within=20)
+        await publish_command(fresh_js, command)
+        failed = await eventually(lambda: find_notice(fresh_js, command.command_id), within=20)
         assert failed.notice.status == "failed"
         assert failed.notice.error is not None
         assert failed.notice.error.title == "Command could not be processed"
 
-        listed = await tool(server, "reactor.dlq", "list")
+        listed = await tool(fresh_server, "reactor.dlq", "list")
         assert listed.returncode == 0, listed.stderr
         assert "exhausted" in listed.stdout
         assert f"cmd.CreateLocation.{command.command_id}" in listed.stdout
         assert "1 dead letter(s)" in listed.stdout
 
-        await ensure_topology(js)  # the outage is over
-        replayed = await tool(server, "reactor.dlq", "replay", "--all")
+        await ensure_topology(fresh_js)  # the outage is over
+        replayed = await tool(fresh_server, "reactor.dlq", "replay", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert f"replayed command {command.command_id}" in replayed.stdout
 
         async def succeeded() -> bool | None:
-            stored = await find_notice(js, command.command_id)
+            stored = await find_notice(fresh_js, command.command_id)
             return True if stored is not None and stored.notice.status == "succeeded" else None
 
         await eventually(succeeded, within=20)
-        assert "0 dead letter(s)" in (await tool(server, "reactor.dlq", "list")).stdout
-        status = await tool(server, "reactor.status")
+        assert "0 dead letter(s)" in (await tool(fresh_server, "reactor.dlq", "list")).stdout
+        status = await tool(fresh_server, "reactor.status")
         assert "pending      0" in status.stdout
     finally:
         process.stop()
 
 
-async def test_poison_is_listed_and_not_replayed(server: NatsServer, js: JetStreamContext) -> None:
-    process = reactor(server.url).start()
+async def test_poison_is_listed_and_not_replayed(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    process = reactor(fresh_server.url).start()
     try:
-        await js.publish("cmd.CreateLocation.garbage", b"\x00not json")
+        await fresh_js.publish("cmd.CreateLocation.garbage", b"\x00not json")
         command = make_command()
-        await publish_command(js, command)
-        await eventually(lambda: find_notice(js, command.command_id))
-        listed = await tool(server, "reactor.dlq", "list")
+        await publish_command(fresh_js, command)
+        await eventually(lambda: find_notice(fresh_js, command.command_id))
+        listed = await tool(fresh_server, "reactor.dlq", "list")
         assert "poison" in listed.stdout
-        replayed = await tool(server, "reactor.dlq", "replay", "--all")
+        replayed = await tool(fresh_server, "reactor.dlq", "replay", "--all")
         assert "not a command (poison); left in place" in replayed.stdout
         assert sum("dead-lettering" in line for line in process.lines) == 1  # logged once
     finally:
