@@ -1,7 +1,9 @@
-"""Reading back what is stored in the shared streams, by command id.
+"""Reading back what is stored in the shared streams and buckets.
 
-Both look-ups are a JetStream "last message for subject" get with a wildcard
-in the token that the caller does not know (the command type, the session).
+A command or its notice is found by id alone with a JetStream "last message
+for subject" get, a wildcard in the token the caller does not know (the
+command type, the session). A session's notices after a cursor are "next
+message for subject" gets, one per notice.
 """
 
 from __future__ import annotations

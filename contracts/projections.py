@@ -12,10 +12,12 @@ rebuild has happened; versions only go up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Final, NamedTuple
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -79,6 +81,7 @@ class ActiveProjection:
     """The projection buckets in use now; `current` is always one whole version."""
 
     def __init__(self) -> None:
+        self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._sub: Subscription | None = None
         self._current: Buckets | None = None
@@ -90,7 +93,7 @@ class ActiveProjection:
         return self._current
 
     async def start(self, nc: Client) -> None:
-        self._js = nc.jetstream()
+        self._nc, self._js = nc, nc.jetstream()
         subject = f"$KV.{PROJECTIONS_POINTER_BUCKET}.{POINTER_KEY}"
         self._sub = await nc.subscribe(subject, cb=self._on_pointer)
         await nc.flush()
@@ -102,9 +105,13 @@ class ActiveProjection:
             await self._switch(await read_pointer(self._js))
 
     async def stop(self) -> None:
+        """Stop following the pointer (from when the server has the unsubscribe)."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+            if self._nc is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    await self._nc.flush()
 
     async def _on_pointer(self, msg: Msg) -> None:
         try:

@@ -6,12 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from contracts.commands import Command, CreateLocation, encoder
+from contracts.notices import Notice
 from contracts.resources import COUNTER_SHARDS, CategoryCount, category_count_decoder
 from contracts.topology import LOCATION_STATS_BUCKET, command_subject
 
@@ -29,6 +30,24 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 1
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)
+
+
+def make_notice(
+    command_id: str = "c" * 32,
+    status: Literal["succeeded", "failed"] = "succeeded",
+    at: datetime | None = None,
+    **fields: Any,
+) -> Notice:
+    """A notice for tests, submitted and completed at `at` (now by default)."""
+    when = at or datetime.now(UTC)
+    return Notice(
+        command_id=command_id,
+        type="CreateLocation",
+        status=status,
+        submitted_at=when,
+        completed_at=when,
+        **fields,
+    )
 
 
 def unique_name(prefix: str = "Place") -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -14,18 +13,7 @@ from contracts.commands import encoder
 from contracts.lookups import StoredNotice, find_command, find_notice, session_notices_after
 from contracts.notices import Notice
 from contracts.topology import notice_subject
-from tests.helpers import make_command, publish_command
-
-
-def notice_for(command_id: str) -> Notice:
-    now = datetime.now(UTC)
-    return Notice(
-        command_id=command_id,
-        type="CreateLocation",
-        status="succeeded",
-        submitted_at=now,
-        completed_at=now,
-    )
+from tests.helpers import make_command, make_notice, publish_command
 
 
 async def store_notice(js: JetStreamContext, session_id: str, notice: Notice) -> int:
@@ -43,7 +31,7 @@ async def test_find_command_by_id_alone(js: JetStreamContext) -> None:
 async def test_find_notice_by_id_alone_whatever_the_session(js: JetStreamContext) -> None:
     command_id = uuid.uuid4().hex
     assert await find_notice(js, command_id) is None
-    notice = notice_for(command_id)
+    notice = make_notice(command_id)
     seq = await store_notice(js, uuid.uuid4().hex, notice)
     assert await find_notice(js, command_id) == StoredNotice(notice, seq)
 
@@ -57,7 +45,7 @@ async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_on
         mine, other = uuid.uuid4().hex, uuid.uuid4().hex
         async with relay.command(mine) as my_queue, relay.command(other) as other_queue:
             assert relay.waiters == 2
-            notice = notice_for(mine)
+            notice = make_notice(mine)
             seq = await store_notice(js, uuid.uuid4().hex, notice)
             item = await asyncio.wait_for(my_queue.get(), 5)
             assert item == StoredNotice(notice, seq)
@@ -79,7 +67,7 @@ async def test_session_notices_after_reads_only_that_session_in_order(js: JetStr
     mine, other = uuid.uuid4().hex, uuid.uuid4().hex
     seqs = []
     for session in (mine, other, mine, other, mine):
-        seq = await store_notice(js, session, notice_for(uuid.uuid4().hex))
+        seq = await store_notice(js, session, make_notice(uuid.uuid4().hex))
         if session == mine:
             seqs.append(seq)
     found = [s.seq async for s in session_notices_after(js, mine, 0)]
@@ -94,7 +82,7 @@ async def test_relay_routes_by_session_too(nc: Client, js: JetStreamContext) -> 
     try:
         mine, other = uuid.uuid4().hex, uuid.uuid4().hex
         async with relay.session(mine) as my_queue, relay.session(other) as other_queue:
-            notice = notice_for(uuid.uuid4().hex)
+            notice = make_notice(uuid.uuid4().hex)
             seq = await store_notice(js, mine, notice)
             assert await asyncio.wait_for(my_queue.get(), 5) == StoredNotice(notice, seq)
             assert other_queue.empty()

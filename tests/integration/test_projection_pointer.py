@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from nats.js import JetStreamContext
 
 from contracts.projections import ActiveProjection, write_pointer
@@ -16,43 +19,42 @@ async def make_version(js: JetStreamContext, version: int) -> None:
         await js.create_key_value(projection_bucket_config(bucket, version))
 
 
-async def test_a_moved_pointer_is_followed_live(
+@pytest.fixture
+async def active(
     fresh_server: NatsServer, fresh_js: JetStreamContext
-) -> None:
+) -> AsyncIterator[ActiveProjection]:
+    """Following the pointer on the fresh server (fresh_js has made the buckets)."""
     nc = await connect_test_client(fresh_server.url)
-    active = ActiveProjection()
-    await active.start(nc)
-    try:
-        assert active.current.version == 1
-        await make_version(fresh_js, 2)
-        await write_pointer(fresh_js, 2)
+    projection = ActiveProjection()
+    await projection.start(nc)
+    yield projection
+    await projection.stop()
+    await nc.close()
 
-        async def moved() -> bool | None:
-            return True if active.current.version == 2 else None
 
-        await eventually(moved)
-        assert (await active.current.locations.status()).bucket == "locations_v2"
-    finally:
-        await active.stop()
-        await nc.close()
+async def test_a_moved_pointer_is_followed_live(
+    active: ActiveProjection, fresh_js: JetStreamContext
+) -> None:
+    assert active.current.version == 1
+    await make_version(fresh_js, 2)
+    await write_pointer(fresh_js, 2)
+
+    async def moved() -> bool | None:
+        return True if active.current.version == 2 else None
+
+    await eventually(moved)
+    assert (await active.current.locations.status()).bucket == "locations_v2"
 
 
 async def test_a_move_missed_while_away_is_caught_by_refresh(
-    fresh_server: NatsServer, fresh_js: JetStreamContext
+    active: ActiveProjection, fresh_js: JetStreamContext
 ) -> None:
-    nc = await connect_test_client(fresh_server.url)
-    active = ActiveProjection()
-    await active.start(nc)
-    try:
-        await active.stop()  # as if disconnected: the move goes by unseen
-        await make_version(fresh_js, 2)
-        await write_pointer(fresh_js, 2)
-        await nc.flush()
-        assert active.current.version == 1
-        await active.refresh()  # what a reconnect does
-        assert active.current.version == 2
-        await write_pointer(fresh_js, 1)
-        await active.refresh()
-        assert active.current.version == 2  # versions only go up
-    finally:
-        await nc.close()
+    await active.stop()  # as if disconnected: the move goes by unseen
+    await make_version(fresh_js, 2)
+    await write_pointer(fresh_js, 2)
+    assert active.current.version == 1
+    await active.refresh()  # what a reconnect does
+    assert active.current.version == 2
+    await write_pointer(fresh_js, 1)
+    await active.refresh()
+    assert active.current.version == 2  # versions only go up

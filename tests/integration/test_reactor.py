@@ -1,14 +1,12 @@
-"""The reactor loop against a real nats-server of its own (the durable consumer is shared state)."""
+"""The reactor loop, on a nats-server of each test's own (the durable consumer is shared)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -22,30 +20,11 @@ from contracts.topology import (
     LOCATIONS_BUCKET,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
-    ensure_topology,
 )
 from reactor.consumer import Projection, Reactor
 from reactor.handlers import Decision
 from reactor.projections import LocationsProjection
-from tests.conftest import connect_test_client
 from tests.helpers import eventually, make_command, publish_command
-from tests.processes import NatsServer
-
-
-@pytest.fixture(scope="module")
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path_factory.mktemp("reactor-store")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-async def own_js(own_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    client: Client = await connect_test_client(own_server.url)
-    js = client.jetstream()
-    await ensure_topology(js)
-    yield js
-    await client.close()
 
 
 async def real_handler(js: JetStreamContext) -> LocationsProjection:
@@ -95,43 +74,43 @@ async def outcome(js: JetStreamContext, command: Command) -> StoredNotice:
     return await eventually(lambda: find_notice(js, command.command_id))
 
 
-async def test_command_gets_a_succeeded_notice_and_a_projection(own_js: JetStreamContext) -> None:
-    handler = Counting(await real_handler(own_js))
+async def test_command_gets_a_succeeded_notice_and_a_projection(fresh_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(fresh_js))
     command = make_command()
-    async with running(fast_reactor(own_js, handler)):
-        await publish_command(own_js, command)
-        stored = await outcome(own_js, command)
+    async with running(fast_reactor(fresh_js, handler)):
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
     assert stored.notice.status == "succeeded"
     assert stored.notice.resource is not None
-    kv = await own_js.key_value(LOCATIONS_BUCKET)
+    kv = await fresh_js.key_value(LOCATIONS_BUCKET)
     assert (await kv.get(stored.notice.resource["id"])).value is not None
     assert handler.calls == 1
 
 
-async def test_transient_failure_is_retried_then_succeeds(own_js: JetStreamContext) -> None:
-    handler = Counting(await real_handler(own_js), failures=2)
+async def test_transient_failure_is_retried_then_succeeds(fresh_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(fresh_js), failures=2)
     command = make_command()
-    async with running(fast_reactor(own_js, handler)):
-        await publish_command(own_js, command)
-        stored = await outcome(own_js, command)
+    async with running(fast_reactor(fresh_js, handler)):
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
     assert stored.notice.status == "succeeded"
     assert handler.calls == 3
 
 
 async def test_after_max_deliveries_the_command_fails_as_not_processed(
-    own_js: JetStreamContext,
+    fresh_js: JetStreamContext,
 ) -> None:
-    handler = Counting(await real_handler(own_js), failures=1000)
+    handler = Counting(await real_handler(fresh_js), failures=1000)
     command = make_command()
-    async with running(fast_reactor(own_js, handler, max_attempts=3)):
-        await publish_command(own_js, command)
-        stored = await outcome(own_js, command)
+    async with running(fast_reactor(fresh_js, handler, max_attempts=3)):
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
     assert stored.notice.status == "failed"
     assert stored.notice.error is not None
     assert stored.notice.error.title == "Command could not be processed"
     assert "simulated outage 3" in stored.notice.error.detail
     assert handler.calls == 3
-    dead = await deadletter_of(own_js, f"cmd.CreateLocation.{command.command_id}")
+    dead = await deadletter_of(fresh_js, f"cmd.CreateLocation.{command.command_id}")
     assert dead.data == encoder.encode(command)
     assert dead.headers is not None
     assert dead.headers["Dlq-Reason"] == "exhausted"
@@ -140,29 +119,29 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
 
 
 async def test_poison_message_is_dropped_and_later_commands_still_succeed(
-    own_js: JetStreamContext,
+    fresh_js: JetStreamContext,
 ) -> None:
-    handler = Counting(await real_handler(own_js))
+    handler = Counting(await real_handler(fresh_js))
     command = make_command()
     poison = {
         "cmd.CreateLocation." + "0" * 32: b"{not a command",
         "cmd.Nonsense.x": b'{"command_id": 5}',
     }
-    async with running(fast_reactor(own_js, handler)):
+    async with running(fast_reactor(fresh_js, handler)):
         for subject, data in poison.items():
-            await own_js.publish(subject, data)
-        await publish_command(own_js, command)
-        stored = await outcome(own_js, command)
+            await fresh_js.publish(subject, data)
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
 
         async def settled() -> bool | None:
-            info = await own_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
             return True if info.num_ack_pending == 0 and info.num_pending == 0 else None
 
         await eventually(settled)
     assert stored.notice.status == "succeeded"
     assert handler.calls == 1
     for subject, data in poison.items():
-        dead = await deadletter_of(own_js, subject)
+        dead = await deadletter_of(fresh_js, subject)
         assert dead.data == data
         assert dead.headers is not None
         assert dead.headers["Dlq-Reason"] == "poison"
@@ -185,24 +164,24 @@ class LosesFirstAck(Reactor):
 
 
 async def test_redelivery_after_the_notice_re_emits_that_very_notice(
-    own_js: JetStreamContext,
+    fresh_js: JetStreamContext,
 ) -> None:
-    handler = Counting(await real_handler(own_js))
+    handler = Counting(await real_handler(fresh_js))
     command = make_command()
-    before = (await own_js.stream_info(NOTICES_STREAM)).state.messages
-    reactor = LosesFirstAck(own_js, {CreateLocation: handler}, backoff=lambda n: 0.05)
+    before = (await fresh_js.stream_info(NOTICES_STREAM)).state.messages
+    reactor = LosesFirstAck(fresh_js, {CreateLocation: handler}, backoff=lambda n: 0.05)
     async with running(reactor):
-        await publish_command(own_js, command)
-        first = await outcome(own_js, command)
+        await publish_command(fresh_js, command)
+        first = await outcome(fresh_js, command)
 
         async def acked() -> bool | None:
-            info = await own_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
             return True if reactor.crashed and info.num_ack_pending == 0 else None
 
         await eventually(acked)
     assert handler.calls == 1  # decided once; the redelivery re-emitted the stored notice
-    assert await find_notice(own_js, command.command_id) == first
-    assert (await own_js.stream_info(NOTICES_STREAM)).state.messages == before + 1
+    assert await find_notice(fresh_js, command.command_id) == first
+    assert (await fresh_js.stream_info(NOTICES_STREAM)).state.messages == before + 1
 
 
 def test_encoded_command_round_trips() -> None:
@@ -212,11 +191,11 @@ def test_encoded_command_round_trips() -> None:
     assert command_decoder.decode(encoder.encode(command)) == command
 
 
-async def test_reactor_binds_again_when_its_consumer_disappears(own_js: JetStreamContext) -> None:
-    handler = Counting(await real_handler(own_js))
-    async with running(fast_reactor(own_js, handler)):
-        await own_js.delete_consumer(COMMANDS_STREAM, REACTOR_CONSUMER)
+async def test_reactor_binds_again_when_its_consumer_disappears(fresh_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(fresh_js))
+    async with running(fast_reactor(fresh_js, handler)):
+        await fresh_js.delete_consumer(COMMANDS_STREAM, REACTOR_CONSUMER)
         command = make_command()
-        await publish_command(own_js, command)
-        stored = await outcome(own_js, command)
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
     assert stored.notice.status == "succeeded"

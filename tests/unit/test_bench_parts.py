@@ -10,7 +10,7 @@ import pytest
 from bench.loadgen import HOPS, Sample, hops
 from bench.report import table
 from bench.stats import percentile, summarize
-from contracts.notices import Notice
+from tests.helpers import make_notice
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -31,14 +31,7 @@ def test_hops_add_up_to_the_whole_latency() -> None:
     submitted = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     t = submitted.timestamp()
     timings = {"started": t + 0.004, "decided": t + 0.007, "sent": t + 0.0071}
-    notice = Notice(
-        command_id="c" * 32,
-        type="CreateLocation",
-        status="succeeded",
-        submitted_at=submitted,
-        completed_at=submitted,
-        timings=timings,
-    )
+    notice = make_notice(at=submitted, timings=timings)
     sample = Sample(sent=t - 0.001, done=t + 0.009, publish_ms=2.0, notice=notice)
     split = hops(sample)
     assert split is not None

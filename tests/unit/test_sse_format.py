@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 
 from api.sse import hello_event, notice_event, timeout_event
 from contracts.lookups import StoredNotice
-from contracts.notices import Notice, Problem
+from contracts.notices import Problem
+from tests.helpers import make_notice
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -21,14 +22,7 @@ def parse(raw: bytes) -> dict[str, str]:
 
 
 def test_succeeded_notice_is_an_event_named_by_status_with_seq_as_id() -> None:
-    notice = Notice(
-        command_id="c" * 32,
-        type="CreateLocation",
-        status="succeeded",
-        submitted_at=T0,
-        completed_at=T0,
-        resource={"id": "x"},
-    )
+    notice = make_notice(at=T0, resource={"id": "x"})
     fields = parse(notice_event(StoredNotice(notice, 42)).encode())
     assert fields["event"] == "succeeded"
     assert fields["id"] == "42"
@@ -42,14 +36,7 @@ def test_failed_notice_event() -> None:
     problem = Problem(
         type="/problems/name-taken", title="Name already taken", status=409, detail="d"
     )
-    notice = Notice(
-        command_id="c" * 32,
-        type="CreateLocation",
-        status="failed",
-        submitted_at=T0,
-        completed_at=T0,
-        error=problem,
-    )
+    notice = make_notice(status="failed", at=T0, error=problem)
     fields = parse(notice_event(StoredNotice(notice, 7)).encode())
     assert fields["event"] == "failed"
     assert json.loads(fields["data"])["error"]["status"] == 409
