@@ -42,21 +42,16 @@ function link(href, text) {
 }
 
 // ---- the session event stream ----------------------------------------------------
-let source = null;
 function connect() {
   const cursor = store.cursor;
-  source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
+  const source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
   const state = (s, text) => { $("conn").dataset.state = s; $("conn").textContent = text; };
   source.onopen = () => { state("live", "live"); log("SSE open", "/api/events"); };
   source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // Refused (e.g. too many streams): EventSource gives up, so try again later.
-      state("reconnecting", "reconnecting…");
-      setTimeout(connect, 3000);
-    } else {
-      state("reconnecting", "reconnecting…");
-    }
+    state("reconnecting", "reconnecting…");
     log("SSE error", "connection lost; reconnecting");
+    // Refused (e.g. too many streams): EventSource gives up by itself, so try again later.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
   };
   source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
   source.addEventListener("reset", (e) => {
@@ -77,12 +72,10 @@ function onNotice(notice) {
   const id = notice.command_id;
   const waiting = waiters.get(id);
   if (waiting) { waiting(notice); return; }
-  const pending = store.pending;
-  if (pending[id]) {
-    const { name } = pending[id];
-    delete pending[id];
-    store.pending = pending;
-    announceLate(notice, name);
+  const pending = store.pending[id];
+  if (pending) {
+    forget(id);
+    announceLate(notice, pending.name);
   } else {
     recent.set(id, notice); // maybe ours, its POST response not back yet
     setTimeout(() => recent.delete(id), 60000);
