@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.problems import invalid_query, not_found
 from api.services import services
 from contracts.commands import CATEGORIES, encoder
-from contracts.lookups import category_counts
 from contracts.resources import Location, location_decoder
+from contracts.topology import LOCATIONS_BUCKET
 
 LOCATION_ID = re.compile(r"^[0-9a-f]{24}$")
 DEFAULT_LIMIT = 50
@@ -22,14 +22,12 @@ MAX_LIMIT = 200
 
 async def list_locations(request: Request) -> Response:
     """Newest first: location ids start with their creation time in hex."""
-    locations = services(request).projection.current.locations
+    buckets = services(request).projection.current
     limit = _limit(request)
-    try:
-        keys = await locations.keys()
-    except NoKeysError:
-        keys = []
-    newest = sorted(keys, reverse=True)[:limit]
-    entries = await asyncio.gather(*(locations.get(k) for k in newest), return_exceptions=True)
+    newest = sorted(await buckets.keys(LOCATIONS_BUCKET), reverse=True)[:limit]
+    entries = await asyncio.gather(
+        *(buckets.locations.get(k) for k in newest), return_exceptions=True
+    )
     items: list[Location] = []
     for entry in entries:
         if isinstance(entry, KeyNotFoundError):
@@ -56,7 +54,7 @@ async def get_location(request: Request) -> Response:
 
 async def location_stats(request: Request) -> Response:
     """GET /api/locations/stats: locations per category (every category listed)."""
-    counts = await category_counts(services(request).projection.current.stats)
+    counts = await services(request).projection.current.category_counts()
     by_category = {category: counts.get(category, 0) for category in CATEGORIES}
     body = {"categories": by_category, "total": sum(by_category.values())}
     return Response(encoder.encode(body), media_type="application/json")

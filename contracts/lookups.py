@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from nats.js import JetStreamContext
-from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from contracts.commands import Command, command_decoder
@@ -90,20 +90,37 @@ async def notice_bounds(js: JetStreamContext) -> Bounds:
     return Bounds(state.first_seq, state.last_seq)
 
 
-async def all_entries(kv: KeyValue) -> dict[str, bytes]:
-    """Every key of a bucket with its value (one get per key: for small buckets and tools)."""
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return {}
+# The server answers a subjects listing in pages of this many.
+SUBJECTS_PAGE: Final = 100_000
+
+
+async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Every key of a KV bucket, as the server lists its stream's subjects.
+
+    Not `kv.keys()`: its watcher can end the initial replay early and return a
+    partial or empty list (nats-io/nats.py#842; seen here in CI as a rebuild
+    "missing" every record). The server's subject listing is exact. It also
+    holds deleted keys' tombstones, so this is for buckets that never delete
+    keys (the projections).
+    """
+    prefix = f"$KV.{bucket}."
+    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")).state
+    subjects = state.subjects or {}
+    if len(subjects) >= SUBJECTS_PAGE:
+        raise RuntimeError(f"bucket {bucket} has {SUBJECTS_PAGE}+ keys: listing them needs paging")
+    return [subject[len(prefix) :] for subject in subjects]
+
+
+async def values_of(kv: KeyValue, keys: list[str]) -> dict[str, bytes]:
+    """The values of `keys` (one get each, concurrently)."""
     entries = await asyncio.gather(*(kv.get(key) for key in keys))
     return {key: entry.value or b"" for key, entry in zip(keys, entries, strict=True)}
 
 
-async def category_counts(stats: KeyValue) -> dict[str, int]:
-    """Locations per category: the sum of each category's counter shards."""
+def sum_category_counts(shards: list[bytes]) -> dict[str, int]:
+    """Locations per category: the sum of each category's counter shards (pure)."""
     totals: dict[str, int] = {}
-    for value in (await all_entries(stats)).values():
+    for value in shards:
         shard = category_count_decoder.decode(value)
         totals[shard.category] = totals.get(shard.category, 0) + shard.count
     return totals

@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from contracts.lookups import bucket_keys, sum_category_counts, values_of
 from contracts.topology import (
     LOCATION_NAMES_BUCKET,
     LOCATION_STATS_BUCKET,
@@ -52,6 +53,20 @@ class Buckets(NamedTuple):
     locations: KeyValue
     names: KeyValue
     stats: KeyValue
+    js: JetStreamContext
+
+    async def keys(self, bucket: str) -> list[str]:
+        """Every key of one of them, by its plain name (LOCATIONS_BUCKET, ...)."""
+        return await bucket_keys(self.js, versioned(bucket, self.version))
+
+    async def entries(self, bucket: str) -> dict[str, bytes]:
+        """Every key of one of them with its value."""
+        kv = {LOCATIONS_BUCKET: self.locations, LOCATION_NAMES_BUCKET: self.names}[bucket]
+        return await values_of(kv, await self.keys(bucket))
+
+    async def category_counts(self) -> dict[str, int]:
+        shards = await values_of(self.stats, await self.keys(LOCATION_STATS_BUCKET))
+        return sum_category_counts(list(shards.values()))
 
 
 async def open_buckets(js: JetStreamContext, version: int) -> Buckets:
@@ -60,6 +75,7 @@ async def open_buckets(js: JetStreamContext, version: int) -> Buckets:
         await js.key_value(versioned(LOCATIONS_BUCKET, version)),
         await js.key_value(versioned(LOCATION_NAMES_BUCKET, version)),
         await js.key_value(versioned(LOCATION_STATS_BUCKET, version)),
+        js,
     )
 
 

@@ -36,10 +36,12 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts.commands import command_decoder
-from contracts.lookups import all_entries, category_counts, find_notice
+from contracts.lookups import find_notice
 from contracts.projections import Buckets, open_buckets, read_pointer, write_pointer
 from contracts.topology import (
     COMMANDS_STREAM,
+    LOCATION_NAMES_BUCKET,
+    LOCATIONS_BUCKET,
     PROJECTION_BUCKETS,
     projection_bucket_config,
     versioned,
@@ -100,7 +102,9 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 async def snapshot(b: Buckets) -> Snapshot:
     return Snapshot(
-        await all_entries(b.locations), await all_entries(b.names), await category_counts(b.stats)
+        await b.entries(LOCATIONS_BUCKET),
+        await b.entries(LOCATION_NAMES_BUCKET),
+        await b.category_counts(),
     )
 
 

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from contracts.commands import Command, CreateLocation
 from contracts.lookups import find_notice
+from contracts.projections import open_buckets
 from contracts.resources import location_decoder
 from contracts.topology import (
     COMMANDS_STREAM,
@@ -122,9 +123,9 @@ async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
         location_decoder.decode(e.value or b"").id: location_decoder.decode(e.value or b"")
         for e in stored
     } == expected
-    assert len(await kv.keys()) == 2000
-    names = await fresh_js.key_value(LOCATION_NAMES_BUCKET)
-    assert len(await names.keys()) == 2000
+    buckets = await open_buckets(fresh_js, 1)
+    assert len(await buckets.keys(LOCATIONS_BUCKET)) == 2000
+    assert len(await buckets.keys(LOCATION_NAMES_BUCKET)) == 2000
     assert await category_total(fresh_js, "Country") == (2000, [])
 
 

@@ -8,6 +8,7 @@ import httpx
 from nats.js import JetStreamContext
 
 from contracts.projections import open_buckets, read_pointer
+from contracts.topology import LOCATIONS_BUCKET
 from reactor.rebuild import differences, snapshot
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
@@ -75,7 +76,7 @@ async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
         listed = (await client.get("/api/locations", params={"limit": "1"})).json()["items"]
         assert listed[0]["name"] == last
         assert (await v2.locations.get(listed[0]["id"])).value is not None
-        assert listed[0]["id"] not in await v1.locations.keys()
+        assert listed[0]["id"] not in await v1.keys(LOCATIONS_BUCKET)
         await nc.close()
 
 

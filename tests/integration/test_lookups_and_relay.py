@@ -10,7 +10,13 @@ from nats.js import JetStreamContext
 
 from api.relay import NoticeRelay, Resync
 from contracts.commands import encoder
-from contracts.lookups import StoredNotice, find_command, find_notice, session_notices_after
+from contracts.lookups import (
+    StoredNotice,
+    bucket_keys,
+    find_command,
+    find_notice,
+    session_notices_after,
+)
 from contracts.notices import Notice
 from contracts.topology import notice_subject
 from tests.helpers import make_command, make_notice, publish_command
@@ -88,3 +94,14 @@ async def test_relay_routes_by_session_too(nc: Client, js: JetStreamContext) -> 
             assert other_queue.empty()
     finally:
         await relay.stop()
+
+
+async def test_bucket_keys_lists_every_key_exactly_once(js: JetStreamContext) -> None:
+    bucket = f"keys_{uuid.uuid4().hex[:8]}"
+    kv = await js.create_key_value(bucket=bucket)
+    assert await bucket_keys(js, bucket) == []  # an empty bucket is an empty list
+    keys = [f"k{i}" for i in range(300)]
+    await asyncio.gather(*(kv.put(k, b"v") for k in keys))
+    await kv.put("k7", b"again")  # one key, however often written
+    assert sorted(await bucket_keys(js, bucket)) == sorted(keys)
+    await js.delete_key_value(bucket)
