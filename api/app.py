@@ -13,11 +13,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-from api import commands, ops, reads, streams
+from api import commands, live, ops, status, streams, web
+from api import reads as reads_api
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.problems import HTTPProblem, problem_response
@@ -26,42 +26,52 @@ from api.services import Services
 from api.session import SessionMiddleware
 from api.settings import Settings
 from contracts.connection import connect
+from contracts.domain import GetRead, ListRead, SummaryRead
 from contracts.notices import Problem
-from contracts.projections import ActiveProjection
-from contracts.topology import IDEMPOTENCY_BUCKET, ensure_topology
+from contracts.registry import Registry
+from contracts.topology import IDEMPOTENCY_BUCKET, ensure_topology, refuse_legacy_store
+from contracts.views import ActiveViews
+from domains import registry as default_registry
 
 log = logging.getLogger("api")
 
 Connect = Callable[..., Awaitable[Client]]
 
 
-def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starlette:
+def create_app(
+    settings: Settings, *, registry: Registry | None = None, connect_nats: Connect = connect
+) -> Starlette:
+    """The API for the domains of `registry` (by default every domain in `domains.DOMAINS`)."""
+    registry = registry or default_registry()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        relay, projection = NoticeRelay(), ActiveProjection()
+        relay, views = NoticeRelay(), ActiveViews()
 
         async def on_reconnect() -> None:
             # What went by while disconnected: notices (waiters look in the
-            # store again) and a move of the projection pointer.
+            # store again) and a move of the view version pointer.
             relay.resync()
-            await projection.refresh()
+            await views.refresh()
 
         async with AsyncExitStack() as stack:
             nc = await connect_nats(settings.nats, "api", reconnected_cb=on_reconnect)
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
-            await ensure_topology(js)
+            await refuse_legacy_store(js, registry.legacy_buckets())
+            await ensure_topology(js, registry.views)
             await relay.start(nc)
             stack.push_async_callback(relay.stop)
-            await projection.start(nc)
-            stack.push_async_callback(projection.stop)
+            await views.start(nc)
+            stack.push_async_callback(views.stop)
             limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
             svc = Services(
                 settings=settings,
                 nc=nc,
                 js=js,
                 relay=relay,
-                projection=projection,
+                views=views,
+                registry=registry,
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
             )
@@ -70,26 +80,8 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
             log.info("API ready: open http://%s:%d", settings.host, settings.port)
             yield {"services": svc}
 
-    def page(request: Request) -> Response:
-        return FileResponse(settings.web_dir / "index.html")
-
-    routes = [
-        Route("/api/commands/{command_id}", commands.status),
-        Route("/api/commands/{command_id}/events", streams.command_events),
-        Route("/api/events", streams.session_events),
-        Route("/api/locations", reads.list_locations, methods=["GET"]),
-        Route("/api/locations/stats", reads.location_stats),
-        Route("/api/locations/{location_id}", reads.get_location),
-        Route("/api/{collection}", commands.submit, methods=["POST"]),
-        Route("/healthz", ops.healthz),
-        Route("/readyz", ops.readyz),
-        Route("/metrics", ops.metrics),
-        Route("/", page),
-        Route("/locations/{location_id}", page),
-        Mount("/static", StaticFiles(directory=settings.web_dir), name="static"),
-    ]
     return Starlette(
-        routes=routes,
+        routes=[*api_routes(registry), *web.routes(registry, settings.web_dir)],
         lifespan=lifespan,
         middleware=[Middleware(SessionMiddleware, secure=settings.cookie_secure)],
         exception_handlers={
@@ -98,6 +90,39 @@ def create_app(settings: Settings, *, connect_nats: Connect = connect) -> Starle
             nats.errors.Error: _on_nats_error,
         },
     )
+
+
+def api_routes(registry: Registry) -> list[BaseRoute]:
+    """The generic routes, then each domain's commands and reads, derived from the registry.
+
+    Summaries come before `{id}` reads, so `/api/<collection>/stats` is not taken for an id.
+    """
+    found: list[BaseRoute] = [
+        Route("/api/commands/{command_id}", status.status),
+        Route("/api/commands/{command_id}/events", streams.command_events),
+        Route("/api/events", streams.session_events),
+        Route("/healthz", ops.healthz),
+        Route("/readyz", ops.readyz),
+        Route("/metrics", ops.metrics),
+    ]
+    reads = registry.reads()
+    ordered = [r for r in reads if isinstance(r, SummaryRead)] + [
+        r for r in reads if not isinstance(r, SummaryRead)
+    ]
+    for read in ordered:
+        view = registry.views[read.view]
+        if isinstance(read, ListRead):
+            found.append(Route(read.path, reads_api.list_endpoint(read, view), methods=["GET"]))
+        elif isinstance(read, GetRead):
+            found.append(Route(read.path, reads_api.get_endpoint(read, view), methods=["GET"]))
+            if view.followable:
+                found.append(Route(read.path + "/live", live.live_endpoint(read, view)))
+        else:
+            found.append(Route(read.path, reads_api.summary_endpoint(read, view), methods=["GET"]))
+    for spec in registry.commands.values():
+        if spec.path is not None:
+            found.append(Route(spec.path, commands.endpoint(spec), methods=["POST"]))
+    return found
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:

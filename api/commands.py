@@ -1,4 +1,4 @@
-"""Commands in, and their status (DESIGN §4).
+"""Commands in (DESIGN §4): one POST route per command a domain declares.
 
 POST publishes exactly one message (JetStream, `Nats-Msg-Id` = command id) and
 answers 202 only once JetStream has acknowledged it. Nothing else is written
@@ -18,31 +18,46 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import nats.errors
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.body import command_payload
 from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
 from api.problems import PROBLEM_JSON, HTTPProblem, not_found
-from api.services import Services, services, session_id
+from api.services import Endpoint, Services, services, session_id
+from api.status import Accepted
 from api.streams import wait_for_notice
-from api.urls import command_id_param, events_url, status_url
-from contracts.commands import COLLECTIONS, Command, Payload, command_type, encoder
-from contracts.lookups import StoredNotice, find_command, find_notice
+from api.urls import ID, events_url, status_url
+from contracts.commands import MAX_SIMULATED_DELAY, Command, encoder, new_aggregate_id
+from contracts.domain import CommandSpec
+from contracts.lookups import StoredNotice, find_command
 from contracts.topology import command_subject
-from contracts.validation import InvalidPayload, MalformedBody, decode_payload
 
 log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
-MAX_SIMULATED_DELAY = 60.0
 
 
-async def submit(request: Request) -> Response:
-    """POST /api/<collection>"""
+def endpoint(spec: CommandSpec) -> Endpoint:
+    """The POST handler of one command's route."""
+
+    async def submit(request: Request) -> Response:
+        return await _submit(request, spec)
+
+    submit.__name__ = f"submit_{spec.name}"
+    return submit
+
+
+async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
-    collection = request.path_params["collection"]
-    payload = await _validated_payload(request, svc, collection)
+    aggregate_id: str | None = None
+    if not spec.creates:
+        aggregate_id = request.path_params["id"]
+        if not ID.match(aggregate_id):
+            raise not_found(f"The {spec.collection} resource")
+    payload = await command_payload(request, spec.type, svc.settings.max_body_bytes)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))
     try:
@@ -53,7 +68,7 @@ async def submit(request: Request) -> Response:
     command_id = uuid.uuid4().hex
     started: Started | None = None
     if key is not None:
-        digest = fingerprint(collection, payload)
+        digest = fingerprint(request.url.path, payload)
         begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
         if isinstance(begun, Replay):
             return _to_response(begun.response, replayed=True)
@@ -75,18 +90,21 @@ async def submit(request: Request) -> Response:
         started, command_id = begun, begun.command_id
 
     given_id = request.headers.get("x-request-id", "")
+    submitted_at = datetime.now(UTC)
     command = Command(
         command_id=command_id,
-        submitted_at=datetime.now(UTC),
+        type=spec.name,
+        aggregate_id=aggregate_id or new_aggregate_id(command_id, submitted_at),
+        submitted_at=submitted_at,
         session_id=session_id(request),
         correlation_id=given_id if REQUEST_ID.match(given_id) else command_id,
-        payload=payload,
+        payload=msgspec.Raw(encoder.encode(payload)),
         simulate_delay_s=delay,
     )
     if started is None:
-        return _to_response(await _accept(svc, command, wait_s, republish=False))
+        return _to_response(await _accept(svc, command, wait_s, spec.creates, republish=False))
     try:
-        response = await _accept(svc, command, wait_s, republish=started.taken_over)
+        response = await _accept(svc, command, wait_s, spec.creates, republish=started.taken_over)
     except HTTPProblem:
         # Nothing accepted: free the key for a retry (if NATS is gone too, it
         # goes stale and is taken over instead).
@@ -103,36 +121,8 @@ async def submit(request: Request) -> Response:
     return _to_response(response)
 
 
-async def status(request: Request) -> Response:
-    """GET /api/commands/{id}"""
-    svc = services(request)
-    command_id = command_id_param(request)
-    stored = await find_notice(svc.js, command_id)
-    if stored is not None:
-        return Response(encoder.encode(stored.notice), media_type="application/json")
-    command = await find_command(svc.js, command_id)
-    if command is None:
-        raise not_found("The command")
-    return Response(
-        encoder.encode(
-            {
-                "command_id": command_id,
-                "type": command_type(command.payload),
-                "status": "pending",
-                "submitted_at": command.submitted_at,
-                "completed_at": None,
-                "resource": None,
-                "resource_url": None,
-                "actions": [],
-                "error": None,
-            }
-        ),
-        media_type="application/json",
-    )
-
-
 async def _accept(
-    svc: Services, command: Command, wait_s: int | None, *, republish: bool
+    svc: Services, command: Command, wait_s: int | None, created: bool, *, republish: bool
 ) -> StoredResponse:
     """Publish the command (unless it is already stored) and decide the answer."""
     if wait_s is None:
@@ -140,7 +130,7 @@ async def _accept(
     async with svc.relay.command(command.command_id) as queue:  # before the publish
         accepted = await _publish_accepted(svc, command, republish)
         stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
-    return _waited(stored, accepted, wait_s)
+    return _waited(stored, accepted, wait_s, created)
 
 
 async def _publish_accepted(svc: Services, command: Command, republish: bool) -> StoredResponse:
@@ -154,12 +144,7 @@ async def _publish_accepted(svc: Services, command: Command, republish: bool) ->
 
 
 def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
-    body = {
-        "command_id": command_id,
-        "status": "pending",
-        "status_url": status_url(command_id),
-        "events_url": events_url(command_id),
-    }
+    body = Accepted(command_id, "pending", status_url(command_id), events_url(command_id))
     return StoredResponse(
         202,
         {
@@ -172,8 +157,11 @@ def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
     )
 
 
-def _waited(stored: StoredNotice | None, accepted: StoredResponse, wait_s: int) -> StoredResponse:
-    """The answer after `Prefer: wait`: 201 with the resource, the problem, or the plain 202."""
+def _waited(
+    stored: StoredNotice | None, accepted: StoredResponse, wait_s: int, created: bool
+) -> StoredResponse:
+    """The answer after `Prefer: wait`: 201 (made) or 200 (changed) with the resource, the
+    problem, or the plain 202. A command with no resource answers with its notice."""
     applied = {
         "Preference-Applied": f"wait={wait_s}",
         "Server-Timing": accepted.headers["Server-Timing"],
@@ -181,11 +169,12 @@ def _waited(stored: StoredNotice | None, accepted: StoredResponse, wait_s: int) 
     if stored is None:
         return StoredResponse(accepted.status, {**accepted.headers, **applied}, accepted.body)
     notice = stored.notice
-    if notice.status == "succeeded" and notice.resource is not None:
+    if notice.status == "succeeded":
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:
             headers["Location"] = notice.resource_url
-        return StoredResponse(201, headers, encoder.encode(notice.resource))
+        body = notice if notice.resource is None else notice.resource
+        return StoredResponse(201 if created else 200, headers, encoder.encode(body))
     assert notice.error is not None
     return StoredResponse(
         notice.error.status, {"Content-Type": PROBLEM_JSON, **applied}, encoder.encode(notice.error)
@@ -204,51 +193,6 @@ def _to_response(stored: StoredResponse, *, replayed: bool = False) -> Response:
     )
 
 
-async def _validated_payload(request: Request, svc: Services, collection: str) -> Payload:
-    payload_type = COLLECTIONS.get(collection)
-    if payload_type is None:
-        raise not_found(f"The collection {collection!r}")
-    _require_json(request)
-    body = await _read_body(request, svc.settings.max_body_bytes)
-    try:
-        return decode_payload(payload_type, body)
-    except MalformedBody as exc:
-        raise HTTPProblem(400, "Malformed JSON", str(exc)) from None
-    except InvalidPayload as exc:
-        raise HTTPProblem(
-            422,
-            "Invalid command",
-            f"The {collection} command is not valid: {exc}",
-            slug="validation",
-            errors=exc.errors,
-        ) from None
-
-
-def _require_json(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPProblem(
-            415,
-            "Unsupported media type",
-            f"Send the command as application/json, not {media_type or 'no content type'}.",
-        )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = HTTPProblem(413, "Body too large", f"The body is over the limit of {limit} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _simulated_delay(request: Request) -> float:
     raw = request.headers.get("x-simulate-delay")
     if raw is None:
@@ -257,7 +201,7 @@ def _simulated_delay(request: Request) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= MAX_SIMULATED_DELAY:
+    if not 0 <= value <= MAX_SIMULATED_DELAY:  # NaN too
         raise HTTPProblem(
             422,
             "Invalid header",

@@ -9,18 +9,32 @@ import sys
 
 import uvicorn
 
+from nats.aio.client import Client
+
 from api.app import create_app
 from api.settings import Settings
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
+from contracts.registry import RegistryError
+from contracts.topology import LegacyStore, refuse_legacy_store
+from domains import registry as default_registry
 
 
 def main() -> int:
     settings = Settings.from_env()
+    try:
+        registry = default_registry()
+    except RegistryError as exc:
+        print(f"api: {exc}", file=sys.stderr)
+        return 1
+
+    async def preflight(nc: Client) -> None:
+        await refuse_legacy_store(nc.jetstream(), registry.legacy_buckets())
+
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, registry=registry),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -31,8 +45,8 @@ def main() -> int:
     try:
         # Waiting here rather than in the lifespan keeps Ctrl-C prompt and a
         # missing server one line instead of uvicorn's start-up traceback.
-        asyncio.run(wait_until_reachable(settings.nats, "api-probe"))
-    except NatsUnavailable as exc:
+        asyncio.run(wait_until_reachable(settings.nats, "api-probe", preflight))
+    except (NatsUnavailable, LegacyStore) as exc:
         print(f"api: {exc}", file=sys.stderr)
         return 1
     except Interrupted:

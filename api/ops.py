@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from api.problems import HTTPProblem
 from api.services import services
-from contracts.topology import PROJECTION_BUCKETS, stream_names, versioned
+from contracts.topology import stream_names, view_buckets
 
 
 async def healthz(request: Request) -> Response:
@@ -20,8 +20,8 @@ async def readyz(request: Request) -> Response:
     if not svc.nc.is_connected:
         raise HTTPProblem(503, "Not ready", "Not connected to NATS.", headers={"Retry-After": "2"})
     missing = []
-    current = svc.projection.current.version
-    active = [f"KV_{versioned(bucket, current)}" for bucket in PROJECTION_BUCKETS]
+    current = svc.views.current.version
+    active = [f"KV_{b.bucket}" for b in view_buckets(svc.registry.views, current)]
     for name in dict.fromkeys([*stream_names(), *active]):
         try:
             await svc.js.stream_info(name)

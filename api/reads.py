@@ -1,67 +1,139 @@
-"""The read side: a KV get and a decode (DESIGN §4 Reads)."""
+"""The read side (DESIGN §4 Reads): a KV get and a decode, for every view a domain declares.
+
+- `GET /api/<collection>`: records newest first (keys in reverse order: ids
+  are time-ordered), `?limit=` (1-200, default 50) and `?cursor=` (the
+  `next_cursor` of the page before). The cursor is the last key served, and a
+  page holds the keys below it, so records added meanwhile (newer, higher
+  keys) never shift a page: each record is served once.
+- `GET /api/<collection>/{id}`: one record, 404 when absent.
+- A summary read renders every record of a small view through the domain's
+  pure function.
+- Each read accepts `?min_position=N` (a notice's `position`): it answers
+  once the view has applied the events up to N. Inline views are written
+  before the notice, so they always have; an async view is waited for (its
+  progress is polled) up to MIN_POSITION_WAIT, then 503 with Retry-After.
+  A position beyond the end of the event store is 422.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from typing import Final
 
-from nats.js.errors import KeyNotFoundError
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.problems import invalid_query, not_found
-from api.services import services
-from contracts.commands import CATEGORIES, encoder
-from contracts.resources import Location, location_decoder
-from contracts.topology import LOCATIONS_BUCKET
+from api.problems import HTTPProblem, invalid_query, not_found
+from api.services import Endpoint, Services, services
+from api.urls import ID
+from contracts.commands import encoder
+from contracts.domain import GetRead, ListRead, SummaryRead, View
+from contracts.topology import EVENTS_STREAM
+from contracts.views import Record, ViewBuckets, is_removed
 
-LOCATION_ID = re.compile(r"^[0-9a-f]{24}$")
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+DEFAULT_LIMIT: Final = 50
+MAX_LIMIT: Final = 200
+MIN_POSITION_WAIT: Final = 5.0
+POLL: Final = 0.02
+NUMBER: Final = re.compile(r"^[0-9]{1,18}$")
+CURSOR: Final = re.compile(r"^[-/_=.a-zA-Z0-9]{1,256}$")
 
 
-async def list_locations(request: Request) -> Response:
-    """Newest first: location ids start with their creation time in hex."""
-    buckets = services(request).projection.current
-    limit = _limit(request)
-    newest = sorted(await buckets.keys(LOCATIONS_BUCKET), reverse=True)[:limit]
-    entries = await asyncio.gather(
-        *(buckets.locations.get(k) for k in newest), return_exceptions=True
+class Page(msgspec.Struct, frozen=True):
+    items: list[msgspec.Raw]
+    limit: int
+    next_cursor: str | None
+
+
+def list_endpoint(read: ListRead, view: View) -> Endpoint:
+    async def list_records(request: Request) -> Response:
+        svc = services(request)
+        limit = _limit(request)
+        cursor = request.query_params.get("cursor")
+        if cursor is not None and not CURSOR.match(cursor):
+            raise invalid_query("cursor", "the next_cursor of a page")
+        buckets = await _caught_up(svc, view, request)
+        keys = sorted(await buckets.keys(view.name), reverse=True)
+        if cursor is not None:
+            keys = [k for k in keys if k < cursor]
+        page = keys[:limit]
+        found = await buckets.records(view.name, page)
+        items = [found[k].state for k in page if k in found and not is_removed(found[k])]
+        next_cursor = page[-1] if len(keys) > limit else None
+        return _json(encoder.encode(Page(items, limit, next_cursor)))
+
+    return list_records
+
+
+def get_endpoint(read: GetRead, view: View) -> Endpoint:
+    async def get_record(request: Request) -> Response:
+        svc = services(request)
+        key: str = request.path_params["id"]
+        if not ID.match(key):
+            raise not_found(f"The {read.collection} resource")
+        buckets = await _caught_up(svc, view, request)
+        record = await buckets.record(view.name, key)
+        if record is None or is_removed(record):
+            raise not_found(f"The {read.collection} resource")
+        return _json(bytes(record.state))
+
+    return get_record
+
+
+def summary_endpoint(read: SummaryRead, view: View) -> Endpoint:
+    decoder = msgspec.json.Decoder(view.state)
+
+    async def summary(request: Request) -> Response:
+        svc = services(request)
+        buckets = await _caught_up(svc, view, request)
+        found = await buckets.records(view.name, await buckets.keys(view.name))
+        states = [decoder.decode(r.state) for r in _live(found)]
+        return _json(encoder.encode(read.render(states)))
+
+    return summary
+
+
+def _live(records: dict[str, Record]) -> list[Record]:
+    return [r for r in records.values() if not is_removed(r)]
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+async def _caught_up(svc: Services, view: View, request: Request) -> ViewBuckets:
+    """The buckets to read, once the view has got to `?min_position=` (if asked)."""
+    buckets = svc.views.current
+    raw = request.query_params.get("min_position")
+    if raw is None:
+        return buckets
+    if not NUMBER.match(raw):
+        raise invalid_query("min_position", "a position in the event store (a notice's position)")
+    wanted = int(raw)
+    if view.inline or await buckets.progress(view.name) >= wanted:
+        return buckets
+    if wanted > (await svc.js.stream_info(EVENTS_STREAM)).state.last_seq:
+        raise invalid_query("min_position", "at most the event store's last position")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MIN_POSITION_WAIT
+    while loop.time() < deadline:
+        await asyncio.sleep(POLL)
+        buckets = svc.views.current
+        if await buckets.progress(view.name) >= wanted:
+            return buckets
+    raise HTTPProblem(
+        503,
+        "View behind",
+        f"The {view.name} view has not reached position {wanted} yet. Retry shortly.",
+        slug="view-behind",
+        headers={"Retry-After": "1"},
     )
-    items: list[Location] = []
-    for entry in entries:
-        if isinstance(entry, KeyNotFoundError):
-            continue  # deleted between the listing and the get
-        if isinstance(entry, BaseException):
-            raise entry
-        if entry.value:
-            items.append(location_decoder.decode(entry.value))
-    return Response(encoder.encode({"items": items, "limit": limit}), media_type="application/json")
-
-
-async def get_location(request: Request) -> Response:
-    location_id: str = request.path_params["location_id"]
-    if not LOCATION_ID.match(location_id):
-        raise not_found("The location")
-    try:
-        entry = await services(request).projection.current.locations.get(location_id)
-    except KeyNotFoundError:
-        raise not_found("The location") from None
-    if not entry.value:
-        raise not_found("The location")
-    return Response(entry.value, media_type="application/json")
-
-
-async def location_stats(request: Request) -> Response:
-    """GET /api/locations/stats: locations per category (every category listed)."""
-    counts = await services(request).projection.current.category_counts()
-    by_category = {category: counts.get(category, 0) for category in CATEGORIES}
-    body = {"categories": by_category, "total": sum(by_category.values())}
-    return Response(encoder.encode(body), media_type="application/json")
 
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not NUMBER.match(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise invalid_query("limit", f"an integer from 1 to {MAX_LIMIT}")
     return int(raw)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from starlette.requests import Request
+from starlette.responses import Response
 
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.metrics import Metrics
 from api.relay import NoticeRelay
 from api.settings import Settings
-from contracts.projections import ActiveProjection
+from contracts.registry import Registry
+from contracts.views import ActiveViews
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -22,7 +27,8 @@ class Services:
     nc: Client
     js: JetStreamContext
     relay: NoticeRelay
-    projection: ActiveProjection
+    views: ActiveViews
+    registry: Registry
     idempotency: IdempotencyKeys
     limits: StreamLimits
     metrics: Metrics = field(default_factory=Metrics)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sse_starlette import ServerSentEvent
@@ -39,9 +39,10 @@ from contracts.lookups import (
 )
 
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+T = TypeVar("T")
 
 
-def _event_source(
+def event_source(
     svc: Services, request: Request, stream: Callable[[anyio.Event], AsyncIterator[ServerSentEvent]]
 ) -> Response:
     """An SSE response whose generator ends by itself when the server shuts down.
@@ -65,8 +66,8 @@ def _event_source(
 
 
 async def next_item(
-    queue: asyncio.Queue[Item], shutdown: anyio.Event | None = None, within: float | None = None
-) -> Item | None:
+    queue: asyncio.Queue[T], shutdown: anyio.Event | None = None, within: float | None = None
+) -> T | None:
     """The next relayed item; None if `within` seconds pass or the server shuts down first."""
     getter = asyncio.ensure_future(queue.get())
     waiters: set[asyncio.Future[Any]] = {getter}
@@ -93,7 +94,7 @@ async def command_events(request: Request) -> Response:
         and await find_notice(svc.js, command_id) is None
     ):
         raise not_found("The command")
-    return _event_source(
+    return event_source(
         svc, request, lambda shutdown: _command_stream(svc, command_id, wait_s, shutdown)
     )
 
@@ -157,7 +158,7 @@ async def session_events(request: Request) -> Response:
     svc = services(request)
     cursor = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     session = session_id(request)
-    return _event_source(
+    return event_source(
         svc, request, lambda shutdown: _session_stream(svc, session, cursor, shutdown)
     )
 

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from api.problems import not_found
 
 COMMAND_ID = re.compile(r"^[0-9a-f]{32}$")
+# An aggregate's id in a path: one subject token and one KV key (no dots, no wildcards).
+ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def status_url(command_id: str) -> str:

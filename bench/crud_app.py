@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts.commands import CreateLocation, encoder
+from contracts.commands import encoder
 from contracts.connection import NatsSettings, connect
-from contracts.resources import Location
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
+from domains.locations.commands import CreateLocation
+from domains.locations.views import LocationRecord
 
 BUCKET = "crud_locations"
 
@@ -50,7 +51,9 @@ def create_app() -> Starlette:
         location_id = (
             f"{int(time.time() * 1000):012x}{hashlib.sha256(uuid.uuid4().bytes).hexdigest()[:12]}"
         )
-        location = Location(location_id, payload.name, payload.category, payload.description, now)
+        location = LocationRecord(
+            location_id, payload.name, payload.category, payload.description, now
+        )
         await kv[0].put(location_id, encoder.encode(location))
         body: Any = encoder.encode(location)
         return Response(

@@ -189,8 +189,9 @@ HOPS = (
     "client -> API accepted",
     "publish + ack",
     "ack -> reactor start",
-    "reactor: projection",
-    "projection -> notice sent",
+    "reactor: reserve, decide, append",
+    "reactor: inline views",
+    "views -> notice sent",
     "notice -> client (store, relay, SSE)",
 )
 
@@ -207,7 +208,8 @@ def hops(sample: Sample) -> list[float] | None:
         accepted - sample.sent,
         acked - accepted,
         t["started"] - acked,
-        t["decided"] - t["started"],
+        t["appended"] - t["started"],
+        t["decided"] - t["appended"],
         t["sent"] - t["decided"],
         sample.done - t["sent"],
     ]

@@ -1,68 +1,61 @@
-"""Commands: what the API publishes to JetStream and the reactor consumes.
+"""The command envelope: what the API (or a policy) publishes and the reactor consumes.
 
-A command travels inside a `Command` envelope. The payload is a tagged union
-(`type` field), so one module-level decoder reads every kind of command.
+The payload stays raw JSON in the envelope: the reactor decodes it with the
+schema the registry holds for `type`, so one envelope serves every domain.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
-from typing import Annotated, Final, Literal, get_args
+from typing import Final
 
 import msgspec
-
-Category = Literal["Town", "City", "County/Region", "Country", "Continent"]
-CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
-
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Description = Annotated[str, msgspec.Meta(max_length=1000)]
-
-
-class CreateLocation(
-    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="CreateLocation", tag_field="type"
-):
-    """Create a location. Text fields arrive trimmed (see `contracts.validation`)."""
-
-    name: Name
-    category: Category
-    description: Description = ""
-
-
-# The family of commands. A Union of tagged Structs once there is more than one.
-Payload = CreateLocation
-
-# Where each kind of command is posted: POST /api/<collection>.
-COLLECTIONS: Final[dict[str, type[Payload]]] = {"locations": CreateLocation}
-
-
-def command_type(payload: Payload) -> str:
-    """The `type` tag of a payload, e.g. "CreateLocation"."""
-    tag = payload.__struct_config__.tag
-    assert isinstance(tag, str)
-    return tag
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The envelope published on `cmd.<type>.<command_id>`.
 
-    `command_id` is random (uuid4 hex: 122 random bits), so URLs that carry it
-    are capability URLs. `session_id` names the browser session that submitted
-    it; its notice is published under that session. `simulate_delay_s` asks a
-    reactor started in dev mode to sleep first (the page's "slow reactor"
-    control); a production reactor ignores it.
+    `command_id` is random (uuid4 hex: 122 random bits) for a browser's
+    command, so URLs that carry it are capability URLs; a policy's command has
+    an id derived from the event that caused it. `aggregate_id` names the
+    aggregate it acts on (new for a creating command, derived from the
+    command). `session_id` names the browser session whose notices it joins;
+    `caused_by` is the command whose event made a policy send this one.
+    `simulate_delay_s` asks a reactor started in dev mode to sleep first (the
+    page's "slow reactor" control); a production reactor ignores it.
     """
 
     command_id: str
+    type: str
+    aggregate_id: str
     submitted_at: datetime
     session_id: str
     correlation_id: str
-    payload: Payload
+    payload: msgspec.Raw
+    caused_by: str | None = None
     simulate_delay_s: float = 0.0
 
-    @property
-    def type(self) -> str:
-        return command_type(self.payload)
 
+# The most a dev-mode reactor sleeps for `simulate_delay_s` (X-Simulate-Delay).
+MAX_SIMULATED_DELAY: Final = 60.0
 
 command_decoder: Final = msgspec.json.Decoder(Command)
 encoder: Final = msgspec.json.Encoder()
+
+
+def new_aggregate_id(command_id: str, submitted_at: datetime) -> str:
+    """The id of the aggregate a creating command makes: the same on every delivery.
+
+    Time-ordered (milliseconds since the epoch, hex) so that sorting ids
+    newest-first lists records newest-first, then 48 bits derived from the
+    command id (not the id itself: that is a capability).
+    """
+    ms = int(submitted_at.timestamp() * 1000)
+    digest = hashlib.sha256(command_id.encode()).hexdigest()
+    return f"{ms:012x}{digest[:12]}"
+
+
+def derived_command_id(*parts: str) -> str:
+    """A command id that is the same whenever the same parts make it (a policy's)."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]

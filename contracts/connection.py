@@ -129,8 +129,10 @@ class Interrupted(RuntimeError):
     """A stop signal arrived before the connection was made."""
 
 
-async def wait_until_reachable(settings: NatsSettings, name: str) -> None:
-    """Connect once and close: fail fast, with one line, before a server starts.
+async def wait_until_reachable(
+    settings: NatsSettings, name: str, check: Callable[[Client], Awaitable[None]] | None = None
+) -> None:
+    """Connect once, run `check`, and close: fail fast, with one line, before a server starts.
 
     SIGINT / SIGTERM while waiting raise Interrupted at once.
     """
@@ -140,7 +142,11 @@ async def wait_until_reachable(settings: NatsSettings, name: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         nc = await connect(settings, name, stop=stop)
-        await nc.close()
+        try:
+            if check is not None:
+                await check(nc)
+        finally:
+            await nc.close()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -8,17 +8,14 @@ message for subject" gets, one per notice.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Final, NamedTuple
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from nats.js.kv import KeyValue
 
 from contracts.commands import Command, command_decoder
 from contracts.notices import Notice, notice_decoder
-from contracts.resources import category_count_decoder
 from contracts.topology import (
     COMMANDS_STREAM,
     NOTICES_STREAM,
@@ -101,7 +98,7 @@ async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
     partial or empty list (nats-io/nats.py#842; seen here in CI as a rebuild
     "missing" every record). The server's subject listing is exact. It also
     holds deleted keys' tombstones, so this is for buckets that never delete
-    keys (the projections).
+    keys (views keep a removed record as `null` with its checkpoint).
     """
     prefix = f"$KV.{bucket}."
     state = (await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")).state
@@ -109,18 +106,3 @@ async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
     if len(subjects) >= SUBJECTS_PAGE:
         raise RuntimeError(f"bucket {bucket} has {SUBJECTS_PAGE}+ keys: listing them needs paging")
     return [subject[len(prefix) :] for subject in subjects]
-
-
-async def values_of(kv: KeyValue, keys: list[str]) -> dict[str, bytes]:
-    """The values of `keys` (one get each, concurrently)."""
-    entries = await asyncio.gather(*(kv.get(key) for key in keys))
-    return {key: entry.value or b"" for key, entry in zip(keys, entries, strict=True)}
-
-
-def sum_category_counts(shards: list[bytes]) -> dict[str, int]:
-    """Locations per category: the sum of each category's counter shards (pure)."""
-    totals: dict[str, int] = {}
-    for value in shards:
-        shard = category_count_decoder.decode(value)
-        totals[shard.category] = totals.get(shard.category, 0) + shard.count
-    return totals

@@ -49,9 +49,16 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     resource_url: str | None = None
     actions: list[Action] = msgspec.field(default_factory=list)
     error: Problem | None = None
+    # The EVENTS sequence of the command's last event (of the state it was
+    # decided on, if it appended none): a read with ?min_position=<this>
+    # sees the command's effects in every view.
+    position: int | None = None
+    # The command whose event made a policy send this one (its notice goes to
+    # that command's session).
+    caused_by: str | None = None
     # Where the time went, as Unix timestamps taken by the reactor:
-    # "started" (handling began), "decided" (projection written), "sent"
-    # (notice handed to JetStream). See README "Performance".
+    # "started" (handling began), "appended" (events stored), "decided"
+    # (inline views written), "sent" (notice handed to JetStream). See README "Performance".
     timings: dict[str, float] | None = None
 
 

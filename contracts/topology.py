@@ -1,58 +1,76 @@
-"""Where the API and the reactor meet: subjects, streams and KV buckets.
+"""Where the processes meet: subjects, streams and KV buckets.
 
-COMMANDS   stream  cmd.<type>.<command_id>          every accepted command, kept
-                                                    (projections are rebuilt from it)
-NOTICES    stream  notice.<session_id>.<command_id> one outcome per command, kept for
+COMMANDS    stream cmd.<type>.<command_id>          every accepted command, kept
+EVENTS      stream ev.<aggregate>.<id>              the event store: every decision, kept
+                                                    for ever (atomic batches, direct gets)
+NOTICES     stream notice.<session_id>.<command_id> one outcome per command, kept for
                                                     NOTICE_MAX_AGE; republished once stored
                    -> live.notice.<session>.<cmd>   to the API processes' relays
-locations       KV <location_id> -> Location        the read model
-location_names  KV <hash of folded name> -> id      uniqueness of names
-location_stats  KV <category>.<shard> -> count      locations per category (CAS-updated)
-projections     KV active -> {"version": N}         which version of the three buckets above
-                                                    is in use: version 1 is the plain names,
-                                                    version N > 1 is <name>_v<N> (task rebuild)
-DEADLETTERS stream dlq.<original subject>          commands that could not be processed and
-                                                    messages that are not commands, kept 30 days
-idempotency_keys KV <hash of session + key> -> the first request's command id and
+DEADLETTERS stream dlq.<original subject>           commands that could not be processed and
+                                                    messages that are not commands, 30 days
+view_<name>[_v<N>]     KV <key> -> {position, state}  a view's records (version N > 1
+                                                    after `task rebuild`)
+view_progress[_v<N>]   KV <view> -> {position}      how far each async view has folded EVENTS
+view_versions          KV active -> {"version": N}  which version of the view buckets is in use
+reservations           KV <scope>.<hash> -> id      unique values (a name, an email) and the
+                                                    aggregate holding each
+runner_progress        KV <runner> -> {position}    how far each policy has read EVENTS
+leases                 KV <runner> -> holder        which reactor runs an async view or
+                                                    policy (expires unless renewed)
+idempotency_keys       KV <hash of session + key>   the first request's command id and
                                                     response; expires after 24 h
 
-Both processes call `ensure_topology` at start-up, so either may come up first.
+Every process calls `ensure_topology` at start-up, so any may come up first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 COMMANDS_STREAM: Final = "COMMANDS"
+EVENTS_STREAM: Final = "EVENTS"
 NOTICES_STREAM: Final = "NOTICES"
-LOCATIONS_BUCKET: Final = "locations"
-LOCATION_NAMES_BUCKET: Final = "location_names"
-LOCATION_STATS_BUCKET: Final = "location_stats"
-# The projection buckets, rebuilt together (`task rebuild`) into a new version.
-PROJECTION_BUCKETS: Final = (LOCATIONS_BUCKET, LOCATION_NAMES_BUCKET, LOCATION_STATS_BUCKET)
-# Which version of them is in use: key `active` -> {"version": N}.
-PROJECTIONS_POINTER_BUCKET: Final = "projections"
-IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
 DEADLETTERS_STREAM: Final = "DEADLETTERS"
-DEADLETTER_MAX_AGE: Final = 30 * 24 * 3600.0
-IDEMPOTENCY_TTL: Final = 24 * 3600.0
+VIEW_VERSIONS_BUCKET: Final = "view_versions"
+VIEW_PROGRESS: Final = "progress"  # the view name of the progress bucket: view_progress
+RESERVATIONS_BUCKET: Final = "reservations"
+RUNNER_PROGRESS_BUCKET: Final = "runner_progress"
+LEASES_BUCKET: Final = "leases"
+IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
 REACTOR_CONSUMER: Final = "reactor"
 
+COMMANDS_ALL: Final = "cmd.>"
+EVENTS_ALL: Final = "ev.>"
+NOTICES_ALL: Final = "notice.>"
+# NOTICES republishes each notice here once it is stored, with its sequence
+# in the Nats-Sequence header: the subject API processes relay from.
+LIVE_NOTICES_ALL: Final = "live.notice.>"
+
+DEADLETTER_MAX_AGE: Final = 30 * 24 * 3600.0
+IDEMPOTENCY_TTL: Final = 24 * 3600.0
+LEASE_TTL: Final = 6.0
 # A command is published once per accept; this window only has to cover a
-# retried publish. A notice may be re-emitted when a command is redelivered
-# after its ack was lost: a long window keeps that a no-op.
+# retried publish. An event append is repeated when a command is redelivered:
+# within the window the server drops it by its Nats-Msg-Id, after it the
+# expected-sequence check does. A notice may be re-emitted when a command is
+# redelivered after its ack was lost: a long window keeps that a no-op.
 COMMAND_DUPLICATE_WINDOW: Final = 120.0
+EVENT_DUPLICATE_WINDOW: Final = 120.0
 NOTICE_DUPLICATE_WINDOW: Final = 3600.0
 NOTICE_MAX_AGE: Final = 7 * 24 * 3600.0
 MAX_COMMAND_BYTES: Final = 256 * 1024
+MAX_EVENT_BYTES: Final = 256 * 1024
+
+# The previous version's pointer to its view buckets (`<bucket>_v<N>` after a
+# rebuild); its domains' buckets are declared by the domains (`LegacyBucket`).
+LEGACY_POINTER_BUCKET: Final = "projections"
 
 
 def command_subject(command_type: str, command_id: str) -> str:
@@ -61,6 +79,10 @@ def command_subject(command_type: str, command_id: str) -> str:
 
 def command_lookup_subject(command_id: str) -> str:
     return f"cmd.*.{command_id}"
+
+
+def event_subject(aggregate: str, aggregate_id: str) -> str:
+    return f"ev.{aggregate}.{aggregate_id}"
 
 
 def notice_subject(session_id: str, command_id: str) -> str:
@@ -75,43 +97,59 @@ def session_notices_subject(session_id: str) -> str:
     return f"notice.{session_id}.*"
 
 
-NOTICES_ALL: Final = "notice.>"
-# NOTICES republishes each notice here once it is stored, with its sequence
-# in the Nats-Sequence header: the subject API processes relay from.
-LIVE_NOTICES_ALL: Final = "live.notice.>"
-
-
-def versioned(bucket: str, version: int) -> str:
-    """The name of a projection bucket in a given version (1 is the plain name)."""
-    return bucket if version == 1 else f"{bucket}_v{version}"
-
-
-def projection_bucket_config(bucket: str, version: int) -> api.KeyValueConfig:
-    return api.KeyValueConfig(
-        bucket=versioned(bucket, version), history=1, storage=api.StorageType.FILE, direct=False
-    )
-
-
 def deadletter_subject(original_subject: str) -> str:
     return f"dlq.{original_subject}"
 
 
-def name_key(name: str) -> str:
-    """KV key of a location name: case- and width-insensitive ("Leeds" == "LEEDS")."""
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return hashlib.sha256(folded.encode()).hexdigest()
+def view_bucket(view: str, version: int) -> str:
+    """The bucket of a view in a version of the views (1 has no suffix)."""
+    name = f"view_{view}"
+    return name if version == 1 else f"{name}_v{version}"
+
+
+def view_bucket_config(view: str, version: int) -> api.KeyValueConfig:
+    # direct=False: reads go to the stream leader, so a GET after `succeeded`
+    # sees the write in a cluster too (direct gets may hit a lagging replica).
+    return api.KeyValueConfig(
+        bucket=view_bucket(view, version), history=1, storage=api.StorageType.FILE, direct=False
+    )
+
+
+def view_buckets(views: Iterable[str], version: int) -> list[api.KeyValueConfig]:
+    """Every bucket of one version: each view's, and the async views' progress."""
+    return [view_bucket_config(v, version) for v in [*views, VIEW_PROGRESS]]
+
+
+def events_stream_config(max_bytes: int = -1) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=EVENTS_STREAM,
+        description="The event store: every decision, per aggregate, kept for ever",
+        subjects=[EVENTS_ALL],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        # Full means refuse new events, never drop old ones (see README: archive).
+        max_bytes=max_bytes,
+        discard=api.DiscardPolicy.NEW,
+        duplicate_window=EVENT_DUPLICATE_WINDOW,
+        max_msg_size=MAX_EVENT_BYTES,
+        deny_delete=True,
+        deny_purge=True,
+        allow_atomic=True,  # a decision of several events is one batch
+        allow_direct=True,  # an aggregate's events in one batched direct get
+    )
 
 
 STREAMS: Final = (
     api.StreamConfig(
         name=COMMANDS_STREAM,
-        description="Accepted commands; the source of truth projections are built from",
-        subjects=["cmd.>"],
+        description="Accepted commands",
+        subjects=[COMMANDS_ALL],
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.LIMITS,
         duplicate_window=COMMAND_DUPLICATE_WINDOW,
         max_msg_size=MAX_COMMAND_BYTES,
     ),
+    events_stream_config(),
     api.StreamConfig(
         name=NOTICES_STREAM,
         description="The outcome of every command, by session",
@@ -133,35 +171,61 @@ STREAMS: Final = (
     ),
 )
 
-# direct=False: reads go to the stream leader, so a GET after `succeeded` sees
-# the write in a cluster too (PITFALLS: direct gets may hit a lagging replica).
+
+def _plain_bucket(name: str, ttl: float | None = None) -> api.KeyValueConfig:
+    return api.KeyValueConfig(
+        bucket=name, history=1, ttl=ttl, storage=api.StorageType.FILE, direct=False
+    )
+
+
 BUCKETS: Final = (
-    *(projection_bucket_config(bucket, 1) for bucket in PROJECTION_BUCKETS),
-    api.KeyValueConfig(
-        bucket=PROJECTIONS_POINTER_BUCKET, history=1, storage=api.StorageType.FILE, direct=False
-    ),
-    api.KeyValueConfig(
-        bucket=IDEMPOTENCY_BUCKET,
-        history=1,
-        ttl=IDEMPOTENCY_TTL,
-        storage=api.StorageType.FILE,
-        direct=False,
-    ),
+    _plain_bucket(VIEW_VERSIONS_BUCKET),
+    _plain_bucket(RESERVATIONS_BUCKET),
+    _plain_bucket(RUNNER_PROGRESS_BUCKET),
+    _plain_bucket(LEASES_BUCKET, ttl=LEASE_TTL),
+    _plain_bucket(IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_TTL),
 )
 
 
-async def ensure_topology(js: JetStreamContext) -> None:
-    """Create the streams and buckets, or bring an existing stream's config up to date."""
+class LegacyStore(RuntimeError):
+    """The store was written by the previous version: it needs `task migrate`."""
+
+
+async def legacy_buckets(js: JetStreamContext, names: Iterable[str]) -> list[str]:
+    """Which of the previous version's buckets are still in the store."""
+    found = []
+    for name in [*names, LEGACY_POINTER_BUCKET]:
+        try:
+            await js.stream_info(f"KV_{name}")
+        except NotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+async def refuse_legacy_store(js: JetStreamContext, names: Iterable[str]) -> None:
+    """Raise LegacyStore (one line saying what to do) if the store needs migrating."""
+    found = await legacy_buckets(js, names)
+    if found:
+        raise LegacyStore(
+            f"this NATS store was written by the previous version (buckets {', '.join(found)}, "
+            "no event store); run `task migrate` to move it onto EVENTS, then start again"
+        )
+
+
+async def ensure_topology(js: JetStreamContext, views: Iterable[str] = ()) -> None:
+    """Create the streams and buckets (and version 1 of `views`), or update a stream's config."""
     for config in STREAMS:
         try:
             await js.add_stream(config)
         except BadRequestError:
             log.info("updating stream %s to the current configuration", config.name)
             await js.update_stream(config)
-    for kv in BUCKETS:
+    for kv in [*BUCKETS, *view_buckets(views, 1)]:
         await js.create_key_value(kv)
 
 
-def stream_names() -> list[str]:
-    """Every stream the service needs, KV buckets included."""
-    return [s.name for s in STREAMS if s.name] + [f"KV_{b.bucket}" for b in BUCKETS]
+def stream_names(views: Iterable[str] = ()) -> list[str]:
+    """Every stream the service needs, KV buckets (of views version 1) included."""
+    buckets = [*BUCKETS, *view_buckets(views, 1)]
+    return [s.name for s in STREAMS if s.name] + [f"KV_{b.bucket}" for b in buckets]

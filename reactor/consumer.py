@@ -1,16 +1,17 @@
-"""The reactor loop: pull commands, apply them, publish their notices, ack.
+"""The reactor loop: pull commands, handle them, publish their notices, ack.
 
-Protocol (DESIGN.md §3, §5):
+Protocol:
 - One durable pull consumer (`reactor`) on COMMANDS, explicit acks, shared by
   every reactor process. Fetches long-poll, so a command is handled as soon
   as it arrives; up to `max_in_flight` commands are handled concurrently.
-- Per command: apply (write the projection) -> publish the notice to NOTICES
-  -> settle (clear the projection's pending marks) -> ack. The notice's
+- Per command: handle (`reactor.handling`: decide, append the events, write
+  the inline views) -> publish the notice to NOTICES -> ack. The notice's
   `Nats-Msg-Id` is notice:<command id>:<command stream seq>, so a re-emit for
   the same message is deduplicated while a replayed dead letter (a new
   message) may answer again. A crash anywhere before the ack means
-  redelivery: the projection writes are idempotent, and a redelivered command
-  whose notice is already stored re-emits that very notice.
+  redelivery: the append is guarded (message ids, expected sequence) and the
+  view writes are checkpointed, and a redelivered command whose notice is
+  already stored re-emits that very notice.
 - An exception is transient: nak with backoff. The attempt limit is the
   reactor's, not the server's (the consumer redelivers without limit): on
   the last attempt the command is copied to DEADLETTERS, gets a `failed`
@@ -18,8 +19,9 @@ Protocol (DESIGN.md §3, §5):
   idempotent, so a crash halfway repeats it on the next delivery instead of
   leaving the command with no outcome.
 - A business rejection is an outcome, not an error: a `failed` notice, ack.
-- A message that is not a command at all is dead-lettered, logged once and
-  terminated; the next command is not held up.
+- A message that is not a command at all (bad JSON, unknown type, a payload
+  that breaks its schema) is dead-lettered, logged once and terminated; the
+  next command is not held up.
 - Stop: no new fetches; in-flight commands get `stop_grace` seconds to
   finish, the rest are cancelled and nak'ed for immediate redelivery.
 """
@@ -30,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
@@ -38,36 +39,34 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from contracts.commands import Command, command_decoder, encoder
+from contracts.commands import MAX_SIMULATED_DELAY, Command, command_decoder, encoder
 from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
 from contracts.topology import (
+    COMMANDS_ALL,
     COMMANDS_STREAM,
     REACTOR_CONSUMER,
     deadletter_subject,
-    ensure_topology,
     notice_subject,
 )
-from reactor.handlers import Decision, to_notice, unprocessable_notice
+from reactor.handling import Clock, Poison, utcnow
+from reactor.notices import unprocessable
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 ACK_WAIT = 30.0
 STOP_GRACE = 10.0
-MAX_SIMULATED_DELAY = 60.0
-
-Clock = Callable[[], datetime]
 
 
-class Projection(Protocol):
-    """What the reactor needs of a domain's adapter."""
+class Handler(Protocol):
+    """What the loop needs of the command handler (`reactor.handling.CommandHandler`)."""
 
-    async def apply(self, command: Command) -> Decision:
-        """Decide and write the effects (idempotently)."""
+    def payload(self, command: Command) -> object:
+        """Check the command can be handled here at all; raise Poison if not."""
 
-    async def settle(self, command: Command) -> None:
-        """The command's succeeded notice is stored: drop any pending marks."""
+    async def handle(self, command: Command) -> Notice:
+        """Decide, append, write the inline views; the notice to publish."""
 
 
 def consumer_config(ack_wait: float = ACK_WAIT) -> api.ConsumerConfig:
@@ -77,7 +76,7 @@ def consumer_config(ack_wait: float = ACK_WAIT) -> api.ConsumerConfig:
         ack_wait=ack_wait,
         max_deliver=-1,  # the reactor counts attempts itself (module docstring)
         max_ack_pending=1000,
-        filter_subject="cmd.>",
+        filter_subject=COMMANDS_ALL,
         deliver_policy=api.DeliverPolicy.ALL,
     )
 
@@ -95,16 +94,13 @@ def retry_delay(num_delivered: int) -> float:
     return float(min(0.5 * 2 ** (num_delivered - 1), 30.0))
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Reactor:
     def __init__(
         self,
         js: JetStreamContext,
-        projections: dict[type, Projection],
+        handler: Handler,
         *,
+        prepare: Callable[[], Awaitable[None]] | None = None,
         dev: bool = False,
         max_in_flight: int = 64,
         max_attempts: int = MAX_ATTEMPTS,
@@ -114,7 +110,8 @@ class Reactor:
         clock: Clock = utcnow,
     ) -> None:
         self._js = js
-        self._projections = projections
+        self._handler = handler
+        self._prepare = prepare
         self._dev = dev
         self._max_in_flight = max_in_flight
         self._max_attempts = max_attempts
@@ -182,8 +179,10 @@ class Reactor:
             await asyncio.wait(unfinished, timeout=5)
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
-        """Create or update the durable consumer, then bind to it (PITFALLS: not pull_subscribe)."""
-        await ensure_topology(self._js)
+        """Create or update the durable consumer, then bind to it (not pull_subscribe: it
+        would keep an existing durable's old config, nats.py #506)."""
+        if self._prepare is not None:
+            await self._prepare()  # the streams and buckets, after a purge or a new server
         await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._ack_wait))
         sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
         self.bound = True
@@ -192,7 +191,8 @@ class Reactor:
     async def _process(self, msg: Msg) -> None:
         try:
             command = command_decoder.decode(msg.data)
-        except msgspec.DecodeError as exc:
+            self._handler.payload(command)
+        except (msgspec.DecodeError, Poison) as exc:
             await self._poison(msg, exc)
             return
         delivered = msg.metadata.num_delivered or 1
@@ -203,8 +203,6 @@ class Reactor:
                 raise _GiveUp(f"{delivered - 1} attempts failed")
             notice = await self._outcome(command, msg, delivered)
             await self._publish(command, notice, msg)
-            if notice.status == "succeeded":
-                await self._projection(command).settle(command)
             await msg.ack()
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -213,23 +211,12 @@ class Reactor:
         except Exception as exc:
             await self._failed_attempt(msg, command, delivered, exc)
 
-    def _projection(self, command: Command) -> Projection:
-        return self._projections[type(command.payload)]
-
     async def _outcome(self, command: Command, msg: Msg, delivered: int) -> Notice:
         if delivered > 1:
             stored = await find_notice(self._js, command.command_id)
             if stored is not None and stored.command_seq == msg.metadata.sequence.stream:
                 return stored.notice  # decided before the ack was lost: say the same again
-        started = self._clock()
-        decision = await self._projection(command).apply(command)
-        decided = self._clock()
-        timings = {
-            "started": started.timestamp(),
-            "decided": decided.timestamp(),
-            "sent": self._clock().timestamp(),
-        }
-        return to_notice(command, decision, decided, timings)
+        return await self._handler.handle(command)
 
     async def _publish(self, command: Command, notice: Notice, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -264,7 +251,7 @@ class Reactor:
         )
         try:
             await self._deadletter(msg, "exhausted", reason)
-            await self._publish(command, unprocessable_notice(command, reason, self._clock()), msg)
+            await self._publish(command, unprocessable(command, reason, self._clock()), msg)
             await msg.term()
         except Exception:
             # Not terminated, so redelivered: the next delivery tries these steps again.

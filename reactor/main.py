@@ -11,12 +11,27 @@ import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from contracts.commands import CreateLocation
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
-from contracts.projections import ActiveProjection
-from contracts.topology import ensure_topology
-from reactor.consumer import Projection, Reactor
-from reactor.projections import LocationsProjection
+from contracts.registry import Registry, RegistryError
+from contracts.topology import (
+    LEASES_BUCKET,
+    RESERVATIONS_BUCKET,
+    RUNNER_PROGRESS_BUCKET,
+    LegacyStore,
+    ensure_topology,
+    refuse_legacy_store,
+)
+from contracts.views import ActiveViews
+from domains import registry as default_registry
+from reactor.consumer import Reactor
+from reactor.eventstore import EventStore
+from reactor.handling import CommandHandler
+from reactor.jobs import Job, PolicyJob, Runner, ViewJob
+from reactor.reservations import Reservations
+from reactor.views import ViewWriter
 
 log = logging.getLogger("reactor")
 
@@ -56,36 +71,80 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace, settings: NatsSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def run(
+    args: argparse.Namespace,
+    settings: NatsSettings,
+    registry: Registry | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Handle commands and run the async views and policies until `stop` (or a signal)."""
+    registry = registry or default_registry()
+    if stop is None:  # a process of its own: stop on SIGTERM / SIGINT
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
 
-    active = ActiveProjection()
+    active = ActiveViews()
     async with AsyncExitStack() as stack:
-        # A reconnect reads the projection pointer again: a move may have gone by unseen.
+        # A reconnect reads the view version pointer again: a move may have gone by unseen.
         nc = await connect(settings, name="reactor", reconnected_cb=active.refresh, stop=stop)
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
-        await ensure_topology(js)  # before the buckets are opened
+        await refuse_legacy_store(js, registry.legacy_buckets())
+
+        async def prepare() -> None:
+            await ensure_topology(js, registry.views)
+
+        await prepare()  # before the buckets are opened
         await active.start(nc)
         stack.push_async_callback(active.stop)
-        locations = LocationsProjection(lambda: active.current)
-        projections: dict[type, Projection] = {CreateLocation: locations}
+        handler = CommandHandler(
+            registry,
+            EventStore(nc, registry),
+            Reservations(await js.key_value(RESERVATIONS_BUCKET)),
+            lambda: active.current,
+        )
         reactor = Reactor(
             js,
-            projections,
+            handler,
+            prepare=prepare,
             dev=args.dev,
             max_in_flight=args.concurrency,
             max_attempts=args.max_attempts,
             ack_wait=args.ack_wait,
             stop_grace=args.stop_grace,
         )
-        await reactor.run(stop)
+        runners = job_runners(
+            registry,
+            js,
+            active,
+            await js.key_value(LEASES_BUCKET),
+            await js.key_value(RUNNER_PROGRESS_BUCKET),
+        )
+        jobs = [asyncio.create_task(r.run(stop)) for r in runners]
+        try:
+            await reactor.run(stop)
+        finally:
+            stop.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
         log.info("reactor stopping: in-flight work done, flushing")
         await nc.flush(timeout=5)
     log.info("reactor stopped")
+
+
+def job_runners(
+    registry: Registry,
+    js: JetStreamContext,
+    active: ActiveViews,
+    leases: KeyValue,
+    progress: KeyValue,
+) -> list[Runner]:
+    """A runner for each async view and each policy (one reactor runs each at a time)."""
+    writer = ViewWriter()
+    jobs: list[Job] = [ViewJob(v, registry, active, writer) for v in registry.async_views()]
+    jobs += [PolicyJob(p, registry, js, progress) for p in registry.policies.values()]
+    return [Runner(job, js, registry, leases) for job in jobs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(run(args, NatsSettings.from_env()))
-    except NatsUnavailable as exc:
+    except (NatsUnavailable, LegacyStore, RegistryError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         return 1
     except Interrupted:

@@ -3,7 +3,7 @@
 Asks first; `--yes` skips the question (and is required without a terminal).
 Everything is recreated empty when the API or a reactor starts. Restart them
 after a purge: a running reactor recreates the streams when it binds again,
-but processes keep the projection version they had (after a `task rebuild`,
+but processes keep the view version they had (after a `task rebuild`,
 buckets that no longer exist).
 """
 
@@ -16,7 +16,8 @@ import sys
 
 from nats.js.errors import NotFoundError
 
-from contracts.topology import PROJECTION_BUCKETS, stream_names
+from contracts.topology import stream_names
+from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
 
 
@@ -29,7 +30,7 @@ async def purge() -> int:
             for info in await js.streams_info()
             if info.config.name and _is_rebuilt_version(info.config.name)
         ]
-        for name in [*stream_names(), *rebuilt]:
+        for name in [*stream_names(default_registry().views), *rebuilt]:
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(name)  # its consumers go with it
                 deleted.append(name)
@@ -39,22 +40,22 @@ async def purge() -> int:
 
 
 def _is_rebuilt_version(stream: str) -> bool:
-    """KV_locations_v3 and the like: projection buckets made by `task rebuild`."""
-    return any(re.fullmatch(rf"KV_{bucket}_v\d+", stream) for bucket in PROJECTION_BUCKETS)
+    """KV_view_<name>_v3 and the like: view buckets made by `task rebuild`."""
+    return re.fullmatch(r"KV_view_\w+_v\d+", stream) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor.purge", description=__doc__)
     parser.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
-    names = ", ".join(stream_names()) + " (and rebuilt projection versions)"
+    names = ", ".join(stream_names(default_registry().views)) + " (and rebuilt view versions)"
     if not args.yes:
         if not sys.stdin.isatty():
             print(
                 "purge: refusing to delete without a terminal to ask; pass --yes", file=sys.stderr
             )
             return 2
-        answer = input(f"Delete {names} and every command, notice and location in them? [y/N] ")
+        answer = input(f"Delete {names} and every command, event, notice and view in them? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("purge: nothing deleted")
             return 1

@@ -1,25 +1,22 @@
-"""`python -m reactor.rebuild` (`task rebuild`): build the read model again from COMMANDS.
+"""`python -m reactor.rebuild` (`task rebuild`): build every view again from EVENTS.
 
 While the API and the reactors keep running:
 
-1. create empty buckets for the next version (`locations_v<N+1>`, ...);
-2. replay every command, in stream order, through the same projection code
-   into them, until caught up with the stream;
-3. move the pointer (`projections.active`): every API and reactor process
+1. create empty buckets for the next version (`view_<name>_v<N+1>`, ...);
+2. fold every event, in stream order, through each view's pure `apply` into
+   them, until caught up with the stream; async views get their progress;
+3. move the pointer (`view_versions.active`): every API and reactor process
    switches to the new buckets within milliseconds;
-4. after a grace period (for processes to see the move) replay the commands
-   that arrived meanwhile; the reactors applied some of them to the old
-   version, and applying a command twice changes nothing;
+4. after a grace period (for processes to see the move) fold what arrived
+   meanwhile (the reactors wrote some of it to the old version only);
+   records are checkpointed, so folding an event twice changes nothing;
 5. compare the new version with the old one and report.
 
-Decisions are honoured, not retaken: a command whose stored notice says it
-failed (a taken name, a dead letter) is skipped, and a command that was
-replayed from the dead letters counts once, for the message that answered.
-Commands older than the notices' retention (7 days) are decided again, in
-stream order. The previous version's buckets are kept (older ones dropped),
-so a bad rebuild can be undone by moving the pointer back with
-`python -m reactor.rebuild --activate N` (then restart the processes:
-they only follow the pointer upwards).
+Nothing is decided again: views are derived from the events alone, so the
+same events give the same views. The previous version's buckets are kept
+(older ones dropped), so a bad rebuild can be undone by moving the pointer
+back with `python -m reactor.rebuild --activate N` (then restart the
+processes: they only follow the pointer upwards).
 """
 
 from __future__ import annotations
@@ -29,134 +26,121 @@ import asyncio
 import contextlib
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts.commands import command_decoder
-from contracts.lookups import find_notice
-from contracts.projections import Buckets, open_buckets, read_pointer, write_pointer
-from contracts.topology import (
-    COMMANDS_STREAM,
-    LOCATION_NAMES_BUCKET,
-    LOCATIONS_BUCKET,
-    PROJECTION_BUCKETS,
-    projection_bucket_config,
-    versioned,
-)
+from contracts.domain import View
+from contracts.events import StoredEvent
+from contracts.registry import Registry
+from contracts.topology import VIEW_PROGRESS, view_bucket, view_buckets
+from contracts.views import Record, ViewBuckets, read_pointer, write_pointer
+from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
-from reactor.handlers import Created, Rejected
-from reactor.projections import LocationsProjection
+from reactor.reader import EventReader
+from reactor.views import ViewWriter
 
 
-@dataclass
-class Replay:
-    """Replays COMMANDS into one version's buckets and counts what it did."""
+class Fold:
+    """Folds EVENTS, from the start, into one version's buckets for the given views."""
 
-    js: JetStreamContext
-    buckets: Buckets
-    position: int = 0  # the last COMMANDS sequence replayed
-    outcomes: Counter[str] = field(default_factory=Counter)
+    def __init__(
+        self, js: JetStreamContext, registry: Registry, buckets: ViewBuckets, views: Sequence[View]
+    ) -> None:
+        self.buckets = buckets
+        self.views = list(views)
+        types = [t for v in self.views for t in v.events]
+        self._reader = EventReader(js, registry, registry.event_filter(types), 0)
+        self._writer = ViewWriter()
+        self.counts: Counter[str] = Counter()  # events applied per view
 
-    async def until_caught_up(self) -> None:
-        projection = LocationsProjection(lambda: self.buckets)
+    async def until_caught_up(self) -> int:
+        """Fold everything stored now; the position every view has reached."""
         while True:
-            try:
-                msg = await self.js.get_msg(
-                    COMMANDS_STREAM, seq=self.position + 1, subject="cmd.>", next=True
+            end = await self._reader.last_seq()
+            batch = await self._reader.next_batch(wait=0.2)
+            if batch.last_seq is None:
+                position = max(self._reader.position, end)
+                for view in self.views:
+                    if not view.inline:
+                        await self._writer.save_progress(self.buckets, view.name, position)
+                return position
+            await self._apply(batch.events)
+
+    async def _apply(self, events: list[StoredEvent]) -> None:
+        for view in self.views:
+            mine = [e for e in events if isinstance(e.event, view.events)]
+            if mine:
+                await self._writer.apply(self.buckets, view, mine)
+                self.counts[view.name] += len(mine)
+
+    @property
+    def position(self) -> int:
+        """The last event read."""
+        return self._reader.position
+
+    async def close(self) -> None:
+        await self._reader.close()
+
+
+async def records(buckets: ViewBuckets, view: str) -> dict[str, Record]:
+    return await buckets.records(view, await buckets.keys(view))
+
+
+async def differences(old: ViewBuckets, new: ViewBuckets, views: Sequence[View]) -> list[str]:
+    """How `new` differs from `old`, leaving out records `new` has taken further (later events)."""
+    found: list[str] = []
+    for view in views:
+        before, after = await records(old, view.name), await records(new, view.name)
+        for key, was in before.items():
+            now = after.get(key)
+            if now is None:
+                found.append(f"{view.name} {key}: missing from the rebuild")
+            elif now.position < was.position:
+                found.append(
+                    f"{view.name} {key}: rebuilt up to {now.position}, live {was.position}"
                 )
-            except NotFoundError:
-                return  # nothing after `position`: caught up
-            assert msg.seq is not None
-            self.outcomes[await self._one(projection, msg.seq, msg.data or b"")] += 1
-            self.position = msg.seq
-
-    async def _one(self, projection: LocationsProjection, seq: int, data: bytes) -> str:
-        try:
-            command = command_decoder.decode(data)
-        except msgspec.DecodeError:
-            return "not a command"
-        stored = await find_notice(self.js, command.command_id)
-        if stored is not None:
-            if stored.command_seq is not None and stored.command_seq != seq:
-                return "superseded by a replay"
-            if stored.notice.status == "failed":
-                return "failed (as recorded)"
-        decision = await projection.apply(command)
-        if isinstance(decision, Created):
-            await projection.settle(command)
-            return "applied"
-        assert isinstance(decision, Rejected)
-        return "rejected, though recorded as succeeded" if stored else "rejected (decided now)"
-
-
-class Snapshot(msgspec.Struct, frozen=True):
-    """One version's read model: locations and name claims by key, counts by category."""
-
-    locations: dict[str, bytes]
-    names: dict[str, bytes]
-    counts: dict[str, int]
-
-
-async def snapshot(b: Buckets) -> Snapshot:
-    return Snapshot(
-        await b.entries(LOCATIONS_BUCKET),
-        await b.entries(LOCATION_NAMES_BUCKET),
-        await b.category_counts(),
-    )
-
-
-def differences(old: Snapshot, new: Snapshot) -> list[str]:
-    """How `new` differs from `old`, ignoring what only `new` has (commands since the switch)."""
-    found = []
-    for what, a, b in (
-        ("location", old.locations, new.locations),
-        ("name claim", old.names, new.names),
-    ):
-        found += [f"{what} {k} missing from the rebuild" for k in a.keys() - b.keys()]
-        found += [f"{what} {k} differs" for k in a.keys() & b.keys() if a[k] != b[k]]
-    added = Counter(
-        msgspec.json.decode(new.locations[k])["category"]
-        for k in new.locations.keys() - old.locations.keys()
-    )
-    for category in old.counts.keys() | new.counts.keys():
-        if old.counts.get(category, 0) + added[category] != new.counts.get(category, 0):
-            found.append(
-                f"count of {category}: {old.counts.get(category, 0)} live, "
-                f"{new.counts.get(category, 0)} rebuilt ({added[category]} added since)"
-            )
+            elif now.position == was.position and bytes(now.state) != bytes(was.state):
+                found.append(f"{view.name} {key}: differs at position {now.position}")
     return found
 
 
-async def drop_version(js: JetStreamContext, version: int) -> None:
-    for bucket in PROJECTION_BUCKETS:
+async def create_version(js: JetStreamContext, registry: Registry, version: int) -> None:
+    for config in view_buckets(registry.views, version):
+        await js.create_key_value(config)
+
+
+async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> None:
+    for view in [*registry.views, VIEW_PROGRESS]:
         with contextlib.suppress(NotFoundError):
-            await js.delete_key_value(versioned(bucket, version))
+            await js.delete_key_value(view_bucket(view, version))
 
 
-async def rebuild(js: JetStreamContext, grace: float = 2.0) -> tuple[Replay, list[str]]:
-    """Rebuild into the next version and switch to it; returns the replay and the differences."""
+async def rebuild(
+    js: JetStreamContext, registry: Registry, grace: float = 2.0
+) -> tuple[Fold, list[str]]:
+    """Rebuild into the next version and switch to it; returns the fold and the differences."""
     current = await read_pointer(js)
     target = current + 1
-    await drop_version(js, target)  # what an interrupted rebuild left behind
-    for bucket in PROJECTION_BUCKETS:
-        await js.create_key_value(projection_bucket_config(bucket, target))
-    replay = Replay(js, await open_buckets(js, target))
-    await replay.until_caught_up()
-    await write_pointer(js, target)
-    await asyncio.sleep(grace)  # every process sees the move well within this
-    await replay.until_caught_up()
-    found = differences(
-        await snapshot(await open_buckets(js, current)), await snapshot(replay.buckets)
-    )
+    await drop_version(js, registry, target)  # what an interrupted rebuild left behind
+    await create_version(js, registry, target)
+    fold = Fold(js, registry, ViewBuckets(js, target), list(registry.views.values()))
+    try:
+        await fold.until_caught_up()
+        await write_pointer(js, target)
+        await asyncio.sleep(grace)  # every process sees the move well within this
+        await fold.until_caught_up()
+    finally:
+        await fold.close()
+    found = await differences(ViewBuckets(js, current), fold.buckets, fold.views)
     if current > 2:
-        await drop_version(js, current - 1)  # keep the previous version only (1 is never dropped)
-    return replay, found
+        await drop_version(js, registry, current - 1)  # keep the previous version (never 1)
+    return fold, found
 
 
 async def run(args: argparse.Namespace) -> int:
+    registry = default_registry()
     async with nats_client("rebuild") as nc:
         js = nc.jetstream()
         if args.activate is not None:
@@ -164,25 +148,21 @@ async def run(args: argparse.Namespace) -> int:
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0
         current = await read_pointer(js)
-        print(f"rebuild: version {current} is live; building version {current + 1} from COMMANDS")
-        replay, found = await rebuild(js, grace=args.grace)
-        print(
-            f"rebuild: replayed {replay.position} commands: "
-            + ", ".join(f"{n} {what}" for what, n in sorted(replay.outcomes.items()))
-        )
+        print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
+        fold, found = await rebuild(js, registry, grace=args.grace)
+        counts = ", ".join(f"{v.name} {fold.counts[v.name]}" for v in fold.views) or "no views"
+        print(f"rebuild: read EVENTS up to {fold.position} (events applied per view: {counts})")
         print(f"rebuild: version {current + 1} is live")
         if found:
-            print(
-                f"rebuild: the rebuilt read model differs from the old one in {len(found)} places:"
-            )
+            print(f"rebuild: the rebuilt views differ from the old ones in {len(found)} places:")
             for line in found[:50]:
                 print(f"  {line}")
             return 1
-        print("rebuild: the rebuilt read model equals the old one")
+        print("rebuild: the rebuilt views equal the old ones")
         return 0
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m reactor.rebuild",
         description=__doc__,
@@ -200,7 +180,7 @@ def main() -> int:
         metavar="N",
         help="only move the pointer to version N (to undo a rebuild)",
     )
-    return run_tool("rebuild", run(parser.parse_args()))
+    return run_tool("rebuild", run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Prints the durable consumer's lag and redeliveries, the streams' sizes and the
 dead letters. Healthy: `pending` near 0 (it only grows while reactors are
 down or slower than the arrival rate), `redelivered` small and not growing
 (transient failures), `dead letters` 0, and `waiting pulls` at least one per
-running reactor (an idle reactor keeps a fetch open).
+running reactor (an idle reactor keeps a fetch open). Then, per async view
+and policy, how far it has read EVENTS and its lag behind the stream's end.
 """
 
 from __future__ import annotations
@@ -12,20 +13,25 @@ from __future__ import annotations
 import sys
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from contracts.registry import Registry
 from contracts.topology import (
     COMMANDS_STREAM,
     DEADLETTERS_STREAM,
+    EVENTS_STREAM,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
+    RUNNER_PROGRESS_BUCKET,
 )
+from contracts.views import ViewBuckets, progress_decoder, read_pointer
+from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
 
 
-async def report(js: JetStreamContext) -> list[str]:
+async def report(js: JetStreamContext, registry: Registry | None = None) -> list[str]:
     lines = []
-    for name in (COMMANDS_STREAM, NOTICES_STREAM, DEADLETTERS_STREAM):
+    for name in (COMMANDS_STREAM, EVENTS_STREAM, NOTICES_STREAM, DEADLETTERS_STREAM):
         try:
             state = (await js.stream_info(name)).state
             lines.append(f"{name:<12} messages={state.messages:<8} last_seq={state.last_seq}")
@@ -45,6 +51,26 @@ async def report(js: JetStreamContext) -> list[str]:
         f"  acked up to  {info.ack_floor.stream_seq if info.ack_floor else 0}"
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]
+    return lines + await jobs_report(js, registry or default_registry())
+
+
+async def jobs_report(js: JetStreamContext, registry: Registry) -> list[str]:
+    """Where each async view and policy has read EVENTS up to, and how far behind it is."""
+    end = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    version = await read_pointer(js)
+    views = ViewBuckets(js, version)
+    progress = await js.key_value(RUNNER_PROGRESS_BUCKET)
+    lines = [f"views version {version}; EVENTS last_seq={end}"]
+    for view in registry.async_views():
+        at = await views.progress(view.name)
+        lines.append(f"  view {view.name:<24} at {at:<8} behind {end - at}")
+    for name in registry.policies:
+        try:
+            entry = await progress.get(f"policy.{name}")
+            position = progress_decoder.decode(entry.value or b"").position
+        except KeyNotFoundError:
+            position = 0
+        lines.append(f"  policy {name:<22} at {position:<8} behind {end - position}")
     return lines
 
 

@@ -1,6 +1,6 @@
-"""`python -m reactor.watch` (`task watch`): print commands and notices as they flow.
+"""`python -m reactor.watch` (`task watch`): print commands, events and notices as they flow.
 
-A line per message: the time, what it is, the command id and a short summary.
+A line per message: the time, what it is, its id and a short summary.
 Read-only: plain subscriptions, no consumer is created. Ctrl-C stops it.
 """
 
@@ -17,10 +17,8 @@ from nats.aio.msg import Msg
 
 from contracts.commands import command_decoder
 from contracts.notices import notice_decoder
-from contracts.topology import LIVE_NOTICES_ALL
+from contracts.topology import COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL
 from reactor.cli import nats_client, run_tool
-
-COMMANDS = "cmd.>"
 
 
 def describe(subject: str, data: bytes) -> str:
@@ -29,8 +27,10 @@ def describe(subject: str, data: bytes) -> str:
     try:
         if subject.startswith("cmd."):
             cmd = command_decoder.decode(data)
-            body = msgspec.json.encode(cmd.payload).decode()
+            body = bytes(cmd.payload).decode()
             return f"{stamp}  command  {cmd.command_id}  {cmd.type} {body}"
+        if subject.startswith("ev."):
+            return f"{stamp}  event    {subject}  {data.decode(errors='replace')}"
         notice = notice_decoder.decode(data)
         if notice.status == "succeeded":
             what = notice.resource_url or ""
@@ -56,9 +56,11 @@ async def follow(nc: Client) -> None:
     async def show(msg: Msg) -> None:
         print(describe(msg.subject, msg.data), flush=True)
 
-    await nc.subscribe(COMMANDS, cb=show)
-    await nc.subscribe(LIVE_NOTICES_ALL, cb=show)
-    print(f"watching {COMMANDS} and {LIVE_NOTICES_ALL} (Ctrl-C to stop)", flush=True)
+    for subject in (COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL):
+        await nc.subscribe(subject, cb=show)
+    print(
+        f"watching {COMMANDS_ALL}, {EVENTS_ALL} and {LIVE_NOTICES_ALL} (Ctrl-C to stop)", flush=True
+    )
     await stop.wait()
 
 

@@ -11,7 +11,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from contracts.registry import Registry
 from contracts.topology import ensure_topology
+from domains import DOMAINS
+from tests.domains import memos, notes
 from tests.processes import (
     NATS_PASSWORD,
     NATS_USER,
@@ -22,6 +25,9 @@ from tests.processes import (
     own_stack,
     reactor,
 )
+
+# The real domains and the tests' throwaway ones, for tests that run the machinery in-process.
+REGISTRY = Registry([*DOMAINS, notes.DOMAIN, memos.DOMAIN])
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +52,17 @@ def fresh_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
-async def fresh_js(fresh_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+async def fresh_nc(fresh_server: NatsServer) -> AsyncIterator[Client]:
     client = await connect_test_client(fresh_server.url)
-    context = client.jetstream()
-    await ensure_topology(context)
-    yield context
+    yield client
     await client.close()
+
+
+@pytest.fixture
+async def fresh_js(fresh_nc: Client) -> JetStreamContext:
+    context = fresh_nc.jetstream()
+    await ensure_topology(context, REGISTRY.views)
+    return context
 
 
 @pytest.fixture
@@ -87,5 +98,5 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture(scope="session")
 async def js(nc: Client) -> JetStreamContext:
     context = nc.jetstream()
-    await ensure_topology(context)
+    await ensure_topology(context, REGISTRY.views)
     return context

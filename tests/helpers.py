@@ -8,13 +8,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
 
-from contracts.commands import Command, CreateLocation, encoder
+from contracts.commands import Command, encoder, new_aggregate_id
+from contracts.events import EVENT_TYPE
 from contracts.notices import Notice
-from contracts.resources import COUNTER_SHARDS, CategoryCount, category_count_decoder
-from contracts.topology import LOCATION_STATS_BUCKET, command_subject
+from contracts.topology import EVENTS_STREAM, command_subject
+from contracts.views import ViewBuckets, read_pointer
+from domains.locations.commands import Category, CreateLocation
 
 T = TypeVar("T")
 
@@ -54,15 +56,41 @@ def unique_name(prefix: str = "Place") -> str:
     return f"{prefix} {uuid.uuid4().hex[:10]}"
 
 
-def make_command(name: str | None = None, session_id: str | None = None) -> Command:
+def envelope(
+    payload: msgspec.Struct,
+    *,
+    aggregate_id: str | None = None,
+    session_id: str | None = None,
+    delay: float = 0.0,
+) -> Command:
+    """A command as the API makes it: a new aggregate unless `aggregate_id` is given."""
     command_id = uuid.uuid4().hex
+    submitted_at = datetime.now(UTC)
     return Command(
         command_id=command_id,
-        submitted_at=datetime.now(UTC),
+        type=type(payload).__name__,
+        aggregate_id=aggregate_id or new_aggregate_id(command_id, submitted_at),
+        submitted_at=submitted_at,
         session_id=session_id or uuid.uuid4().hex,
         correlation_id=command_id,
-        payload=CreateLocation(name=name or unique_name(), category="City"),
+        payload=msgspec.Raw(encoder.encode(payload)),
+        simulate_delay_s=delay,
     )
+
+
+def make_command(
+    name: str | None = None,
+    session_id: str | None = None,
+    category: Category = "City",
+    delay: float = 0.0,
+) -> Command:
+    """A CreateLocation command as the API makes it."""
+    payload = CreateLocation(name=name or unique_name(), category=category)
+    return envelope(payload, session_id=session_id, delay=delay)
+
+
+def payload_of(command: Command) -> CreateLocation:
+    return msgspec.json.decode(command.payload, type=CreateLocation)
 
 
 async def publish_command(js: JetStreamContext, command: Command) -> None:
@@ -79,20 +107,27 @@ async def stream_messages(js: JetStreamContext, stream: str) -> int:
     return info.state.messages
 
 
-async def counter_shards(js: JetStreamContext, category: str) -> list[CategoryCount]:
-    """Every shard of a category's location count."""
-    kv = await js.key_value(LOCATION_STATS_BUCKET)
-    shards = []
-    for shard in range(COUNTER_SHARDS):
+async def event_types(js: JetStreamContext, subject: str = "ev.>") -> list[tuple[str, str]]:
+    """(subject, event type) of every event in EVENTS on `subject`, in order."""
+    found: list[tuple[str, str]] = []
+    seq = 1
+    while True:
         try:
-            entry = await kv.get(f"{category}.{shard}")
-        except KeyNotFoundError:
-            continue
-        shards.append(category_count_decoder.decode(entry.value or b""))
-    return shards
+            msg = await js.get_msg(EVENTS_STREAM, seq=seq, subject=subject, next=True)
+        except Exception:  # NotFoundError: no more
+            return found
+        assert msg.seq is not None
+        found.append((msg.subject or "", (msg.headers or {}).get(EVENT_TYPE, "")))
+        seq = msg.seq + 1
 
 
-async def category_total(js: JetStreamContext, category: str) -> tuple[int, list[str]]:
-    """A category's count, and the commands still marked pending in it."""
-    shards = await counter_shards(js, category)
-    return sum(s.count for s in shards), [c for s in shards for c in s.pending]
+async def view_state(js: JetStreamContext, view: str, key: str) -> Any:
+    """A record's state in the views in use (None if absent), as plain JSON."""
+    record = await ViewBuckets(js, await read_pointer(js)).record(view, key)
+    return None if record is None else msgspec.json.decode(record.state)
+
+
+async def category_total(js: JetStreamContext, category: str) -> int:
+    """A category's count in the (async) location_stats view."""
+    state = await view_state(js, "location_stats", category)
+    return 0 if state is None else int(state["count"])

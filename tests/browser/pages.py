@@ -14,7 +14,7 @@ class LocationsPage:
         self.page = page
         self.base_url = base_url
 
-    async def open(self, path: str = "/") -> LocationsPage:
+    async def open(self, path: str = "/locations") -> LocationsPage:
         await self.page.goto(self.base_url + path)
         await self.live()
         return self

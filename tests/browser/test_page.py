@@ -41,7 +41,7 @@ async def test_a_validation_error_is_shown_at_its_field(locations: LocationsPage
     await expect(page.locator("#name-error")).to_have_text("Name must not be empty.")
     await expect(page.locator("#name")).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("#name")).to_be_focused()
-    await expect(page).to_have_url(locations.base_url + "/")
+    await expect(page).to_have_url(locations.base_url + "/locations")
 
 
 async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPage) -> None:
@@ -162,3 +162,23 @@ async def test_the_main_flow_screenshot(locations: LocationsPage, tmp_path: Path
     path = target / "screenshot.png"
     await locations.page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000
+
+
+async def test_the_home_page_leads_to_each_domains_page(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    await page.goto(base_url(api_process) + "/")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.locator("#page").get_by_role("link", name="Locations").click()
+    await expect(page).to_have_url(base_url(api_process) + "/locations")
+    await expect(page.locator("#create-form")).to_be_visible()
+    current = page.locator("#nav a[aria-current='page']")
+    await expect(current).to_have_text("Locations")
+
+
+async def test_the_api_docs_render_the_openapi_document(page: Page, api_process: Process) -> None:
+    await page.goto(base_url(api_process) + "/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("notify-service")
+    await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    paths = await page.locator(".opblock-summary-path").all_text_contents()
+    assert any(p.replace("\u200b", "") == "/api/locations" for p in paths), paths

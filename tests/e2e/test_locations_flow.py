@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from openapi_spec_validator import validate
 
 from contracts.topology import COMMANDS_STREAM
 from tests.e2e.sse import JSON, command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
-from tests.processes import Process
+from tests.processes import Process, Stack
 
 
 async def accepted(response: httpx.Response) -> dict[str, Any]:
@@ -237,12 +239,22 @@ async def test_session_cookie_is_set_once_and_http_only(client: httpx.AsyncClien
 async def test_web_page_and_operations_endpoints(client: httpx.AsyncClient) -> None:
     page = await client.get("/")
     assert page.status_code == 200
-    assert 'id="create-form"' in page.text
-    deep_link = await client.get("/locations/" + "0" * 24)
-    assert deep_link.status_code == 200
-    assert deep_link.text == page.text
-    script = await client.get("/static/app.js")
-    assert script.status_code == 200
+    assert 'id="page"' in page.text
+    for deep_link in ("/locations", "/locations/" + "0" * 24):
+        linked = await client.get(deep_link)
+        assert linked.status_code == 200
+        assert linked.text == page.text
+    manifest = (await client.get("/app/manifest.json")).json()
+    assert {
+        "name": "locations",
+        "title": "Locations",
+        "path": "/locations",
+        "module": "/domains/locations/page.js",
+    } in manifest["pages"]
+    module = await client.get("/domains/locations/page.js")
+    assert module.status_code == 200
+    assert "export async function render" in module.text
+    script = await client.get("/static/commands.js")
     assert "EventSource" in script.text
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
@@ -250,11 +262,80 @@ async def test_web_page_and_operations_endpoints(client: httpx.AsyncClient) -> N
     assert "relay_waiters" in metrics
 
 
+async def test_openapi_and_its_docs_page_are_served(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    validate(doc)
+    assert "/api/locations" in doc["paths"]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "/docs/static/swagger-ui-bundle.js" in docs.text
+    bundle = await client.get("/docs/static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert "SwaggerUIBundle" in bundle.text
+
+
 async def test_stats_count_locations_per_category(client: httpx.AsyncClient) -> None:
     before = (await client.get("/api/locations/stats")).json()
     assert set(before["categories"]) == {"Town", "City", "County/Region", "Country", "Continent"}
     body = await accepted(await post_location(client, unique_name(), category="Continent"))
-    assert [e.event for e in await command_events(client, body["command_id"])] == ["succeeded"]
-    after = (await client.get("/api/locations/stats")).json()
-    assert after["categories"]["Continent"] == before["categories"]["Continent"] + 1
-    assert after["total"] == before["total"] + 1
+    (event,) = await command_events(client, body["command_id"])
+    position = json.loads(event.data)["position"]
+    # The counts are an async view: min_position waits until it has counted this command.
+    after = (await client.get("/api/locations/stats", params={"min_position": position})).json()
+    assert after["categories"]["Continent"] >= before["categories"]["Continent"] + 1
+    assert after["total"] >= before["total"] + 1
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "\u00b2", "1" * 19, "99999999999999"])
+async def test_min_position_must_be_a_position_in_the_store(
+    client: httpx.AsyncClient, bad: str
+) -> None:
+    response = await client.get("/api/locations/stats", params={"min_position": bad})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == "query.min_position"
+
+
+async def test_a_thousand_locations_page_through_each_exactly_once(
+    fresh_stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+        gate = asyncio.Semaphore(100)
+
+        async def create() -> str:
+            async with gate:
+                return await _created(client, unique_name("Paged"))
+
+        created = await asyncio.gather(*(create() for _ in range(1000)))
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params = {"limit": "200"} if cursor is None else {"limit": "200", "cursor": cursor}
+            page = (await client.get("/api/locations", params=params)).json()
+            seen += [item["id"] for item in page["items"]]
+            pages += 1
+            # A location made while paging is newer: it never shifts a later page.
+            if pages == 2:
+                await _created(client, unique_name("Meanwhile"))
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert sorted(seen) == sorted(created)
+    assert len(seen) == len(set(seen)) == 1000
+    assert seen == sorted(seen, reverse=True)  # newest first
+
+
+async def _created(client: httpx.AsyncClient, name: str) -> str:
+    """Create a location and wait for it; its id."""
+    response = await post_location(client, name, Prefer="wait=10")
+    if response.status_code == 201:
+        return str(response.json()["id"])
+    body = await accepted(response)  # the wait ran out first: follow the command
+
+    async def done() -> dict[str, Any] | None:
+        status: dict[str, Any] = (await client.get(body["status_url"])).json()
+        return status if status["status"] != "pending" else None
+
+    status = await eventually(done, within=30)
+    assert status["status"] == "succeeded", status
+    return str(status["resource"]["id"])

@@ -10,30 +10,42 @@ import time
 import msgspec
 from nats.js import JetStreamContext
 
-from contracts.commands import Command, CreateLocation
+from contracts.commands import Command
 from contracts.lookups import find_notice
-from contracts.projections import open_buckets
-from contracts.resources import location_decoder
 from contracts.topology import (
     COMMANDS_STREAM,
-    LOCATION_NAMES_BUCKET,
-    LOCATIONS_BUCKET,
+    EVENTS_STREAM,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
+    RESERVATIONS_BUCKET,
     ensure_topology,
+    event_subject,
 )
-from reactor.handlers import Created, create_location
-from tests.helpers import category_total, eventually, make_command, publish_command, unique_name
+from contracts.views import ViewBuckets
+from domains.locations.commands import Category
+from tests.conftest import REGISTRY
+from tests.helpers import (
+    category_total,
+    event_types,
+    eventually,
+    make_command,
+    payload_of,
+    publish_command,
+)
 from tests.processes import NatsServer, Process, reactor, run_module
 
 
-def commands(n: int, category: str = "Continent", delay: float = 0.0) -> list[Command]:
-    made = []
-    for _ in range(n):
-        command = make_command(unique_name())
-        payload = CreateLocation(name=command.payload.name, category=category)  # type: ignore[arg-type]
-        made.append(msgspec.structs.replace(command, payload=payload, simulate_delay_s=delay))
-    return made
+def commands(n: int, category: Category = "Continent", delay: float = 0.0) -> list[Command]:
+    return [make_command(category=category, delay=delay) for _ in range(n)]
+
+
+async def counted(js: JetStreamContext, category: Category, n: int) -> None:
+    """The async count reaches `n` (and, checked after, goes no further)."""
+
+    async def reached() -> bool | None:
+        return True if await category_total(js, category) >= n else None
+
+    await eventually(reached, within=30)
 
 
 async def publish_all(js: JetStreamContext, batch: list[Command], pause: float = 0.0) -> None:
@@ -71,10 +83,11 @@ async def test_three_reactors_share_2000_commands_and_count_exactly(
         await publish_all(fresh_js, batch)
         await wait_for_notices(fresh_js, 2000, within=180)
         await settled(fresh_js)
+        await counted(fresh_js, "Continent", 2000)  # the async view, folded by one of them
     finally:
         for process in reactors:
             process.stop()
-    assert await category_total(fresh_js, "Continent") == (2000, [])
+    assert await category_total(fresh_js, "Continent") == 2000
     statuses = await asyncio.gather(*(find_notice(fresh_js, c.command_id) for c in batch[::50]))
     assert all(s is not None and s.notice.status == "succeeded" for s in statuses)
 
@@ -101,6 +114,7 @@ async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
                 await asyncio.to_thread(victim.start)
         await publishing
         await settled(fresh_js)
+        await counted(fresh_js, "Country", 2000)  # after the last kill's lease runs out
     finally:
         victim.stop()
     assert kills >= 4, f"only {kills} kills: too few to prove anything"
@@ -111,22 +125,28 @@ async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
     notices = await asyncio.gather(*(find_notice(fresh_js, c.command_id) for c in batch))
     assert all(n is not None and n.notice.status == "succeeded" for n in notices)
 
-    # The projection equals the one the pure handlers build without faults.
-    expected = {}
+    # Exactly one LocationCreated per command in EVENTS, on its own aggregate.
+    events = await event_types(fresh_js)
+    assert len(events) == (await fresh_js.stream_info(EVENTS_STREAM)).state.messages == 2000
+    assert sorted(events) == sorted(
+        (event_subject("location", c.aggregate_id), "LocationCreated") for c in batch
+    )
+
+    # The views hold each location once, as the command asked, and count each once.
+    buckets = ViewBuckets(fresh_js, 1)
+    records = await buckets.records("locations", [c.aggregate_id for c in batch])
+    assert len(records) == len(await buckets.keys("locations")) == 2000
     for command in batch:
-        decision = create_location(command, command.payload, None)
-        assert isinstance(decision, Created)
-        expected[decision.location.id] = decision.location
-    kv = await fresh_js.key_value(LOCATIONS_BUCKET)
-    stored = await asyncio.gather(*(kv.get(key) for key in expected))
-    assert {
-        location_decoder.decode(e.value or b"").id: location_decoder.decode(e.value or b"")
-        for e in stored
-    } == expected
-    buckets = await open_buckets(fresh_js, 1)
-    assert len(await buckets.keys(LOCATIONS_BUCKET)) == 2000
-    assert len(await buckets.keys(LOCATION_NAMES_BUCKET)) == 2000
-    assert await category_total(fresh_js, "Country") == (2000, [])
+        state = msgspec.json.decode(records[command.aggregate_id].state)
+        assert (state["id"], state["name"]) == (command.aggregate_id, payload_of(command).name)
+    assert await category_total(fresh_js, "Country") == 2000
+
+    # And the views rebuilt from EVENTS alone are identical.
+    rebuilt = await asyncio.to_thread(
+        run_module, fresh_server.url, "reactor.rebuild", "--grace", "0"
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "the rebuilt views equal the old ones" in rebuilt.stdout
 
 
 async def in_flight(js: JetStreamContext, n: int) -> None:
@@ -183,7 +203,7 @@ async def test_exhausted_command_is_dead_lettered_then_replayed(
 ) -> None:
     process: Process = reactor(fresh_server.url, env={"REACTOR_MAX_ATTEMPTS": "2"}).start()
     try:
-        await fresh_js.delete_key_value(LOCATION_NAMES_BUCKET)  # every attempt now fails
+        await fresh_js.delete_key_value(RESERVATIONS_BUCKET)  # every attempt now fails
         command = make_command()
         await publish_command(fresh_js, command)
         failed = await eventually(lambda: find_notice(fresh_js, command.command_id), within=20)
@@ -197,7 +217,7 @@ async def test_exhausted_command_is_dead_lettered_then_replayed(
         assert f"cmd.CreateLocation.{command.command_id}" in listed.stdout
         assert "1 dead letter(s)" in listed.stdout
 
-        await ensure_topology(fresh_js)  # the outage is over
+        await ensure_topology(fresh_js, REGISTRY.views)  # the outage is over
         replayed = await tool(fresh_server, "reactor.dlq", "replay", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert f"replayed command {command.command_id}" in replayed.stdout

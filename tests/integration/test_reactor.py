@@ -7,47 +7,52 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.commands import Command, CreateLocation, encoder
+from contracts.commands import Command, encoder
 from contracts.lookups import StoredNotice, find_notice
 from contracts.notices import Notice
-from contracts.projections import open_buckets
 from contracts.topology import (
     COMMANDS_STREAM,
     DEADLETTERS_STREAM,
-    LOCATIONS_BUCKET,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
+    RESERVATIONS_BUCKET,
 )
-from reactor.consumer import Projection, Reactor
-from reactor.handlers import Decision
-from reactor.projections import LocationsProjection
-from tests.helpers import eventually, make_command, publish_command
+from contracts.views import ViewBuckets
+from reactor.consumer import Handler, Reactor
+from reactor.eventstore import EventStore
+from reactor.handling import CommandHandler
+from reactor.reservations import Reservations
+from tests.conftest import REGISTRY
+from tests.helpers import eventually, make_command, publish_command, view_state
 
 
-async def real_handler(js: JetStreamContext) -> LocationsProjection:
-    buckets = await open_buckets(js, 1)
-    return LocationsProjection(lambda: buckets)
+async def real_handler(js: JetStreamContext) -> CommandHandler:
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    store = EventStore(js._nc, REGISTRY)  # the context's own connection
+    return CommandHandler(REGISTRY, store, reservations, lambda: buckets)
 
 
 class Counting:
-    """Wraps a projection: counts `apply` calls and raises for the first `failures` of them."""
+    """Wraps the handler: counts `handle` calls and raises for the first `failures` of them."""
 
-    def __init__(self, inner: Projection, failures: int = 0) -> None:
+    def __init__(self, inner: Handler, failures: int = 0) -> None:
         self.inner = inner
         self.failures = failures
         self.calls = 0
 
-    async def apply(self, command: Command) -> Decision:
+    def payload(self, command: Command) -> object:
+        return self.inner.payload(command)
+
+    async def handle(self, command: Command) -> Notice:
         self.calls += 1
         if self.calls <= self.failures:
             raise ConnectionError(f"simulated outage {self.calls}")
-        return await self.inner.apply(command)
-
-    async def settle(self, command: Command) -> None:
-        await self.inner.settle(command)
+        return await self.inner.handle(command)
 
 
 @asynccontextmanager
@@ -66,15 +71,15 @@ async def running(reactor: Reactor) -> AsyncIterator[None]:
         await task
 
 
-def fast_reactor(js: JetStreamContext, projection: Projection, **kw: Any) -> Reactor:
-    return Reactor(js, {CreateLocation: projection}, backoff=lambda n: 0.05, **kw)
+def fast_reactor(js: JetStreamContext, handler: Handler, **kw: Any) -> Reactor:
+    return Reactor(js, handler, backoff=lambda n: 0.05, **kw)
 
 
 async def outcome(js: JetStreamContext, command: Command) -> StoredNotice:
     return await eventually(lambda: find_notice(js, command.command_id))
 
 
-async def test_command_gets_a_succeeded_notice_and_a_projection(fresh_js: JetStreamContext) -> None:
+async def test_command_gets_a_succeeded_notice_and_its_view(fresh_js: JetStreamContext) -> None:
     handler = Counting(await real_handler(fresh_js))
     command = make_command()
     async with running(fast_reactor(fresh_js, handler)):
@@ -82,8 +87,7 @@ async def test_command_gets_a_succeeded_notice_and_a_projection(fresh_js: JetStr
         stored = await outcome(fresh_js, command)
     assert stored.notice.status == "succeeded"
     assert stored.notice.resource is not None
-    kv = await fresh_js.key_value(LOCATIONS_BUCKET)
-    assert (await kv.get(stored.notice.resource["id"])).value is not None
+    assert await view_state(fresh_js, "locations", command.aggregate_id) == stored.notice.resource
     assert handler.calls == 1
 
 
@@ -123,9 +127,13 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
 ) -> None:
     handler = Counting(await real_handler(fresh_js))
     command = make_command()
+    unknown = msgspec.structs.replace(make_command(), type="Nonsense")
+    bad_payload = msgspec.structs.replace(make_command(), payload=msgspec.Raw(b'{"name": 5}'))
     poison = {
         "cmd.CreateLocation." + "0" * 32: b"{not a command",
         "cmd.Nonsense.x": b'{"command_id": 5}',
+        f"cmd.Nonsense.{unknown.command_id}": encoder.encode(unknown),
+        f"cmd.CreateLocation.{bad_payload.command_id}": encoder.encode(bad_payload),
     }
     async with running(fast_reactor(fresh_js, handler)):
         for subject, data in poison.items():
@@ -169,7 +177,7 @@ async def test_redelivery_after_the_notice_re_emits_that_very_notice(
     handler = Counting(await real_handler(fresh_js))
     command = make_command()
     before = (await fresh_js.stream_info(NOTICES_STREAM)).state.messages
-    reactor = LosesFirstAck(fresh_js, {CreateLocation: handler}, backoff=lambda n: 0.05)
+    reactor = LosesFirstAck(fresh_js, handler, backoff=lambda n: 0.05)
     async with running(reactor):
         await publish_command(fresh_js, command)
         first = await outcome(fresh_js, command)

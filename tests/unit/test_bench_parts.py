@@ -30,13 +30,18 @@ def test_summary_in_milliseconds() -> None:
 def test_hops_add_up_to_the_whole_latency() -> None:
     submitted = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     t = submitted.timestamp()
-    timings = {"started": t + 0.004, "decided": t + 0.007, "sent": t + 0.0071}
+    timings = {
+        "started": t + 0.004,
+        "appended": t + 0.006,
+        "decided": t + 0.007,
+        "sent": t + 0.0071,
+    }
     notice = make_notice(at=submitted, timings=timings)
     sample = Sample(sent=t - 0.001, done=t + 0.009, publish_ms=2.0, notice=notice)
     split = hops(sample)
     assert split is not None
     assert len(split) == len(HOPS)
-    assert split == pytest.approx([0.001, 0.002, 0.002, 0.003, 0.0001, 0.0019], abs=1e-6)
+    assert split == pytest.approx([0.001, 0.002, 0.002, 0.002, 0.001, 0.0001, 0.0019], abs=1e-6)
     assert sum(split) == pytest.approx(sample.latency)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,24 @@ def imports_of(package: str) -> set[str]:
     return names
 
 
-def test_api_and_reactor_share_only_contracts() -> None:
+def test_api_and_reactor_share_only_contracts_and_domains() -> None:
     assert "reactor" not in imports_of("api")
     assert "api" not in imports_of("reactor")
-    assert not {"api", "reactor"} & imports_of("contracts")
+    assert not {"api", "reactor", "domains"} & imports_of("contracts")
+
+
+def test_domains_are_pure() -> None:
+    """No NATS, no HTTP, neither process: a domain is decisions and folds only."""
+    impure = {"api", "reactor", "nats", "starlette", "uvicorn", "sse_starlette", "httpx"}
+    assert not impure & imports_of("domains")
+
+
+def test_generic_code_names_no_domain() -> None:
+    from domains import DOMAINS
+
+    for package in ("api", "reactor", "contracts", "web"):
+        for path in (ROOT / package).rglob("*.*"):
+            if path.suffix in (".py", ".js", ".html"):
+                text = path.read_text()
+                for domain in DOMAINS:
+                    assert re.search(rf"\b{domain.name}\b", text) is None, (path, domain.name)

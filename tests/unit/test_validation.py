@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.commands import CreateLocation
 from contracts.notices import FieldError
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
+from domains.locations.commands import CreateLocation
 
 
 def errors_of(body: bytes) -> list[FieldError]:
@@ -67,7 +67,7 @@ def test_non_object_body() -> None:
     assert errors_of(b"[1, 2]") == [FieldError(loc="$", msg="must be an object, not an array")]
 
 
-def test_wrong_type_tag_is_refused() -> None:
+def test_a_type_field_is_not_a_known_field() -> None:
     assert [e.loc for e in errors_of(b'{"type":"Other","name":"A","category":"City"}')] == [
         "$.type"
     ]

@@ -1,4 +1,4 @@
-"""Following the projection pointer (`task rebuild` moves it) on a server of the test's own."""
+"""Following the view version pointer (`task rebuild` moves it) on a server of the test's own."""
 
 from __future__ import annotations
 
@@ -7,35 +7,36 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js import JetStreamContext
 
-from contracts.projections import ActiveProjection, write_pointer
-from contracts.topology import PROJECTION_BUCKETS, projection_bucket_config
-from tests.conftest import connect_test_client
+from contracts.topology import view_buckets
+from contracts.views import ActiveViews, write_pointer
+from tests.conftest import REGISTRY, connect_test_client
 from tests.helpers import eventually
 from tests.processes import NatsServer
 
 
 async def make_version(js: JetStreamContext, version: int) -> None:
-    for bucket in PROJECTION_BUCKETS:
-        await js.create_key_value(projection_bucket_config(bucket, version))
+    for config in view_buckets(REGISTRY.views, version):
+        await js.create_key_value(config)
 
 
 @pytest.fixture
 async def active(
     fresh_server: NatsServer, fresh_js: JetStreamContext
-) -> AsyncIterator[ActiveProjection]:
+) -> AsyncIterator[ActiveViews]:
     """Following the pointer on the fresh server (fresh_js has made the buckets)."""
     nc = await connect_test_client(fresh_server.url)
-    projection = ActiveProjection()
-    await projection.start(nc)
-    yield projection
-    await projection.stop()
+    views = ActiveViews()
+    await views.start(nc)
+    yield views
+    await views.stop()
     await nc.close()
 
 
 async def test_a_moved_pointer_is_followed_live(
-    active: ActiveProjection, fresh_js: JetStreamContext
+    active: ActiveViews, fresh_js: JetStreamContext
 ) -> None:
     assert active.current.version == 1
+    changed = active.changed
     await make_version(fresh_js, 2)
     await write_pointer(fresh_js, 2)
 
@@ -43,11 +44,12 @@ async def test_a_moved_pointer_is_followed_live(
         return True if active.current.version == 2 else None
 
     await eventually(moved)
-    assert (await active.current.locations.status()).bucket == "locations_v2"
+    assert changed.is_set()  # what restarts async views and ends live streams
+    assert (await (await active.current.bucket("locations")).status()).bucket == "view_locations_v2"
 
 
 async def test_a_move_missed_while_away_is_caught_by_refresh(
-    active: ActiveProjection, fresh_js: JetStreamContext
+    active: ActiveViews, fresh_js: JetStreamContext
 ) -> None:
     await active.stop()  # as if disconnected: the move goes by unseen
     await make_version(fresh_js, 2)

@@ -1,0 +1,56 @@
+"""Reading a command from the request body: JSON only, size-limited, validated."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from api.problems import HTTPProblem
+from contracts.validation import InvalidPayload, MalformedBody, decode_payload
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+async def command_payload(request: Request, schema: type[T], limit: int) -> T:
+    """The body as `schema`, or the problem to answer: 415, 413, 400 or 422."""
+    _require_json(request)
+    body = await _read_body(request, limit)
+    try:
+        return decode_payload(schema, body)
+    except MalformedBody as exc:
+        raise HTTPProblem(400, "Malformed JSON", str(exc)) from None
+    except InvalidPayload as exc:
+        raise HTTPProblem(
+            422,
+            "Invalid command",
+            f"The {schema.__name__} command is not valid: {exc}",
+            slug="validation",
+            errors=exc.errors,
+        ) from None
+
+
+def _require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPProblem(
+            415,
+            "Unsupported media type",
+            f"Send the command as application/json, not {media_type or 'no content type'}.",
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = HTTPProblem(413, "Body too large", f"The body is over the limit of {limit} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

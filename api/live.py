@@ -1,0 +1,93 @@
+"""`GET /api/<collection>/{id}/live`: one record of a followable view, as it changes (SSE).
+
+The stream subscribes to the record's KV subject first, then reads the record
+(subscribe, then check), and sends `event: state` with the record's state as
+data and its position as id: once for the current state, then for every
+write with a higher position (so an update that raced the first read is
+neither lost nor sent twice). When `task rebuild` moves the views to new
+buckets the stream ends, and EventSource reconnects to the new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Final
+
+import anyio
+import msgspec
+from nats.aio.msg import Msg
+from sse_starlette import ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.problems import not_found
+from api.services import Endpoint, services
+from api.sse import SEP, hello_event
+from api.streams import event_source, next_item
+from api.urls import ID
+from contracts.domain import GetRead, View
+from contracts.topology import view_bucket
+from contracts.views import Record, is_removed, record_decoder
+
+CHANGED: Final = object()
+
+
+def live_endpoint(read: GetRead, view: View) -> Endpoint:
+    async def follow(request: Request) -> Response:
+        svc = services(request)
+        key: str = request.path_params["id"]
+        if not ID.match(key):
+            raise not_found(f"The {read.collection} resource")
+        buckets = svc.views.current
+        subject = f"$KV.{view_bucket(view.name, buckets.version)}.{key}"
+        updates: asyncio.Queue[Record | object] = asyncio.Queue()
+
+        async def on_write(msg: Msg) -> None:
+            try:
+                updates.put_nowait(record_decoder.decode(msg.data))
+            except msgspec.DecodeError:
+                return  # a delete marker or a purge: not a record
+
+        sub = await svc.nc.subscribe(subject, cb=on_write)
+        try:
+            await svc.nc.flush()
+            current = await buckets.record(view.name, key)
+        except BaseException:
+            await sub.unsubscribe()
+            raise
+        if current is None or is_removed(current):
+            await sub.unsubscribe()
+            raise not_found(f"The {read.collection} resource")
+        changed = svc.views.changed
+
+        async def stream(shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
+            try:
+                yield hello_event(svc.settings.sse_retry_ms)
+                yield state_event(current)
+                position = current.position
+                watcher = asyncio.ensure_future(changed.wait())
+                watcher.add_done_callback(lambda _: updates.put_nowait(CHANGED))
+                try:
+                    while (item := await next_item(updates, shutdown)) is not None:
+                        if item is CHANGED:
+                            return
+                        assert isinstance(item, Record)
+                        if item.position > position:
+                            position = item.position
+                            yield state_event(item)
+                finally:
+                    watcher.cancel()
+            finally:
+                await sub.unsubscribe()
+
+        return event_source(svc, request, stream)
+
+    return follow
+
+
+def state_event(record: Record) -> ServerSentEvent:
+    """`event: state`, the record's state as data, its position as id."""
+    return ServerSentEvent(
+        data=bytes(record.state).decode(), event="state", id=str(record.position), sep=SEP
+    )

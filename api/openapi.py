@@ -1,0 +1,324 @@
+"""`GET /openapi.json`: an OpenAPI 3.1 document built from the registry and msgspec schemas.
+
+Every command route (its body schema, 202 / 201 / 200, the problems), every
+read (list pages, one record, summaries, live streams), the command status
+and event streams, and the operations endpoints. Schemas come from the
+domains' msgspec Structs (`msgspec.json.schema_components`), so the
+document cannot drift from what the API validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from api.reads import CURSOR, MAX_LIMIT
+from api.status import Accepted, Pending
+from contracts.domain import CommandSpec, GetRead, ListRead, SummaryRead
+from contracts.notices import Notice, Problem
+from contracts.registry import Registry
+
+REF: Final = "#/components/schemas/{name}"
+PROBLEM_JSON: Final = "application/problem+json"
+ID_SCHEMA: Final = {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"}
+COMMAND_ID_SCHEMA: Final = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+
+
+def _ref(t: type) -> dict[str, str]:
+    return {"$ref": REF.format(name=t.__name__)}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {
+            "description": _REASONS.get(code, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
+        }
+        for code in codes
+    }
+
+
+_REASONS: Final = {
+    400: "Malformed request",
+    404: "Not found",
+    409: "Conflict (a business rule, or an Idempotency-Key still in flight)",
+    413: "Body too large",
+    415: "Not JSON",
+    422: "Invalid (schema, parameter, or a business rule)",
+    429: "Too many streams for this session",
+    503: "NATS unavailable, a view behind, or too many streams: retry after Retry-After",
+}
+
+_MIN_POSITION: Final = {
+    "name": "min_position",
+    "in": "query",
+    "required": False,
+    "description": "Answer once the view has applied the events up to this position "
+    "(a notice's `position`).",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999},
+}
+_ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": ID_SCHEMA}
+_SSE: Final = {"text/event-stream": {"schema": {"type": "string"}}}
+_COMMAND_HEADERS: Final = [
+    {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "`wait=N` (RFC 7240, N ≤ 30): answer with the outcome if it comes in time.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Retry safely: the same key and body get the first answer again.",
+        "schema": {"type": "string"},
+    },
+    {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+]
+
+
+def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "Succeeded within Prefer: wait"}
+    resource = registry.views[spec.resource].state if spec.resource else Notice
+    ok["content"] = {"application/json": {"schema": _ref(resource)}}
+    responses: dict[str, Any] = {
+        "202": {
+            "description": "Accepted: the outcome comes as a notice",
+            "content": {"application/json": {"schema": _ref(Accepted)}},
+        },
+        "201" if spec.creates else "200": ok,
+        **_problems(400, 409, 413, 415, 422, 503),
+        "4XX": {
+            "description": "The command failed within Prefer: wait (its problem)",
+            "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
+        },
+    }
+    if not spec.creates:
+        responses.update(_problems(404))
+    return {
+        "summary": spec.summary or spec.name,
+        "operationId": spec.name,
+        "tags": [registry.command_domain[spec.name].name],
+        "parameters": ([] if spec.creates else [_ID_PARAM]) + _COMMAND_HEADERS,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(spec.type)}},
+        },
+        "responses": responses,
+    }
+
+
+def _page_schema(state: type) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "limit", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(state)},
+            "limit": {"type": "integer"},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+
+
+def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) -> dict[str, Any]:
+    view = registry.views[read.view]
+    common = {"summary": read.summary or read.path, "tags": [tag]}
+    if isinstance(read, ListRead):
+        params = [
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+            },
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "pattern": CURSOR.pattern},
+            },
+            _MIN_POSITION,
+        ]
+        body: dict[str, Any] = _page_schema(view.state)
+        errors = _problems(422, 503)
+    elif isinstance(read, GetRead):
+        params = [_ID_PARAM, _MIN_POSITION]
+        body = _ref(view.state)
+        errors = _problems(404, 422, 503)
+    else:
+        params = [_MIN_POSITION]
+        body = _ref(read.schema)
+        errors = _problems(422, 503)
+    return {
+        **common,
+        "operationId": f"read_{read.view}_{type(read).__name__}",
+        "parameters": params,
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": body}}},
+            **errors,
+        },
+    }
+
+
+def _fixed_paths() -> dict[str, Any]:
+    status = {"anyOf": [_ref(Notice), _ref(Pending)]}
+    return {
+        "/api/commands/{command_id}": {
+            "get": {
+                "summary": "A command's status: its notice, or pending",
+                "operationId": "command_status",
+                "tags": ["commands"],
+                "parameters": [
+                    {
+                        "name": "command_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": COMMAND_ID_SCHEMA,
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": status}},
+                    },
+                    **_problems(404),
+                },
+            }
+        },
+        "/api/commands/{command_id}/events": {
+            "get": {
+                "summary": "A command's outcome as one server-sent event (or `timeout`)",
+                "operationId": "command_events",
+                "tags": ["commands"],
+                "parameters": [
+                    {
+                        "name": "command_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": COMMAND_ID_SCHEMA,
+                    },
+                    {
+                        "name": "timeout",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "An event stream", "content": _SSE},
+                    **_problems(404, 422, 429, 503),
+                },
+            }
+        },
+        "/api/events": {
+            "get": {
+                "summary": "Every notice of this browser session, resumable (Last-Event-ID)",
+                "operationId": "session_events",
+                "tags": ["commands"],
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "An event stream", "content": _SSE},
+                    **_problems(429, 503),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Alive",
+                "operationId": "healthz",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Connected, streams and buckets present",
+                "operationId": "readyz",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Ready",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_problems(503),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text",
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def document(registry: Registry, version: str = "0") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API serving `registry`."""
+    paths: dict[str, Any] = {}
+    types: list[type] = [Problem, Notice, Pending, Accepted]
+    for spec in registry.commands.values():
+        if spec.path is None:
+            continue
+        paths.setdefault(spec.path, {})["post"] = _command(spec, registry)
+        types.append(spec.type)
+    for domain in registry.domains:
+        for read in domain.reads:
+            view = registry.views[read.view]
+            types.append(read.schema if isinstance(read, SummaryRead) else view.state)
+            paths.setdefault(read.path, {})["get"] = _read(read, registry, domain.name)
+            if isinstance(read, GetRead) and view.followable:
+                paths[f"{read.path}/live"] = {
+                    "get": {
+                        "summary": f"Follow one {read.view} record (server-sent events)",
+                        "operationId": f"live_{read.view}",
+                        "tags": [domain.name],
+                        "parameters": [_ID_PARAM],
+                        "responses": {
+                            "200": {"description": "An event stream", "content": _SSE},
+                            **_problems(404, 429, 503),
+                        },
+                    }
+                }
+    paths.update(_fixed_paths())
+    _, components = msgspec.json.schema_components(list(dict.fromkeys(types)), ref_template=REF)
+    doc = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "notify-service",
+            "version": version,
+            "description": "Commands in, outcomes out over server-sent events. "
+            "Domains: " + ", ".join(d.title for d in registry.domains) + ".",
+        },
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+    result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(doc))  # plain JSON types
+    return result

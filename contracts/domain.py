@@ -1,0 +1,262 @@
+"""What a domain declares: plain data and pure functions, no I/O.
+
+A domain package under `domains/` builds one `Domain` from these parts; the
+API and the reactor derive everything else from it (routes, decoders,
+subjects, buckets, consumers, the OpenAPI document, the page's navigation):
+
+- `CommandSpec`: a command schema (a msgspec Struct), the aggregate it acts
+  on, and its route: `POST /api/<collection>` makes a new aggregate,
+  `POST /api/<collection>/{id}/<action>` acts on an existing one, no route
+  means only a policy sends it.
+- `Event`: an event schema with its version and upcasters from older versions.
+- `Aggregate`: `initial`, `decide(state, command) -> events | Rejection`,
+  `evolve(state, event, meta) -> state`.
+- `View`: a read model keyed by `key(event, meta)`, folded by a pure
+  `apply(record, event, meta) -> record | None`; inline (written before the
+  notice) or async (folded from the event stream later).
+- `Policy`: `react(event, meta) -> [Issue]`: the commands an event leads to.
+- Reads: `ListRead`, `GetRead`, `SummaryRead`; and a web page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+
+from contracts.notices import FieldError, Problem
+
+# Who may send a command over HTTP. "anyone": any browser session.
+Access = Literal["anyone"]
+Struct = msgspec.Struct
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """A business rule refused the command: its notice is `failed` with this problem."""
+
+    status: int
+    title: str
+    detail: str
+    slug: str | None = None
+    errors: list[FieldError] | None = None
+
+    def problem(self) -> Problem:
+        return Problem(
+            type=f"/problems/{self.slug or self.title.lower().replace(' ', '-')}",
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            errors=self.errors,
+        )
+
+
+class EventMeta(msgspec.Struct, frozen=True):
+    """Where and when an event was recorded, and what caused it."""
+
+    aggregate: str
+    aggregate_id: str
+    seq: int  # its sequence in the EVENTS stream: its position
+    at: datetime  # when it was decided (UTC)
+    type: str
+    command_id: str  # the command that decided it (causation)
+    correlation_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event schema. `upcasters[v]` turns version v's fields into version v+1's."""
+
+    type: type[Struct]
+    version: int = 1
+    upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+    @property
+    def name(self) -> str:
+        return self.type.__name__
+
+
+@dataclass(frozen=True)
+class Unique:
+    """A value that only one aggregate may hold (a name, an email).
+
+    The machinery reserves the normalised value (NFKC, case-folded) for the
+    aggregate before it decides; a value held by another aggregate is
+    `rejection(command)`.
+    """
+
+    scope: str
+    value: Callable[[Any], str]
+    rejection: Callable[[Any], Rejection]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    type: type[Struct]
+    aggregate: str
+    collection: str | None = None  # None: sent by policies only
+    action: str | None = None  # None with a collection: it makes a new aggregate
+    access: Access = "anyone"
+    unique: Unique | None = None
+    resource: str | None = None  # the view whose record of the aggregate is the resource
+    summary: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.type.__name__
+
+    @property
+    def creates(self) -> bool:
+        return self.collection is not None and self.action is None
+
+    @property
+    def path(self) -> str | None:
+        if self.collection is None:
+            return None
+        if self.action is None:
+            return f"/api/{self.collection}"
+        return f"/api/{self.collection}/{{id}}/{self.action}"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    name: str  # the subject token: events go to ev.<name>.<id>
+    initial: Any
+    decide: Callable[[Any, Any], Sequence[Struct] | Rejection]
+    evolve: Callable[[Any, Any, EventMeta], Any]
+
+
+class Link(NamedTuple):
+    href: str
+    label: str
+
+
+def by_aggregate(event: Any, meta: EventMeta) -> str:
+    return meta.aggregate_id
+
+
+@dataclass(frozen=True)
+class View:
+    """A read model. Each record carries the position of the last event applied to it.
+
+    An inline view is written before the command's notice, so a client that
+    hears `succeeded` reads it; each of its keys must belong to one aggregate.
+    An async view is folded from EVENTS in order by a runner of its own; a
+    read with `?min_position=N` waits until it has got that far.
+    """
+
+    name: str
+    state: type[Struct]
+    events: tuple[type[Struct], ...]
+    apply: Callable[[Any, Any, EventMeta], Any]
+    key: Callable[[Any, EventMeta], str] = by_aggregate
+    inline: bool = False
+    followable: bool = False
+    page: Callable[[Any], Link] | None = None  # where a browser shows a record
+
+
+class Issue(NamedTuple):
+    """A command a policy sends: to `aggregate_id` (a new one for a creating command)."""
+
+    command: Struct
+    aggregate_id: str
+    key: str = ""  # tells apart several commands from one event
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    events: tuple[type[Struct], ...]
+    react: Callable[[Any, EventMeta], Sequence[Issue]]
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """GET /api/<collection>: records newest first (keys in reverse order), by cursor."""
+
+    collection: str
+    view: str
+    summary: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"/api/{self.collection}"
+
+
+@dataclass(frozen=True)
+class GetRead:
+    """GET /api/<collection>/{id}, and /live when the view is followable."""
+
+    collection: str
+    view: str
+    summary: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"/api/{self.collection}/{{id}}"
+
+
+@dataclass(frozen=True)
+class SummaryRead:
+    """GET <path>: every record of a (small) view, rendered by a pure function."""
+
+    path: str
+    view: str
+    render: Callable[[list[Any]], Struct]
+    schema: type[Struct]
+    summary: str = ""
+
+
+Read = ListRead | GetRead | SummaryRead
+
+
+@dataclass(frozen=True)
+class WebPage:
+    """The domain's page: an ES module `module` (in `folder`) shown at `path`."""
+
+    title: str
+    path: str
+    folder: Path
+    module: str = "page.js"
+
+
+class Imported(NamedTuple):
+    """A record of the previous version, as the events that make it now."""
+
+    aggregate: str
+    aggregate_id: str
+    events: list[Struct]
+    at: datetime
+    reserve: tuple[tuple[str, str], ...] = ()  # (scope, value) of its unique values
+
+
+@dataclass(frozen=True)
+class LegacyBucket:
+    """A bucket the previous version (views built from commands, no EVENTS) wrote.
+
+    `task migrate` turns each record into events with `read(key, value)`; a
+    bucket without `read` held something the views now derive, and is dropped.
+    """
+
+    bucket: str
+    read: Callable[[str, bytes], Imported | None] | None = None
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    title: str
+    commands: tuple[CommandSpec, ...]
+    events: tuple[Event, ...]
+    aggregates: tuple[Aggregate, ...]
+    views: tuple[View, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    reads: tuple[Read, ...] = ()
+    page: WebPage | None = None
+    legacy: tuple[LegacyBucket, ...] = ()

@@ -1,0 +1,176 @@
+"""The domains as the machinery looks them up: by command, event, aggregate, view.
+
+Built once per process from the list in `domains.DOMAINS` (or a test's own
+list), and checked as it is built: a name used twice, a view or policy on an
+unknown event, a resource view that is not inline, all fail at start-up with
+one line rather than on the first command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from contracts.domain import (
+    Aggregate,
+    CommandSpec,
+    Domain,
+    Event,
+    GetRead,
+    ListRead,
+    Policy,
+    SummaryRead,
+    View,
+)
+
+NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+TYPE_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+
+
+class RegistryError(ValueError):
+    """The domains do not fit together (a duplicate name, an unknown event...)."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """An event schema with what the machinery needs to read it back."""
+
+    spec: Event
+    decoder: msgspec.json.Decoder[Any]
+
+    def decode(self, data: bytes, version: int) -> Any:
+        """Decode a stored event, upcasting it from an older schema version."""
+        if version == self.spec.version:
+            return self.decoder.decode(data)
+        raw = msgspec.json.decode(data)
+        for v in range(version, self.spec.version):
+            raw = self.spec.upcasters[v](raw)
+        return msgspec.convert(raw, self.spec.type)
+
+
+class Registry:
+    def __init__(self, domains: Iterable[Domain]) -> None:
+        self.domains = tuple(domains)
+        self.commands: dict[str, CommandSpec] = {}
+        self.command_domain: dict[str, Domain] = {}
+        self.events: dict[str, EventType] = {}
+        self.aggregates: dict[str, Aggregate] = {}
+        self.views: dict[str, View] = {}
+        self.policies: dict[str, Policy] = {}
+        for domain in self.domains:
+            self._add(domain)
+        self._check()
+
+    def _add(self, domain: Domain) -> None:
+        if not NAME.match(domain.name):
+            raise RegistryError(f"domain name {domain.name!r} must match {NAME.pattern}")
+        for spec in domain.commands:
+            _unique(self.commands, spec.name, spec, "command")
+            self.command_domain[spec.name] = domain
+        for event in domain.events:
+            if not TYPE_NAME.match(event.name):
+                raise RegistryError(f"event name {event.name!r} must match {TYPE_NAME.pattern}")
+            missing = set(range(1, event.version)) - set(event.upcasters)
+            if missing:
+                raise RegistryError(f"event {event.name} has no upcaster from version(s) {missing}")
+            _unique(
+                self.events, event.name, EventType(event, msgspec.json.Decoder(event.type)), "event"
+            )
+        for aggregate in domain.aggregates:
+            if not NAME.match(aggregate.name):
+                raise RegistryError(f"aggregate name {aggregate.name!r} must match {NAME.pattern}")
+            _unique(self.aggregates, aggregate.name, aggregate, "aggregate")
+        for view in domain.views:
+            if not NAME.match(view.name):
+                raise RegistryError(f"view name {view.name!r} must match {NAME.pattern}")
+            _unique(self.views, view.name, view, "view")
+        for policy in domain.policies:
+            _unique(self.policies, policy.name, policy, "policy")
+
+    def _check(self) -> None:
+        for spec in self.commands.values():
+            if not TYPE_NAME.match(spec.name):
+                raise RegistryError(f"command name {spec.name!r} must match {TYPE_NAME.pattern}")
+            if spec.aggregate not in self.aggregates:
+                raise RegistryError(f"command {spec.name}: unknown aggregate {spec.aggregate!r}")
+            if spec.resource is not None:
+                view = self.views.get(spec.resource)
+                if view is None or not view.inline:
+                    raise RegistryError(
+                        f"command {spec.name}: resource {spec.resource!r} must be an inline view"
+                    )
+        for name, view in self.views.items():
+            for event in view.events:
+                if event.__name__ not in self.events:
+                    raise RegistryError(f"view {name}: unknown event {event.__name__}")
+        for name, policy in self.policies.items():
+            for event in policy.events:
+                if event.__name__ not in self.events:
+                    raise RegistryError(f"policy {name}: unknown event {event.__name__}")
+        for read in self.reads():
+            if read.view not in self.views:
+                raise RegistryError(f"read {read.path}: unknown view {read.view!r}")
+        paths = [p for p in (s.path for s in self.commands.values()) if p is not None]
+        if len(paths) != len(set(paths)):
+            raise RegistryError("two commands share one route")
+
+    # ---- look-ups ---------------------------------------------------------------------
+
+    def command(self, name: str) -> CommandSpec | None:
+        return self.commands.get(name)
+
+    def event(self, name: str) -> EventType | None:
+        return self.events.get(name)
+
+    def reads(self) -> list[ListRead | GetRead | SummaryRead]:
+        return [read for domain in self.domains for read in domain.reads]
+
+    def get_read(self, view: str) -> GetRead | None:
+        """The read that serves one record of `view` by id, if any."""
+        return next((r for r in self.reads() if isinstance(r, GetRead) and r.view == view), None)
+
+    def resource_url(self, view: str, key: str) -> str | None:
+        read = self.get_read(view)
+        return None if read is None else f"/api/{read.collection}/{key}"
+
+    def legacy_buckets(self) -> list[str]:
+        """The previous version's buckets, as the domains declare them."""
+        return [legacy.bucket for domain in self.domains for legacy in domain.legacy]
+
+    def inline_views(self, event_names: Iterable[str]) -> list[View]:
+        """The inline views that consume any of these event types."""
+        wanted = set(event_names)
+        return [
+            v for v in self.views.values() if v.inline and wanted & {e.__name__ for e in v.events}
+        ]
+
+    def async_views(self) -> list[View]:
+        return [v for v in self.views.values() if not v.inline]
+
+    def event_filter(self, event_types: Iterable[type[msgspec.Struct]]) -> list[str]:
+        """The EVENTS subjects that carry these event types: one wildcard per aggregate.
+
+        Which aggregate records which event is learnt from the command
+        specs' aggregates and their domains' events: an event belongs to the
+        aggregates of its domain.
+        """
+        names = {e.__name__ for e in event_types}
+        aggregates = sorted(
+            {
+                aggregate.name
+                for domain in self.domains
+                if names & {e.name for e in domain.events}
+                for aggregate in domain.aggregates
+            }
+        )
+        return [f"ev.{name}.>" for name in aggregates]
+
+
+def _unique(index: dict[str, Any], name: str, value: Any, what: str) -> None:
+    if name in index:
+        raise RegistryError(f"{what} {name!r} is declared twice")
+    index[name] = value

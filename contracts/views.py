@@ -1,0 +1,176 @@
+"""View records, and which version of the view buckets is in use, followed live.
+
+A record is `{"position": N, "state": {...}}`: the state and the EVENTS
+sequence of the last event applied to it, in one KV value, so a record and its
+checkpoint are written together or not at all. `state` null is a record that
+was removed (its checkpoint stays).
+
+`task rebuild` folds EVENTS again into new buckets (version N+1) and then
+moves the pointer (KV `view_versions`, key `active`). Every API and reactor
+process follows it: a subscription to the key's subject, made before the
+first read of it (subscribe, then check), swaps the bucket handles as soon as
+the pointer moves, and a reconnect to NATS reads the pointer again (a move
+made while disconnected went by unseen). Version 1 is in use until a rebuild
+has happened; versions only go up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from contracts.lookups import bucket_keys
+from contracts.topology import VIEW_PROGRESS, VIEW_VERSIONS_BUCKET, view_bucket
+
+log = logging.getLogger(__name__)
+
+POINTER_KEY: Final = "active"
+
+
+class Record(msgspec.Struct, frozen=True):
+    """A view record as stored; `state` stays raw JSON until someone needs it."""
+
+    position: int
+    state: msgspec.Raw
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """How far an async view (or a policy) has read EVENTS: every event up to `position`."""
+
+    position: int
+
+
+class Pointer(msgspec.Struct, frozen=True):
+    version: int
+
+
+record_decoder: Final = msgspec.json.Decoder(Record)
+progress_decoder: Final = msgspec.json.Decoder(Progress)
+_pointer_decoder: Final = msgspec.json.Decoder(Pointer)
+NULL: Final = b"null"
+
+
+def is_removed(record: Record) -> bool:
+    return bytes(record.state) == NULL
+
+
+class ViewBuckets:
+    """One version's view buckets, opened on first use."""
+
+    def __init__(self, js: JetStreamContext, version: int) -> None:
+        self.js = js
+        self.version = version
+        self._open: dict[str, KeyValue] = {}
+
+    async def bucket(self, view: str) -> KeyValue:
+        kv = self._open.get(view)
+        if kv is None:
+            kv = self._open[view] = await self.js.key_value(view_bucket(view, self.version))
+        return kv
+
+    async def keys(self, view: str) -> list[str]:
+        return await bucket_keys(self.js, view_bucket(view, self.version))
+
+    async def record(self, view: str, key: str) -> Record | None:
+        try:
+            entry = await (await self.bucket(view)).get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return record_decoder.decode(entry.value or b"")
+
+    async def records(self, view: str, keys: Iterable[str]) -> dict[str, Record]:
+        """The records of `keys` that exist (one get each, concurrently)."""
+        wanted = list(keys)
+        found = await asyncio.gather(*(self.record(view, k) for k in wanted))
+        return {k: r for k, r in zip(wanted, found, strict=True) if r is not None}
+
+    async def progress(self, view: str) -> int:
+        """How far the async view `view` has folded EVENTS (0: not started)."""
+        try:
+            entry = await (await self.bucket(VIEW_PROGRESS)).get(view)
+        except (KeyNotFoundError, KeyDeletedError):
+            return 0
+        return progress_decoder.decode(entry.value or b"").position
+
+
+async def read_pointer(js: JetStreamContext) -> int:
+    kv = await js.key_value(VIEW_VERSIONS_BUCKET)
+    try:
+        entry = await kv.get(POINTER_KEY)
+    except (KeyNotFoundError, KeyDeletedError):
+        return 1
+    return _pointer_decoder.decode(entry.value or b"").version
+
+
+async def write_pointer(js: JetStreamContext, version: int) -> None:
+    kv = await js.key_value(VIEW_VERSIONS_BUCKET)
+    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version)))
+
+
+class ActiveViews:
+    """The view buckets in use now; `current` is always one whole version."""
+
+    def __init__(self) -> None:
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._sub: Subscription | None = None
+        self._current: ViewBuckets | None = None
+        self._switching = asyncio.Lock()
+        self.changed = asyncio.Event()  # set (and replaced) at each switch
+
+    @property
+    def current(self) -> ViewBuckets:
+        assert self._current is not None, "start() first"
+        return self._current
+
+    async def start(self, nc: Client) -> None:
+        self._nc, self._js = nc, nc.jetstream()
+        subject = f"$KV.{VIEW_VERSIONS_BUCKET}.{POINTER_KEY}"
+        self._sub = await nc.subscribe(subject, cb=self._on_pointer)
+        await nc.flush()
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the pointer again: after a reconnect, a move may have gone by unseen."""
+        if self._js is not None:
+            await self._switch(await read_pointer(self._js))
+
+    async def stop(self) -> None:
+        """Stop following the pointer (from when the server has the unsubscribe)."""
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+            if self._nc is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    await self._nc.flush()
+
+    async def _on_pointer(self, msg: Msg) -> None:
+        try:
+            version = _pointer_decoder.decode(msg.data).version
+        except msgspec.DecodeError:
+            log.error("ignoring a malformed view version pointer: %r", msg.data[:100])
+            return
+        await self._switch(version)
+
+    async def _switch(self, version: int) -> None:
+        """Move to `version`; versions only go up, so a late, older read cannot win."""
+        async with self._switching:
+            if self._current is not None and version <= self._current.version:
+                return
+            assert self._js is not None
+            self._current = ViewBuckets(self._js, version)
+            changed, self.changed = self.changed, asyncio.Event()
+            changed.set()
+        log.info("views version %d in use", version)

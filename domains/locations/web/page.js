@@ -1,0 +1,164 @@
+// The locations page: the create form and the list at /locations, one location at
+// /locations/{id}. Submitting goes through the shell's `view.submit` (the shared
+// command module), so waiting, the "shortly" fallback and the late "ready" are
+// not this page's concern.
+
+const FIELDS = ["name", "category", "description"];
+const CATEGORIES = ["Town", "City", "County/Region", "Country", "Continent"];
+
+const FORM = `
+  <section id="home-view" aria-labelledby="create-title">
+    <form id="create-form" novalidate>
+      <h1 id="create-title">New location</h1>
+      <div class="field">
+        <label for="name">Name</label>
+        <input id="name" name="name" maxlength="100" required autocomplete="off">
+        <p class="error" id="name-error" hidden></p>
+      </div>
+      <div class="field">
+        <label for="category">Category</label>
+        <select id="category" name="category" required>
+          ${CATEGORIES.map((c) => `<option${c === "City" ? " selected" : ""}>${c}</option>`).join("")}
+        </select>
+        <p class="error" id="category-error" hidden></p>
+      </div>
+      <div class="field">
+        <label for="description">Description <span class="hint">(optional)</span></label>
+        <textarea id="description" name="description" maxlength="1000" rows="3"></textarea>
+        <p class="error" id="description-error" hidden></p>
+      </div>
+      <p class="error" id="form-error" role="alert" hidden></p>
+      <button type="submit" id="submit">Create location</button>
+    </form>
+    <section aria-labelledby="list-title">
+      <h2 id="list-title">All locations <span class="hint">newest first</span></h2>
+      <ul id="locations" class="items"></ul>
+      <p id="empty" class="hint" hidden>No locations yet.</p>
+      <button type="button" id="more" class="secondary" hidden>Show more</button>
+    </section>
+  </section>`;
+
+export async function render(view, path) {
+  const id = path.match(/^\/([0-9a-f]{24})$/)?.[1];
+  if (id) return showOne(view, id);
+  view.root.innerHTML = FORM;
+  view.title("");
+  const $ = (x) => view.root.querySelector(`#${CSS.escape(x)}`);
+  $("create-form").addEventListener("submit", (e) => create(e, view, $));
+  $("more").addEventListener("click", () => loadList(view, $, $("more").dataset.cursor));
+  view.onNotice(() => loadList(view, $)); // created in another tab of this session, maybe
+  await loadList(view, $);
+}
+
+// ---- creating -----------------------------------------------------------------------------
+async function create(event, view, $) {
+  event.preventDefault();
+  clearErrors($);
+  view.clearNotice();
+  const body = Object.fromEntries(FIELDS.map((f) => [f, $(f).value]));
+  const name = body.name.trim();
+  busy($, true);
+  try {
+    const outcome = await view.submit("/api/locations", body, { label: `“${name}”` });
+    if (outcome.kind === "succeeded") {
+      $("create-form").reset();
+      await view.navigate(`/locations/${outcome.resource.id}`);
+    } else if (outcome.kind === "later") {
+      $("create-form").reset();
+      view.notify("warn", `“${name}” will be available shortly. You will be told here when it is ready.`);
+    } else {
+      showProblem($, outcome.problem);
+    }
+  } finally {
+    if ($("submit")) busy($, false);
+  }
+}
+
+function busy($, on) {
+  const b = $("submit");
+  b.disabled = on;
+  b.setAttribute("aria-busy", String(on));
+  b.textContent = on ? "Creating…" : "Create location";
+}
+
+function clearErrors($) {
+  for (const f of [...FIELDS, "form"]) {
+    $(`${f}-error`).hidden = true;
+    if (f !== "form") $(f).removeAttribute("aria-invalid");
+  }
+}
+
+function showProblem($, problem) {
+  let placed = false;
+  for (const err of problem.errors || []) {
+    const field = (err.loc || "").replace(/^\$\./, "");
+    if (FIELDS.includes(field)) {
+      const p = $(`${field}-error`);
+      p.textContent = `${field[0].toUpperCase()}${field.slice(1)} ${err.msg}.`;
+      p.hidden = false;
+      $(field).setAttribute("aria-invalid", "true");
+      $(field).setAttribute("aria-describedby", `${field}-error`);
+      if (!placed) $(field).focus();
+      placed = true;
+    }
+  }
+  if (!placed) {
+    const target = problem.status === 409 ? $("name-error") : $("form-error");
+    target.textContent = problem.detail || problem.title || "Something went wrong.";
+    target.hidden = false;
+    if (problem.status === 409) { $("name").setAttribute("aria-invalid", "true"); $("name").focus(); }
+  }
+}
+
+// ---- the list -------------------------------------------------------------------------------
+function item(view, loc) {
+  const li = document.createElement("li");
+  const cat = document.createElement("span");
+  cat.className = "cat";
+  cat.textContent = loc.category;
+  li.append(view.link(`/locations/${loc.id}`, loc.name), cat);
+  return li;
+}
+
+async function loadList(view, $, cursor) {
+  const query = new URLSearchParams({ limit: "50" });
+  if (cursor) query.set("cursor", cursor);
+  const res = await fetch(`/api/locations?${query}`);
+  if (!$("locations")) return; // navigated away meanwhile
+  const json = await res.json();
+  const items = (json.items || []).map((loc) => item(view, loc));
+  if (cursor) $("locations").append(...items);
+  else $("locations").replaceChildren(...items);
+  $("empty").hidden = $("locations").children.length > 0;
+  $("more").hidden = !json.next_cursor;
+  $("more").dataset.cursor = json.next_cursor || "";
+}
+
+// ---- one location ---------------------------------------------------------------------------
+async function showOne(view, id) {
+  const back = document.createElement("p");
+  back.append(view.link("/locations", "← All locations"));
+  const article = document.createElement("article");
+  article.id = "location";
+  const section = document.createElement("section");
+  section.id = "location-view";
+  section.append(back, article);
+  view.root.replaceChildren(section);
+  const res = await fetch(`/api/locations/${id}`);
+  if (!res.ok) {
+    article.replaceChildren(Object.assign(document.createElement("p"), { textContent: "This location does not exist (yet)." }));
+    return;
+  }
+  const loc = await res.json();
+  const h1 = document.createElement("h1");
+  h1.textContent = loc.name;
+  h1.tabIndex = -1;
+  const meta = document.createElement("p");
+  meta.className = "hint";
+  meta.textContent = `${loc.category} · created ${new Date(loc.created_at).toLocaleString()}`;
+  const desc = document.createElement("p");
+  desc.textContent = loc.description || "No description.";
+  article.replaceChildren(h1, meta, desc);
+  view.title(loc.name);
+  h1.focus();
+}

@@ -1,0 +1,145 @@
+"""The event store on the EVENTS stream: load an aggregate, append a decision.
+
+- An aggregate's events live on one subject, `ev.<aggregate>.<id>`. Loading
+  reads that subject alone with batched direct gets (ADR-31: up to 256 events
+  a request, `next_by_subj`), never the whole stream.
+- Appending is optimistic: `Nats-Expected-Last-Subject-Sequence` = the
+  sequence of the last event the decision was made on (0 for a new
+  aggregate). A decision of one event is one publish; of several, one atomic
+  batch (`reactor.batch`): all stored or none.
+- Each event's `Nats-Msg-Id` is `<command id>:<n>`, so a redelivered command's
+  append is dropped by the server within the duplicate window; after it, the
+  expected-sequence check refuses it. Either way the caller sees `Conflict`,
+  reloads, and finds the command among the aggregate's causations: handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final, NamedTuple
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.errors import BadRequestError
+
+from contracts.commands import Command, encoder
+from contracts.events import StoredEvent, event_headers, read_event
+from contracts.registry import Registry
+from contracts.topology import EVENTS_STREAM, event_subject
+from reactor.batch import BatchRejected, Message, publish_atomic
+
+EXPECTED_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
+DIRECT_BATCH: Final = 256
+# Wrong last sequence (one publish; a batch), and a batch holding a message id
+# already stored: all mean "the aggregate moved on, or this was appended".
+CONFLICT_CODES: Final = frozenset({10071, 10164, 10201})
+
+
+class Conflict(Exception):
+    """The aggregate changed since it was loaded (or this decision is stored already)."""
+
+
+class Appended(NamedTuple):
+    first_seq: int
+    last_seq: int
+
+
+class _DirectRequest(msgspec.Struct, omit_defaults=True):
+    seq: int
+    next_by_subj: str
+    batch: int
+
+
+class EventStore:
+    def __init__(self, nc: Client, registry: Registry, timeout: float = 5.0) -> None:
+        self._nc = nc
+        self._registry = registry
+        self._timeout = timeout
+        self._direct_subject = f"$JS.API.DIRECT.GET.{EVENTS_STREAM}"
+
+    async def load(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        """Every event of one aggregate, in order (batched direct gets on its subject)."""
+        subject = event_subject(aggregate, aggregate_id)
+        events: list[StoredEvent] = []
+        seq = 1
+        while True:
+            got, more = await self._direct_batch(subject, seq)
+            events.extend(got)
+            if not more or not got:
+                return events
+            seq = got[-1].meta.seq + 1
+
+    async def _direct_batch(self, subject: str, seq: int) -> tuple[list[StoredEvent], bool]:
+        """Up to DIRECT_BATCH events on `subject` from `seq`; and whether more are left."""
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox)
+        try:
+            request = encoder.encode(_DirectRequest(seq, subject, DIRECT_BATCH))
+            await self._nc.publish(self._direct_subject, request, reply=inbox)
+            events: list[StoredEvent] = []
+            pending = 0
+            while True:
+                msg = await sub.next_msg(timeout=self._timeout)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status == "404":
+                    return events, False  # nothing (more) on the subject
+                if status is not None:  # 204: end of this batch
+                    return events, pending > 0
+                pending = int(headers.get("Nats-Num-Pending", "0"))
+                subject, stored_seq = headers["Nats-Subject"], int(headers["Nats-Sequence"])
+                events.append(read_event(self._registry, subject, stored_seq, headers, msg.data))
+        finally:
+            await sub.unsubscribe()
+
+    async def append(
+        self,
+        command: Command,
+        aggregate: str,
+        events: Sequence[msgspec.Struct],
+        *,
+        expected: int,
+        at: datetime,
+    ) -> Appended:
+        """Store the events of one decision, all or none, if the aggregate is at `expected`."""
+        subject = event_subject(aggregate, command.aggregate_id)
+        messages = [
+            Message(subject, encoder.encode(e), self._headers(command, e, at, n))
+            for n, e in enumerate(events, start=1)
+        ]
+        guard = {EXPECTED_SUBJECT_SEQ: str(expected)}
+        if len(messages) == 1:
+            try:
+                ack = await self._nc.jetstream().publish(
+                    subject,
+                    messages[0].data,
+                    timeout=self._timeout,
+                    stream=EVENTS_STREAM,
+                    headers={**messages[0].headers, **guard},
+                )
+            except BadRequestError as exc:
+                if exc.err_code in CONFLICT_CODES:
+                    raise Conflict(str(exc)) from None
+                raise
+            if ack.duplicate:
+                raise Conflict("appended already (duplicate message id)")
+            return Appended(ack.seq, ack.seq)
+        try:
+            batch = await publish_atomic(
+                self._nc, messages, first_headers=guard, timeout=self._timeout
+            )
+        except BatchRejected as exc:
+            if exc.err_code in CONFLICT_CODES:
+                raise Conflict(str(exc)) from None
+            raise
+        return Appended(batch.seq - batch.size + 1, batch.seq)
+
+    def _headers(
+        self, command: Command, event: msgspec.Struct, at: datetime, n: int
+    ) -> dict[str, str]:
+        name = type(event).__name__
+        event_type = self._registry.event(name)
+        if event_type is None:
+            raise TypeError(f"{name} is not a registered event")
+        return event_headers(command, name, event_type.spec.version, at, n)

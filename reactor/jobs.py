@@ -1,0 +1,232 @@
+"""Jobs that fold EVENTS in order: async views and policies, one runner each per reactor.
+
+Every reactor process runs a runner for every job; a lease (`reactor.leases`)
+lets one of them do the work and the others stand by to take over. The job
+reads EVENTS after its stored position (`reactor.reader`), handles each
+batch, and stores its new position:
+
+- an async view applies the batch to its records, each record checkpointed
+  in the same write as its state (`reactor.views`), then moves its progress
+  (`view_progress`, read by `?min_position=`); a rebuild moving the view
+  version restarts it on the new buckets, from their progress;
+- a policy sends, for each event it reacts to, commands whose ids derive
+  from the policy, the event and the issue's key: sent again after a crash,
+  the server drops them by `Nats-Msg-Id` within its window and the reactor
+  finds them handled after it. Their notices go to the event's session,
+  `caused_by` the command that decided the event.
+
+When idle, a job still moves its position to the end of the stream (events
+it does not read included), so a read waiting for position N is not left
+waiting because N was another aggregate's event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final, Protocol
+
+import msgspec
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from contracts.commands import Command, derived_command_id, encoder
+from contracts.domain import EventMeta, Issue, Policy, View
+from contracts.events import StoredEvent
+from contracts.registry import Registry
+from contracts.topology import command_subject
+from contracts.views import ActiveViews, ViewBuckets, progress_decoder
+from reactor.leases import RENEW_EVERY, RETRY_EVERY, Lease
+from reactor.reader import EventReader
+from reactor.views import ViewWriter, save_position
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT: Final = 1.0  # a fetch waits this long for events before the job checks the end
+SETTLE_WAIT: Final = 0.05  # ... and this long again after reading where the end is
+
+
+class Job(Protocol):
+    name: str  # its lease: view.<name> or policy.<name>
+    subjects: list[str]
+
+    async def start(self) -> int:
+        """Prepare to run; the position to read after."""
+
+    async def handle(self, events: list[StoredEvent]) -> None: ...
+
+    async def save(self, position: int) -> None: ...
+
+    def restart(self) -> asyncio.Event | None:
+        """An event that, once set, means: stop and start again (new buckets)."""
+
+
+class ViewJob:
+    def __init__(
+        self, view: View, registry: Registry, active: ActiveViews, writer: ViewWriter
+    ) -> None:
+        self.view = view
+        self.name = f"view.{view.name}"
+        self.subjects = registry.event_filter(view.events)
+        self._active = active
+        self._writer = writer
+        self._buckets: ViewBuckets | None = None
+        self._changed: asyncio.Event | None = None
+
+    async def start(self) -> int:
+        self._changed = self._active.changed
+        self._buckets = self._active.current
+        return await self._buckets.progress(self.view.name)
+
+    async def handle(self, events: list[StoredEvent]) -> None:
+        assert self._buckets is not None
+        await self._writer.apply(self._buckets, self.view, events)
+
+    async def save(self, position: int) -> None:
+        assert self._buckets is not None
+        await self._writer.save_progress(self._buckets, self.view.name, position)
+
+    def restart(self) -> asyncio.Event | None:
+        return self._changed
+
+
+def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: EventMeta) -> Command:
+    """The command a policy sends for an event: the same however often it is made."""
+    name = type(issue.command).__name__
+    if registry.command(name) is None:
+        raise TypeError(f"policy {policy.name} issued {name}, which is not a registered command")
+    return Command(
+        command_id=derived_command_id("policy", policy.name, str(meta.seq), issue.key),
+        type=name,
+        aggregate_id=issue.aggregate_id,
+        submitted_at=meta.at,
+        session_id=meta.session_id,
+        correlation_id=meta.correlation_id,
+        payload=msgspec.Raw(encoder.encode(issue.command)),
+        caused_by=meta.command_id,
+    )
+
+
+class PolicyJob:
+    def __init__(
+        self, policy: Policy, registry: Registry, js: JetStreamContext, progress: KeyValue
+    ) -> None:
+        self.policy = policy
+        self.name = f"policy.{policy.name}"
+        self.subjects = registry.event_filter(policy.events)
+        self._registry = registry
+        self._js = js
+        self._progress = progress
+
+    async def start(self) -> int:
+        try:
+            entry = await self._progress.get(self.name)
+        except (KeyNotFoundError, KeyDeletedError):
+            return 0
+        return progress_decoder.decode(entry.value or b"").position
+
+    async def handle(self, events: list[StoredEvent]) -> None:
+        for stored in events:
+            if not isinstance(stored.event, self.policy.events):
+                continue
+            for issue in self.policy.react(stored.event, stored.meta):
+                command = issued_command(self.policy, self._registry, issue, stored.meta)
+                await self._js.publish(
+                    command_subject(command.type, command.command_id),
+                    encoder.encode(command),
+                    headers={"Nats-Msg-Id": command.command_id},
+                )
+
+    async def save(self, position: int) -> None:
+        await save_position(self._progress, self.name, position)
+
+    def restart(self) -> asyncio.Event | None:
+        return None
+
+
+class Runner:
+    """Runs one job while holding its lease; stands by otherwise."""
+
+    def __init__(
+        self,
+        job: Job,
+        js: JetStreamContext,
+        registry: Registry,
+        leases: KeyValue,
+        *,
+        holder: str | None = None,
+    ) -> None:
+        self.job = job
+        self._js = js
+        self._registry = registry
+        self.lease = Lease(leases, job.name, holder)
+        self.active = False  # holding the lease and reading
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                if await self.lease.acquire():
+                    log.info("%s: running here", self.job.name)
+                    await self._run_held(stop)
+                    failures = 0
+                else:
+                    await _wait(stop, RETRY_EVERY)
+            except (nats.errors.Error, TimeoutError) as exc:
+                failures += 1
+                log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
+                await _wait(stop, min(2.0**failures, 30.0))
+            except Exception:
+                # A bug in the domain's code or a broken record: the job stops
+                # moving (its position stays), and says so; nothing is skipped.
+                failures += 1
+                log.exception(
+                    "%s failed; trying again in %.0fs", self.job.name, min(2.0**failures, 30.0)
+                )
+                await _wait(stop, min(2.0**failures, 30.0))
+            finally:
+                self.active = False
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await self.lease.release()
+
+    async def _run_held(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        position = await self.job.start()
+        restart = self.job.restart()
+        reader = EventReader(self._js, self._registry, self.job.subjects, position)
+        renew_at = loop.time() + RENEW_EVERY
+        self.active = True
+        try:
+            while not stop.is_set() and not (restart is not None and restart.is_set()):
+                if loop.time() >= renew_at:
+                    if not await self.lease.renew():
+                        log.warning("%s: lease lost; standing by", self.job.name)
+                        return
+                    renew_at = loop.time() + RENEW_EVERY
+                batch = await reader.next_batch(wait=IDLE_WAIT)
+                if batch.last_seq is None:
+                    # Nothing new: everything up to the stream's end now has been read
+                    # unless an event lands between these two steps, which the
+                    # second fetch then returns.
+                    end = await reader.last_seq()
+                    batch = await reader.next_batch(wait=SETTLE_WAIT)
+                    if batch.last_seq is None:
+                        if end > position:
+                            position = end
+                            await self.job.save(position)
+                        continue
+                if batch.events:
+                    await self.job.handle(batch.events)
+                assert batch.last_seq is not None
+                position = batch.last_seq
+                await self.job.save(position)
+        finally:
+            await reader.close()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

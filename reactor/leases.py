@@ -1,0 +1,64 @@
+"""Which reactor runs a job (an async view, a policy): a lease in KV that expires.
+
+The `leases` bucket keeps each key for LEASE_TTL seconds after its last
+write. A reactor takes a free job with `create` (fails while someone holds
+it) and renews it with compare-and-set every third of the TTL; one that stops
+renewing (killed, cut off) loses the job within the TTL, and a standby that
+tries once a second takes it over. Correctness does not rest on the lease:
+two holders at once (a paused process waking up) only repeat work, since
+every write the jobs make is checkpointed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Final
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from contracts.topology import LEASE_TTL
+
+RENEW_EVERY: Final = LEASE_TTL / 3
+RETRY_EVERY: Final = 1.0
+
+
+class Lease:
+    def __init__(self, kv: KeyValue, job: str, holder: str | None = None) -> None:
+        self._kv = kv
+        self.job = job
+        self.holder = holder or uuid.uuid4().hex
+        self._revision: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._revision is not None
+
+    async def acquire(self) -> bool:
+        """Take the job if nobody holds it."""
+        try:
+            self._revision = await self._kv.create(self.job, self.holder.encode())
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def renew(self) -> bool:
+        """Keep the job; False if it was lost (expired and taken, or deleted)."""
+        if self._revision is None:
+            return False
+        try:
+            self._revision = await self._kv.update(
+                self.job, self.holder.encode(), last=self._revision
+            )
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
+            self._revision = None
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the job up at once (a clean stop), so a standby need not wait for the TTL."""
+        if self._revision is not None:
+            revision, self._revision = self._revision, None
+            with contextlib.suppress(KeyWrongLastSequenceError):  # lost already
+                await self._kv.delete(self.job, last=revision)

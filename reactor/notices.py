@@ -1,0 +1,72 @@
+"""Notices: how an outcome is announced (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from contracts.commands import Command
+from contracts.domain import Link
+from contracts.notices import Action, Notice, Problem
+
+
+def succeeded(
+    command: Command,
+    completed_at: datetime,
+    *,
+    position: int,
+    resource: Any = None,
+    resource_url: str | None = None,
+    page: Link | None = None,
+    timings: dict[str, float] | None = None,
+) -> Notice:
+    return Notice(
+        command_id=command.command_id,
+        type=command.type,
+        status="succeeded",
+        submitted_at=command.submitted_at,
+        completed_at=completed_at,
+        resource=None if resource is None else msgspec.to_builtins(resource),
+        resource_url=resource_url,
+        actions=[] if page is None else [Action("navigate", page.href, page.label)],
+        position=position,
+        caused_by=command.caused_by,
+        timings=timings,
+    )
+
+
+def failed(
+    command: Command,
+    completed_at: datetime,
+    problem: Problem,
+    *,
+    position: int | None = None,
+    timings: dict[str, float] | None = None,
+) -> Notice:
+    return Notice(
+        command_id=command.command_id,
+        type=command.type,
+        status="failed",
+        submitted_at=command.submitted_at,
+        completed_at=completed_at,
+        error=problem,
+        position=position,
+        caused_by=command.caused_by,
+        timings=timings,
+    )
+
+
+def unprocessable(command: Command, reason: str, completed_at: datetime) -> Notice:
+    """The notice for a command that kept failing for reasons outside the domain."""
+    return failed(
+        command,
+        completed_at,
+        Problem(
+            type="/problems/not-processed",
+            title="Command could not be processed",
+            status=500,
+            detail=f"The command could not be processed: {reason}",
+        ),
+    )

@@ -1,0 +1,106 @@
+"""Reading EVENTS in stream order from a position: what async views, policies and rebuilds fold.
+
+An ephemeral pull consumer with no acks, starting after `position` and
+filtered to the subjects the reader needs. It is the reader's own, so it
+delivers each event once and in order; when it is lost (a reconnect, a
+server restart), it is made again from the last event read. Nothing about it
+needs to survive the process: whoever folds stores its own position.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, NamedTuple
+
+import nats.errors
+from nats.js import JetStreamContext, api
+
+from contracts.events import StoredEvent, UnreadableEvent, read_event
+from contracts.registry import Registry
+from contracts.topology import EVENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+BATCH: Final = 256
+INACTIVE: Final = 60.0  # the server drops a reader's consumer this long after it is gone
+
+
+class Batch(NamedTuple):
+    events: list[StoredEvent]
+    last_seq: int | None  # the last stream sequence read (events unreadable here included)
+    caught_up: bool  # nothing more was pending when the batch was read
+
+
+class EventReader:
+    def __init__(
+        self, js: JetStreamContext, registry: Registry, subjects: list[str], position: int
+    ) -> None:
+        self._js = js
+        self._registry = registry
+        self._subjects = subjects
+        self.position = position  # every event up to here has been read
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._consumer: str | None = None
+        self._unknown: set[str] = set()
+
+    async def next_batch(self, wait: float) -> Batch:
+        """Up to BATCH events after `position`, waiting up to `wait` seconds for the first."""
+        if self._sub is None:
+            self._sub = await self._open()
+        try:
+            msgs = await self._sub.fetch(BATCH, timeout=wait)
+        except TimeoutError:  # nats.errors.TimeoutError or a bare asyncio one (nats.py #986)
+            return Batch([], None, True)
+        except nats.errors.Error:
+            await self.close()  # the consumer is gone: make it again next time
+            raise
+        events: list[StoredEvent] = []
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= self.position:
+                continue  # already read (a consumer made again)
+            try:
+                events.append(read_event(self._registry, msg.subject, seq, msg.headers, msg.data))
+            except UnreadableEvent as exc:
+                self._skip(str(exc))
+            self.position = seq
+        pending = msgs[-1].metadata.num_pending if msgs else 0
+        return Batch(events, self.position if msgs else None, not pending)
+
+    async def _open(self) -> JetStreamContext.PullSubscription:
+        start = self.position + 1
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            filter_subjects=self._subjects,
+            inactive_threshold=INACTIVE,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        info = await self._js.add_consumer(EVENTS_STREAM, config)
+        self._consumer = info.name
+        return await self._js.pull_subscribe_bind(info.name, EVENTS_STREAM)
+
+    async def close(self) -> None:
+        """Drop the consumer (if the server is gone, it drops it itself after INACTIVE)."""
+        sub, self._sub = self._sub, None
+        consumer, self._consumer = self._consumer, None
+        try:
+            if sub is not None:
+                await sub.unsubscribe()
+            if consumer is not None:
+                await self._js.delete_consumer(EVENTS_STREAM, consumer)
+        except nats.errors.Error as exc:
+            log.debug("closing an event reader: %r", exc)
+
+    async def last_seq(self) -> int:
+        """The stream's last sequence now."""
+        return (await self._js.stream_info(EVENTS_STREAM)).state.last_seq
+
+    def _skip(self, why: str) -> None:
+        """An event this process cannot read: skipped, and said once per kind."""
+        kind = why.split(": ", 1)[-1]
+        if kind not in self._unknown:
+            self._unknown.add(kind)
+            log.error("skipping an event this reactor cannot read: %s", why)

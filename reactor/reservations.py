@@ -1,0 +1,73 @@
+"""Unique values across aggregates (a name, an email): a KV `create`, owned by an aggregate.
+
+The key is `<scope>.<sha256 of the normalised value>` (NFKC, case-folded, so
+"Leeds", "LEEDS" and its full-width form are one value); the value is the id
+of the aggregate holding it. `create` fails if the key exists, so of two
+commands racing for one value exactly one claims it; the other reads the
+owner and is refused. A redelivered command finds the claim its own and goes
+on. A claim made by a command that was then refused is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Final, NamedTuple
+
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+SCOPE: Final = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+MAX_ATTEMPTS: Final = 5
+
+
+def normalise(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).casefold().strip()
+
+
+def reservation_key(scope: str, value: str) -> str:
+    if not SCOPE.match(scope):
+        raise ValueError(f"reservation scope {scope!r} must match {SCOPE.pattern}")
+    return f"{scope}.{hashlib.sha256(normalise(value).encode()).hexdigest()}"
+
+
+class Claim(NamedTuple):
+    key: str
+    owner: str  # the aggregate holding the value
+    revision: int
+    new: bool  # claimed by this call (so a refusal should release it)
+
+
+class Reservations:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def claim(self, scope: str, value: str, owner: str) -> Claim:
+        """Reserve `value` for `owner`, or learn who holds it."""
+        key = reservation_key(scope, value)
+        for _ in range(MAX_ATTEMPTS):
+            # Claim first: a new value (the common case) costs one write, no read.
+            try:
+                revision = await self._kv.create(key, owner.encode())
+                return Claim(key, owner, revision, True)
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await self._kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):
+                continue  # released in between: claim again
+            assert entry.revision is not None
+            return Claim(key, (entry.value or b"").decode(), entry.revision, False)
+        raise RuntimeError(f"reservation {key} kept changing under us")
+
+    async def release(self, claim: Claim) -> None:
+        """Give back a value this command claimed (only if nobody changed it since)."""
+        await self._kv.delete(claim.key, last=claim.revision)
+
+    async def owner(self, scope: str, value: str) -> str | None:
+        try:
+            entry = await self._kv.get(reservation_key(scope, value))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return (entry.value or b"").decode() or None

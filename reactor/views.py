@@ -1,0 +1,149 @@
+"""Applying events to a view: each event to each record once, checkpointed in the same write.
+
+A record holds its state and the position (EVENTS sequence) of the last event
+applied to it. To apply events in stream order to a key: read the record,
+fold the events after its position into its state with the view's pure
+`apply`, and write state and new position together with compare-and-set on
+the KV revision; on a conflict, read again and redo. So a redelivered event,
+a rebuild racing a reactor, or two reactors writing one key apply nothing
+twice, and an event arriving after a later one of its key (a gap) is not
+dropped as long as the caller hands the events in order from the key's
+start: the reactor does, with every event of the aggregate.
+
+Several keys touched by one batch are written concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from contracts.commands import encoder
+from contracts.domain import View
+from contracts.events import StoredEvent
+from contracts.topology import VIEW_PROGRESS
+from contracts.views import NULL, Progress, Record, ViewBuckets, progress_decoder, record_decoder
+
+log = logging.getLogger(__name__)
+
+MAX_CAS_ATTEMPTS: Final = 100
+
+
+class BadKey(ValueError):
+    """A view's key function gave something KV cannot store."""
+
+
+def _valid_key(view: View, key: str) -> str:
+    if not key or any(not (c.isascii() and (c.isalnum() or c in "-/_=.")) for c in key):
+        raise BadKey(f"view {view.name}: key {key!r} is not a valid KV key")
+    if key.startswith(".") or key.endswith(".") or ".." in key:
+        raise BadKey(f"view {view.name}: key {key!r} is not a valid KV key")
+    return key
+
+
+class ViewWriter:
+    def __init__(self) -> None:
+        self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+    def decode_state(self, view: View, record: Record) -> Any:
+        raw = bytes(record.state)
+        if raw == NULL:
+            return None
+        decoder = self._decoders.get(view.state)
+        if decoder is None:
+            decoder = self._decoders[view.state] = msgspec.json.Decoder(view.state)
+        return decoder.decode(raw)
+
+    def keys_of(self, view: View, events: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
+        """The view's events grouped by the key they change, each group in stream order."""
+        wanted = view.events
+        by_key: defaultdict[str, list[StoredEvent]] = defaultdict(list)
+        for stored in events:
+            if isinstance(stored.event, wanted):
+                by_key[_valid_key(view, view.key(stored.event, stored.meta))].append(stored)
+        return by_key
+
+    async def apply(
+        self,
+        buckets: ViewBuckets,
+        view: View,
+        events: Sequence[StoredEvent],
+        *,
+        fresh: bool = False,
+    ) -> dict[str, Any]:
+        """Apply `events` (in stream order) to the view; the state of every key they touch.
+
+        `fresh`: the records are most likely new (a new aggregate's first
+        events), so try a create before reading.
+        """
+        groups = self.keys_of(view, events)
+        kv = await buckets.bucket(view.name)
+        states = await asyncio.gather(
+            *(self._apply_key(kv, view, key, group, fresh) for key, group in groups.items())
+        )
+        return dict(zip(groups, states, strict=True))
+
+    async def _apply_key(
+        self, kv: Any, view: View, key: str, events: list[StoredEvent], fresh: bool
+    ) -> Any:
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            if fresh and attempt == 0:
+                record: Record | None = None
+                revision: int | None = None
+            else:
+                try:
+                    entry = await kv.get(key)
+                    record, revision = record_decoder.decode(entry.value or b""), entry.revision
+                except (KeyNotFoundError, KeyDeletedError):
+                    record, revision = None, None
+            position = record.position if record is not None else 0
+            state = self.decode_state(view, record) if record is not None else None
+            todo = [e for e in events if e.meta.seq > position]
+            if not todo:
+                return state  # applied already
+            for stored in todo:
+                state = view.apply(state, stored.event, stored.meta)
+            value = encoder.encode(Record(todo[-1].meta.seq, msgspec.Raw(encoder.encode(state))))
+            try:
+                if revision is None:
+                    await kv.create(key, value)
+                else:
+                    await kv.update(key, value, last=revision)
+                return state
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise RuntimeError(f"view {view.name} key {key} kept changing under us")
+
+    async def save_progress(self, buckets: ViewBuckets, view: str, position: int) -> None:
+        """Record that `view` has folded EVENTS up to `position` (it only moves forward)."""
+        kv = await buckets.bucket(VIEW_PROGRESS)
+        await save_position(kv, view, position)
+
+
+async def save_position(kv: Any, key: str, position: int) -> None:
+    """Move the position at `key` forward to `position` (never back), with CAS."""
+    value = encoder.encode(Progress(position))
+    for _ in range(MAX_CAS_ATTEMPTS):
+        try:
+            entry = await kv.get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            try:
+                await kv.create(key, value)
+                return
+            except KeyWrongLastSequenceError:
+                continue
+        if progress_decoder.decode(entry.value or b"").position >= position:
+            return
+        try:
+            await kv.update(key, value, last=entry.revision)
+            return
+        except KeyWrongLastSequenceError:
+            continue
+    raise RuntimeError(f"progress {key} kept changing under us")

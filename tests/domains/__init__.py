@@ -1,0 +1,1 @@
+"""Throwaway domains the tests register next to the real ones (no generic code edited)."""

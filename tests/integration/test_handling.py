@@ -1,0 +1,153 @@
+"""One command start to outcome (`reactor.handling`), in-process against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import msgspec
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from contracts.domain import Rejection, Unique
+from contracts.registry import Registry
+from contracts.topology import RESERVATIONS_BUCKET, event_subject
+from contracts.views import ViewBuckets
+from reactor.eventstore import EventStore
+from reactor.handling import CommandHandler, Poison
+from reactor.reservations import Reservations
+from tests.conftest import REGISTRY
+from tests.domains import memos
+from tests.domains.memos import StampMemo, WriteMemo
+from tests.helpers import envelope, event_types, make_command, payload_of, unique_name, view_state
+
+
+@pytest.fixture
+async def handler(nc: Client, js: JetStreamContext) -> CommandHandler:
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    return CommandHandler(REGISTRY, EventStore(nc, REGISTRY), reservations, lambda: buckets)
+
+
+async def test_a_location_is_one_event_and_its_record(
+    handler: CommandHandler, js: JetStreamContext
+) -> None:
+    command = make_command()
+    notice = await handler.handle(command)
+    assert notice.status == "succeeded"
+    assert notice.resource is not None
+    assert notice.resource["name"] == payload_of(command).name
+    assert notice.resource_url == f"/api/locations/{command.aggregate_id}"
+    assert notice.actions[0].href == f"/locations/{command.aggregate_id}"
+    subject = event_subject("location", command.aggregate_id)
+    assert await event_types(js, subject) == [(subject, "LocationCreated")]
+    assert notice.position is not None
+    assert notice.position > 0
+    assert await view_state(js, "locations", command.aggregate_id) == notice.resource
+
+
+async def test_handling_a_command_twice_appends_nothing_more(
+    handler: CommandHandler, js: JetStreamContext
+) -> None:
+    command = make_command()
+    first = await handler.handle(command)
+    again = await handler.handle(command)  # a redelivery
+    assert again.status == "succeeded"
+    assert again.resource == first.resource
+    assert again.position == first.position
+    subject = event_subject("location", command.aggregate_id)
+    assert len(await event_types(js, subject)) == 1
+
+
+async def test_a_name_is_taken_case_insensitively(handler: CommandHandler) -> None:
+    name = unique_name()
+    assert (await handler.handle(make_command(name))).status == "succeeded"
+    refused = await handler.handle(make_command(f" {name.upper()}"))
+    assert refused.status == "failed"
+    assert refused.error is not None
+    assert refused.error.status == 409
+
+
+async def test_racing_commands_for_one_name_create_exactly_one(
+    handler: CommandHandler, js: JetStreamContext
+) -> None:
+    name = unique_name()
+    commands = [make_command(name) for _ in range(8)]
+    notices = await asyncio.gather(*(handler.handle(c) for c in commands))
+    assert [n.status for n in notices].count("succeeded") == 1
+    winner = next(c for c, n in zip(commands, notices, strict=True) if n.status == "succeeded")
+    for command in commands:
+        subject = event_subject("location", command.aggregate_id)
+        assert len(await event_types(js, subject)) == (1 if command is winner else 0)
+
+
+async def test_a_command_on_a_missing_aggregate_gets_the_domains_problem(
+    handler: CommandHandler,
+) -> None:
+    stamp = envelope(StampMemo("x"), aggregate_id="no-such-memo")
+    notice = await handler.handle(stamp)
+    assert notice.status == "failed"
+    assert notice.error is not None
+    assert (notice.error.status, notice.error.type) == (404, "/problems/no-memo")
+    assert notice.position == 0
+
+
+async def test_a_refused_command_releases_what_it_reserved(
+    nc: Client, js: JetStreamContext
+) -> None:
+    unique = Unique("memo-stamp", lambda c: c.stamp, lambda c: Rejection(409, "Taken", "taken"))
+    specs = tuple(
+        dataclasses.replace(s, unique=unique) if s.name == "StampMemo" else s
+        for s in memos.DOMAIN.commands
+    )
+    registry = Registry([dataclasses.replace(memos.DOMAIN, commands=specs)])
+    kv = await js.key_value(RESERVATIONS_BUCKET)
+    buckets = ViewBuckets(js, 1)
+    handler = CommandHandler(registry, EventStore(nc, registry), Reservations(kv), lambda: buckets)
+    stamp = unique_name("stamp")
+    refused = await handler.handle(envelope(StampMemo(stamp), aggregate_id="no-such-memo"))
+    assert refused.error is not None
+    assert refused.error.status == 404  # decide refused it, after the claim was made
+    assert await Reservations(kv).owner("memo-stamp", stamp) is None  # and given back
+
+
+async def test_conflicting_commands_on_one_aggregate_each_win_once(
+    handler: CommandHandler, js: JetStreamContext
+) -> None:
+    write = envelope(WriteMemo("memo"))
+    await handler.handle(write)
+    stamps = [
+        envelope(StampMemo(s), aggregate_id=write.aggregate_id) for s in ("a", "b", "a", "c", "b")
+    ]
+    notices = await asyncio.gather(*(handler.handle(c) for c in stamps))
+    assert sorted(n.status for n in notices) == [
+        "failed",
+        "failed",
+        "succeeded",
+        "succeeded",
+        "succeeded",
+    ]
+    record = await view_state(js, "memos", write.aggregate_id)
+    assert sorted(record["stamps"]) == ["a", "b", "c"]  # every appended event in the view, once
+    assert all(n.error is None or n.error.status == 409 for n in notices)
+
+
+async def test_a_decision_of_two_events_reaches_the_inline_view_whole(
+    handler: CommandHandler, js: JetStreamContext
+) -> None:
+    write = envelope(WriteMemo("filed", folder="work"))
+    notice = await handler.handle(write)
+    expected = {"id": write.aggregate_id, "text": "filed", "folder": "work", "stamps": []}
+    assert msgspec.json.decode(msgspec.json.encode(notice.resource)) == expected
+    assert await view_state(js, "memos", write.aggregate_id) == expected
+    subject = event_subject("memo", write.aggregate_id)
+    assert [t for _, t in await event_types(js, subject)] == ["MemoWritten", "MemoFiled"]
+
+
+async def test_unknown_types_and_bad_payloads_are_poison(handler: CommandHandler) -> None:
+    command = make_command()
+    with pytest.raises(Poison, match="unknown command type"):
+        handler.payload(msgspec.structs.replace(command, type="Nonsense"))
+    with pytest.raises(Poison):
+        handler.payload(msgspec.structs.replace(command, payload=msgspec.Raw(b'{"name": 5}')))

@@ -1,0 +1,121 @@
+"""Async views and policies: whole reactors in-process (the test domains registered too)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from contracts.commands import derived_command_id
+from contracts.connection import NatsSettings
+from contracts.lookups import find_command, find_notice, session_notices_after
+from contracts.topology import LEASES_BUCKET
+from contracts.views import ViewBuckets
+from reactor.main import parse_args, run
+from tests.conftest import REGISTRY
+from tests.domains.memos import WriteMemo
+from tests.helpers import envelope, eventually, publish_command, view_state
+from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer
+
+
+@asynccontextmanager
+async def reactor_in_process(server: NatsServer) -> AsyncIterator[asyncio.Event]:
+    """A whole reactor (commands, async views, policies) on this loop; set the event to stop."""
+    stop = asyncio.Event()
+    settings = NatsSettings(url=server.url, user=NATS_USER, password=NATS_PASSWORD)
+    task = asyncio.create_task(run(parse_args([]), settings, REGISTRY, stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_policy_sends_a_follow_on_command_whose_notice_reaches_the_session(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    write = envelope(WriteMemo("hello", folder="work"))
+    async with reactor_in_process(fresh_server):
+        await publish_command(fresh_js, write)
+        written = await eventually(lambda: find_notice(fresh_js, write.command_id))
+
+        async def stamped() -> list[str] | None:
+            state = await view_state(fresh_js, "memos", write.aggregate_id)
+            return state["stamps"] if state and state["stamps"] else None
+
+        assert await eventually(stamped) == ["seen"]
+        session = [s.notice async for s in session_notices_after(fresh_js, write.session_id, 0)]
+    assert written.notice.status == "succeeded"
+    follow_on = [n for n in session if n.command_id != write.command_id]
+    assert len(follow_on) == 1
+    assert follow_on[0].type == "StampMemo"
+    assert follow_on[0].status == "succeeded"
+    assert follow_on[0].caused_by == write.command_id
+    # Its id derives from the policy and the event: sending it again is the same command.
+    command = await find_command(fresh_js, follow_on[0].command_id)
+    assert command is not None
+    assert command.caused_by == write.command_id
+    assert command.session_id == write.session_id
+    assert command.command_id in {
+        derived_command_id("policy", "stamp_on_write", str(seq), "") for seq in range(1, 10)
+    }
+
+
+async def test_an_async_view_catches_up_and_says_how_far_it_has_got(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    writes = [envelope(WriteMemo(str(i), folder="later")) for i in range(20)]
+    for command in writes:
+        await publish_command(fresh_js, command)  # before any reactor runs
+    async with reactor_in_process(fresh_server):
+        last = 0
+        for command in writes:
+            stored = await eventually(partial(find_notice, fresh_js, command.command_id))
+            last = max(last, stored.notice.position or 0)
+        buckets = ViewBuckets(fresh_js, 1)
+
+        async def caught_up() -> bool | None:
+            return True if await buckets.progress("memo_folders") >= last else None
+
+        await eventually(caught_up)
+    assert await view_state(fresh_js, "memo_folders", "later") == {"folder": "later", "memos": 20}
+
+
+async def test_two_reactors_run_each_job_once_and_hand_it_over_on_stop(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    leases = await fresh_js.key_value(LEASES_BUCKET)
+    async with reactor_in_process(fresh_server) as first_stop:
+        holder = await eventually(lambda: _holder(leases, "view.memo_folders"))
+        async with reactor_in_process(fresh_server):
+            await asyncio.sleep(0.5)
+            assert await _holder(leases, "view.memo_folders") == holder  # no second runner
+            first_stop.set()  # the first stops cleanly: it gives its jobs up at once
+
+            async def moved() -> str | None:
+                now = await _holder(leases, "view.memo_folders")
+                return now if now not in (None, holder) else None
+
+            await eventually(moved, within=5)
+            command = envelope(WriteMemo("after", folder="handover"))
+            await publish_command(fresh_js, command)
+
+            async def counted() -> bool | None:
+                state = await view_state(fresh_js, "memo_folders", "handover")
+                return True if state == {"folder": "handover", "memos": 1} else None
+
+            await eventually(counted)
+
+
+async def _holder(leases: KeyValue, job: str) -> str | None:
+    """Who holds a job's lease (None: nobody)."""
+    try:
+        entry = await leases.get(job)
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    return (entry.value or b"").decode() or None

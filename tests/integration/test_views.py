@@ -1,0 +1,117 @@
+"""View records checkpointed with their state, reservations, and leases, against real KV."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from nats.js import JetStreamContext
+
+from contracts.domain import EventMeta
+from contracts.events import StoredEvent
+from contracts.topology import LEASES_BUCKET, RESERVATIONS_BUCKET
+from contracts.views import ViewBuckets
+from reactor.leases import Lease
+from reactor.reservations import Reservations
+from reactor.views import ViewWriter
+from tests.domains.memos import FOLDERS, MEMOS, MemoFiled, MemoStamped, MemoWritten
+
+AT = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def stored(event: object, seq: int, aggregate_id: str) -> StoredEvent:
+    meta = EventMeta("memo", aggregate_id, seq, AT, type(event).__name__, "c", "c", "s")
+    return StoredEvent(event, meta)
+
+
+@pytest.fixture
+def buckets(js: JetStreamContext) -> ViewBuckets:
+    return ViewBuckets(js, 1)
+
+
+async def test_each_event_is_applied_to_a_record_once(buckets: ViewBuckets) -> None:
+    writer = ViewWriter()
+    memo = uuid.uuid4().hex
+    events = [stored(MemoWritten("t"), 10, memo), stored(MemoStamped("a"), 11, memo)]
+    await writer.apply(buckets, MEMOS, events)
+    await writer.apply(buckets, MEMOS, events)  # again: a redelivery, a rebuild racing
+    states = await writer.apply(buckets, MEMOS, [*events, stored(MemoStamped("b"), 12, memo)])
+    assert states[memo].stamps == ("a", "b")
+    record = await buckets.record("memos", memo)
+    assert record is not None
+    assert record.position == 12
+
+
+async def test_a_writer_behind_a_gap_fills_it_from_the_events_it_is_given(
+    buckets: ViewBuckets,
+) -> None:
+    """Two commands on one aggregate: the later one's write lands first, with every event."""
+    writer = ViewWriter()
+    memo = uuid.uuid4().hex
+    written, first, second = (
+        stored(MemoWritten("t"), 20, memo),
+        stored(MemoStamped("a"), 21, memo),
+        stored(MemoStamped("b"), 22, memo),
+    )
+    await writer.apply(buckets, MEMOS, [written])
+    await writer.apply(buckets, MEMOS, [written, first, second])  # the later command
+    states = await writer.apply(buckets, MEMOS, [written, first])  # the earlier one, late
+    assert states[memo].stamps == ("a", "b")
+
+
+async def test_concurrent_writers_of_one_key_lose_nothing(buckets: ViewBuckets) -> None:
+    writer = ViewWriter()
+    folder = uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
+    events = [stored(MemoFiled(folder, "normal"), 100 + i, uuid.uuid4().hex) for i in range(30)]
+    # Thirty writers, each with the events up to its own (as ordered folds hand them).
+    await asyncio.gather(*(writer.apply(buckets, FOLDERS, events[: i + 1]) for i in range(30)))
+    record = await buckets.record("memo_folders", folder)
+    assert record is not None
+    assert record.position == 129
+    assert writer.decode_state(FOLDERS, record).memos == 30
+
+
+async def test_progress_only_moves_forward(buckets: ViewBuckets) -> None:
+    writer = ViewWriter()
+    view = f"p{uuid.uuid4().hex[:8]}"
+    await writer.save_progress(buckets, view, 5)
+    await writer.save_progress(buckets, view, 3)
+    assert await buckets.progress(view) == 5
+    await writer.save_progress(buckets, view, 9)
+    assert await buckets.progress(view) == 9
+
+
+async def test_a_value_is_reserved_for_one_aggregate_whatever_its_case(
+    js: JetStreamContext,
+) -> None:
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    full_width_l = "\uff2c"  # folded by NFKC to "L"
+    value = f"{full_width_l}eeds {uuid.uuid4().hex}"
+    claims = await asyncio.gather(
+        *(reservations.claim("test-scope", v, f"agg{i}") for i, v in enumerate([value] * 5))
+    )
+    owners = {c.owner for c in claims}
+    assert len(owners) == 1
+    assert sum(c.new for c in claims) == 1
+    again = await reservations.claim(
+        "test-scope", value.upper().replace(full_width_l, "l"), "other"
+    )
+    assert again.owner in owners
+    assert not again.new
+    winner = next(c for c in claims if c.new)
+    await reservations.release(winner)
+    assert await reservations.owner("test-scope", value) is None
+
+
+async def test_a_lease_is_held_by_one_and_taken_over_once_released(js: JetStreamContext) -> None:
+    kv = await js.key_value(LEASES_BUCKET)
+    job = f"job.{uuid.uuid4().hex}"
+    first, second = Lease(kv, job), Lease(kv, job)
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert await first.renew()
+    await first.release()
+    assert await second.acquire()
+    assert not await first.renew()  # it was lost

@@ -1,0 +1,79 @@
+"""The registry: what it derives from the domains, and what it refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgspec
+import pytest
+from openapi_spec_validator import validate
+
+from api.openapi import document
+from contracts.domain import CommandSpec, View
+from contracts.registry import Registry, RegistryError
+from domains import DOMAINS
+from tests.domains import memos, notes
+
+
+def test_the_real_domains_fit_together() -> None:
+    registry = Registry(DOMAINS)
+    assert "CreateLocation" in registry.commands
+    assert registry.resource_url("locations", "abc") == "/api/locations/abc"
+    assert [v.name for v in registry.async_views()] == ["location_stats"]
+    assert registry.event_filter(registry.views["location_stats"].events) == ["ev.location.>"]
+
+
+def test_a_name_declared_twice_is_refused() -> None:
+    with pytest.raises(RegistryError, match="declared twice"):
+        Registry([notes.DOMAIN, dataclasses.replace(notes.DOMAIN, name="notes2")])
+
+
+def test_a_resource_must_be_an_inline_view() -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[0], resource="memo_folders")
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match="must be an inline view"):
+        Registry([domain])
+
+
+def test_a_view_of_an_unknown_event_is_refused() -> None:
+    class Stray(msgspec.Struct):
+        pass
+
+    view = View("strays", state=Stray, events=(Stray,), apply=lambda r, e, m: r)
+    with pytest.raises(RegistryError, match="unknown event Stray"):
+        Registry([dataclasses.replace(notes.DOMAIN, views=(*notes.DOMAIN.views, view))])
+
+
+def test_two_commands_on_one_route_are_refused() -> None:
+    twin = CommandSpec(memos.StampMemo, aggregate="memo", collection="memos")
+    domain = dataclasses.replace(memos.DOMAIN, commands=(*memos.DOMAIN.commands, twin))
+    with pytest.raises(RegistryError):
+        Registry([domain])
+
+
+def test_an_old_event_version_is_upcast_on_read() -> None:
+    registry = Registry([memos.DOMAIN])
+    filed = registry.events["MemoFiled"]
+    assert filed.decode(b'{"folder":"inbox"}', version=1) == memos.MemoFiled("inbox", "normal")
+    assert filed.decode(b'{"folder":"x","priority":"high"}', version=2) == memos.MemoFiled(
+        "x", "high"
+    )
+
+
+def test_the_openapi_document_is_valid_and_lists_every_route() -> None:
+    registry = Registry([*DOMAINS, notes.DOMAIN, memos.DOMAIN])
+    doc = document(registry)
+    validate(doc)  # raises if it is not valid OpenAPI 3.1
+    assert doc["openapi"] == "3.1.0"
+    paths = doc["paths"]
+    assert paths["/api/locations"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/CreateLocation"}
+    assert "201" in paths["/api/locations"]["post"]["responses"]
+    assert "200" in paths["/api/memos/{id}/stamp"]["post"]["responses"]
+    for path in ("/api/locations", "/api/locations/{id}", "/api/locations/stats", "/api/notes"):
+        assert "get" in paths[path], path
+    assert "get" in paths["/api/memos/{id}/live"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["CreateLocation"]["properties"]["name"]["maxLength"] == 100
+    assert {"Problem", "Notice", "LocationRecord", "Stats"} <= set(schemas)

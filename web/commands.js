@@ -1,0 +1,156 @@
+// Submit a command and await its outcome: the one browser module every domain page uses.
+//
+// One session event stream per tab (GET /api/events) carries the notice of
+// every command this browser session submits. `submit()` POSTs a command and
+// waits for its own notice on that stream, up to the wait the developer panel
+// sets; if none comes in time it answers "later", and the notice is still
+// delivered when it comes, to the `onLate` listeners (the shell says "ready").
+// The stream's cursor and the commands still pending live in sessionStorage,
+// so a reload or a navigation resumes from the cursor and loses none; after a
+// `reset` (a cursor the server cannot resume from) the status of each pending
+// command is asked for instead.
+
+const store = {
+  get cursor() { return sessionStorage.getItem("events.cursor"); },
+  set cursor(id) { if (id) sessionStorage.setItem("events.cursor", id); },
+  get pending() { return JSON.parse(sessionStorage.getItem("pending") || "{}"); },
+  set pending(map) { sessionStorage.setItem("pending", JSON.stringify(map)); },
+};
+
+const waiters = new Map(); // command id -> resolve(notice), for a submit still waiting
+const recent = new Map(); // command id -> notice, for a notice that beats its POST response
+const listeners = { notice: new Set(), late: new Set(), state: new Set(), log: new Set() };
+let settings = () => ({ timeout: 5, serverWait: false, slowSeconds: null });
+
+/** How long to wait, whether to wait on the server, whether to simulate a slow reactor. */
+export function configure(provider) { settings = provider; }
+
+/** Every notice of this session, as it arrives (to refresh a list, say). Returns an unsubscribe. */
+export function onNotice(fn) { return listen("notice", fn); }
+/** A notice that came after its submit stopped waiting: fn(notice, pending) where pending = {label}. */
+export function onLate(fn) { return listen("late", fn); }
+/** The stream's state: "connecting", "live" or "reconnecting". */
+export function onState(fn) { return listen("state", fn); }
+/** A line for the developer log: fn(kind, text). */
+export function onLog(fn) { return listen("log", fn); }
+
+function listen(kind, fn) {
+  listeners[kind].add(fn);
+  return () => listeners[kind].delete(fn);
+}
+function emit(kind, ...args) { for (const fn of listeners[kind]) fn(...args); }
+const log = (kind, text) => emit("log", kind, text);
+
+/** The commands submitted in this tab's session and not yet answered: {id: {label}}. */
+export function pending() { return store.pending; }
+
+function remember(id, label) { store.pending = { ...store.pending, [id]: { label } }; }
+function forget(id) {
+  const map = store.pending;
+  delete map[id];
+  store.pending = map;
+}
+
+// ---- the session event stream ---------------------------------------------------
+let source = null;
+
+/** Open the session stream (once per tab), resuming from the stored cursor. */
+export function connect() {
+  if (source) return;
+  const cursor = store.cursor;
+  source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
+  emit("state", "connecting");
+  source.onopen = () => { emit("state", "live"); log("SSE open", "/api/events"); };
+  source.onerror = () => {
+    emit("state", "reconnecting");
+    log("SSE error", "connection lost; reconnecting");
+    // Refused (e.g. too many streams): EventSource gives up by itself, so try again later.
+    if (source.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(connect, 3000);
+    }
+  };
+  source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
+  source.addEventListener("reset", (e) => {
+    store.cursor = e.lastEventId;
+    log("SSE reset", e.data);
+    resyncPending();
+  });
+  for (const kind of ["succeeded", "failed"]) {
+    source.addEventListener(kind, (e) => {
+      store.cursor = e.lastEventId;
+      log(`SSE ${kind}`, e.data);
+      deliver(JSON.parse(e.data));
+    });
+  }
+}
+
+function deliver(notice) {
+  const id = notice.command_id;
+  const waiting = waiters.get(id);
+  if (waiting) {
+    waiting(notice);
+  } else if (store.pending[id]) {
+    const mine = store.pending[id];
+    forget(id);
+    emit("late", notice, mine);
+  } else {
+    recent.set(id, notice); // maybe ours, its POST response not back yet
+    setTimeout(() => recent.delete(id), 60000);
+  }
+  emit("notice", notice);
+}
+
+// After a reset the cursor is gone: ask the status endpoint about each pending command.
+async function resyncPending() {
+  for (const id of Object.keys(store.pending)) {
+    const res = await fetch(`/api/commands/${id}`);
+    if (res.status === 404) { forget(id); continue; }
+    const status = await res.json();
+    if (status.status !== "pending") deliver(status);
+  }
+}
+
+// Resolves with the notice, or null when `seconds` pass first.
+function awaitNotice(id, seconds) {
+  if (recent.has(id)) return Promise.resolve(recent.get(id));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { waiters.delete(id); resolve(null); }, seconds * 1000);
+    waiters.set(id, (notice) => { clearTimeout(timer); waiters.delete(id); resolve(notice); });
+  });
+}
+
+/**
+ * POST a command and await its outcome. `label` names it to the user ("“Leeds”").
+ * Resolves with one of:
+ *   {kind: "succeeded", resource, notice}  the command succeeded in time
+ *   {kind: "failed", problem}              refused at once (400/422...) or failed in time
+ *   {kind: "later", commandId}             no outcome in time: onLate listeners get it
+ *   {kind: "error", problem}               the server could not be reached
+ */
+export async function submit(url, body, { label = "" } = {}) {
+  const { timeout, serverWait, slowSeconds } = settings();
+  const headers = { "content-type": "application/json" };
+  if (slowSeconds) headers["x-simulate-delay"] = String(slowSeconds);
+  if (serverWait) headers.prefer = `wait=${Math.min(timeout, 30)}`;
+  let res;
+  let json;
+  try {
+    res = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    json = await res.json();
+  } catch (err) {
+    log("ERROR", String(err));
+    return { kind: "error", problem: { detail: "Could not reach the server. Check your connection and try again." } };
+  }
+  log(`POST ${res.status}`, json);
+  if (res.status === 201 || res.status === 200) return { kind: "succeeded", resource: json, notice: null };
+  if (res.status !== 202) return { kind: "failed", problem: json };
+  const id = json.command_id;
+  remember(id, label);
+  const notice = res.headers.has("preference-applied") ? recent.get(id) : await awaitNotice(id, timeout);
+  if (!notice) return { kind: "later", commandId: id };
+  forget(id);
+  return notice.status === "succeeded"
+    ? { kind: "succeeded", resource: notice.resource, notice }
+    : { kind: "failed", problem: notice.error };
+}
