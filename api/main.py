@@ -8,7 +8,6 @@ import logging
 import sys
 
 import uvicorn
-
 from nats.aio.client import Client
 
 from api.app import create_app
