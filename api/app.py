@@ -59,7 +59,9 @@ def create_app(
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
             await refuse_legacy_store(js, registry.legacy_buckets())
-            await ensure_topology(js, registry.views)
+            await ensure_topology(
+                js, registry.views, events_max_bytes=settings.nats.events_max_bytes
+            )
             await relay.start(nc)
             stack.push_async_callback(relay.stop)
             await views.start(nc)

@@ -32,6 +32,9 @@ class NatsSettings(msgspec.Struct, frozen=True):
     password: str | None = DEFAULT_PASSWORD
     creds_file: str | None = None
     startup_timeout: float = 15.0
+    # The event store's size limit in bytes (-1: none). Full means new events are
+    # refused (commands fail and retry), never that old ones are dropped.
+    events_max_bytes: int = -1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> NatsSettings:
@@ -43,6 +46,7 @@ class NatsSettings(msgspec.Struct, frozen=True):
             password=None if creds else env.get("NATS_PASSWORD", DEFAULT_PASSWORD),
             creds_file=creds,
             startup_timeout=float(env.get("NATS_STARTUP_TIMEOUT", "15")),
+            events_max_bytes=int(env.get("EVENTS_MAX_BYTES", "-1")),
         )
 
 

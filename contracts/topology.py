@@ -139,36 +139,38 @@ def events_stream_config(max_bytes: int = -1) -> api.StreamConfig:
     )
 
 
-STREAMS: Final = (
-    api.StreamConfig(
-        name=COMMANDS_STREAM,
-        description="Accepted commands",
-        subjects=[COMMANDS_ALL],
-        storage=api.StorageType.FILE,
-        retention=api.RetentionPolicy.LIMITS,
-        duplicate_window=COMMAND_DUPLICATE_WINDOW,
-        max_msg_size=MAX_COMMAND_BYTES,
-    ),
-    events_stream_config(),
-    api.StreamConfig(
-        name=NOTICES_STREAM,
-        description="The outcome of every command, by session",
-        subjects=[NOTICES_ALL],
-        storage=api.StorageType.FILE,
-        retention=api.RetentionPolicy.LIMITS,
-        max_age=NOTICE_MAX_AGE,
-        max_msgs_per_subject=1,
-        duplicate_window=NOTICE_DUPLICATE_WINDOW,
-        republish=api.RePublish(src=NOTICES_ALL, dest=LIVE_NOTICES_ALL),
-    ),
-    api.StreamConfig(
-        name=DEADLETTERS_STREAM,
-        description="Commands the reactor gave up on, and messages that are not commands",
-        subjects=["dlq.>"],
-        storage=api.StorageType.FILE,
-        retention=api.RetentionPolicy.LIMITS,
-        max_age=DEADLETTER_MAX_AGE,
-    ),
+def streams(events_max_bytes: int = -1) -> tuple[api.StreamConfig, ...]:
+    """Every stream; `events_max_bytes` limits the event store (-1: no limit)."""
+    return (COMMANDS, events_stream_config(events_max_bytes), NOTICES, DEADLETTERS)
+
+
+COMMANDS: Final = api.StreamConfig(
+    name=COMMANDS_STREAM,
+    description="Accepted commands",
+    subjects=[COMMANDS_ALL],
+    storage=api.StorageType.FILE,
+    retention=api.RetentionPolicy.LIMITS,
+    duplicate_window=COMMAND_DUPLICATE_WINDOW,
+    max_msg_size=MAX_COMMAND_BYTES,
+)
+NOTICES: Final = api.StreamConfig(
+    name=NOTICES_STREAM,
+    description="The outcome of every command, by session",
+    subjects=[NOTICES_ALL],
+    storage=api.StorageType.FILE,
+    retention=api.RetentionPolicy.LIMITS,
+    max_age=NOTICE_MAX_AGE,
+    max_msgs_per_subject=1,
+    duplicate_window=NOTICE_DUPLICATE_WINDOW,
+    republish=api.RePublish(src=NOTICES_ALL, dest=LIVE_NOTICES_ALL),
+)
+DEADLETTERS: Final = api.StreamConfig(
+    name=DEADLETTERS_STREAM,
+    description="Commands the reactor gave up on, and messages that are not commands",
+    subjects=["dlq.>"],
+    storage=api.StorageType.FILE,
+    retention=api.RetentionPolicy.LIMITS,
+    max_age=DEADLETTER_MAX_AGE,
 )
 
 
@@ -213,9 +215,11 @@ async def refuse_legacy_store(js: JetStreamContext, names: Iterable[str]) -> Non
         )
 
 
-async def ensure_topology(js: JetStreamContext, views: Iterable[str] = ()) -> None:
+async def ensure_topology(
+    js: JetStreamContext, views: Iterable[str] = (), *, events_max_bytes: int = -1
+) -> None:
     """Create the streams and buckets (and version 1 of `views`), or update a stream's config."""
-    for config in STREAMS:
+    for config in streams(events_max_bytes):
         try:
             await js.add_stream(config)
         except BadRequestError:
@@ -228,4 +232,4 @@ async def ensure_topology(js: JetStreamContext, views: Iterable[str] = ()) -> No
 def stream_names(views: Iterable[str] = ()) -> list[str]:
     """Every stream the service needs, KV buckets (of views version 1) included."""
     buckets = [*BUCKETS, *view_buckets(views, 1)]
-    return [s.name for s in STREAMS if s.name] + [f"KV_{b.bucket}" for b in buckets]
+    return [s.name for s in streams() if s.name] + [f"KV_{b.bucket}" for b in buckets]

@@ -94,7 +94,7 @@ async def run(
         await refuse_legacy_store(js, registry.legacy_buckets())
 
         async def prepare() -> None:
-            await ensure_topology(js, registry.views)
+            await ensure_topology(js, registry.views, events_max_bytes=settings.events_max_bytes)
 
         await prepare()  # before the buckets are opened
         await active.start(nc)
