@@ -9,6 +9,7 @@ Retry-After, instead of being left to hang.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
@@ -52,16 +53,23 @@ class StreamLimits:
 class LimitedEventSource(EventSourceResponse):
     """An event stream holding a slot of `limits` until the response is over.
 
-    The slot is released when the ASGI call ends, however it ends, even if the
-    body generator never started (a client gone before the first byte).
+    The slot is released, and `on_close` awaited, when the ASGI call ends,
+    however it ends, even if the body generator never started (a client gone
+    before the first byte).
     """
 
     def __init__(
-        self, *args: object, limits: StreamLimits, session_id: str, **kwargs: object
+        self,
+        *args: object,
+        limits: StreamLimits,
+        session_id: str,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: object,
     ) -> None:
         limits.acquire(session_id)
         self._limits = limits
         self._session_id = session_id
+        self._on_close = on_close
         try:
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         except BaseException:
@@ -73,3 +81,5 @@ class LimitedEventSource(EventSourceResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._limits.release(self._session_id)
+            if self._on_close is not None:
+                await self._on_close()

@@ -11,11 +11,13 @@ buckets the stream ends, and EventSource reconnects to the new ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio
 import msgspec
+import nats.errors
 from nats.aio.msg import Msg
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
@@ -50,19 +52,19 @@ def live_endpoint(read: GetRead, view: View) -> Endpoint:
                 return  # a delete marker or a purge: not a record
 
         sub = await svc.nc.subscribe(subject, cb=on_write)
+
+        async def unsubscribe() -> None:
+            with contextlib.suppress(nats.errors.Error):  # the connection may be gone
+                await sub.unsubscribe()
+
         try:
             await svc.nc.flush()
             current = await buckets.record(view.name, key)
-        except BaseException:
-            await sub.unsubscribe()
-            raise
-        if current is None or is_removed(current):
-            await sub.unsubscribe()
-            raise not_found(f"The {read.collection} resource")
-        changed = svc.views.changed
+            if current is None or is_removed(current):
+                raise not_found(f"The {read.collection} resource")
+            changed = svc.views.changed
 
-        async def stream(shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
-            try:
+            async def stream(shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
                 yield hello_event(svc.settings.sse_retry_ms)
                 yield state_event(current)
                 position = current.position
@@ -78,10 +80,12 @@ def live_endpoint(read: GetRead, view: View) -> Endpoint:
                             yield state_event(item)
                 finally:
                     watcher.cancel()
-            finally:
-                await sub.unsubscribe()
 
-        return event_source(svc, request, stream)
+            # The subscription ends with the response, however it ends.
+            return event_source(svc, request, stream, on_close=unsubscribe)
+        except BaseException:
+            await unsubscribe()
+            raise
 
     return follow
 

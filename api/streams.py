@@ -16,7 +16,7 @@ gets `event: reset`: the client should re-read the status of what it awaits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -43,7 +43,10 @@ T = TypeVar("T")
 
 
 def event_source(
-    svc: Services, request: Request, stream: Callable[[anyio.Event], AsyncIterator[ServerSentEvent]]
+    svc: Services,
+    request: Request,
+    stream: Callable[[anyio.Event], AsyncIterator[ServerSentEvent]],
+    on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """An SSE response whose generator ends by itself when the server shuts down.
 
@@ -56,6 +59,7 @@ def event_source(
         stream(shutdown),
         limits=svc.limits,
         session_id=session_id(request),
+        on_close=on_close,
         ping=svc.settings.sse_ping,
         send_timeout=svc.settings.sse_send_timeout,
         sep=SEP,
