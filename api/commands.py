@@ -26,11 +26,11 @@ from starlette.responses import Response
 from api.body import command_payload
 from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
-from api.problems import PROBLEM_JSON, HTTPProblem, not_found
+from api.problems import PROBLEM_JSON, HTTPProblem
 from api.services import Endpoint, Services, services, session_id
 from api.status import Accepted
 from api.streams import wait_for_notice
-from api.urls import ID, events_url, status_url
+from api.urls import events_url, resource_id_param, status_url
 from contracts.commands import MAX_SIMULATED_DELAY, Command, encoder, new_aggregate_id
 from contracts.domain import CommandSpec
 from contracts.lookups import StoredNotice, find_command
@@ -52,11 +52,7 @@ def endpoint(spec: CommandSpec) -> Endpoint:
 
 async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
-    aggregate_id: str | None = None
-    if not spec.creates:
-        aggregate_id = request.path_params["id"]
-        if not ID.match(aggregate_id):
-            raise not_found(f"The {spec.collection} resource")
+    aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
     payload = await command_payload(request, spec.type, svc.settings.max_body_bytes)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))

@@ -27,7 +27,7 @@ from api.problems import not_found
 from api.services import Endpoint, services
 from api.sse import SEP, hello_event
 from api.streams import event_source, next_item
-from api.urls import ID
+from api.urls import resource_id_param
 from contracts.domain import GetRead, View
 from contracts.topology import view_bucket
 from contracts.views import Record, is_removed, record_decoder
@@ -38,9 +38,7 @@ CHANGED: Final = object()
 def live_endpoint(read: GetRead, view: View) -> Endpoint:
     async def follow(request: Request) -> Response:
         svc = services(request)
-        key: str = request.path_params["id"]
-        if not ID.match(key):
-            raise not_found(f"The {read.collection} resource")
+        key = resource_id_param(request, read.collection)
         buckets = svc.views.current
         subject = f"$KV.{view_bucket(view.name, buckets.version)}.{key}"
         updates: asyncio.Queue[Record | object] = asyncio.Queue()

@@ -59,6 +59,12 @@ _MIN_POSITION: Final = {
     "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999},
 }
 _ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": ID_SCHEMA}
+_COMMAND_ID_PARAM: Final = {
+    "name": "command_id",
+    "in": "path",
+    "required": True,
+    "schema": COMMAND_ID_SCHEMA,
+}
 _SSE: Final = {"text/event-stream": {"schema": {"type": "string"}}}
 _COMMAND_HEADERS: Final = [
     {
@@ -170,14 +176,7 @@ def _fixed_paths() -> dict[str, Any]:
                 "summary": "A command's status: its notice, or pending",
                 "operationId": "command_status",
                 "tags": ["commands"],
-                "parameters": [
-                    {
-                        "name": "command_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": COMMAND_ID_SCHEMA,
-                    }
-                ],
+                "parameters": [_COMMAND_ID_PARAM],
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -193,12 +192,7 @@ def _fixed_paths() -> dict[str, Any]:
                 "operationId": "command_events",
                 "tags": ["commands"],
                 "parameters": [
-                    {
-                        "name": "command_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": COMMAND_ID_SCHEMA,
-                    },
+                    _COMMAND_ID_PARAM,
                     {
                         "name": "timeout",
                         "in": "query",

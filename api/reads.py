@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from api.problems import HTTPProblem, invalid_query, not_found
 from api.services import Endpoint, Services, services
-from api.urls import ID
+from api.urls import resource_id_param
 from contracts.commands import encoder
 from contracts.domain import GetRead, ListRead, SummaryRead, View
 from contracts.topology import EVENTS_STREAM
@@ -70,9 +70,7 @@ def list_endpoint(read: ListRead, view: View) -> Endpoint:
 def get_endpoint(read: GetRead, view: View) -> Endpoint:
     async def get_record(request: Request) -> Response:
         svc = services(request)
-        key: str = request.path_params["id"]
-        if not ID.match(key):
-            raise not_found(f"The {read.collection} resource")
+        key = resource_id_param(request, read.collection)
         buckets = await _caught_up(svc, view, request)
         record = await buckets.record(view.name, key)
         if record is None or is_removed(record):

@@ -21,6 +21,14 @@ def events_url(command_id: str) -> str:
     return f"/api/commands/{command_id}/events"
 
 
+def resource_id_param(request: Request, collection: str | None) -> str:
+    """The {id} of a resource's path; 404 unless it can be one (one subject token, one KV key)."""
+    resource_id: str = request.path_params["id"]
+    if not ID.match(resource_id):
+        raise not_found(f"The {collection} resource")
+    return resource_id
+
+
 def command_id_param(request: Request) -> str:
     """The {command_id} of the path; 404 unless it is one (no NATS wildcards get through)."""
     command_id: str = request.path_params["command_id"]

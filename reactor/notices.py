@@ -23,16 +23,12 @@ def succeeded(
     timings: dict[str, float] | None = None,
 ) -> Notice:
     return Notice(
-        command_id=command.command_id,
-        type=command.type,
+        **_about(command, completed_at),
         status="succeeded",
-        submitted_at=command.submitted_at,
-        completed_at=completed_at,
         resource=None if resource is None else msgspec.to_builtins(resource),
         resource_url=resource_url,
         actions=[] if page is None else [Action("navigate", page.href, page.label)],
         position=position,
-        caused_by=command.caused_by,
         timings=timings,
     )
 
@@ -46,16 +42,23 @@ def failed(
     timings: dict[str, float] | None = None,
 ) -> Notice:
     return Notice(
-        command_id=command.command_id,
-        type=command.type,
+        **_about(command, completed_at),
         status="failed",
-        submitted_at=command.submitted_at,
-        completed_at=completed_at,
         error=problem,
         position=position,
-        caused_by=command.caused_by,
         timings=timings,
     )
+
+
+def _about(command: Command, completed_at: datetime) -> dict[str, Any]:
+    """What every notice says of its command."""
+    return {
+        "command_id": command.command_id,
+        "type": command.type,
+        "submitted_at": command.submitted_at,
+        "completed_at": completed_at,
+        "caused_by": command.caused_by,
+    }
 
 
 def unprocessable(command: Command, reason: str, completed_at: datetime) -> Notice:

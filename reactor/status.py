@@ -56,10 +56,13 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
 
 async def jobs_report(js: JetStreamContext, registry: Registry) -> list[str]:
     """Where each async view and policy has read EVENTS up to, and how far behind it is."""
-    end = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    try:
+        end = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+        progress = await js.key_value(RUNNER_PROGRESS_BUCKET)
+    except NotFoundError:
+        return ["views: not created yet (start the reactor or the API)"]
     version = await read_pointer(js)
     views = ViewBuckets(js, version)
-    progress = await js.key_value(RUNNER_PROGRESS_BUCKET)
     lines = [f"views version {version}; EVENTS last_seq={end}"]
     for view in registry.async_views():
         at = await views.progress(view.name)
