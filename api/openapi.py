@@ -9,6 +9,7 @@ document cannot drift from what the API validates.
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any, Final
 
 import msgspec
@@ -274,7 +275,14 @@ def _fixed_paths() -> dict[str, Any]:
     }
 
 
-def document(registry: Registry, version: str = "0") -> dict[str, Any]:
+def _version() -> str:
+    try:
+        return metadata.version("notify-service")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "0"
+
+
+def document(registry: Registry, version: str = "") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API serving `registry`."""
     paths: dict[str, Any] = {}
     types: list[type] = [Problem, Notice, Pending, Accepted]
@@ -307,7 +315,7 @@ def document(registry: Registry, version: str = "0") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "notify-service",
-            "version": version,
+            "version": version or _version(),
             "description": "Commands in, outcomes out over server-sent events. "
             "Domains: " + ", ".join(d.title for d in registry.domains) + ".",
         },

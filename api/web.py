@@ -51,6 +51,7 @@ def manifest(registry: Registry) -> list[dict[str, str]]:
         {
             "name": d.name,
             "title": d.page.title,
+            "summary": d.page.summary,
             "path": d.page.path,
             "module": f"/domains/{d.name}/{d.page.module}",
         }

@@ -224,6 +224,7 @@ class WebPage:
     path: str
     folder: Path
     module: str = "page.js"
+    summary: str = ""  # a line for the home page
 
 
 class Imported(NamedTuple):

@@ -93,7 +93,10 @@ function home() {
   list.className = "cards";
   for (const page of pages) {
     const li = document.createElement("li");
-    li.append(link(page.path, page.title));
+    const about = document.createElement("p");
+    about.className = "hint";
+    about.textContent = page.summary;
+    li.append(link(page.path, page.title), about);
     list.append(li);
   }
   section.append(h1, list);

@@ -44,7 +44,12 @@ DOMAIN = Domain(
         ListRead("locations", LOCATIONS.name, summary="Locations, newest first"),
         GetRead("locations", LOCATIONS.name, summary="One location"),
     ),
-    page=WebPage("Locations", "/locations", Path(__file__).parent / "web"),
+    page=WebPage(
+        "Locations",
+        "/locations",
+        Path(__file__).parent / "web",
+        summary="Towns, cities, regions: each name once, whatever its case.",
+    ),
     # The previous version kept locations in KV, built from commands.
     legacy=(
         LegacyBucket("locations", import_legacy),
