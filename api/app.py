@@ -60,7 +60,10 @@ def create_app(
             js = nc.jetstream()
             await refuse_legacy_store(js, registry.legacy_buckets())
             await ensure_topology(
-                js, registry.views, events_max_bytes=settings.nats.events_max_bytes
+                js,
+                registry.views,
+                events_max_bytes=settings.nats.events_max_bytes,
+                duplicate_window=settings.nats.duplicate_window,
             )
             await relay.start(nc)
             stack.push_async_callback(relay.stop)

@@ -34,6 +34,7 @@ from api.urls import events_url, resource_id_param, status_url
 from contracts.commands import MAX_SIMULATED_DELAY, Command, encoder, new_aggregate_id
 from contracts.domain import CommandSpec
 from contracts.lookups import StoredNotice, find_command
+from contracts.notices import FieldError
 from contracts.topology import command_subject
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
     aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
     payload = await command_payload(request, spec.type, svc.settings.max_body_bytes)
+    await _check_references(svc, spec, payload)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))
     try:
@@ -115,6 +117,24 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         # then takes it over with the same command id (see api.idempotency).
         log.warning("could not record the answer for an Idempotency-Key: %r", exc)
     return _to_response(response)
+
+
+async def _check_references(svc: Services, spec: CommandSpec, payload: object) -> None:
+    """422 if the command names a record that does not exist (an unknown account, say)."""
+    missing = [
+        FieldError(loc=f"$.{needed.field}", msg=needed.msg)
+        for needed in spec.requires
+        if not await svc.views.current.exists(needed.view, needed.key(payload))
+    ]
+    if missing:
+        raise HTTPProblem(
+            422,
+            "Invalid command",
+            f"The {spec.name} command names what does not exist: "
+            + "; ".join(f"{e.loc} {e.msg}" for e in missing),
+            slug="validation",
+            errors=missing,
+        )
 
 
 async def _accept(

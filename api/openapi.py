@@ -129,6 +129,20 @@ def _page_schema(state: type) -> dict[str, Any]:
     }
 
 
+def _filter_param(state: type, name: str) -> dict[str, Any]:
+    """A list's filter: the field's values when they are a fixed set, else any short text."""
+    schema = msgspec.json.schema(state)
+    field = schema["$defs"][state.__name__]["properties"][name]
+    values = {"enum": field["enum"]} if "enum" in field else {"minLength": 1, "maxLength": 256}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"Only records whose {name} is this",
+        "schema": {"type": "string", **values},
+    }
+
+
 def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) -> dict[str, Any]:
     view = registry.views[read.view]
     common = {"summary": read.summary or read.path, "tags": [tag]}
@@ -147,6 +161,7 @@ def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) 
                 "schema": {"type": "string", "pattern": CURSOR.pattern},
             },
             _MIN_POSITION,
+            *(_filter_param(view.state, name) for name in read.filters),
         ]
         body: dict[str, Any] = _page_schema(view.state)
         errors = _problems(422, 503)

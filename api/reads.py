@@ -36,6 +36,8 @@ from contracts.views import Record, ViewBuckets, is_removed
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 MIN_POSITION_WAIT: Final = 5.0
+SCAN_CHUNK: Final = 100  # records read at once while filtering
+MAX_SCAN: Final = 5_000  # keys a filtered page looks at, at most
 POLL: Final = 0.02
 NUMBER: Final = re.compile(r"^[0-9]{1,18}$")
 CURSOR: Final = re.compile(r"^[-/_=.a-zA-Z0-9]{1,256}$")
@@ -54,17 +56,59 @@ def list_endpoint(read: ListRead, view: View) -> Endpoint:
         cursor = request.query_params.get("cursor")
         if cursor is not None and not CURSOR.match(cursor):
             raise invalid_query("cursor", "the next_cursor of a page")
+        wanted = _filters(request, read.filters)
         buckets = await _caught_up(svc, view, request)
         keys = sorted(await buckets.keys(view.name), reverse=True)
         if cursor is not None:
             keys = [k for k in keys if k < cursor]
-        page = keys[:limit]
-        found = await buckets.records(view.name, page)
-        items = [found[k].state for k in page if k in found and not is_removed(found[k])]
-        next_cursor = page[-1] if len(keys) > limit else None
+        items, last = await _page(buckets, view.name, keys, limit, wanted)
+        next_cursor = last if last is not None and last != keys[-1] else None
         return _json(encoder.encode(Page(items, limit, next_cursor)))
 
     return list_records
+
+
+async def _page(
+    buckets: ViewBuckets, view: str, keys: list[str], limit: int, wanted: dict[str, str]
+) -> tuple[list[msgspec.Raw], str | None]:
+    """Up to `limit` records from `keys` (in order) that match `wanted`; the last key looked at.
+
+    Without filters that is the first `limit` keys. With them, keys are read in
+    chunks until the page is full or MAX_SCAN keys were looked at; the page
+    may then be short, and its cursor goes on from where the scan stopped.
+    """
+    items: list[msgspec.Raw] = []
+    last: str | None = None
+    chunk = limit if not wanted else max(limit, SCAN_CHUNK)
+    for start in range(0, min(len(keys), MAX_SCAN if wanted else limit), chunk):
+        part = keys[start : start + chunk]
+        found = await buckets.records(view, part)
+        for key in part:
+            last = key
+            record = found.get(key)
+            if record is not None and not is_removed(record) and _matches(record, wanted):
+                items.append(record.state)
+                if len(items) == limit:
+                    return items, last
+    return items, last
+
+
+def _matches(record: Record, wanted: dict[str, str]) -> bool:
+    if not wanted:
+        return True
+    state = msgspec.json.decode(record.state)
+    return all(str(state.get(name)) == value for name, value in wanted.items())
+
+
+def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    wanted = {}
+    for name in names:
+        value = request.query_params.get(name)
+        if value is not None:
+            if not 1 <= len(value) <= 256:
+                raise invalid_query(name, "1 to 256 characters")
+            wanted[name] = value
+    return wanted
 
 
 def get_endpoint(read: GetRead, view: View) -> Endpoint:

@@ -35,6 +35,9 @@ class NatsSettings(msgspec.Struct, frozen=True):
     # The event store's size limit in bytes (-1: none). Full means new events are
     # refused (commands fail and retry), never that old ones are dropped.
     events_max_bytes: int = -1
+    # How long COMMANDS and EVENTS drop a repeated Nats-Msg-Id (seconds). Beyond it,
+    # the aggregates' own records keep effects once (tests shorten it to show that).
+    duplicate_window: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> NatsSettings:
@@ -47,6 +50,7 @@ class NatsSettings(msgspec.Struct, frozen=True):
             creds_file=creds,
             startup_timeout=float(env.get("NATS_STARTUP_TIMEOUT", "15")),
             events_max_bytes=int(env.get("EVENTS_MAX_BYTES", "-1")),
+            duplicate_window=float(env.get("NATS_DUPLICATE_WINDOW", "120")),
         )
 
 

@@ -97,6 +97,20 @@ class Unique:
 
 
 @dataclass(frozen=True)
+class Exists:
+    """A record the command names that must exist: checked by the API before it publishes.
+
+    `key(command)` is the record's key in the (inline) view `view`; if there is
+    none, the command is refused with 422, `msg` at the payload's `field`.
+    """
+
+    view: str
+    key: Callable[[Any], str]
+    field: str
+    msg: str = "does not exist"
+
+
+@dataclass(frozen=True)
 class CommandSpec:
     type: type[Struct]
     aggregate: str
@@ -104,6 +118,7 @@ class CommandSpec:
     action: str | None = None  # None with a collection: it makes a new aggregate
     access: Access = "anyone"
     unique: Unique | None = None
+    requires: tuple[Exists, ...] = ()
     resource: str | None = None  # the view whose record of the aggregate is the resource
     summary: str = ""
 
@@ -178,10 +193,15 @@ class Policy:
 
 @dataclass(frozen=True)
 class ListRead:
-    """GET /api/<collection>: records newest first (keys in reverse order), by cursor."""
+    """GET /api/<collection>: records newest first (keys in reverse order), by cursor.
+
+    `filters` name fields of the records a client may filter on
+    (`?status=shipped`), compared as text.
+    """
 
     collection: str
     view: str
+    filters: tuple[str, ...] = ()
     summary: str = ""
 
     @property

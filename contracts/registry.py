@@ -85,7 +85,7 @@ class Registry:
                 raise RegistryError(f"aggregate name {aggregate.name!r} must match {NAME.pattern}")
             _unique(self.aggregates, aggregate.name, aggregate, "aggregate")
         for view in domain.views:
-            if not NAME.match(view.name):
+            if not NAME.match(view.name) or view.name == "progress":  # view_progress is taken
                 raise RegistryError(f"view name {view.name!r} must match {NAME.pattern}")
             _unique(self.views, view.name, view, "view")
         for policy in domain.policies:
@@ -97,6 +97,12 @@ class Registry:
                 raise RegistryError(f"command name {spec.name!r} must match {TYPE_NAME.pattern}")
             if spec.aggregate not in self.aggregates:
                 raise RegistryError(f"command {spec.name}: unknown aggregate {spec.aggregate!r}")
+            for needed in spec.requires:
+                view = self.views.get(needed.view)
+                if view is None or not view.inline:
+                    raise RegistryError(
+                        f"command {spec.name}: requires {needed.view!r}: not an inline view"
+                    )
             if spec.resource is not None:
                 view = self.views.get(spec.resource)
                 if view is None or not view.inline:
@@ -114,6 +120,13 @@ class Registry:
         for read in self.reads():
             if read.view not in self.views:
                 raise RegistryError(f"read {read.path}: unknown view {read.view!r}")
+            if isinstance(read, ListRead):
+                fields = set(self.views[read.view].state.__struct_fields__)
+                for name in read.filters:
+                    if name not in fields:
+                        raise RegistryError(
+                            f"read {read.path}: {name!r} is not a field to filter on"
+                        )
         paths = [p for p in (s.path for s in self.commands.values()) if p is not None]
         if len(paths) != len(set(paths)):
             raise RegistryError("two commands share one route")

@@ -25,6 +25,7 @@ Every process calls `ensure_topology` at start-up, so any may come up first.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Final
@@ -61,8 +62,7 @@ LEASE_TTL: Final = 6.0
 # within the window the server drops it by its Nats-Msg-Id, after it the
 # expected-sequence check does. A notice may be re-emitted when a command is
 # redelivered after its ack was lost: a long window keeps that a no-op.
-COMMAND_DUPLICATE_WINDOW: Final = 120.0
-EVENT_DUPLICATE_WINDOW: Final = 120.0
+DUPLICATE_WINDOW: Final = 120.0  # COMMANDS and EVENTS (NATS_DUPLICATE_WINDOW)
 NOTICE_DUPLICATE_WINDOW: Final = 3600.0
 NOTICE_MAX_AGE: Final = 7 * 24 * 3600.0
 MAX_COMMAND_BYTES: Final = 256 * 1024
@@ -120,7 +120,9 @@ def view_buckets(views: Iterable[str], version: int) -> list[api.KeyValueConfig]
     return [view_bucket_config(v, version) for v in [*views, VIEW_PROGRESS]]
 
 
-def events_stream_config(max_bytes: int = -1) -> api.StreamConfig:
+def events_stream_config(
+    max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW
+) -> api.StreamConfig:
     return api.StreamConfig(
         name=EVENTS_STREAM,
         description="The event store: every decision, per aggregate, kept for ever",
@@ -130,7 +132,7 @@ def events_stream_config(max_bytes: int = -1) -> api.StreamConfig:
         # Full means refuse new events, never drop old ones (see README: archive).
         max_bytes=max_bytes,
         discard=api.DiscardPolicy.NEW,
-        duplicate_window=EVENT_DUPLICATE_WINDOW,
+        duplicate_window=duplicate_window,
         max_msg_size=MAX_EVENT_BYTES,
         deny_delete=True,
         deny_purge=True,
@@ -139,9 +141,18 @@ def events_stream_config(max_bytes: int = -1) -> api.StreamConfig:
     )
 
 
-def streams(events_max_bytes: int = -1) -> tuple[api.StreamConfig, ...]:
-    """Every stream; `events_max_bytes` limits the event store (-1: no limit)."""
-    return (COMMANDS, events_stream_config(events_max_bytes), NOTICES, DEADLETTERS)
+def streams(
+    events_max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW
+) -> tuple[api.StreamConfig, ...]:
+    """Every stream; `events_max_bytes` limits the event store (-1: no limit), and
+    `duplicate_window` is how long COMMANDS and EVENTS drop a repeated Nats-Msg-Id."""
+    commands = dataclasses.replace(COMMANDS, duplicate_window=duplicate_window)
+    return (
+        commands,
+        events_stream_config(events_max_bytes, duplicate_window),
+        NOTICES,
+        DEADLETTERS,
+    )
 
 
 COMMANDS: Final = api.StreamConfig(
@@ -150,7 +161,7 @@ COMMANDS: Final = api.StreamConfig(
     subjects=[COMMANDS_ALL],
     storage=api.StorageType.FILE,
     retention=api.RetentionPolicy.LIMITS,
-    duplicate_window=COMMAND_DUPLICATE_WINDOW,
+    duplicate_window=DUPLICATE_WINDOW,
     max_msg_size=MAX_COMMAND_BYTES,
 )
 NOTICES: Final = api.StreamConfig(
@@ -216,10 +227,14 @@ async def refuse_legacy_store(js: JetStreamContext, names: Iterable[str]) -> Non
 
 
 async def ensure_topology(
-    js: JetStreamContext, views: Iterable[str] = (), *, events_max_bytes: int = -1
+    js: JetStreamContext,
+    views: Iterable[str] = (),
+    *,
+    events_max_bytes: int = -1,
+    duplicate_window: float = DUPLICATE_WINDOW,
 ) -> None:
     """Create the streams and buckets (and version 1 of `views`), or update a stream's config."""
-    for config in streams(events_max_bytes):
+    for config in streams(events_max_bytes, duplicate_window):
         try:
             await js.add_stream(config)
         except BadRequestError:

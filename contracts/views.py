@@ -90,6 +90,11 @@ class ViewBuckets:
             return None
         return record_decoder.decode(entry.value or b"")
 
+    async def exists(self, view: str, key: str) -> bool:
+        """Whether `view` has a record (not removed) at `key`."""
+        record = await self.record(view, key)
+        return record is not None and not is_removed(record)
+
     async def records(self, view: str, keys: Iterable[str]) -> dict[str, Record]:
         """The records of `keys` that exist (one get each, concurrently)."""
         wanted = list(keys)

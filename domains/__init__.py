@@ -11,9 +11,9 @@ from typing import Final
 
 from contracts.domain import Domain
 from contracts.registry import Registry
-from domains import locations
+from domains import accounting, locations, shipments
 
-DOMAINS: Final[tuple[Domain, ...]] = (locations.DOMAIN,)
+DOMAINS: Final[tuple[Domain, ...]] = (locations.DOMAIN, shipments.DOMAIN, accounting.DOMAIN)
 
 
 def registry() -> Registry:

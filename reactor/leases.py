@@ -7,6 +7,12 @@ renewing (killed, cut off) loses the job within the TTL, and a standby that
 tries once a second takes it over. Correctness does not rest on the lease:
 two holders at once (a paused process waking up) only repeat work, since
 every write the jobs make is checkpointed.
+
+A holder is named by the reactor's id: random unless `REACTOR_ID` gives a
+stable one (as Kafka's `group.instance.id`). A reactor restarted under the
+same id finds its own lease still there and takes it back at once, rather
+than waiting out the TTL: a reactor that crashes and restarts in a loop
+keeps its jobs moving.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import contextlib
 import uuid
 from typing import Final
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts.topology import LEASE_TTL
@@ -36,9 +42,24 @@ class Lease:
         return self._revision is not None
 
     async def acquire(self) -> bool:
-        """Take the job if nobody holds it."""
+        """Take the job if nobody holds it (or this holder did, before a restart)."""
         try:
             self._revision = await self._kv.create(self.job, self.holder.encode())
+        except KeyWrongLastSequenceError:
+            return await self._reclaim()
+        return True
+
+    async def _reclaim(self) -> bool:
+        try:
+            entry = await self._kv.get(self.job)
+        except (KeyNotFoundError, KeyDeletedError):
+            return False  # freed meanwhile: the next try creates it
+        if entry.value != self.holder.encode():
+            return False
+        try:
+            self._revision = await self._kv.update(
+                self.job, self.holder.encode(), last=entry.revision
+            )
         except KeyWrongLastSequenceError:
             return False
         return True

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
@@ -63,6 +64,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="seconds before an unacknowledged command is redelivered (env REACTOR_ACK_WAIT)",
     )
     parser.add_argument(
+        "--id",
+        default=os.environ.get("REACTOR_ID") or None,
+        help="a stable name for this reactor, so that once restarted it takes its async views "
+        "and policies back at once (env REACTOR_ID; default: a new random one each start)",
+    )
+    parser.add_argument(
         "--stop-grace",
         type=float,
         default=float(os.environ.get("REACTOR_STOP_GRACE", "10")),
@@ -94,7 +101,12 @@ async def run(
         await refuse_legacy_store(js, registry.legacy_buckets())
 
         async def prepare() -> None:
-            await ensure_topology(js, registry.views, events_max_bytes=settings.events_max_bytes)
+            await ensure_topology(
+                js,
+                registry.views,
+                events_max_bytes=settings.events_max_bytes,
+                duplicate_window=settings.duplicate_window,
+            )
 
         await prepare()  # before the buckets are opened
         await active.start(nc)
@@ -121,6 +133,7 @@ async def run(
             active,
             await js.key_value(LEASES_BUCKET),
             await js.key_value(RUNNER_PROGRESS_BUCKET),
+            holder=args.id or uuid.uuid4().hex,
         )
         jobs = [asyncio.create_task(r.run(stop)) for r in runners]
         try:
@@ -139,12 +152,14 @@ def job_runners(
     active: ActiveViews,
     leases: KeyValue,
     progress: KeyValue,
+    *,
+    holder: str,
 ) -> list[Runner]:
     """A runner for each async view and each policy (one reactor runs each at a time)."""
     writer = ViewWriter()
     jobs: list[Job] = [ViewJob(v, registry, active, writer) for v in registry.async_views()]
     jobs += [PolicyJob(p, registry, js, progress) for p in registry.policies.values()]
-    return [Runner(job, js, registry, leases) for job in jobs]
+    return [Runner(job, js, registry, leases, holder=holder) for job in jobs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,13 @@ from contracts.topology import (
 from contracts.views import ViewBuckets
 from domains.locations.commands import Category
 from tests.conftest import REGISTRY
+from tests.e2e.faults import (
+    kill_every_second,
+    notices_stored,
+    publish_all,
+    settled,
+    wait_for_notices,
+)
 from tests.helpers import (
     category_total,
     event_types,
@@ -48,32 +55,6 @@ async def counted(js: JetStreamContext, category: Category, n: int) -> None:
     await eventually(reached, within=30)
 
 
-async def publish_all(js: JetStreamContext, batch: list[Command], pause: float = 0.0) -> None:
-    """Publish in batches of 100, `pause` seconds apart (to spread them over time)."""
-    for start in range(0, len(batch), 100):
-        await asyncio.gather(*(publish_command(js, c) for c in batch[start : start + 100]))
-        await asyncio.sleep(pause)
-
-
-async def notices_stored(js: JetStreamContext) -> int:
-    return (await js.stream_info(NOTICES_STREAM)).state.messages
-
-
-async def wait_for_notices(js: JetStreamContext, n: int, within: float) -> None:
-    async def enough() -> bool | None:
-        return True if await notices_stored(js) >= n else None
-
-    await eventually(enough, within=within)
-
-
-async def settled(js: JetStreamContext) -> None:
-    async def idle() -> bool | None:
-        info = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
-        return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
-
-    await eventually(idle, within=30)
-
-
 async def test_three_reactors_share_2000_commands_and_count_exactly(
     fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
@@ -95,23 +76,14 @@ async def test_three_reactors_share_2000_commands_and_count_exactly(
 async def test_sigkill_every_second_loses_nothing_and_applies_nothing_twice(
     fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    env = {"REACTOR_ACK_WAIT": "2", "REACTOR_MAX_ATTEMPTS": "1000"}
+    # The same reactor restarted each time (REACTOR_ID): it takes its jobs back at once.
+    env = {"REACTOR_ACK_WAIT": "2", "REACTOR_MAX_ATTEMPTS": "1000", "REACTOR_ID": "victim"}
     victim = reactor(fresh_server.url, env=env).start()
     batch = commands(2000, category="Country")
     # Spread over 5 s, so that the once-a-second kills land while there is work.
     publishing = asyncio.create_task(publish_all(fresh_js, batch, pause=0.25))
-    kills = 0
     try:
-        deadline = time.monotonic() + 240
-        while await notices_stored(fresh_js) < 2000:
-            assert time.monotonic() < deadline, (
-                f"{await notices_stored(fresh_js)} of 2000 after {kills} kills"
-            )
-            await asyncio.sleep(1.0)  # the fault schedule: one SIGKILL a second
-            if await notices_stored(fresh_js) < 2000:
-                victim.kill()
-                kills += 1
-                await asyncio.to_thread(victim.start)
+        kills = await kill_every_second(victim, fresh_js, until_notices=2000)
         await publishing
         await settled(fresh_js)
         await counted(fresh_js, "Country", 2000)  # after the last kill's lease runs out

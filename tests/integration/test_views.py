@@ -115,3 +115,15 @@ async def test_a_lease_is_held_by_one_and_taken_over_once_released(js: JetStream
     await first.release()
     assert await second.acquire()
     assert not await first.renew()  # it was lost
+
+
+async def test_a_holder_restarted_under_its_id_takes_its_lease_back(js: JetStreamContext) -> None:
+    kv = await js.key_value(LEASES_BUCKET)
+    job = f"job.{uuid.uuid4().hex}"
+    before_crash = Lease(kv, job, holder="reactor-1")
+    assert await before_crash.acquire()
+    restarted, stranger = Lease(kv, job, holder="reactor-1"), Lease(kv, job, holder="reactor-2")
+    assert not await stranger.acquire()
+    assert await restarted.acquire()  # its own lease, before the TTL runs out
+    assert not await before_crash.renew()  # the old incarnation's revision is stale
+    assert await restarted.renew()

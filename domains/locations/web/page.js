@@ -3,6 +3,8 @@
 // command module), so waiting, the "shortly" fallback and the late "ready" are
 // not this page's concern.
 
+import { busy, clearErrors, finder, showProblem } from "/static/forms.js";
+
 const FIELDS = ["name", "category", "description"];
 const CATEGORIES = ["Town", "City", "County/Region", "Country", "Continent"];
 
@@ -43,7 +45,7 @@ export async function render(view, path) {
   if (id) return showOne(view, id);
   view.root.innerHTML = FORM;
   view.title("");
-  const $ = (x) => view.root.querySelector(`#${CSS.escape(x)}`);
+  const $ = finder(view.root);
   $("create-form").addEventListener("submit", (e) => create(e, view, $));
   $("more").addEventListener("click", () => loadList(view, $, $("more").dataset.cursor));
   view.onNotice(() => loadList(view, $)); // created in another tab of this session, maybe
@@ -53,11 +55,11 @@ export async function render(view, path) {
 // ---- creating -----------------------------------------------------------------------------
 async function create(event, view, $) {
   event.preventDefault();
-  clearErrors($);
+  clearErrors(view.root, FIELDS);
   view.clearNotice();
   const body = Object.fromEntries(FIELDS.map((f) => [f, $(f).value]));
   const name = body.name.trim();
-  busy($, true);
+  busy($("submit"), true, "Create location", "Creating…");
   try {
     const outcome = await view.submit("/api/locations", body, { label: `“${name}”` });
     if (outcome.kind === "succeeded") {
@@ -67,46 +69,10 @@ async function create(event, view, $) {
       $("create-form").reset();
       view.notify("warn", `“${name}” will be available shortly. You will be told here when it is ready.`);
     } else {
-      showProblem($, outcome.problem);
+      showProblem(view.root, FIELDS, outcome.problem, { conflictField: "name" });
     }
   } finally {
-    if ($("submit")) busy($, false);
-  }
-}
-
-function busy($, on) {
-  const b = $("submit");
-  b.disabled = on;
-  b.setAttribute("aria-busy", String(on));
-  b.textContent = on ? "Creating…" : "Create location";
-}
-
-function clearErrors($) {
-  for (const f of [...FIELDS, "form"]) {
-    $(`${f}-error`).hidden = true;
-    if (f !== "form") $(f).removeAttribute("aria-invalid");
-  }
-}
-
-function showProblem($, problem) {
-  let placed = false;
-  for (const err of problem.errors || []) {
-    const field = (err.loc || "").replace(/^\$\./, "");
-    if (FIELDS.includes(field)) {
-      const p = $(`${field}-error`);
-      p.textContent = `${field[0].toUpperCase()}${field.slice(1)} ${err.msg}.`;
-      p.hidden = false;
-      $(field).setAttribute("aria-invalid", "true");
-      $(field).setAttribute("aria-describedby", `${field}-error`);
-      if (!placed) $(field).focus();
-      placed = true;
-    }
-  }
-  if (!placed) {
-    const target = problem.status === 409 ? $("name-error") : $("form-error");
-    target.textContent = problem.detail || problem.title || "Something went wrong.";
-    target.hidden = false;
-    if (problem.status === 409) { $("name").setAttribute("aria-invalid", "true"); $("name").focus(); }
+    if ($("submit")) busy($("submit"), false, "Create location", "Creating…");
   }
 }
 

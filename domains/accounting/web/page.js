@@ -1,0 +1,152 @@
+// The accounts page: open an account and list them at /accounts; one account at
+// /accounts/{id} with its balance, its ledger and a form to record a payment.
+// A charge (sent by the billing policy when a shipment is delivered) updates an
+// account on screen as its notice arrives.
+
+import { busy, clearErrors, el, finder, minorUnits, money, showProblem } from "/static/forms.js";
+
+const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
+
+export async function render(view, path) {
+  const id = path.match(ID)?.[1];
+  if (id) return showOne(view, id);
+  view.root.innerHTML = `
+    <section aria-labelledby="open-title">
+      <form id="open-form" novalidate>
+        <h1 id="open-title">Open an account</h1>
+        <div class="field">
+          <label for="holder">Holder</label>
+          <input id="holder" name="holder" maxlength="100" required autocomplete="off">
+          <p class="error" id="holder-error" hidden></p>
+        </div>
+        <p class="error" id="form-error" role="alert" hidden></p>
+        <button type="submit" id="open">Open account</button>
+      </form>
+    </section>
+    <section aria-labelledby="accounts-title">
+      <h2 id="accounts-title">Accounts <span class="hint">newest first</span></h2>
+      <ul id="accounts" class="items"></ul>
+      <p id="empty" class="hint" hidden>No accounts yet.</p>
+    </section>`;
+  view.title("");
+  const $ = finder(view.root);
+  $("open-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(view.root, ["holder"]);
+    view.clearNotice();
+    const holder = $("holder").value.trim();
+    busy($("open"), true, "Open account", "Opening…");
+    try {
+      const outcome = await view.submit("/api/accounts", { holder: $("holder").value }, { label: `${holder}'s account` });
+      if (outcome.kind === "succeeded") await view.navigate(`/accounts/${outcome.resource.id}`);
+      else if (outcome.kind === "later") view.notify("warn", `${holder}'s account will be open shortly.`);
+      else showProblem(view.root, ["holder"], outcome.problem);
+    } finally {
+      if ($("open")) busy($("open"), false, "Open account", "Opening…");
+    }
+  });
+  view.onNotice(() => list(view, $));
+  await list(view, $);
+}
+
+async function list(view, $) {
+  const res = await fetch("/api/accounts?limit=100");
+  if (!$("accounts")) return;
+  const { items = [] } = await res.json();
+  $("accounts").replaceChildren(
+    ...items.map((a) => {
+      const li = el("li");
+      li.append(view.link(`/accounts/${a.id}`, a.holder), el("span", `owes ${money(a.balance)}`, { className: "cat" }));
+      return li;
+    }),
+  );
+  $("empty").hidden = items.length > 0;
+}
+
+// ---- one account ------------------------------------------------------------------------
+async function showOne(view, id) {
+  view.root.innerHTML = `
+    <section id="account-view">
+      <p id="back"></p>
+      <article id="account"></article>
+      <form id="pay-form" novalidate hidden>
+        <h2>Record a payment</h2>
+        <div class="field">
+          <label for="amount">Amount</label>
+          <input id="amount" name="amount" inputmode="decimal" autocomplete="off" placeholder="12.50">
+          <p class="error" id="amount-error" hidden></p>
+        </div>
+        <div class="field">
+          <label for="reference">Reference <span class="hint">(applied once, for ever)</span></label>
+          <input id="reference" name="reference" maxlength="100" autocomplete="off">
+          <p class="error" id="reference-error" hidden></p>
+        </div>
+        <p class="error" id="form-error" role="alert" hidden></p>
+        <button type="submit" id="pay">Record payment</button>
+      </form>
+    </section>`;
+  const $ = finder(view.root);
+  $("back").append(view.link("/accounts", "← All accounts"));
+  const res = await fetch(`/api/accounts/${id}`);
+  if (!res.ok) {
+    $("account").replaceChildren(el("p", "This account does not exist (yet)."));
+    return;
+  }
+  show(view, $, await res.json());
+  $("pay-form").hidden = false;
+  $("pay-form").addEventListener("submit", (event) => pay(event, view, $, id));
+  // A charge or payment from anywhere in this session: show the account as it is now.
+  view.onNotice((notice) => {
+    if (notice.status === "succeeded" && notice.resource?.id === id && $("account")) show(view, $, notice.resource);
+  });
+}
+
+function show(view, $, account) {
+  const h1 = el("h1", account.holder, { tabIndex: -1 });
+  const balance = el("p", "", { id: "balance" });
+  balance.append("Balance ", el("strong", money(account.balance)), el("span", " (what the holder owes)", { className: "hint" }));
+  const table = el("table", "", { id: "ledger", className: "ledger" });
+  table.createCaption().textContent = `Ledger: ${account.ledger.length} ${account.ledger.length === 1 ? "entry" : "entries"}`;
+  const head = table.createTHead().insertRow();
+  for (const h of ["When", "What", "Reference", "Amount"]) head.append(el("th", h, { scope: "col" }));
+  const body = table.createTBody();
+  for (const entry of [...account.ledger].reverse()) {
+    const row = body.insertRow();
+    row.className = entry.kind;
+    row.insertCell().textContent = new Date(entry.at).toLocaleString();
+    row.insertCell().textContent = entry.kind;
+    row.insertCell().textContent = entry.reference;
+    row.insertCell().textContent = (entry.kind === "payment" ? "−" : "") + money(entry.amount);
+  }
+  $("account").replaceChildren(h1, balance, table);
+  view.title(account.holder);
+}
+
+async function pay(event, view, $, id) {
+  event.preventDefault();
+  const fields = ["amount", "reference"];
+  clearErrors(view.root, fields);
+  view.clearNotice();
+  const amount = minorUnits($("amount").value);
+  if (Number.isNaN(amount) || amount < 1) {
+    showProblem(view.root, fields, { errors: [{ loc: "$.amount", msg: "must be an amount such as 12.50" }] });
+    return;
+  }
+  busy($("pay"), true, "Record payment", "Recording…");
+  try {
+    const body = { amount, reference: $("reference").value.trim() };
+    const outcome = await view.submit(`/api/accounts/${id}/payments`, body, { label: `The payment ${body.reference}` });
+    if (outcome.kind === "succeeded") {
+      $("pay-form").reset();
+      show(view, $, outcome.resource);
+      view.notify("ok", `Payment of ${money(amount)} recorded.`);
+    } else if (outcome.kind === "later") {
+      $("pay-form").reset();
+      view.notify("warn", "The payment will be recorded shortly.");
+    } else {
+      showProblem(view.root, fields, outcome.problem, { conflictField: "reference" });
+    }
+  } finally {
+    if ($("pay")) busy($("pay"), false, "Record payment", "Recording…");
+  }
+}

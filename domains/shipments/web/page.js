@@ -1,0 +1,185 @@
+// The shipments page: create one and list them (filtered by status and account) at
+// /shipments; one shipment at /shipments/{id} with its history and the actions its
+// state allows. Delivering shows the delivery's outcome at once, then the charge
+// the billing policy makes as its notice (caused by the delivery) arrives.
+
+import { busy, clearErrors, el, finder, money, showProblem } from "/static/forms.js";
+
+const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
+const FIELDS = ["account_id", "origin", "destination", "weight_grams"];
+const STATUSES = ["created", "shipped", "delivered", "cancelled"];
+const charged = new Set(); // shipments whose charge notice has been shown
+const ACTIONS = {
+  created: [["ship", "Ship"], ["cancel", "Cancel"]],
+  shipped: [["deliver", "Deliver"]],
+};
+
+export async function render(view, path) {
+  const id = path.match(ID)?.[1];
+  if (id) return showOne(view, id);
+  view.root.innerHTML = `
+    <section aria-labelledby="create-title">
+      <form id="create-form" novalidate>
+        <h1 id="create-title">New shipment</h1>
+        <div class="field">
+          <label for="account_id">Account</label>
+          <select id="account_id" name="account_id" required></select>
+          <p class="error" id="account_id-error" hidden></p>
+        </div>
+        <div class="row">
+          <div class="field">
+            <label for="origin">From <span class="hint">(country code)</span></label>
+            <input id="origin" name="origin" maxlength="2" required autocomplete="off" placeholder="GB">
+            <p class="error" id="origin-error" hidden></p>
+          </div>
+          <div class="field">
+            <label for="destination">To <span class="hint">(country code)</span></label>
+            <input id="destination" name="destination" maxlength="2" required autocomplete="off" placeholder="FR">
+            <p class="error" id="destination-error" hidden></p>
+          </div>
+          <div class="field">
+            <label for="weight_grams">Weight <span class="hint">(grams)</span></label>
+            <input id="weight_grams" name="weight_grams" type="number" min="1" max="30000" required>
+            <p class="error" id="weight_grams-error" hidden></p>
+          </div>
+        </div>
+        <p class="error" id="form-error" role="alert" hidden></p>
+        <button type="submit" id="submit">Create shipment</button>
+      </form>
+    </section>
+    <section aria-labelledby="list-title">
+      <h2 id="list-title">Shipments <span class="hint">newest first</span></h2>
+      <div class="filters">
+        <label>Status <select id="filter-status"><option value="">any</option>
+          ${STATUSES.map((s) => `<option>${s}</option>`).join("")}</select></label>
+        <label>Account <select id="filter-account"><option value="">any</option></select></label>
+      </div>
+      <ul id="shipments" class="items"></ul>
+      <p id="empty" class="hint" hidden>No shipments here yet.</p>
+      <button type="button" id="more" class="secondary" hidden>Show more</button>
+    </section>`;
+  view.title("");
+  const $ = finder(view.root);
+  const accounts = await (await fetch("/api/accounts?limit=200")).json();
+  const options = (accounts.items || []).map((a) => el("option", a.holder, { value: a.id }));
+  $("account_id").replaceChildren(el("option", "Choose an account", { value: "" }), ...options);
+  $("filter-account").append(...options.map((o) => o.cloneNode(true)));
+  $("create-form").addEventListener("submit", (e) => create(e, view, $));
+  for (const f of ["filter-status", "filter-account"]) $(f).addEventListener("change", () => list(view, $));
+  $("more").addEventListener("click", () => list(view, $, $("more").dataset.cursor));
+  view.onNotice(() => list(view, $));
+  await list(view, $);
+}
+
+async function create(event, view, $) {
+  event.preventDefault();
+  clearErrors(view.root, FIELDS);
+  view.clearNotice();
+  const body = {
+    account_id: $("account_id").value,
+    origin: $("origin").value.trim().toUpperCase(),
+    destination: $("destination").value.trim().toUpperCase(),
+    weight_grams: Number($("weight_grams").value),
+  };
+  busy($("submit"), true, "Create shipment", "Creating…");
+  try {
+    const label = `The shipment to ${body.destination}`;
+    const outcome = await view.submit("/api/shipments", body, { label });
+    if (outcome.kind === "succeeded") await view.navigate(`/shipments/${outcome.resource.id}`);
+    else if (outcome.kind === "later") view.notify("warn", `${label} will be ready shortly.`);
+    else showProblem(view.root, FIELDS, outcome.problem);
+  } finally {
+    if ($("submit")) busy($("submit"), false, "Create shipment", "Creating…");
+  }
+}
+
+async function list(view, $, cursor) {
+  const query = new URLSearchParams({ limit: "50" });
+  if ($("filter-status").value) query.set("status", $("filter-status").value);
+  if ($("filter-account").value) query.set("account_id", $("filter-account").value);
+  if (cursor) query.set("cursor", cursor);
+  const res = await fetch(`/api/shipments?${query}`);
+  if (!$("shipments")) return; // navigated away meanwhile
+  const page = await res.json();
+  const items = (page.items || []).map((s) => {
+    const li = el("li");
+    const what = `${s.origin} → ${s.destination}, ${s.weight_grams} g`;
+    li.append(view.link(`/shipments/${s.id}`, what), el("span", `${s.status} · ${money(s.price)}`, { className: "cat" }));
+    return li;
+  });
+  if (cursor) $("shipments").append(...items);
+  else $("shipments").replaceChildren(...items);
+  $("empty").hidden = $("shipments").children.length > 0;
+  $("more").hidden = !page.next_cursor;
+  $("more").dataset.cursor = page.next_cursor || "";
+}
+
+// ---- one shipment -----------------------------------------------------------------------
+async function showOne(view, id) {
+  view.root.innerHTML = `
+    <section id="shipment-view">
+      <p id="back"></p>
+      <article id="shipment"></article>
+      <div id="actions" class="actions"></div>
+      <p class="error" id="action-error" role="alert" hidden></p>
+    </section>`;
+  const $ = finder(view.root);
+  $("back").append(view.link("/shipments", "← All shipments"));
+  const res = await fetch(`/api/shipments/${id}`);
+  if (!res.ok) {
+    $("shipment").replaceChildren(el("p", "This shipment does not exist (yet)."));
+    return;
+  }
+  show(view, $, await res.json());
+  view.onNotice((notice) => {
+    if (!$("shipment") || notice.status !== "succeeded") return;
+    if (notice.resource?.id === id) show(view, $, notice.resource); // changed from another tab
+    const entry = notice.type === "ChargeAccount" && notice.caused_by
+      && (notice.resource?.ledger || []).find((e) => e.kind === "charge" && e.reference === id);
+    if (entry) {
+      charged.add(id);
+      view.notify("ok", `Delivered, and ${notice.resource.holder}'s account was charged ${money(entry.amount)}: `,
+        view.link(`/accounts/${notice.resource.id}`, "see the account"), ".");
+    }
+  });
+}
+
+function show(view, $, shipment) {
+  const h1 = el("h1", `${shipment.origin} → ${shipment.destination}`, { tabIndex: -1 });
+  const facts = el("p", "", { className: "hint" });
+  facts.append(`${shipment.weight_grams} g · ${money(shipment.price)} · `, el("strong", shipment.status, { id: "status" }));
+  const history = el("ol", "", { id: "history", className: "history" });
+  for (const step of shipment.history) {
+    history.append(el("li", `${new Date(step.at).toLocaleString()}: ${step.status}`));
+  }
+  $("shipment").replaceChildren(h1, facts, el("h2", "History"), history);
+  $("actions").replaceChildren(
+    ...(ACTIONS[shipment.status] || []).map(([action, label]) => {
+      const button = el("button", label, { type: "button", id: `do-${action}` });
+      button.addEventListener("click", () => act(view, $, shipment, action, label));
+      return button;
+    }),
+  );
+  view.title(`${shipment.origin} → ${shipment.destination}`);
+}
+
+async function act(view, $, shipment, action, label) {
+  $("action-error").hidden = true;
+  view.clearNotice();
+  const buttons = [...$("actions").querySelectorAll("button")];
+  for (const b of buttons) b.disabled = true;
+  try {
+    const outcome = await view.submit(`/api/shipments/${shipment.id}/${action}`, {}, { label: `${label} (shipment)` });
+    if (outcome.kind === "succeeded") {
+      show(view, $, outcome.resource);
+      if (action === "deliver" && !charged.has(shipment.id)) view.notify("ok", "Delivered. Charging the account…");
+    } else if (outcome.kind === "later") {
+      view.notify("warn", `${label}: it will be done shortly.`);
+    } else {
+      $("action-error").textContent = outcome.problem.detail || outcome.problem.title;
+      $("action-error").hidden = false;
+    }
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
+}

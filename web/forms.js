@@ -1,0 +1,75 @@
+// Small helpers every domain page's forms use: errors at their fields, a busy
+// button, money in minor units. Pages pass their own root and field names.
+
+const byId = (root, id) => root.querySelector(`#${CSS.escape(id)}`);
+
+/** Hide every field error of `fields` (and the form-wide one, `<prefix>form-error`). */
+export function clearErrors(root, fields, prefix = "") {
+  for (const f of [...fields, "form"]) {
+    const p = byId(root, `${prefix}${f}-error`);
+    if (p) p.hidden = true;
+    const input = byId(root, `${prefix}${f}`);
+    if (input && f !== "form") input.removeAttribute("aria-invalid");
+  }
+}
+
+/**
+ * Show a problem: each `errors[].loc` at its field ("$.name" -> #name-error), focus the
+ * first; what has no field goes to `conflictField` (for a 409) or the form-wide error.
+ */
+export function showProblem(root, fields, problem, { prefix = "", conflictField = null } = {}) {
+  let placed = false;
+  for (const err of problem.errors || []) {
+    const field = (err.loc || "").replace(/^\$\./, "");
+    if (!fields.includes(field)) continue;
+    const p = byId(root, `${prefix}${field}-error`);
+    const input = byId(root, `${prefix}${field}`);
+    const label = field.replaceAll("_", " ");
+    p.textContent = `${label[0].toUpperCase()}${label.slice(1)} ${err.msg}.`;
+    p.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", p.id);
+    if (!placed) input.focus();
+    placed = true;
+  }
+  if (placed) return;
+  const onField = problem.status === 409 && conflictField;
+  const target = byId(root, onField ? `${prefix}${conflictField}-error` : `${prefix}form-error`);
+  target.textContent = problem.detail || problem.title || "Something went wrong.";
+  target.hidden = false;
+  if (onField) {
+    const input = byId(root, `${prefix}${conflictField}`);
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+}
+
+/** A submit button's busy state: disabled, aria-busy, and its label while busy. */
+export function busy(button, on, idle, working) {
+  button.disabled = on;
+  button.setAttribute("aria-busy", String(on));
+  button.textContent = on ? working : idle;
+}
+
+/** Minor units as major ones: 1250 -> "12.50". */
+export function money(minor) {
+  const sign = minor < 0 ? "-" : "";
+  const abs = Math.abs(minor);
+  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")}`;
+}
+
+/** "12.5" -> 1250; NaN when it is not an amount with at most two decimals. */
+export function minorUnits(text) {
+  const m = String(text).trim().match(/^(\d{1,9})(?:\.(\d{1,2}))?$/);
+  return m ? Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0")) : NaN;
+}
+
+/** An element with text: el("p", "hello", {className: "hint"}). */
+export function el(tag, text = "", props = {}) {
+  return Object.assign(document.createElement(tag), { textContent: text }, props);
+}
+
+/** The page's root-scoped getElementById. */
+export function finder(root) {
+  return (id) => byId(root, id);
+}
