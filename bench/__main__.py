@@ -21,8 +21,9 @@ from typing import Any
 import msgspec
 
 from bench.crowd import CrowdResult, waiting_crowd
+from bench.deliveries import Deliveries, deliveries
 from bench.floor import nats_floor
-from bench.loadgen import HOPS, Result, crud_open_loop, hops, open_loop, to_builtins
+from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hops, open_loop, to_builtins
 from bench.report import latency_cells, plot_cdf, table, write_json
 from bench.stack import cpu_seconds, crud_baseline, running_stack
 from bench.stats import percentile, summarize
@@ -40,6 +41,7 @@ class Plan:
     rates: tuple[float, ...]
     crowds: tuple[int, ...]
     floor_n: int
+    delivery_rate: float = 50
 
 
 QUICK = Plan(
@@ -77,6 +79,13 @@ async def capacity(stack: Stack, plan: Plan) -> tuple[Result | None, list[Result
     return best, steps
 
 
+def charge_result(s5: Deliveries) -> Result:
+    """The deliveries' run, with each delivery's time to its charge's notice as its latency."""
+    run = s5.delivered
+    samples = [Sample(sent=0.0, done=latency) for latency in s5.charged]
+    return Result(run.target_rate, run.duration, samples, run.errors, run.wall, run.cpu)
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -89,6 +98,8 @@ async def run(plan: Plan) -> dict[str, Any]:
         out["s1"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds)
         say("scenario 4: the same with Prefer: wait")
         out["s4"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds, prefer_wait=10)
+        say(f"scenario 5: deliveries at {plan.delivery_rate:g}/s, and their charges")
+        out["s5"] = await deliveries(stack.url, plan.delivery_rate, plan.sync_seconds)
         say("baseline: synchronous CRUD endpoint")
         with crud_baseline(stack.server) as crud_url:
             await crud_open_loop(crud_url, 50, 1)
@@ -134,6 +145,9 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     add("1 feels synchronous", "sync always", out["s1"])
     add("1 feels synchronous", "no sync", out["s1_nosync"])
     add("4 Prefer: wait", "sync always", out["s4"])
+    s5: Deliveries = out["s5"]
+    add("5 deliver: succeeded", "sync always", s5.delivered)
+    add("5 deliver: charge notice", "sync always", charge_result(s5))
     add("CRUD baseline", "sync always", out["crud"])
     for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
         best, _ = out[key]
@@ -279,6 +293,7 @@ def main() -> int:
             "1 session stream [sync always]": out["s1"].latencies,
             "1 session stream [no sync]": out["s1_nosync"].latencies,
             "4 Prefer: wait [sync always]": out["s4"].latencies,
+            "5 deliver -> charge notice [sync always]": out["s5"].charged,
             "CRUD baseline [sync always]": out["crud"].latencies,
             "raw NATS floor [sync always]": out["floor"],
         },

@@ -64,6 +64,9 @@ class Session:
         self.client = Client(url)
         self.arrived: dict[str, tuple[float, Notice]] = {}
         self.waiting: dict[str, asyncio.Future[tuple[float, Notice]]] = {}
+        # Notices of policy commands, by the command that caused them.
+        self.arrived_caused: dict[str, tuple[float, Notice]] = {}
+        self.waiting_caused: dict[str, asyncio.Future[tuple[float, Notice]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -86,18 +89,45 @@ class Session:
                 self._ready.set()
             elif event in ("succeeded", "failed"):
                 notice = notice_decoder.decode(data)
-                waiter = self.waiting.pop(notice.command_id, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result((now, notice))
-                else:
-                    self.arrived[notice.command_id] = (now, notice)
+                _arrive(self.waiting, self.arrived, notice.command_id, (now, notice))
+                if notice.caused_by is not None:
+                    _arrive(
+                        self.waiting_caused, self.arrived_caused, notice.caused_by, (now, notice)
+                    )
 
     async def notice_of(self, command_id: str, within: float = 30.0) -> tuple[float, Notice]:
-        if command_id in self.arrived:  # the notice beat the POST's answer
-            return self.arrived.pop(command_id)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[command_id] = future
-        return await asyncio.wait_for(future, within)
+        """When the command's notice arrived, and the notice."""
+        return await _await(self.waiting, self.arrived, command_id, within)
+
+    async def notice_caused_by(self, command_id: str, within: float = 30.0) -> tuple[float, Notice]:
+        """When the notice of a command a policy sent because of `command_id` arrived."""
+        return await _await(self.waiting_caused, self.arrived_caused, command_id, within)
+
+
+Arrival = tuple[float, Notice]
+
+
+def _arrive(
+    waiting: dict[str, asyncio.Future[Arrival]], arrived: dict[str, Arrival], key: str, got: Arrival
+) -> None:
+    waiter = waiting.pop(key, None)
+    if waiter is not None and not waiter.done():
+        waiter.set_result(got)
+    else:
+        arrived[key] = got  # before anyone asked (the notice beat the POST's answer)
+
+
+async def _await(
+    waiting: dict[str, asyncio.Future[Arrival]],
+    arrived: dict[str, Arrival],
+    key: str,
+    within: float,
+) -> Arrival:
+    if key in arrived:
+        return arrived.pop(key)
+    future: asyncio.Future[Arrival] = asyncio.get_running_loop().create_future()
+    waiting[key] = future
+    return await asyncio.wait_for(future, within)
 
 
 def _publish_ms(response: Response) -> float:
@@ -125,7 +155,7 @@ async def one_command(session: Session, i: int, run: str, prefer_wait: int | Non
     return sample
 
 
-async def _schedule(
+async def schedule(
     rate: float, duration: float, send: Callable[[int], Coroutine[Any, Any, Sample]]
 ) -> Result:
     """Start `send(i)` every 1/rate s for `duration` s (open loop), then collect the samples."""
@@ -158,7 +188,7 @@ async def open_loop(
     run = f"{time.time_ns():x}"
     opened = [await Session(url).__aenter__() for _ in range(sessions)]
     try:
-        return await _schedule(
+        return await schedule(
             rate, duration, lambda i: one_command(opened[i % sessions], i, run, prefer_wait)
         )
     finally:
@@ -180,7 +210,7 @@ async def crud_open_loop(url: str, rate: float, duration: float) -> Result:
         return sample
 
     try:
-        return await _schedule(rate, duration, one)
+        return await schedule(rate, duration, one)
     finally:
         client.close()
 

@@ -11,6 +11,12 @@ dropped as long as the caller hands the events in order from the key's
 start: the reactor does, with every event of the aggregate.
 
 Several keys touched by one batch are written concurrently.
+
+Each writer remembers the records it last wrote or read, with their KV
+revision (a bounded cache), so the usual update of a record this process
+wrote before is a compare-and-set without a read; a stale memory fails the
+compare-and-set and the record is read afresh. (A remembered record is only
+ever behind the stored one, so "applied already" from memory is true.)
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -28,7 +34,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequen
 from contracts.commands import encoder
 from contracts.domain import View
 from contracts.events import StoredEvent
-from contracts.topology import VIEW_PROGRESS
+from contracts.topology import VIEW_PROGRESS, view_bucket
 from contracts.views import NULL, Progress, Record, ViewBuckets, progress_decoder, record_decoder
 
 log = logging.getLogger(__name__)
@@ -49,8 +55,22 @@ def _valid_key(view: View, key: str) -> str:
 
 
 class ViewWriter:
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 10_000) -> None:
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+        self._known: OrderedDict[tuple[str, str], tuple[Record, int]] = OrderedDict()
+        self._remember = remember
+
+    def _recall(self, bucket: str, key: str) -> tuple[Record, int] | None:
+        known = self._known.get((bucket, key))
+        if known is not None:
+            self._known.move_to_end((bucket, key))
+        return known
+
+    def _remember_record(self, bucket: str, key: str, record: Record, revision: int) -> None:
+        self._known[(bucket, key)] = (record, revision)
+        self._known.move_to_end((bucket, key))
+        while len(self._known) > self._remember:
+            self._known.popitem(last=False)
 
     def decode_state(self, view: View, record: Record) -> Any:
         raw = bytes(record.state)
@@ -85,24 +105,31 @@ class ViewWriter:
         """
         groups = self.keys_of(view, events)
         kv = await buckets.bucket(view.name)
+        name = view_bucket(view.name, buckets.version)
         states = await asyncio.gather(
-            *(self._apply_key(kv, view, key, group, fresh) for key, group in groups.items())
+            *(self._apply_key(kv, name, view, key, group, fresh) for key, group in groups.items())
         )
         return dict(zip(groups, states, strict=True))
 
     async def _apply_key(
-        self, kv: Any, view: View, key: str, events: list[StoredEvent], fresh: bool
+        self, kv: Any, bucket: str, view: View, key: str, events: list[StoredEvent], fresh: bool
     ) -> Any:
         for attempt in range(MAX_CAS_ATTEMPTS):
-            if fresh and attempt == 0:
-                record: Record | None = None
-                revision: int | None = None
+            known = self._recall(bucket, key) if attempt == 0 else None
+            record: Record | None
+            revision: int | None
+            if known is not None:
+                record, revision = known
+            elif fresh and attempt == 0:
+                record, revision = None, None
             else:
                 try:
                     entry = await kv.get(key)
                     record, revision = record_decoder.decode(entry.value or b""), entry.revision
                 except (KeyNotFoundError, KeyDeletedError):
                     record, revision = None, None
+                if record is not None and revision is not None:
+                    self._remember_record(bucket, key, record, revision)
             position = record.position if record is not None else 0
             state = self.decode_state(view, record) if record is not None else None
             todo = [e for e in events if e.meta.seq > position]
@@ -110,14 +137,17 @@ class ViewWriter:
                 return state  # applied already
             for stored in todo:
                 state = view.apply(state, stored.event, stored.meta)
-            value = encoder.encode(Record(todo[-1].meta.seq, msgspec.Raw(encoder.encode(state))))
+            written = Record(todo[-1].meta.seq, msgspec.Raw(encoder.encode(state)))
+            value = encoder.encode(written)
             try:
                 if revision is None:
-                    await kv.create(key, value)
+                    revision = await kv.create(key, value)
                 else:
-                    await kv.update(key, value, last=revision)
+                    revision = await kv.update(key, value, last=revision)
+                self._remember_record(bucket, key, written, revision)
                 return state
             except KeyWrongLastSequenceError:
+                self._known.pop((bucket, key), None)
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise RuntimeError(f"view {view.name} key {key} kept changing under us")
 

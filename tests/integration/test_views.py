@@ -127,3 +127,19 @@ async def test_a_holder_restarted_under_its_id_takes_its_lease_back(js: JetStrea
     assert await restarted.acquire()  # its own lease, before the TTL runs out
     assert not await before_crash.renew()  # the old incarnation's revision is stale
     assert await restarted.renew()
+
+
+async def test_a_writer_remembering_a_stale_record_reads_it_again(buckets: ViewBuckets) -> None:
+    """Two processes' writers taking turns on one record: each one's memory goes stale."""
+    here, there = ViewWriter(), ViewWriter()
+    memo = uuid.uuid4().hex
+    events = [stored(MemoWritten("t"), 50, memo)]
+    await here.apply(buckets, MEMOS, events)
+    for seq in range(51, 57):
+        events.append(stored(MemoStamped(str(seq)), seq, memo))
+        writer = here if seq % 2 else there
+        await writer.apply(buckets, MEMOS, list(events))
+    record = await buckets.record("memos", memo)
+    assert record is not None
+    assert record.position == 56
+    assert here.decode_state(MEMOS, record).stamps == tuple(str(s) for s in range(51, 57))

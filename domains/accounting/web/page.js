@@ -115,7 +115,9 @@ function show(view, $, account) {
     row.className = entry.kind;
     row.insertCell().textContent = new Date(entry.at).toLocaleString();
     row.insertCell().textContent = entry.kind;
-    row.insertCell().textContent = entry.reference;
+    // A charge's reference is the shipment it bills (domains/accounting/billing.py).
+    const ref = row.insertCell();
+    ref.append(entry.kind === "charge" ? view.link(`/shipments/${entry.reference}`, entry.reference) : entry.reference);
     row.insertCell().textContent = (entry.kind === "payment" ? "−" : "") + money(entry.amount);
   }
   $("account").replaceChildren(h1, balance, table);

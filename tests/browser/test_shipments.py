@@ -1,0 +1,73 @@
+"""Shipments and accounts in Chromium: open, create, ship, deliver, and see the charge."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.helpers import unique_name
+from tests.processes import Process, base_url
+
+SHIPMENT_URL = re.compile(r"/shipments/[0-9a-f]{24}$")
+ACCOUNT_URL = re.compile(r"/accounts/[0-9a-f]{24}$")
+
+
+async def test_open_create_ship_deliver_then_the_charge_and_the_ledger(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    holder = unique_name("Ada")
+    await page.goto(url + "/accounts")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.fill("#holder", holder)
+    await page.click("#open")
+    await expect(page).to_have_url(ACCOUNT_URL)
+    await expect(page.locator("#account h1")).to_have_text(holder)
+    await expect(page.locator("#balance")).to_contain_text("0.00")
+
+    await page.get_by_role("navigation").get_by_role("link", name="Shipments").click()
+    await expect(page).to_have_url(url + "/shipments")
+    await page.select_option("#account_id", label=holder)
+    await page.fill("#origin", "gb")
+    await page.fill("#destination", "fr")
+    await page.fill("#weight_grams", "1200")
+    await page.click("#submit")
+    await expect(page).to_have_url(SHIPMENT_URL)
+    await expect(page.locator("#status")).to_have_text("created")
+    await expect(page.locator("#shipment")).to_contain_text("17.00")  # 350 + 3 x 450
+
+    await page.click("#do-ship")
+    await expect(page.locator("#status")).to_have_text("shipped")
+    await page.click("#do-deliver")
+    await expect(page.locator("#status")).to_have_text("delivered")
+    notice = page.locator("#notice")
+    await expect(notice).to_contain_text(f"{holder}'s account was charged 17.00")
+    await expect(page.locator("#history li")).to_have_count(3)
+    await expect(page.locator("#actions button")).to_have_count(0)
+
+    await notice.get_by_role("link", name="see the account").click()
+    await expect(page).to_have_url(ACCOUNT_URL)
+    await expect(page.locator("#balance")).to_contain_text("17.00")
+    rows = page.locator("#ledger tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("charge")
+    await expect(rows.first).to_contain_text("17.00")
+
+
+async def test_a_payment_amount_is_checked_then_recorded(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    await page.goto(url + "/accounts")
+    await page.fill("#holder", unique_name("Bo"))
+    await page.click("#open")
+    await expect(page).to_have_url(ACCOUNT_URL)
+    await page.fill("#amount", "abc")
+    await page.click("#pay")
+    await expect(page.locator("#amount-error")).to_contain_text("must be an amount")
+    await page.fill("#amount", "5.25")
+    await page.fill("#reference", "bank-1")
+    await page.click("#pay")
+    await expect(page.locator("#balance")).to_contain_text("-5.25")
+    await expect(page.locator("#ledger tbody tr")).to_have_count(1)
