@@ -4,9 +4,10 @@
   before it decides; a value held by another aggregate is the domain's
   rejection, and a claim made by a command that is then refused is released.
 - A creating command's aggregate is new (its id derives from the command),
-  so it is not loaded: the append expects sequence 0. Any other is loaded
-  from its subject. A `Conflict` on append (the aggregate moved on, or this
-  decision is stored already) reloads and decides again.
+  so it is not loaded: the append expects sequence 0. Any other is taken
+  from what this process remembers of it (`Remembered`) or loaded from its
+  subject. A `Conflict` on append (the aggregate moved on, or this decision
+  is stored already) reloads and decides again.
 - A command whose id is already among the aggregate's causations was
   handled before (a redelivery after a crash): it appends nothing, and its
   outcome is told again from the events it appended then.
@@ -17,17 +18,19 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
 from contracts.commands import Command
-from contracts.domain import CommandSpec, EventMeta, Rejection
+from contracts.domain import Aggregate, CommandSpec, EventMeta, Rejection
 from contracts.events import StoredEvent
 from contracts.notices import Notice
 from contracts.registry import Registry
+from contracts.topology import event_subject
 from contracts.views import ViewBuckets
 from reactor import notices
 from reactor.eventstore import Conflict, EventStore
@@ -40,6 +43,51 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Loaded(NamedTuple):
+    """An aggregate as loaded: every event, and the state they fold to."""
+
+    history: list[StoredEvent]
+    state: Any
+
+    @property
+    def position(self) -> int:
+        """The sequence of its last event (0: none); an append expects it."""
+        return self.history[-1].meta.seq if self.history else 0
+
+
+def fold(aggregate: Aggregate, state: Any, events: Sequence[StoredEvent]) -> Any:
+    for stored in events:
+        state = aggregate.evolve(state, stored.event, stored.meta)
+    return state
+
+
+class Remembered:
+    """The aggregates this process handled last (a bounded LRU), by subject.
+
+    What it holds may be behind the store (another reactor appended since):
+    an append decided on it is checked by the expected sequence (a conflict
+    loads afresh), and a refusal or a no-op decided on it is checked by
+    loading before it is believed. So a hot aggregate (an account charged
+    over and over) is not read and folded again for every command.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._size = size
+        self._known: OrderedDict[str, Loaded] = OrderedDict()
+
+    def get(self, subject: str) -> Loaded | None:
+        loaded = self._known.get(subject)
+        if loaded is not None:
+            self._known.move_to_end(subject)
+        return loaded
+
+    def put(self, subject: str, loaded: Loaded) -> None:
+        self._known[subject] = loaded
+        self._known.move_to_end(subject)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
 
 
 class Poison(ValueError):
@@ -64,6 +112,7 @@ class CommandHandler:
         self._writer = writer or ViewWriter()
         self._clock = clock
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        self._aggregates = Remembered()
 
     def payload(self, command: Command) -> tuple[CommandSpec, Any]:
         """The command's spec and decoded payload, or Poison."""
@@ -93,33 +142,44 @@ class CommandHandler:
                     command, self._clock(), spec.unique.rejection(payload).problem()
                 )
 
-        history = (
-            [] if spec.creates else await self._store.load(spec.aggregate, command.aggregate_id)
-        )
+        subject = event_subject(spec.aggregate, command.aggregate_id)
+        if spec.creates:  # a new aggregate: nothing to load, the append expects 0
+            loaded, remembered = Loaded([], aggregate.initial), False
+        else:
+            known = self._aggregates.get(subject)
+            loaded, remembered = (
+                (known, True) if known else (await self._load(spec, command.aggregate_id), False)
+            )
         for _ in range(MAX_CONFLICTS):
-            position = history[-1].meta.seq if history else 0
+            history = loaded.history
             mine = [e for e in history if e.meta.command_id == command.command_id]
             if mine:
                 break  # handled before: tell the same outcome
-            state = aggregate.initial
-            for stored in history:
-                state = aggregate.evolve(state, stored.event, stored.meta)
-            decision = aggregate.decide(state, payload)
+            decision = aggregate.decide(loaded.state, payload)
+            if remembered and (isinstance(decision, Rejection) or not decision):
+                # Decided on what this process remembers, which may be behind: an
+                # append would be checked, a refusal or a no-op would not. Load.
+                loaded, remembered = await self._load(spec, command.aggregate_id), False
+                continue
             if isinstance(decision, Rejection):
                 if claim is not None and claim.new:
                     await self._reservations.release(claim)
-                return notices.failed(command, self._clock(), decision.problem(), position=position)
+                return notices.failed(
+                    command, self._clock(), decision.problem(), position=loaded.position
+                )
             if not decision:
                 break  # nothing to change
             try:
-                mine = await self._append(command, spec, decision, expected=position)
+                mine = await self._append(command, spec, decision, expected=loaded.position)
             except Conflict:
-                history = await self._store.load(spec.aggregate, command.aggregate_id)
+                loaded, remembered = await self._load(spec, command.aggregate_id), False
                 continue
-            history = [*history, *mine]
+            loaded = Loaded([*history, *mine], fold(aggregate, loaded.state, mine))
             break
         else:
             raise RuntimeError(f"aggregate {command.aggregate_id} kept changing under us")
+        history = loaded.history
+        self._aggregates.put(subject, loaded)
         appended = self._clock()
 
         resource = await self._inline_views(spec, history, mine, fresh=len(history) == len(mine))
@@ -144,6 +204,11 @@ class CommandHandler:
             page=view.page(state) if view.page is not None and state is not None else None,
             timings=timings,
         )
+
+    async def _load(self, spec: CommandSpec, aggregate_id: str) -> Loaded:
+        aggregate = self._registry.aggregates[spec.aggregate]
+        history = await self._store.load(spec.aggregate, aggregate_id)
+        return Loaded(history, fold(aggregate, aggregate.initial, history))
 
     async def _append(
         self, command: Command, spec: CommandSpec, events: Sequence[msgspec.Struct], expected: int

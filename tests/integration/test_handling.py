@@ -14,6 +14,7 @@ from contracts.domain import Rejection, Unique
 from contracts.registry import Registry
 from contracts.topology import RESERVATIONS_BUCKET, event_subject
 from contracts.views import ViewBuckets
+from domains.shipments.commands import CreateShipment, DeliverShipment, ShipShipment
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler, Poison
 from reactor.reservations import Reservations
@@ -151,3 +152,32 @@ async def test_unknown_types_and_bad_payloads_are_poison(handler: CommandHandler
         handler.payload(msgspec.structs.replace(command, type="Nonsense"))
     with pytest.raises(Poison):
         handler.payload(msgspec.structs.replace(command, payload=msgspec.Raw(b'{"name": 5}')))
+
+
+async def test_a_handler_behind_another_decides_on_the_stored_state(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """Two reactors: what one remembers of an aggregate goes stale when the other acts on it."""
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    here, there = (
+        CommandHandler(REGISTRY, EventStore(nc, REGISTRY), reservations, lambda: buckets)
+        for _ in range(2)
+    )
+    create = envelope(CreateShipment("acct", "GB", "GB", 100))
+    assert (await here.handle(create)).status == "succeeded"  # `here` remembers it: created
+    ship = envelope(ShipShipment(), aggregate_id=create.aggregate_id)
+    assert (await there.handle(ship)).status == "succeeded"
+    # On what `here` remembers, a delivery is refused (not shipped); it loads before saying so.
+    deliver = envelope(DeliverShipment(), aggregate_id=create.aggregate_id)
+    delivered = await here.handle(deliver)
+    assert delivered.status == "succeeded", delivered.error
+    # And an append decided on a stale memory is refused by the store, then decided again.
+    write = envelope(WriteMemo("shared"))
+    await here.handle(write)
+    await here.handle(envelope(StampMemo("a"), aggregate_id=write.aggregate_id))
+    await there.handle(envelope(StampMemo("b"), aggregate_id=write.aggregate_id))
+    repeat = await here.handle(envelope(StampMemo("b"), aggregate_id=write.aggregate_id))
+    assert repeat.error is not None
+    assert repeat.error.status == 409
+    assert (await view_state(js, "memos", write.aggregate_id))["stamps"] == ["a", "b"]
