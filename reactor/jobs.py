@@ -52,6 +52,9 @@ SETTLE_WAIT: Final = 0.05  # ... and this long again after reading where the end
 class Job(Protocol):
     name: str  # its lease: view.<name> or policy.<name>
     subjects: list[str]
+    # Once caught up, how long to let events gather before reading on: each
+    # batch costs the job a write per record it touches and one for its position.
+    linger: float
 
     async def start(self) -> int:
         """Prepare to run; the position to read after."""
@@ -65,6 +68,10 @@ class Job(Protocol):
 
 
 class ViewJob:
+    # An async view is read with min_position when it must be fresh; collecting
+    # 50 ms of events turns one write per event into one per record per batch.
+    linger = 0.05
+
     def __init__(
         self, view: View, registry: Registry, active: ActiveViews, writer: ViewWriter
     ) -> None:
@@ -111,6 +118,8 @@ def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: Event
 
 
 class PolicyJob:
+    linger = 0.0  # each event is a command of its own: waiting would only delay it
+
     def __init__(
         self, policy: Policy, registry: Registry, js: JetStreamContext, progress: KeyValue
     ) -> None:
@@ -199,8 +208,11 @@ class Runner:
         reader = EventReader(self._js, self._registry, self.job.subjects, position)
         renew_at = loop.time() + RENEW_EVERY
         self.active = True
+        caught_up = False
         try:
             while not stop.is_set() and not (restart is not None and restart.is_set()):
+                if caught_up and self.job.linger:
+                    await asyncio.sleep(self.job.linger)
                 if loop.time() >= renew_at:
                     if not await self.lease.renew():
                         log.warning("%s: lease lost; standing by", self.job.name)
@@ -222,6 +234,7 @@ class Runner:
                     await self.job.handle(batch.events)
                 assert batch.last_seq is not None
                 position = batch.last_seq
+                caught_up = batch.caught_up
                 await self.job.save(position)
         finally:
             await reader.close()
