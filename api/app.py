@@ -16,20 +16,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api import commands, live, ops, status, streams, web
+from api import commands, live, ops, sessions, status, streams, web
 from api import reads as reads_api
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
+from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
 from api.services import Services
-from api.session import SessionMiddleware
+from api.session import Accounts, SessionMiddleware, SessionStore
 from api.settings import Settings
+from api.signin_limits import SignInLimits
 from contracts.connection import connect
 from contracts.domain import GetRead, ListRead, SummaryRead
 from contracts.notices import Problem
 from contracts.registry import Registry
-from contracts.topology import IDEMPOTENCY_BUCKET, ensure_topology, refuse_legacy_store
+from contracts.topology import (
+    IDEMPOTENCY_BUCKET,
+    SESSIONS_BUCKET,
+    SIGN_IN_ATTEMPTS_BUCKET,
+    ensure_topology,
+    refuse_legacy_store,
+)
 from contracts.views import ActiveViews
 from domains import registry as default_registry
 
@@ -70,6 +78,18 @@ def create_app(
             await views.start(nc)
             stack.push_async_callback(views.stop)
             limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
+            accounts = None
+            if registry.sign_in is not None:
+                accounts = Accounts(
+                    registry.sign_in,
+                    SessionStore(await js.key_value(SESSIONS_BUCKET)),
+                    SignInLimits(
+                        await js.key_value(SIGN_IN_ATTEMPTS_BUCKET),
+                        per_email=settings.sign_in_failures_per_email,
+                        per_client=settings.sign_in_failures_per_client,
+                        window=settings.sign_in_window,
+                    ),
+                )
             svc = Services(
                 settings=settings,
                 nc=nc,
@@ -79,6 +99,8 @@ def create_app(
                 registry=registry,
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
+                passwords=Passwords(),
+                accounts=accounts,
             )
             svc.metrics.gauges["relay_waiters"] = lambda: relay.waiters
             svc.metrics.gauges["sse_streams_open"] = lambda: limits.open
@@ -109,6 +131,7 @@ def api_routes(registry: Registry) -> list[BaseRoute]:
         Route("/healthz", ops.healthz),
         Route("/readyz", ops.readyz),
         Route("/metrics", ops.metrics),
+        *sessions.routes(registry.sign_in),
     ]
     reads = registry.reads()
     ordered = [r for r in reads if isinstance(r, SummaryRead)] + [

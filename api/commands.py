@@ -23,6 +23,7 @@ import nats.errors
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.access import actor, check_owner, take_in, without_secrets
 from api.body import command_payload
 from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
@@ -53,8 +54,12 @@ def endpoint(spec: CommandSpec) -> Endpoint:
 
 async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
+    who = await actor(request, spec)
     aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
-    payload = await command_payload(request, spec.type, svc.settings.max_body_bytes)
+    form = await command_payload(request, spec.body, svc.settings.max_body_bytes)
+    if aggregate_id is not None:
+        await check_owner(svc, spec, aggregate_id, who)
+    payload = await take_in(svc, spec, form, who)
     await _check_references(svc, spec, payload)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))
@@ -66,7 +71,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     command_id = uuid.uuid4().hex
     started: Started | None = None
     if key is not None:
-        digest = fingerprint(request.url.path, payload)
+        digest = fingerprint(request.url.path, without_secrets(spec, form))
         begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
         if isinstance(begun, Replay):
             return _to_response(begun.response, replayed=True)

@@ -15,6 +15,7 @@ from typing import Any, Final
 import msgspec
 
 from api.reads import CURSOR, MAX_LIMIT
+from api.sessions import CurrentUser, SignInForm
 from api.status import Accepted, Pending
 from contracts.domain import CommandSpec, GetRead, ListRead, SummaryRead
 from contracts.notices import Notice, Problem
@@ -42,12 +43,14 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 _REASONS: Final = {
     400: "Malformed request",
+    401: "Not signed in (or, signing in: wrong email or password)",
+    403: "Not allowed (not the owner)",
     404: "Not found",
     409: "Conflict (a business rule, or an Idempotency-Key still in flight)",
     413: "Body too large",
     415: "Not JSON",
     422: "Invalid (schema, parameter, or a business rule)",
-    429: "Too many streams for this session",
+    429: "Too many streams for this session, or too many failed sign-ins",
     503: "NATS unavailable, a view behind, or too many streams: retry after Retry-After",
 }
 
@@ -104,6 +107,10 @@ def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
     }
     if not spec.creates:
         responses.update(_problems(404))
+    if spec.access == "user":
+        responses.update(_problems(401))
+    if spec.owner is not None:
+        responses.update(_problems(403))
     return {
         "summary": spec.summary or spec.name,
         "operationId": spec.name,
@@ -111,7 +118,7 @@ def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
         "parameters": ([] if spec.creates else [_ID_PARAM]) + _COMMAND_HEADERS,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref(spec.type)}},
+            "content": {"application/json": {"schema": _ref(spec.body)}},
         },
         "responses": responses,
     }
@@ -290,6 +297,53 @@ def _fixed_paths() -> dict[str, Any]:
     }
 
 
+def _session_paths() -> dict[str, Any]:
+    user = {"application/json": {"schema": _ref(CurrentUser)}}
+    return {
+        "/api/sessions": {
+            "post": {
+                "summary": "Sign in: binds this browser session to the user (a new session cookie)",
+                "operationId": "sign_in",
+                "tags": ["sessions"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(SignInForm)}},
+                },
+                "responses": {
+                    "200": {"description": "Signed in", "content": user},
+                    **_problems(400, 401, 413, 415, 422, 429, 503),
+                },
+            }
+        },
+        "/api/sessions/current": {
+            "get": {
+                "summary": "Who this browser session is signed in as",
+                "operationId": "current_session",
+                "tags": ["sessions"],
+                "responses": {
+                    "200": {"description": "Signed in", "content": user},
+                    **_problems(401, 503),
+                },
+            },
+            "delete": {
+                "summary": "Sign out (a new, anonymous session cookie)",
+                "operationId": "sign_out",
+                "tags": ["sessions"],
+                "responses": {"204": {"description": "Signed out"}, **_problems(503)},
+            },
+        },
+    }
+
+
+def _mark_secrets(components: dict[str, Any], registry: Registry) -> None:
+    """Secret fields (passwords): `writeOnly` and `format: password` in their schemas."""
+    secret = [(SignInForm.__name__, "password")] if registry.sign_in is not None else []
+    for spec in registry.commands.values():
+        secret += [(spec.body.__name__, name) for name in spec.secrets]
+    for schema, name in secret:
+        components[schema]["properties"][name].update(writeOnly=True, format="password")
+
+
 def _version() -> str:
     try:
         return metadata.version("notify-service")
@@ -305,7 +359,10 @@ def document(registry: Registry, version: str = "") -> dict[str, Any]:
         if spec.path is None:
             continue
         paths.setdefault(spec.path, {})["post"] = _command(spec, registry)
-        types.append(spec.type)
+        types.append(spec.body)
+    if registry.sign_in is not None:
+        paths.update(_session_paths())
+        types += [SignInForm, CurrentUser]
     for domain in registry.domains:
         for read in domain.reads:
             view = registry.views[read.view]
@@ -326,6 +383,7 @@ def document(registry: Registry, version: str = "") -> dict[str, Any]:
                 }
     paths.update(_fixed_paths())
     _, components = msgspec.json.schema_components(list(dict.fromkeys(types)), ref_template=REF)
+    _mark_secrets(components, registry)
     doc = {
         "openapi": "3.1.0",
         "info": {

@@ -13,7 +13,9 @@ from starlette.responses import Response
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.metrics import Metrics
+from api.passwords import Passwords
 from api.relay import NoticeRelay
+from api.session import Accounts
 from api.settings import Settings
 from contracts.registry import Registry
 from contracts.views import ActiveViews
@@ -31,6 +33,8 @@ class Services:
     registry: Registry
     idempotency: IdempotencyKeys
     limits: StreamLimits
+    passwords: Passwords
+    accounts: Accounts | None = None  # None: no domain declares a SignIn
     metrics: Metrics = field(default_factory=Metrics)
 
 

@@ -1,18 +1,32 @@
-"""Anonymous browser sessions: a random id in an HttpOnly, SameSite=Lax cookie.
+"""Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie.
 
 Commands carry the session id; their notices are published under it. A
 request without a valid cookie gets a new session (curl without a cookie jar
-simply gets a fresh one each time; its per-command URLs still work).
+simply gets a fresh one each time; its per-command URLs still work). A
+session may be signed in as a user (`api.sessions`); signing in or out gives
+the browser a new id (`rotate`), so an id known before signing in is worth
+nothing after it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from http.cookies import SimpleCookie
+from typing import Any, Final
 
+import msgspec
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.signin_limits import SignInLimits
+from contracts.commands import encoder
+from contracts.domain import SignIn
 
 COOKIE = "sid"
 MAX_AGE = 30 * 24 * 3600
@@ -51,13 +65,66 @@ class SessionMiddleware:
         scope.setdefault("state", {})["session_id"] = session_id or new_session_id()
 
         async def send_with_cookie(message: Message) -> None:
-            if is_new and message["type"] == "http.response.start":
+            state = scope["state"]
+            if (is_new or state.get("session_rotated")) and message[
+                "type"
+            ] == "http.response.start":
                 attrs = f"Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
                 if self.secure:
                     attrs += "; Secure"
                 MutableHeaders(scope=message).append(
-                    "set-cookie", f"{COOKIE}={scope['state']['session_id']}; {attrs}"
+                    "set-cookie", f"{COOKIE}={state['session_id']}; {attrs}"
                 )
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+def rotate(state: Any) -> str:
+    """Give this request's browser a new session id (its cookie goes out with the answer)."""
+    state.session_id = new_session_id()
+    state.session_rotated = True
+    return str(state.session_id)
+
+
+class Binding(msgspec.Struct, frozen=True):
+    user_id: str
+    email: str
+    signed_in_at: datetime
+
+
+_binding: Final = msgspec.json.Decoder(Binding)
+
+
+class SessionStore:
+    """Which user each browser session is signed in as."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @staticmethod
+    def _key(session: str) -> str:
+        # A hash: a copy of the bucket does not hand out live session ids.
+        return hashlib.sha256(session.encode()).hexdigest()
+
+    async def user(self, session: str) -> Binding | None:
+        try:
+            entry = await self._kv.get(self._key(session))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return _binding.decode(entry.value or b"")
+
+    async def bind(self, session: str, binding: Binding) -> None:
+        await self._kv.put(self._key(session), encoder.encode(binding))
+
+    async def forget(self, session: str) -> None:
+        await self._kv.delete(self._key(session))
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What signing in needs, when a domain declares a `SignIn`."""
+
+    sign_in: SignIn
+    sessions: SessionStore
+    limits: SignInLimits

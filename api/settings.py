@@ -27,6 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_streams: int = 10_000  # open event streams per API process
     max_streams_per_session: int = 16
     cookie_secure: bool = False
+    # Failed sign-ins allowed per email address and per client in a window (seconds).
+    sign_in_failures_per_email: int = 5
+    sign_in_failures_per_client: int = 20
+    sign_in_window: float = 900.0
     log_level: str = "info"
     access_log: bool = True
     web_dir: Path = WEB_DIR
@@ -42,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
+            sign_in_failures_per_email=int(env.get("SIGNIN_FAILURES_PER_EMAIL", "5")),
+            sign_in_failures_per_client=int(env.get("SIGNIN_FAILURES_PER_CLIENT", "20")),
+            sign_in_window=float(env.get("SIGNIN_WINDOW", "900")),
             log_level=env.get("LOG_LEVEL", "info").lower(),
             access_log=env.get("API_ACCESS_LOG", "1") not in ("0", "false", "no"),
         )

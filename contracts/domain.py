@@ -7,7 +7,10 @@ subjects, buckets, consumers, the OpenAPI document, the page's navigation):
 - `CommandSpec`: a command schema (a msgspec Struct), the aggregate it acts
   on, and its route: `POST /api/<collection>` makes a new aggregate,
   `POST /api/<collection>/{id}/<action>` acts on an existing one, no route
-  means only a policy sends it.
+  means only a policy sends it. Who may send it (`access`, `owner`), and,
+  when the client sends something else than the command (a password to
+  hash, a user to add), the `form` it sends and the pure `intake` that turns
+  it into the command.
 - `Event`: an event schema with its version and upcasters from older versions.
 - `Aggregate`: `initial`, `decide(state, command) -> events | Rejection`,
   `evolve(state, event, meta) -> state`.
@@ -15,11 +18,16 @@ subjects, buckets, consumers, the OpenAPI document, the page's navigation):
   `apply(record, event, meta) -> record | None`; inline (written before the
   notice) or async (folded from the event stream later).
 - `Policy`: `react(event, meta) -> [Issue]`: the commands an event leads to.
+- `Mailbox`: emails the domain asks for, which the reactor's mailer sends
+  (each at most once) and records the fate of through the domain's commands.
+- `SignIn`: the credentials view browser sessions sign in against (one
+  domain at most).
 - Reads: `ListRead`, `GetRead`, `SummaryRead`; and a web page.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,19 +38,33 @@ import msgspec
 
 from contracts.notices import FieldError, Problem
 
-# Who may send a command over HTTP. "anyone": any browser session.
-Access = Literal["anyone"]
+
+def folded(value: str) -> str:
+    """A value as uniqueness compares it: NFKC, case-folded, trimmed ("Leeds" = "LEEDS ")."""
+    return unicodedata.normalize("NFKC", value).casefold().strip()
+
+
+# Who may send a command over HTTP. "anyone": any browser session; "user": a
+# session signed in as a user (401 otherwise).
+Access = Literal["anyone", "user"]
 Struct = msgspec.Struct
+Schema = type[msgspec.Struct]  # (inside CommandSpec, `type` is a field's name)
 
 
 class Rejection(msgspec.Struct, frozen=True):
-    """A business rule refused the command: its notice is `failed` with this problem."""
+    """A business rule refused the command: its notice is `failed` with this problem.
+
+    `record`: events that record the refusal itself (a `VideoNameRejected`),
+    appended like any decision; the command still fails. Without them a
+    refusal appends nothing.
+    """
 
     status: int
     title: str
     detail: str
     slug: str | None = None
     errors: list[FieldError] | None = None
+    record: tuple[Any, ...] = ()
 
     def problem(self) -> Problem:
         return Problem(
@@ -86,7 +108,7 @@ class Event:
 class Unique:
     """A value that only one aggregate may hold (a name, an email).
 
-    The machinery reserves the normalised value (NFKC, case-folded) for the
+    The machinery reserves the value, `folded`, for the
     aggregate before it decides; a value held by another aggregate is
     `rejection(command)`.
     """
@@ -110,6 +132,24 @@ class Exists:
     msg: str = "does not exist"
 
 
+class Actor(NamedTuple):
+    """Who sends a command over HTTP: the signed-in user's id, or None (anonymous)."""
+
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Only the user a record names may act on it: checked by the API before it publishes.
+
+    The resource's record in the (inline) view `view` must have `field` equal
+    to the signed-in user's id: 403 otherwise, 404 if there is no record.
+    """
+
+    view: str
+    field: str = "owner_id"
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     type: type[Struct]
@@ -117,14 +157,27 @@ class CommandSpec:
     collection: str | None = None  # None: sent by policies only
     action: str | None = None  # None with a collection: it makes a new aggregate
     access: Access = "anyone"
+    owner: Owner | None = None
     unique: Unique | None = None
     requires: tuple[Exists, ...] = ()
     resource: str | None = None  # the view whose record of the aggregate is the resource
     summary: str = ""
+    # What the client sends, when it is not the command itself, and the pure
+    # function that makes the command of it and the sender (a user id to add).
+    form: Schema | None = None
+    intake: Callable[[Any, Actor], Struct] | None = None
+    # Fields of the form the API replaces with their hash (argon2) before
+    # `intake`: a secret never reaches a stream, a bucket, a log or a notice.
+    secrets: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.type.__name__
+
+    @property
+    def body(self) -> Schema:
+        """The schema of the request body."""
+        return self.form or self.type
 
     @property
     def creates(self) -> bool:
@@ -189,6 +242,51 @@ class Policy:
     name: str
     events: tuple[type[Struct], ...]
     react: Callable[[Any, EventMeta], Sequence[Issue]]
+
+
+class Mail(NamedTuple):
+    """One email, as a domain asks for it."""
+
+    to: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """Emails a domain sends, each at most once, through the reactor's mailer (SMTP).
+
+    Each `requested` event (on `aggregate`, one aggregate per email) asks for
+    `compose(event)`. The mailer asks the aggregate, through its own
+    commands, first `begin()` just before it hands the message to the SMTP
+    server (refused unless the email is still due: so never twice), then
+    `sent()` or `failed(reason)`. `status(state)` tells where an email stands:
+    "due", "handing_over" (a hand-over began and its end was not recorded:
+    its outcome is unknown, so it is not tried again), "sent" or "failed".
+    """
+
+    aggregate: str
+    requested: type[Struct]
+    compose: Callable[[Any], Mail]
+    status: Callable[[Any], Literal["due", "handing_over", "sent", "failed"]]
+    begin: Callable[[], Struct]
+    sent: Callable[[], Struct]
+    failed: Callable[[str], Struct]
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What browser sessions sign in against: an inline view of credentials.
+
+    `key(email)` is the record of an email address; the record has the
+    fields `user_id`, `email`, `display_name` and `password_hash` (argon2).
+    `signin_page` and `signup_page`: where the browser signs in and up.
+    """
+
+    view: str
+    key: Callable[[str], str]
+    signin_page: str
+    signup_page: str
 
 
 @dataclass(frozen=True)
@@ -281,3 +379,5 @@ class Domain:
     reads: tuple[Read, ...] = ()
     page: WebPage | None = None
     legacy: tuple[LegacyBucket, ...] = ()
+    mailboxes: tuple[Mailbox, ...] = ()
+    sign_in: SignIn | None = None

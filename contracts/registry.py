@@ -22,13 +22,16 @@ from contracts.domain import (
     Event,
     GetRead,
     ListRead,
+    Mailbox,
     Policy,
+    SignIn,
     SummaryRead,
     View,
 )
 
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 TYPE_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+CREDENTIAL_FIELDS: Final = ("user_id", "email", "display_name", "password_hash")
 
 
 class RegistryError(ValueError):
@@ -61,6 +64,8 @@ class Registry:
         self.aggregates: dict[str, Aggregate] = {}
         self.views: dict[str, View] = {}
         self.policies: dict[str, Policy] = {}
+        self.mailboxes: list[Mailbox] = []
+        self.sign_in: SignIn | None = None
         for domain in self.domains:
             self._add(domain)
         self._check()
@@ -90,6 +95,11 @@ class Registry:
             _unique(self.views, view.name, view, "view")
         for policy in domain.policies:
             _unique(self.policies, policy.name, policy, "policy")
+        self.mailboxes += domain.mailboxes
+        if domain.sign_in is not None:
+            if self.sign_in is not None:
+                raise RegistryError(f"domain {domain.name}: a second SignIn (one domain at most)")
+            self.sign_in = domain.sign_in
 
     def _check(self) -> None:
         for spec in self.commands.values():
@@ -109,6 +119,8 @@ class Registry:
                     raise RegistryError(
                         f"command {spec.name}: resource {spec.resource!r} must be an inline view"
                     )
+            self._check_access(spec)
+        self._check_mail_and_sign_in()
         for name, view in self.views.items():
             for event in view.events:
                 if event.__name__ not in self.events:
@@ -130,6 +142,50 @@ class Registry:
         paths = [p for p in (s.path for s in self.commands.values()) if p is not None]
         if len(paths) != len(set(paths)):
             raise RegistryError("two commands share one route")
+
+    def _check_access(self, spec: CommandSpec) -> None:
+        if (spec.form is None) != (spec.intake is None):
+            raise RegistryError(f"command {spec.name}: a form and its intake go together")
+        fields = set(spec.body.__struct_fields__)
+        for secret in spec.secrets:
+            if spec.form is None or secret not in fields:
+                raise RegistryError(f"command {spec.name}: secret {secret!r} is not a form field")
+        if spec.owner is not None:
+            view = self.views.get(spec.owner.view)
+            if view is None or not view.inline:
+                raise RegistryError(
+                    f"command {spec.name}: owner view {spec.owner.view!r} must be an inline view"
+                )
+            if spec.owner.field not in view.state.__struct_fields__:
+                raise RegistryError(
+                    f"command {spec.name}: {spec.owner.field!r} is not a field of {view.name}"
+                )
+            if spec.creates or spec.path is None or spec.access != "user":
+                raise RegistryError(
+                    f"command {spec.name}: an owner check needs an action route and access 'user'"
+                )
+        if spec.access == "user" and self.sign_in is None:
+            raise RegistryError(f"command {spec.name}: access 'user' needs a domain with SignIn")
+
+    def _check_mail_and_sign_in(self) -> None:
+        for box in self.mailboxes:
+            if box.aggregate not in self.aggregates:
+                raise RegistryError(f"mailbox: unknown aggregate {box.aggregate!r}")
+            if box.requested.__name__ not in self.events:
+                raise RegistryError(f"mailbox: unknown event {box.requested.__name__}")
+            for made in (box.begin(), box.sent(), box.failed("")):
+                spec = self.commands.get(type(made).__name__)
+                if spec is None or spec.aggregate != box.aggregate:
+                    raise RegistryError(
+                        f"mailbox: {type(made).__name__} is not a command of {box.aggregate!r}"
+                    )
+        if self.sign_in is not None:
+            view = self.views.get(self.sign_in.view)
+            if view is None or not view.inline:
+                raise RegistryError(f"sign-in view {self.sign_in.view!r} must be an inline view")
+            missing = set(CREDENTIAL_FIELDS) - set(view.state.__struct_fields__)
+            if missing:
+                raise RegistryError(f"sign-in view {view.name} lacks {sorted(missing)}")
 
     # ---- look-ups ---------------------------------------------------------------------
 

@@ -19,6 +19,9 @@ leases                 KV <runner> -> holder        which reactor runs an async 
                                                     policy (expires unless renewed)
 idempotency_keys       KV <hash of session + key>   the first request's command id and
                                                     response; expires after 24 h
+sessions               KV <hash of session id>      the user a browser session is signed in
+                                                    as; expires after 30 days
+sign_in_attempts       KV email.<hash>|client.<hash> failed sign-ins in the current window
 
 Every process calls `ensure_topology` at start-up, so any may come up first.
 """
@@ -45,6 +48,8 @@ RESERVATIONS_BUCKET: Final = "reservations"
 RUNNER_PROGRESS_BUCKET: Final = "runner_progress"
 LEASES_BUCKET: Final = "leases"
 IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
+SESSIONS_BUCKET: Final = "sessions"
+SIGN_IN_ATTEMPTS_BUCKET: Final = "sign_in_attempts"
 REACTOR_CONSUMER: Final = "reactor"
 
 COMMANDS_ALL: Final = "cmd.>"
@@ -56,6 +61,8 @@ LIVE_NOTICES_ALL: Final = "live.notice.>"
 
 DEADLETTER_MAX_AGE: Final = 30 * 24 * 3600.0
 IDEMPOTENCY_TTL: Final = 24 * 3600.0
+SESSION_TTL: Final = 30 * 24 * 3600.0  # as long as the session cookie lives
+SIGN_IN_ATTEMPTS_TTL: Final = 24 * 3600.0  # only clears old counts: the window is the API's
 LEASE_TTL: Final = 6.0
 # A command is published once per accept; this window only has to cover a
 # retried publish. An event append is repeated when a command is redelivered:
@@ -197,6 +204,8 @@ BUCKETS: Final = (
     _plain_bucket(RUNNER_PROGRESS_BUCKET),
     _plain_bucket(LEASES_BUCKET, ttl=LEASE_TTL),
     _plain_bucket(IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_TTL),
+    _plain_bucket(SESSIONS_BUCKET, ttl=SESSION_TTL),
+    _plain_bucket(SIGN_IN_ATTEMPTS_BUCKET, ttl=SIGN_IN_ATTEMPTS_TTL),
 )
 
 

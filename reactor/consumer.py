@@ -42,13 +42,8 @@ from nats.js import JetStreamContext, api
 from contracts.commands import MAX_SIMULATED_DELAY, Command, command_decoder, encoder
 from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
-from contracts.topology import (
-    COMMANDS_ALL,
-    COMMANDS_STREAM,
-    REACTOR_CONSUMER,
-    deadletter_subject,
-    notice_subject,
-)
+from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, notice_subject
+from reactor.deadletters import deadletter
 from reactor.handling import Clock, Poison, utcnow
 from reactor.notices import unprocessable
 
@@ -268,21 +263,7 @@ class Reactor:
             await _quietly(msg.nak(delay=self._backoff(msg.metadata.num_delivered or 1)))
 
     async def _deadletter(self, msg: Msg, reason: str, error: str) -> None:
-        """Copy the message to DEADLETTERS with why, once (deduplicated by its stream sequence)."""
-        meta = msg.metadata
-        await self._js.publish(
-            deadletter_subject(msg.subject),
-            msg.data,
-            headers={
-                "Nats-Msg-Id": f"dlq:{meta.sequence.stream}",
-                "Dlq-Reason": reason,
-                "Dlq-Error": error[:1000],
-                "Dlq-Deliveries": str(meta.num_delivered or 1),
-                "Dlq-Stream-Seq": str(meta.sequence.stream),
-                "Dlq-Subject": msg.subject,
-                "Dlq-Time": self._clock().isoformat(),
-            },
-        )
+        await deadletter(self._js, msg, reason, error, self._clock())
 
     async def _simulate_delay(self, msg: Msg, seconds: float) -> None:
         """Dev mode only: sleep, telling the server we are still at it."""

@@ -8,6 +8,8 @@ A replay publishes the original command again (same command id, so its status
 and any waiting browser see the new outcome) and removes the dead letter; if
 it fails again it comes back as a new dead letter. Poison messages (not
 commands) cannot be replayed: they are listed so someone can look at them.
+Neither can an email the mailer gave up on (reason `email-failed`): it is
+sent at most once, and whether to send another is a person's decision.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def describe(msg: RawStreamMsg) -> str:
 async def replay(js: JetStreamContext, msg: RawStreamMsg) -> str:
     """Re-submit one dead letter; returns what happened, in a line."""
     assert msg.seq is not None
+    if (msg.headers or {}).get("Dlq-Reason") == "email-failed":
+        return f"{msg.seq}: an email given up on (sent at most once, never again); left in place"
     try:
         command = command_decoder.decode(msg.data or b"")
     except msgspec.DecodeError:

@@ -10,7 +10,11 @@
   is stored already) reloads and decides again.
 - A command whose id is already among the aggregate's causations was
   handled before (a redelivery after a crash): it appends nothing, and its
-  outcome is told again from the events it appended then.
+  outcome is told again from the events it appended then (deciding it again
+  on the state before them tells a recorded refusal from a success: decide
+  is pure).
+- A refusal may record events of its own (`Rejection.record`): they are
+  appended like any decision, and the notice is still `failed`.
 - Inline views get every event of the aggregate of their types: each record
   takes the events past its checkpoint, so a view write that a crash or a
   racing command left behind is made good here.
@@ -150,11 +154,13 @@ class CommandHandler:
             loaded, remembered = (
                 (known, True) if known else (await self._load(spec, command.aggregate_id), False)
             )
+        refused: Rejection | None = None
         for _ in range(MAX_CONFLICTS):
             history = loaded.history
             mine = [e for e in history if e.meta.command_id == command.command_id]
-            if mine:
-                break  # handled before: tell the same outcome
+            if mine:  # handled before: tell the same outcome
+                refused = self._refusal_recorded(aggregate, history, mine[0], payload)
+                break
             decision = aggregate.decide(loaded.state, payload)
             if remembered and (isinstance(decision, Rejection) or not decision):
                 # Decided on what this process remembers, which may be behind: an
@@ -164,15 +170,21 @@ class CommandHandler:
             if isinstance(decision, Rejection):
                 if claim is not None and claim.new:
                     await self._reservations.release(claim)
-                return notices.failed(
-                    command, self._clock(), decision.problem(), position=loaded.position
-                )
+                if not decision.record:
+                    return notices.failed(
+                        command, self._clock(), decision.problem(), position=loaded.position
+                    )
+                refused, decision = decision, list(decision.record)
             if not decision:
                 break  # nothing to change
             try:
                 mine = await self._append(command, spec, decision, expected=loaded.position)
             except Conflict:
-                loaded, remembered = await self._load(spec, command.aggregate_id), False
+                loaded, remembered, refused = (
+                    await self._load(spec, command.aggregate_id),
+                    False,
+                    None,
+                )
                 continue
             loaded = Loaded([*history, *mine], fold(aggregate, loaded.state, mine))
             break
@@ -191,6 +203,10 @@ class CommandHandler:
             "decided": decided.timestamp(),
             "sent": self._clock().timestamp(),
         }
+        if refused is not None:
+            return notices.failed(
+                command, decided, refused.problem(), position=position, timings=timings
+            )
         if resource is None:
             return notices.succeeded(command, decided, position=position, timings=timings)
         key, state = resource
@@ -204,6 +220,20 @@ class CommandHandler:
             page=view.page(state) if view.page is not None and state is not None else None,
             timings=timings,
         )
+
+    @staticmethod
+    def _refusal_recorded(
+        aggregate: Aggregate, history: list[StoredEvent], first_mine: StoredEvent, payload: Any
+    ) -> Rejection | None:
+        """The refusal a handled command recorded, if its events were one (else None)."""
+        before = [e for e in history if e.meta.seq < first_mine.meta.seq]
+        again = aggregate.decide(fold(aggregate, aggregate.initial, before), payload)
+        return again if isinstance(again, Rejection) and again.record else None
+
+    async def state(self, aggregate: str, aggregate_id: str) -> Any:
+        """An aggregate's state as stored now (loaded, not remembered)."""
+        found = self._registry.aggregates[aggregate]
+        return fold(found, found.initial, await self._store.load(aggregate, aggregate_id))
 
     async def _load(self, spec: CommandSpec, aggregate_id: str) -> Loaded:
         aggregate = self._registry.aggregates[spec.aggregate]

@@ -31,6 +31,7 @@ from reactor.consumer import Reactor
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
 from reactor.jobs import Job, PolicyJob, Runner, ViewJob
+from reactor.mailer import Mailer, SmtpSettings
 from reactor.reservations import Reservations
 from reactor.views import ViewWriter
 
@@ -136,6 +137,9 @@ async def run(
             holder=args.id or uuid.uuid4().hex,
         )
         jobs = [asyncio.create_task(r.run(stop)) for r in runners]
+        if registry.mailboxes:
+            mailer = Mailer(js, registry, handler, SmtpSettings.from_env())
+            jobs.append(asyncio.create_task(mailer.run(stop)))
         try:
             await reactor.run(stop)
         finally:

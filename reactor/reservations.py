@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from typing import Final, NamedTuple
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from contracts.domain import folded
+
 SCOPE: Final = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 MAX_ATTEMPTS: Final = 5
-
-
-def normalise(value: str) -> str:
-    return unicodedata.normalize("NFKC", value).casefold().strip()
 
 
 def reservation_key(scope: str, value: str) -> str:
     if not SCOPE.match(scope):
         raise ValueError(f"reservation scope {scope!r} must match {SCOPE.pattern}")
-    return f"{scope}.{hashlib.sha256(normalise(value).encode()).hexdigest()}"
+    return f"{scope}.{hashlib.sha256(folded(value).encode()).hexdigest()}"
 
 
 class Claim(NamedTuple):

@@ -108,9 +108,14 @@ class Process:
         self.stop(signal.SIGKILL)
 
 
+OURS = ("NATS_", "API_", "REACTOR_", "SMTP_", "MAIL", "SIGNIN_")
+
+
 def nats_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "API_", "REACTOR_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
     env.update(NATS_URL=url, NATS_USER=NATS_USER, NATS_PASSWORD=NATS_PASSWORD, LOG_LEVEL="INFO")
+    # Never a developer's SMTP sink: tests that read mail start one of their own.
+    env.update(SMTP_PORT="1")
     return env
 
 
