@@ -11,9 +11,16 @@ from typing import Final
 
 from contracts.domain import Domain
 from contracts.registry import Registry
-from domains import accounting, locations, shipments
+from domains import accounting, identity, locations, outbox, shipments, videos
 
-DOMAINS: Final[tuple[Domain, ...]] = (locations.DOMAIN, shipments.DOMAIN, accounting.DOMAIN)
+DOMAINS: Final[tuple[Domain, ...]] = (
+    locations.DOMAIN,
+    shipments.DOMAIN,
+    accounting.DOMAIN,
+    identity.DOMAIN,
+    outbox.DOMAIN,
+    videos.DOMAIN,
+)
 
 
 def registry() -> Registry:

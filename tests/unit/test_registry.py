@@ -9,9 +9,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from api.openapi import document
-from contracts.domain import CommandSpec, View
+from contracts.domain import CommandSpec, Owner, View
 from contracts.registry import Registry, RegistryError
-from domains import DOMAINS
+from domains import DOMAINS, identity
 from tests.domains import memos, notes
 
 
@@ -19,8 +19,56 @@ def test_the_real_domains_fit_together() -> None:
     registry = Registry(DOMAINS)
     assert "CreateLocation" in registry.commands
     assert registry.resource_url("locations", "abc") == "/api/locations/abc"
-    assert [v.name for v in registry.async_views()] == ["location_stats"]
+    assert [v.name for v in registry.async_views()] == ["location_stats", "home"]
     assert registry.event_filter(registry.views["location_stats"].events) == ["ev.location.>"]
+    assert registry.sign_in is not None
+    assert registry.sign_in.view == "credentials"
+    assert [box.aggregate for box in registry.mailboxes] == ["email"]
+
+
+def test_a_form_without_its_intake_is_refused() -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[0], form=memos.StampMemo)
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match="a form and its intake go together"):
+        Registry([domain])
+
+
+def test_a_secret_must_be_a_field_of_the_form() -> None:
+    spec = dataclasses.replace(
+        memos.DOMAIN.commands[0],
+        form=memos.StampMemo,
+        intake=lambda form, actor: form,
+        secrets=("password",),
+    )
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match="secret 'password' is not a form field"):
+        Registry([domain])
+
+
+def test_a_command_for_users_needs_a_domain_to_sign_in_against() -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[0], access="user")
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match="needs a domain with SignIn"):
+        Registry([domain])
+
+
+def test_an_owner_check_needs_an_inline_view_with_the_field() -> None:
+    stamp = next(s for s in memos.DOMAIN.commands if s.name == "StampMemo")
+    others = tuple(s for s in memos.DOMAIN.commands if s is not stamp)
+    for owner, message in (
+        (Owner("memo_folders"), "must be an inline view"),
+        (Owner("memos", field="nobody"), "'nobody' is not a field of memos"),
+    ):
+        spec = dataclasses.replace(stamp, access="user", owner=owner)
+        domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *others))
+        with pytest.raises(RegistryError, match=message):
+            Registry([domain, *DOMAINS])
+
+
+def test_a_second_sign_in_is_refused() -> None:
+    twin = dataclasses.replace(notes.DOMAIN, sign_in=identity.DOMAIN.sign_in)
+    with pytest.raises(RegistryError, match="a second SignIn"):
+        Registry([*DOMAINS, twin])
 
 
 def test_a_name_declared_twice_is_refused() -> None:
@@ -77,3 +125,21 @@ def test_the_openapi_document_is_valid_and_lists_every_route() -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["CreateLocation"]["properties"]["name"]["maxLength"] == 100
     assert {"Problem", "Notice", "LocationRecord", "Stats"} <= set(schemas)
+
+
+def test_the_openapi_document_shows_forms_secrets_and_who_may_send() -> None:
+    doc = document(Registry(DOMAINS))
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    users = paths["/api/users"]["post"]
+    assert users["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Registration"
+    }
+    password = schemas["Registration"]["properties"]["password"]
+    assert password["writeOnly"] is True
+    assert password["format"] == "password"
+    assert "password_hash" not in schemas["Registration"]["properties"]
+    assert "401" in paths["/api/videos"]["post"]["responses"]
+    assert {"401", "403", "404"} <= set(paths["/api/videos/{id}/rename"]["post"]["responses"])
+    assert "401" not in paths["/api/videos/{id}/views"]["post"]["responses"]
+    assert set(paths["/api/sessions/current"]) == {"get", "delete"}
+    assert schemas["SignInForm"]["properties"]["password"]["writeOnly"] is True

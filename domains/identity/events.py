@@ -1,0 +1,11 @@
+"""What happened to users."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class UserRegistered(msgspec.Struct, frozen=True):
+    email: str
+    display_name: str
+    password_hash: str  # argon2: the password itself never reaches the event store
