@@ -3,6 +3,9 @@
 - Unique values are reserved (`reactor.reservations`) for the aggregate
   before it decides; a value held by another aggregate is the domain's
   rejection, and a claim made by a command that is then refused is released.
+- Commands on one aggregate take turns within this process (`Turns`): they
+  would only make each other's appends conflict. Other processes are kept
+  honest by the expected sequence, as before.
 - A creating command's aggregate is new (its id derives from the command),
   so it is not loaded: the append expects sequence 0. Any other is taken
   from what this process remembers of it (`Remembered`) or loaded from its
@@ -22,8 +25,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -94,6 +99,27 @@ class Remembered:
             self._known.popitem(last=False)
 
 
+class Turns:
+    """One command at a time per aggregate, in this process; a lock exists while it is wanted."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def of(self, subject: str) -> AsyncIterator[None]:
+        lock, waiting = self._locks.get(subject, (asyncio.Lock(), 0))
+        self._locks[subject] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._locks[subject]
+            if waiting == 1:
+                del self._locks[subject]
+            else:
+                self._locks[subject] = (lock, waiting - 1)
+
+
 class Poison(ValueError):
     """Not a command this reactor can handle: unknown type or a payload that breaks its schema."""
 
@@ -117,6 +143,7 @@ class CommandHandler:
         self._clock = clock
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
         self._aggregates = Remembered()
+        self._turns = Turns()
 
     def payload(self, command: Command) -> tuple[CommandSpec, Any]:
         """The command's spec and decoded payload, or Poison."""
@@ -132,8 +159,12 @@ class CommandHandler:
             raise Poison(f"{command.type} payload: {exc}") from None
 
     async def handle(self, command: Command) -> Notice:
-        started = self._clock()
         spec, payload = self.payload(command)
+        async with self._turns.of(event_subject(spec.aggregate, command.aggregate_id)):
+            return await self._handle(command, spec, payload)
+
+    async def _handle(self, command: Command, spec: CommandSpec, payload: Any) -> Notice:
+        started = self._clock()
         aggregate = self._registry.aggregates[spec.aggregate]
 
         claim: Claim | None = None
