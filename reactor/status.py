@@ -11,6 +11,7 @@ and policy, how far it has read EVENTS and its lag behind the stream's end.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -27,6 +28,8 @@ from contracts.topology import (
 from contracts.views import ViewBuckets, progress_decoder, read_pointer
 from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
+from reactor.dlq import dead_letters
+from reactor.mailer import consumer_name
 
 
 async def report(js: JetStreamContext, registry: Registry | None = None) -> list[str]:
@@ -51,7 +54,32 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
         f"  acked up to  {info.ack_floor.stream_seq if info.ack_floor else 0}"
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]
-    return lines + await jobs_report(js, registry or default_registry())
+    registry = registry or default_registry()
+    return lines + await jobs_report(js, registry) + await mailer_report(js, registry)
+
+
+async def mailer_report(js: JetStreamContext, registry: Registry) -> list[str]:
+    """Each mailbox: emails waiting to be sent, being retried, and given up on."""
+    lines = []
+    given_up: Counter[str] = Counter()
+    async for letter in dead_letters(js):
+        headers = letter.headers or {}
+        if headers.get("Dlq-Reason") == "email-failed":
+            given_up[headers.get("Dlq-Subject", "").split(".")[1]] += 1  # ev.<aggregate>.<id>
+    for box in registry.mailboxes:
+        try:
+            info = await js.consumer_info(EVENTS_STREAM, consumer_name(box))
+        except NotFoundError:
+            lines.append(f"mailer {consumer_name(box)!r} missing: no reactor has started yet")
+            continue
+        lines += [
+            f"mailer {consumer_name(box)!r}",
+            f"  to read      {info.num_pending}  (events of {box.aggregate}s not yet looked at)",
+            f"  sending      {info.num_ack_pending}  (being sent, or waiting to retry: "
+            "the SMTP server may be down)",
+            f"  given up     {given_up[box.aggregate]}  (dead-lettered, never sent: task dlq)",
+        ]
+    return lines
 
 
 async def jobs_report(js: JetStreamContext, registry: Registry) -> list[str]:
