@@ -60,15 +60,22 @@ def manifest(registry: Registry) -> list[dict[str, str]]:
     ]
 
 
+def auth(registry: Registry) -> dict[str, str] | None:
+    """Where the browser signs in and up, if a domain declares a SignIn."""
+    found = registry.sign_in
+    return None if found is None else {"signin": found.signin_page, "signup": found.signup_page}
+
+
 def routes(registry: Registry, web_dir: Path) -> list[BaseRoute]:
     pages = manifest(registry)
+    sign_in = auth(registry)
     spec = document(registry)
 
     def shell(request: Request) -> Response:
         return FileResponse(web_dir / "index.html")
 
     def app_manifest(request: Request) -> Response:
-        return JSONResponse({"pages": pages})
+        return JSONResponse({"pages": pages, "auth": sign_in})
 
     def openapi(request: Request) -> Response:
         return JSONResponse(spec)

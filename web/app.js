@@ -80,7 +80,11 @@ async function route() {
     link,
     navigate,
     onNotice: (fn) => leaving.push(commands.onNotice(fn)),
+    onLeave: (fn) => leaving.push(fn), // run when the user leaves the page
     title: (text) => { document.title = text ? `${text} · ${page.title}` : page.title; },
+    account: () => account,
+    auth,
+    signedInOrOut,
   };
   await module.render(view, path.slice(page.path.length) || "/");
 }
@@ -101,6 +105,48 @@ function home() {
   }
   section.append(h1, list);
   return section;
+}
+
+// ---- who is signed in -------------------------------------------------------------------
+let auth = null; // {signin, signup} paths, when a domain lets users sign in
+let account = null; // {user_id, email, display_name}, or null
+
+async function loadAccount() {
+  if (!auth) return null;
+  const res = await fetch("/api/sessions/current");
+  account = res.ok ? await res.json() : null;
+  showAccount();
+  return account;
+}
+
+function showAccount() {
+  const box = $("account");
+  if (!auth) return box.replaceChildren();
+  if (!account) {
+    box.replaceChildren(link(auth.signin, "Sign in"), " · ", link(auth.signup, "Sign up"));
+    return;
+  }
+  const out = document.createElement("button");
+  out.type = "button";
+  out.className = "link";
+  out.id = "sign-out";
+  out.textContent = "Sign out";
+  out.addEventListener("click", async () => {
+    await fetch("/api/sessions/current", { method: "DELETE" });
+    await signedInOrOut();
+    notify("ok", "You are signed out.");
+    await navigate(auth.signin);
+  });
+  const who = document.createElement("span");
+  who.id = "signed-in-as";
+  who.textContent = `Signed in as ${account.display_name}`;
+  box.replaceChildren(who, " · ", out);
+}
+
+/** After signing in or out: the session changed, so the header and the notice stream follow. */
+async function signedInOrOut() {
+  commands.reconnect();
+  return loadAccount();
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -126,6 +172,8 @@ window.addEventListener("popstate", route);
 
 const manifest = await (await fetch("/app/manifest.json")).json();
 pages = manifest.pages;
+auth = manifest.auth;
+await loadAccount();
 $("nav").replaceChildren(...pages.map((p) => link(p.path, p.title)));
 commands.connect();
 // A reload while a command was still pending: say so again; its notice comes on the stream.

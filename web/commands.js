@@ -54,6 +54,18 @@ function forget(id) {
 // ---- the session event stream ---------------------------------------------------
 let source = null;
 
+/**
+ * Open the stream again, for a new session (signing in or out gives the browser a new
+ * session id): notices now come to the new one. Commands still pending were the old
+ * session's, so their outcome is asked for by id.
+ */
+export function reconnect() {
+  if (source) source.close();
+  source = null;
+  connect();
+  resyncPending();
+}
+
 /** Open the session stream (once per tab), resuming from the stored cursor. */
 export function connect() {
   if (source) return;
