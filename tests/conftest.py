@@ -3,7 +3,9 @@ and the reactor and API processes a module of end-to-end or browser tests uses."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -22,8 +24,10 @@ from tests.processes import (
     Process,
     Stack,
     api,
+    mail_sink,
     own_stack,
     reactor,
+    sink_port,
 )
 
 # The real domains and the tests' throwaway ones, for tests that run the machinery in-process.
@@ -69,6 +73,52 @@ async def fresh_js(fresh_nc: Client) -> JetStreamContext:
 def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     """nats-server, a reactor and an API of the test's own."""
     with own_stack(tmp_path / "store") as stack:
+        yield stack
+
+
+@dataclass
+class MailStack:
+    """A stack whose reactor sends its mail to an SMTP sink of its own."""
+
+    stack: Stack
+    sink: Process
+    mail_dir: Path
+
+    def mail_to(self, address: str) -> list[str]:
+        """The kept messages addressed to `address` (whatever its case), as text."""
+        found = []
+        for path in sorted(self.mail_dir.glob("*.eml")):
+            text = path.read_text(errors="replace")
+            to = next((line for line in text.splitlines() if line.startswith("To:")), "")
+            if to[3:].strip().casefold() == address.casefold():
+                found.append(text)
+        return found
+
+
+# The mailer retries quickly in tests (0.2 s, doubling); API_* and REACTOR_* may add more.
+MAILER_ENV = {"MAILER_RETRY_BASE": "0.2", "MAILER_MAX_ATTEMPTS": "30"}
+
+
+@contextmanager
+def own_mail_stack(
+    folder: Path,
+    *,
+    reactor_env: Mapping[str, str] | None = None,
+    api_env: Mapping[str, str] | None = None,
+) -> Iterator[MailStack]:
+    sink = mail_sink(folder / "mail").start()
+    env = {**MAILER_ENV, "SMTP_PORT": str(sink_port(sink)), **(reactor_env or {})}
+    try:
+        with own_stack(folder / "store", reactor_env=env, api_env=api_env) as stack:
+            yield MailStack(stack, sink, folder / "mail")
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
+    """nats-server, an SMTP sink, a reactor that mails to it and an API, for the module."""
+    with own_mail_stack(tmp_path_factory.mktemp("mail-stack")) as stack:
         yield stack
 
 

@@ -173,6 +173,22 @@ def reactor(nats_url: str, *extra: str, env: Mapping[str, str] | None = None) ->
     )
 
 
+def mail_sink(folder: Path, port: int = 0) -> Process:
+    """The project's SMTP sink (aiosmtpd), keeping what it receives in `folder`."""
+    argv = [sys.executable, "-m", "reactor.mailsink", "serve", "--port", str(port)]
+    return Process(
+        "mailsink",
+        [*argv, "--dir", str(folder)],
+        env=dict(os.environ),
+        ready=r"SMTP sink listening on [\d.]+:(\d+)",
+    )
+
+
+def sink_port(sink: Process) -> int:
+    assert sink.ready_match is not None
+    return int(sink.ready_match.group(1))
+
+
 def api(nats_url: str, env: Mapping[str, str] | None = None) -> Process:
     return Process(
         "api",
@@ -197,13 +213,17 @@ class Stack:
 
 @contextmanager
 def own_stack(
-    store_dir: Path, *, config: Path = NATS_CONF, api_env: Mapping[str, str] | None = None
+    store_dir: Path,
+    *,
+    config: Path = NATS_CONF,
+    api_env: Mapping[str, str] | None = None,
+    reactor_env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """A whole stack on a server of its own, stopped in reverse order afterwards."""
     server = NatsServer(store_dir, config=config).start()
     started: list[Process] = [server]
     try:
-        the_reactor = reactor(server.url).start()
+        the_reactor = reactor(server.url, env=reactor_env).start()
         started.append(the_reactor)
         the_api = api(server.url, env=api_env).start()
         started.append(the_api)
