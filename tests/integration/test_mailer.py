@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from functools import partial
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
