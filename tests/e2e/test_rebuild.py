@@ -23,6 +23,24 @@ async def create(client: httpx.AsyncClient, name: str, category: str = "City") -
     return str(response.status_code)
 
 
+async def _users_and_videos(client: httpx.AsyncClient) -> None:
+    wait = {"Prefer": "wait=10"}
+    email = f"{unique_name('rebuild').replace(' ', '.')}@example.org"
+    user = {"email": email, "password": "rebuild pass", "display_name": "Re"}
+    assert (await client.post("/api/users", json=user, headers=wait)).status_code == 201
+    signed = await client.post("/api/sessions", json={"email": email, "password": "rebuild pass"})
+    assert signed.status_code == 200
+    video = {"title": "Before", "url": "https://example.org/v"}
+    published = await client.post("/api/videos", json=video, headers=wait)
+    video_id = published.json()["id"]
+    for viewing in ("a", "b", "a"):
+        body = {"viewing_id": viewing}
+        await client.post(f"/api/videos/{video_id}/views", json=body, headers=wait)
+    rename = f"/api/videos/{video_id}/rename"
+    assert (await client.post(rename, json={"title": "!!!"}, headers=wait)).status_code == 422
+    assert (await client.post(rename, json={"title": "After"}, headers=wait)).status_code == 200
+
+
 async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
     fresh_stack: Stack,
 ) -> None:
@@ -35,6 +53,7 @@ async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
             assert await create(client, name.upper()) == "409"  # recorded failures stay failures
         before = (await client.get("/api/locations", params={"limit": "200"})).json()["items"]
         stats_before = await _stats_with(client, 40)
+        await _users_and_videos(client)  # credentials, a renamed video, its views, home totals
 
         # Commands keep arriving while the rebuild runs.
         during: list[str] = []
