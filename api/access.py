@@ -3,7 +3,8 @@
 Checked before anything is published (DESIGN §4: 401, 403 and 404 publish
 nothing):
 
-- `actor`: the signed-in user, or 401 for a command with access "user".
+- `actor`: the signed-in user, or 401 for a command with access "user"
+  (looked up only for a command that needs to know: one KV read).
 - `check_owner`: for a command on a resource only its owner may act on, the
   resource's record (an inline view) must name the user: 404 without a
   record, 403 for anyone else. (The owner of a record never changes, so the
@@ -30,6 +31,8 @@ from contracts.views import is_removed
 
 
 async def actor(request: Request, spec: CommandSpec) -> Actor:
+    if spec.access == "anyone" and spec.intake is None:
+        return Actor(None)  # nobody asks who sends it: no session look-up on this path
     binding = await signed_in(request)
     if binding is None and spec.access == "user":
         raise not_signed_in()
