@@ -55,7 +55,10 @@ def endpoint(spec: CommandSpec) -> Endpoint:
 async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
     who = await actor(request, spec)
-    aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
+    if spec.on_self:
+        aggregate_id = who.user_id  # /api/<collection>/me/<action>: the sender's own
+    else:
+        aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
     form = await command_payload(request, spec.body, svc.settings.max_body_bytes)
     if aggregate_id is not None:
         await check_owner(svc, spec, aggregate_id, who)

@@ -115,7 +115,7 @@ def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
         "summary": spec.summary or spec.name,
         "operationId": spec.name,
         "tags": [registry.command_domain[spec.name].name],
-        "parameters": ([] if spec.creates else [_ID_PARAM]) + _COMMAND_HEADERS,
+        "parameters": ([] if spec.creates or spec.on_self else [_ID_PARAM]) + _COMMAND_HEADERS,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": _ref(spec.body)}},

@@ -169,6 +169,9 @@ class CommandSpec:
     # Fields of the form the API replaces with their hash (argon2) before
     # `intake`: a secret never reaches a stream, a bucket, a log or a notice.
     secrets: tuple[str, ...] = ()
+    # On the sender's own aggregate: POST /api/<collection>/me/<action>, where
+    # the aggregate is the signed-in user's (access "user").
+    on_self: bool = False
 
     @property
     def name(self) -> str:
@@ -189,6 +192,8 @@ class CommandSpec:
             return None
         if self.action is None:
             return f"/api/{self.collection}"
+        if self.on_self:
+            return f"/api/{self.collection}/me/{self.action}"
         return f"/api/{self.collection}/{{id}}/{self.action}"
 
 
@@ -216,17 +221,40 @@ class View:
     An inline view is written before the command's notice, so a client that
     hears `succeeded` reads it; each of its keys must belong to one aggregate.
     An async view is folded from EVENTS in order by a runner of its own; a
-    read with `?min_position=N` waits until it has got that far.
+    read with `?min_position=N` waits until it has got that far. `key` may
+    answer None: the event changes no record of this view.
+
+    A computed view (`compute`, no `apply`) is not folded: each time an event
+    changes one of its `inputs` (other views), the record of `key` is made
+    again by `compute(**inputs)` from all of that key's input records: for an
+    input `one`, the record at the key itself; for `many`, every record whose
+    key starts with "<key>." (so such an input view keys its records
+    "<key>.<something>"). Its `events` must include every input view's: its
+    runner brings the inputs up to date itself before computing. A record
+    made from older inputs never replaces one made from newer ones. If the
+    state has a `position` field, it is set to the last event its inputs
+    reflect.
     """
 
     name: str
     state: type[Struct]
     events: tuple[type[Struct], ...]
-    apply: Callable[[Any, Any, EventMeta], Any]
-    key: Callable[[Any, EventMeta], str] = by_aggregate
+    apply: Callable[[Any, Any, EventMeta], Any] | None = None
+    key: Callable[[Any, EventMeta], str | None] = by_aggregate
     inline: bool = False
     followable: bool = False
     page: Callable[[Any], Link] | None = None  # where a browser shows a record
+    inputs: tuple[Input, ...] = ()
+    compute: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input of a computed view: `compute` gets it as the argument `name`."""
+
+    name: str
+    view: View
+    many: bool = False  # every record under "<key>.", as a list (else the one record, or None)
 
 
 class Issue(NamedTuple):
@@ -309,15 +337,17 @@ class ListRead:
 
 @dataclass(frozen=True)
 class GetRead:
-    """GET /api/<collection>/{id}, and /live when the view is followable."""
+    """GET /api/<collection>/{id} (or .../{id}/<action>), and /live when the view is followable."""
 
     collection: str
     view: str
     summary: str = ""
+    action: str | None = None  # e.g. "summary": GET /api/users/{id}/summary
 
     @property
     def path(self) -> str:
-        return f"/api/{self.collection}/{{id}}"
+        base = f"/api/{self.collection}/{{id}}"
+        return base if self.action is None else f"{base}/{self.action}"
 
 
 @dataclass(frozen=True)

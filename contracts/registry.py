@@ -125,6 +125,7 @@ class Registry:
             for event in view.events:
                 if event.__name__ not in self.events:
                     raise RegistryError(f"view {name}: unknown event {event.__name__}")
+            self._check_computed(view)
         for name, policy in self.policies.items():
             for event in policy.events:
                 if event.__name__ not in self.events:
@@ -142,6 +143,25 @@ class Registry:
         paths = [p for p in (s.path for s in self.commands.values()) if p is not None]
         if len(paths) != len(set(paths)):
             raise RegistryError("two commands share one route")
+
+    def _check_computed(self, view: View) -> None:
+        if (view.apply is None) == (view.compute is None):
+            raise RegistryError(f"view {view.name}: give it either `apply` or `compute`")
+        if view.compute is None:
+            if view.inputs:
+                raise RegistryError(f"view {view.name}: inputs without `compute`")
+            return
+        if view.inline:
+            raise RegistryError(f"view {view.name}: a computed view is async (not inline)")
+        for source in view.inputs:
+            if self.views.get(source.view.name) is not source.view:
+                raise RegistryError(
+                    f"view {view.name}: input {source.view.name!r} is not registered"
+                )
+            missing = set(source.view.events) - set(view.events)
+            if missing:
+                names = sorted(e.__name__ for e in missing)
+                raise RegistryError(f"view {view.name}: the events of input {source.name} {names}")
 
     def _check_access(self, spec: CommandSpec) -> None:
         if (spec.form is None) != (spec.intake is None):
@@ -164,6 +184,8 @@ class Registry:
                 raise RegistryError(
                     f"command {spec.name}: an owner check needs an action route and access 'user'"
                 )
+        if spec.on_self and (spec.access != "user" or spec.action is None or spec.creates):
+            raise RegistryError(f"command {spec.name}: on_self needs an action and access 'user'")
         if spec.access == "user" and self.sign_in is None:
             raise RegistryError(f"command {spec.name}: access 'user' needs a domain with SignIn")
 
@@ -204,7 +226,7 @@ class Registry:
 
     def resource_url(self, view: str, key: str) -> str | None:
         read = self.get_read(view)
-        return None if read is None else f"/api/{read.collection}/{key}"
+        return None if read is None else read.path.replace("{id}", key)
 
     def legacy_buckets(self) -> list[str]:
         """The previous version's buckets, as the domains declare them."""

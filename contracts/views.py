@@ -39,11 +39,17 @@ log = logging.getLogger(__name__)
 POINTER_KEY: Final = "active"
 
 
-class Record(msgspec.Struct, frozen=True):
-    """A view record as stored; `state` stays raw JSON until someone needs it."""
+class Record(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A view record as stored; `state` stays raw JSON until someone needs it.
+
+    A computed view's record also keeps `inputs`, the sum of its input
+    records' checkpoints when it was made: it only grows as inputs change, so
+    a record made from older inputs is told from one made from newer ones.
+    """
 
     position: int
     state: msgspec.Raw
+    inputs: int = 0
 
 
 class Progress(msgspec.Struct, frozen=True):
@@ -80,8 +86,9 @@ class ViewBuckets:
             kv = self._open[view] = await self.js.key_value(view_bucket(view, self.version))
         return kv
 
-    async def keys(self, view: str) -> list[str]:
-        return await bucket_keys(self.js, view_bucket(view, self.version))
+    async def keys(self, view: str, prefix: str = "") -> list[str]:
+        """The view's keys (those starting with `prefix`, a whole token and its dot)."""
+        return await bucket_keys(self.js, view_bucket(view, self.version), prefix)
 
     async def record(self, view: str, key: str) -> Record | None:
         try:

@@ -11,7 +11,7 @@ from typing import Final
 
 from contracts.domain import Domain
 from contracts.registry import Registry
-from domains import accounting, identity, locations, outbox, shipments, videos
+from domains import accounting, identity, locations, outbox, posts, shipments, videos
 
 DOMAINS: Final[tuple[Domain, ...]] = (
     locations.DOMAIN,
@@ -20,6 +20,7 @@ DOMAINS: Final[tuple[Domain, ...]] = (
     identity.DOMAIN,
     outbox.DOMAIN,
     videos.DOMAIN,
+    posts.DOMAIN,
 )
 
 

@@ -247,7 +247,8 @@ class CommandHandler:
             decided,
             position=position,
             resource=state,
-            resource_url=self._registry.resource_url(view.name, key),
+            # A removed resource (a deleted post) has no URL to give.
+            resource_url=None if state is None else self._registry.resource_url(view.name, key),
             page=view.page(state) if view.page is not None and state is not None else None,
             timings=timings,
         )
@@ -315,7 +316,7 @@ class CommandHandler:
                 last = next(
                     (e for e in reversed(history) if isinstance(e.event, view.events)), None
                 )
-                if last is not None:
-                    key = view.key(last.event, last.meta)
+                key = None if last is None else view.key(last.event, last.meta)
+                if key is not None:
                     resource = (key, states.get(key))
         return resource

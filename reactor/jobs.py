@@ -90,7 +90,10 @@ class ViewJob:
 
     async def handle(self, events: list[StoredEvent]) -> None:
         assert self._buckets is not None
-        await self._writer.apply(self._buckets, self.view, events)
+        if self.view.compute is not None:
+            await self._writer.recompute(self._buckets, self.view, events)
+        else:
+            await self._writer.apply(self._buckets, self.view, events)
 
     async def save(self, position: int) -> None:
         assert self._buckets is not None

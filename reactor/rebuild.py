@@ -4,7 +4,8 @@ While the API and the reactors keep running:
 
 1. create empty buckets for the next version (`view_<name>_v<N+1>`, ...);
 2. fold every event, in stream order, through each view's pure `apply` into
-   them, until caught up with the stream; async views get their progress;
+   them (a computed view: make its records again from their inputs), until
+   caught up with the stream; async views get their progress;
 3. move the pointer (`view_versions.active`): every API and reactor process
    switches to the new buckets within milliseconds;
 4. after a grace period (for processes to see the move) fold what arrived
@@ -71,7 +72,10 @@ class Fold:
     async def _apply(self, events: list[StoredEvent]) -> None:
         for view in self.views:
             mine = [e for e in events if isinstance(e.event, view.events)]
-            if mine:
+            if mine and view.compute is not None:
+                await self._writer.recompute(self.buckets, view, mine)
+                self.counts[view.name] += len(mine)
+            elif mine:
                 await self._writer.apply(self.buckets, view, mine)
                 self.counts[view.name] += len(mine)
 

@@ -35,7 +35,15 @@ from contracts.commands import encoder
 from contracts.domain import View
 from contracts.events import StoredEvent
 from contracts.topology import VIEW_PROGRESS, view_bucket
-from contracts.views import NULL, Progress, Record, ViewBuckets, progress_decoder, record_decoder
+from contracts.views import (
+    NULL,
+    Progress,
+    Record,
+    ViewBuckets,
+    is_removed,
+    progress_decoder,
+    record_decoder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +95,9 @@ class ViewWriter:
         by_key: defaultdict[str, list[StoredEvent]] = defaultdict(list)
         for stored in events:
             if isinstance(stored.event, wanted):
-                by_key[_valid_key(view, view.key(stored.event, stored.meta))].append(stored)
+                key = view.key(stored.event, stored.meta)
+                if key is not None:  # None: this event changes no record of the view
+                    by_key[_valid_key(view, key)].append(stored)
         return by_key
 
     async def apply(
@@ -135,6 +145,7 @@ class ViewWriter:
             todo = [e for e in events if e.meta.seq > position]
             if not todo:
                 return state  # applied already
+            assert view.apply is not None
             for stored in todo:
                 state = view.apply(state, stored.event, stored.meta)
             written = Record(todo[-1].meta.seq, msgspec.Raw(encoder.encode(state)))
@@ -148,6 +159,63 @@ class ViewWriter:
                 return state
             except KeyWrongLastSequenceError:
                 self._known.pop((bucket, key), None)
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise RuntimeError(f"view {view.name} key {key} kept changing under us")
+
+    async def recompute(
+        self, buckets: ViewBuckets, view: View, events: Sequence[StoredEvent]
+    ) -> dict[str, Any]:
+        """Make again each record of a computed view that `events` change; their states.
+
+        The inputs are brought up to date with `events` first (checkpointed, so
+        what the reactor wrote already is skipped): an input is never behind
+        the event that asked for the record to be made again.
+        """
+        for source in view.inputs:
+            await self.apply(buckets, source.view, events)
+        keys = list(self.keys_of(view, events))
+        states = await asyncio.gather(*(self._recompute_key(buckets, view, k) for k in keys))
+        return dict(zip(keys, states, strict=True))
+
+    async def _recompute_key(self, buckets: ViewBuckets, view: View, key: str) -> Any:
+        assert view.compute is not None
+        loaded: dict[str, Any] = {}
+        checkpoints: list[int] = []
+        for source in view.inputs:
+            name = source.view.name
+            if source.many:
+                records = await buckets.records(name, await buckets.keys(name, f"{key}."))
+                found = [records[k] for k in sorted(records)]
+            else:
+                record = await buckets.record(name, key)
+                found = [] if record is None else [record]
+            checkpoints += [r.position for r in found]
+            states = [self.decode_state(source.view, r) for r in found if not is_removed(r)]
+            loaded[source.name] = states if source.many else (states[0] if states else None)
+        state = view.compute(**loaded)
+        position = max(checkpoints, default=0)
+        if state is not None and "position" in state.__struct_fields__:
+            state = msgspec.structs.replace(state, position=position)
+        made = Record(position, msgspec.Raw(encoder.encode(state)), inputs=sum(checkpoints))
+        return await self._keep_newer(await buckets.bucket(view.name), view, key, made)
+
+    async def _keep_newer(self, kv: Any, view: View, key: str, made: Record) -> Any:
+        """Write `made` unless the stored record was made from newer (or the same) inputs."""
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            try:
+                entry = await kv.get(key)
+                stored, revision = record_decoder.decode(entry.value or b""), entry.revision
+            except (KeyNotFoundError, KeyDeletedError):
+                stored, revision = None, None
+            if stored is not None and stored.inputs >= made.inputs:
+                return self.decode_state(view, stored)  # as new as this, or newer: keep it
+            try:
+                if revision is None:
+                    await kv.create(key, encoder.encode(made))
+                else:
+                    await kv.update(key, encoder.encode(made), last=revision)
+                return self.decode_state(view, made)
+            except KeyWrongLastSequenceError:
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise RuntimeError(f"view {view.name} key {key} kept changing under us")
 

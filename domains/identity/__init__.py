@@ -21,8 +21,8 @@ from contracts.domain import (
     WebPage,
 )
 from domains.identity.aggregate import decide, email_taken, evolve
-from domains.identity.commands import RegisterUser, Registration, register
-from domains.identity.events import UserRegistered
+from domains.identity.commands import RegisterUser, Registration, UpdateProfile, register
+from domains.identity.events import ProfileUpdated, UserRegistered
 from domains.identity.views import CREDENTIALS, USERS, credentials_key
 from domains.identity.welcome import welcome
 
@@ -41,8 +41,18 @@ DOMAIN = Domain(
             resource=USERS.name,
             summary="Register (sign up): the email must not be taken, whatever its case",
         ),
+        CommandSpec(
+            UpdateProfile,
+            aggregate="user",
+            collection="users",
+            action="profile",
+            access="user",
+            on_self=True,
+            resource=USERS.name,
+            summary="Change your display name and bio",
+        ),
     ),
-    events=(Event(UserRegistered),),
+    events=(Event(UserRegistered), Event(ProfileUpdated)),
     aggregates=(Aggregate("user", initial=None, decide=decide, evolve=evolve),),
     views=(USERS, CREDENTIALS),
     policies=(Policy("welcome", (UserRegistered,), welcome),),

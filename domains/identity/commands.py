@@ -39,3 +39,10 @@ class RegisterUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def register(form: Registration, actor: Actor) -> RegisterUser:
     """The command of a registration whose password the API has replaced by its hash."""
     return RegisterUser(form.email.strip(), form.password, form.display_name.strip())
+
+
+class UpdateProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Change your name and bio (`POST /api/users/me/profile`)."""
+
+    display_name: DisplayName
+    bio: Annotated[str, msgspec.Meta(max_length=500)] = ""

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from contracts.domain import EventMeta, Link, View, folded
-from domains.identity.events import UserRegistered
+from domains.identity.events import ProfileUpdated, UserRegistered
 
 
 class UserRecord(msgspec.Struct, frozen=True):
@@ -19,6 +19,7 @@ class UserRecord(msgspec.Struct, frozen=True):
     display_name: str
     registered_at: datetime
     position: int
+    bio: str = ""
 
 
 class Credentials(msgspec.Struct, frozen=True):
@@ -32,8 +33,12 @@ class Credentials(msgspec.Struct, frozen=True):
 
 
 def user(record: UserRecord | None, event: Any, meta: EventMeta) -> UserRecord:
-    assert isinstance(event, UserRegistered)
-    return UserRecord(meta.aggregate_id, event.display_name, meta.at, meta.seq)
+    if isinstance(event, UserRegistered):
+        return UserRecord(meta.aggregate_id, event.display_name, meta.at, meta.seq)
+    assert record is not None
+    return msgspec.structs.replace(
+        record, display_name=event.display_name, bio=event.bio, position=meta.seq
+    )
 
 
 def credentials_key(email: str) -> str:
@@ -42,21 +47,25 @@ def credentials_key(email: str) -> str:
 
 
 def credentials(record: Credentials | None, event: Any, meta: EventMeta) -> Credentials:
-    assert isinstance(event, UserRegistered)
-    return Credentials(
-        meta.aggregate_id, event.email, event.display_name, event.password_hash, meta.seq
-    )
+    if isinstance(event, UserRegistered):
+        return Credentials(
+            meta.aggregate_id, event.email, event.display_name, event.password_hash, meta.seq
+        )
+    assert record is not None
+    return msgspec.structs.replace(record, display_name=event.display_name, position=meta.seq)
 
 
 def user_page(record: UserRecord) -> Link:
     return Link("/account", "Your account")
 
 
-USERS = View("users", UserRecord, (UserRegistered,), user, inline=True, page=user_page)
+USERS = View(
+    "users", UserRecord, (UserRegistered, ProfileUpdated), user, inline=True, page=user_page
+)
 CREDENTIALS = View(
     "credentials",
     Credentials,
-    (UserRegistered,),
+    (UserRegistered, ProfileUpdated),
     credentials,
     key=lambda event, meta: credentials_key(event.email),
     inline=True,

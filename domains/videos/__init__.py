@@ -32,7 +32,7 @@ from domains.videos.commands import (
     view,
 )
 from domains.videos.events import VideoNameRejected, VideoPublished, VideoRenamed, VideoViewed
-from domains.videos.views import HOME, VIDEOS, Home, home_summary
+from domains.videos.views import HOME, VIDEOS, VIEWINGS, Home, home_summary
 
 DOMAIN = Domain(
     name="videos",
@@ -78,7 +78,7 @@ DOMAIN = Domain(
         Event(VideoViewed),
     ),
     aggregates=(Aggregate("video", initial=None, decide=decide, evolve=evolve),),
-    views=(VIDEOS, HOME),
+    views=(VIDEOS, HOME, VIEWINGS),
     reads=(
         SummaryRead(
             "/api/home", HOME.name, home_summary, Home, summary="Videos watched, in all and each"

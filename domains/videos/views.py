@@ -78,6 +78,24 @@ def home_summary(records: list[Home]) -> Home:
     return records[0] if records else Home()
 
 
+class Viewings(msgspec.Struct, frozen=True):
+    """How often one user watched one video (a record per viewer and video)."""
+
+    video_id: str
+    count: int
+    position: int
+
+
+def viewings(record: Viewings | None, event: Any, meta: EventMeta) -> Viewings:
+    count = (record.count if record else 0) + 1
+    return Viewings(meta.aggregate_id, count, meta.seq)
+
+
+def viewer_and_video(event: Any, meta: EventMeta) -> str | None:
+    """`<viewer>.<video>`, so a viewer's records are listed under `<viewer>.`; none if anonymous."""
+    return None if event.viewer_id is None else f"{event.viewer_id}.{meta.aggregate_id}"
+
+
 def video_page(record: VideoRecord) -> Link:
     return Link(f"/videos/{record.id}", f"Open “{record.title}”")
 
@@ -93,3 +111,4 @@ VIDEOS = View(
 )
 # One record for the whole service, folded from EVENTS after the fact.
 HOME = View("home", Home, (VideoPublished, VideoViewed), home, key=lambda e, m: HOME_KEY)
+VIEWINGS = View("viewings", Viewings, (VideoViewed,), viewings, key=viewer_and_video, inline=True)
