@@ -207,7 +207,8 @@ class ViewWriter:
                 stored, revision = record_decoder.decode(entry.value or b""), entry.revision
             except (KeyNotFoundError, KeyDeletedError):
                 stored, revision = None, None
-            if stored is not None and stored.inputs >= made.inputs:
+            if not replaces(stored, made):
+                assert stored is not None
                 return self.decode_state(view, stored)  # as new as this, or newer: keep it
             try:
                 if revision is None:
@@ -223,6 +224,17 @@ class ViewWriter:
         """Record that `view` has folded EVENTS up to `position` (it only moves forward)."""
         kv = await buckets.bucket(VIEW_PROGRESS)
         await save_position(kv, view, position)
+
+
+def replaces(stored: Record | None, made: Record) -> bool:
+    """Whether a computed record `made` should replace the `stored` one.
+
+    `inputs` is the sum of the input records' checkpoints: records are only
+    added (a removed one keeps its checkpoint) and checkpoints only grow, so
+    inputs read later sum higher, and the record made once every change is
+    in has the highest sum of all: whatever order writes land in, it stays.
+    """
+    return stored is None or made.inputs > stored.inputs
 
 
 async def save_position(kv: Any, key: str, position: int) -> None:
