@@ -24,6 +24,8 @@ async def create(client: httpx.AsyncClient, name: str, category: str = "City") -
 
 
 async def _users_and_videos(client: httpx.AsyncClient) -> None:
+    """A user (credentials, profile), a watched and renamed video, posts: every view of them
+    and the user's summary must rebuild equal."""
     wait = {"Prefer": "wait=10"}
     email = f"{unique_name('rebuild').replace(' ', '.')}@example.org"
     user = {"email": email, "password": "rebuild pass", "display_name": "Re"}
@@ -39,6 +41,17 @@ async def _users_and_videos(client: httpx.AsyncClient) -> None:
     rename = f"/api/videos/{video_id}/rename"
     assert (await client.post(rename, json={"title": "!!!"}, headers=wait)).status_code == 422
     assert (await client.post(rename, json={"title": "After"}, headers=wait)).status_code == 200
+    profile = {"display_name": "Re Built", "bio": "from events"}
+    assert (
+        await client.post("/api/users/me/profile", json=profile, headers=wait)
+    ).status_code == 200
+    ids = []
+    for i in range(3):
+        body = {"title": f"Post {i}", "body": "a few words " * (i + 1)}
+        ids.append((await client.post("/api/posts", json=body, headers=wait)).json()["id"])
+    edit = {"title": "Edited", "body": "just two"}
+    assert (await client.post(f"/api/posts/{ids[0]}/edit", json=edit, headers=wait)).is_success
+    assert (await client.post(f"/api/posts/{ids[1]}/delete", json={}, headers=wait)).is_success
 
 
 async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
