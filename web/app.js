@@ -85,6 +85,7 @@ async function route() {
     account: () => account,
     auth,
     signedInOrOut,
+    refreshAccount: loadAccount, // the header's name, after a profile change
   };
   await module.render(view, path.slice(page.path.length) || "/");
 }

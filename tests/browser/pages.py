@@ -1,4 +1,4 @@
-"""The locations page as a test drives it (a page object)."""
+"""The pages as a test drives them: the locations page object, signing up."""
 
 from __future__ import annotations
 
@@ -52,3 +52,13 @@ class LocationsPage:
             for line in reversed(await self.log_lines())
             if re.search(r"SSE (succeeded|failed)", line)
         ]
+
+
+async def sign_up(page: Page, base: str, name: str, email: str, password: str) -> None:
+    await page.goto(base + "/")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.get_by_role("link", name="Sign up").click()
+    await page.fill("#display_name", name)
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.click("#signup")

@@ -9,21 +9,12 @@ import uuid
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.browser.pages import sign_up
 from tests.conftest import MailStack
 from tests.helpers import eventually
 from tests.processes import run_module
 
 VIDEO_URL = re.compile(r"/videos/[0-9a-f]{24}$")
-
-
-async def sign_up(page: Page, base: str, name: str, email: str, password: str) -> None:
-    await page.goto(base + "/")
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-    await page.get_by_role("link", name="Sign up").click()
-    await page.fill("#display_name", name)
-    await page.fill("#email", email)
-    await page.fill("#password", password)
-    await page.click("#signup")
 
 
 async def test_sign_up_get_the_email_sign_out_and_in_publish_and_watch(

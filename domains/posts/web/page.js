@@ -1,0 +1,222 @@
+// The profile page: /profile is yours (your summary, your name and bio, your posts
+// with the write, edit and delete forms); /profile/{user id} is anyone's summary and
+// posts. The summary is a view made again from all of a user's inputs after each
+// change; after each notice the page reads it at the notice's position
+// (?min_position=), so what it shows is never behind what you just did.
+
+import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+
+const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
+const POST_FIELDS = ["title", "body"];
+
+export async function render(view, path) {
+  const me = view.account();
+  const who = path.match(ID)?.[1] || me?.user_id;
+  if (!who) {
+    const p = el("p");
+    p.append(view.link(view.auth?.signin || "/", "Sign in"), " to see your profile.");
+    view.root.replaceChildren(el("section", "", { id: "profile-view" }));
+    view.root.firstChild.append(el("h1", "Profile"), p);
+    view.title("");
+    return;
+  }
+  const mine = me?.user_id === who;
+  view.root.innerHTML = `
+    <section id="profile-view" aria-labelledby="summary-name">
+      <article id="summary" aria-live="polite"><p class="hint">Loading the summary…</p></article>
+      <div id="mine"></div>
+      <section aria-labelledby="posts-title">
+        <h2 id="posts-title">Posts <span class="hint">newest first</span></h2>
+        <ul id="posts" class="items"></ul>
+        <p id="empty" class="hint" hidden>No posts yet.</p>
+        <button type="button" id="more" class="secondary" hidden>Show more</button>
+      </section>
+    </section>`;
+  const $ = finder(view.root);
+  if (mine) showForms(view, $, who);
+  $("more").addEventListener("click", () => loadPosts(view, $, who, mine, $("more").dataset.cursor));
+  await Promise.all([loadSummary(view, $, who), loadPosts(view, $, who, mine)]);
+  // After anything of this session (a post, an edit, a profile change, a viewing),
+  // read the summary at that notice's position.
+  view.onNotice((notice) => {
+    if (notice.status !== "succeeded") return;
+    loadSummary(view, $, who, notice.position);
+    loadPosts(view, $, who, mine);
+  });
+}
+
+async function loadSummary(view, $, who, position) {
+  const query = position ? `?min_position=${position}` : "";
+  const res = await fetch(`/api/users/${who}/summary${query}`);
+  if (!$("summary")) return;
+  if (res.status === 404) {
+    $("summary").replaceChildren(el("p", "No summary for this user (yet)."));
+    return;
+  }
+  if (!res.ok) return; // behind or unavailable: the next notice reads it again
+  const s = await res.json();
+  const h1 = el("h1", s.display_name, { id: "summary-name" });
+  const facts = el("dl", "", { className: "facts", id: "facts" });
+  const fact = (label, value, id) => facts.append(el("dt", label), el("dd", String(value), { id }));
+  fact("Posts", s.post_count, "post-count");
+  fact("Words written", s.total_words, "total-words");
+  fact("Videos watched", s.videos_watched, "videos-watched");
+  fact("First post", s.first_post_at ? new Date(s.first_post_at).toLocaleString() : "–", "first-post");
+  const latest = el("dd", "", { id: "latest-post" });
+  latest.append(s.latest_post ? `${s.latest_post.title} (${new Date(s.latest_post.at).toLocaleString()})` : "–");
+  facts.append(el("dt", "Latest post"), latest);
+  $("summary").replaceChildren(h1, facts, el("p", `As of event ${s.position}`, { className: "hint" }));
+  view.title(s.display_name);
+}
+
+async function loadPosts(view, $, who, mine, cursor) {
+  const query = new URLSearchParams({ author_id: who, limit: "20" });
+  if (cursor) query.set("cursor", cursor);
+  const res = await fetch(`/api/posts?${query}`);
+  if (!$("posts") || !res.ok) return;
+  const page = await res.json();
+  const items = page.items.map((post) => postItem(view, $, post, mine));
+  if (cursor) $("posts").append(...items);
+  else $("posts").replaceChildren(...items);
+  $("empty").hidden = $("posts").children.length > 0;
+  $("more").hidden = !page.next_cursor;
+  $("more").dataset.cursor = page.next_cursor || "";
+}
+
+function postItem(view, $, post, mine) {
+  const li = el("li", "", { className: "post" });
+  li.dataset.id = post.id;
+  li.append(el("h3", post.title), el("p", post.body, { className: "body" }));
+  li.append(el("p", `${post.words} words · ${new Date(post.written_at).toLocaleString()}${post.edited_at ? " · edited" : ""}`, { className: "hint" }));
+  if (mine) {
+    const actions = el("div", "", { className: "actions" });
+    const edit = el("button", "Edit", { type: "button", className: "secondary edit" });
+    const remove = el("button", "Delete", { type: "button", className: "secondary delete" });
+    edit.addEventListener("click", () => startEdit($, post));
+    remove.addEventListener("click", () => removePost(view, $, post, remove));
+    actions.append(edit, remove);
+    li.append(actions);
+  }
+  return li;
+}
+
+// ---- your own forms -----------------------------------------------------------------------
+function showForms(view, $, who) {
+  $("mine").innerHTML = `
+    <form id="post-form" novalidate>
+      <h2 id="post-form-title">Write a post</h2>
+      <input type="hidden" id="editing" value="">
+      <div class="field">
+        <label for="title">Title</label>
+        <input id="title" name="title" maxlength="200" required autocomplete="off">
+        <p class="error" id="title-error" hidden></p>
+      </div>
+      <div class="field">
+        <label for="body">Text</label>
+        <textarea id="body" name="body" rows="4" maxlength="20000" required></textarea>
+        <p class="error" id="body-error" hidden></p>
+      </div>
+      <p class="error" id="form-error" role="alert" hidden></p>
+      <div class="actions">
+        <button type="submit" id="save">Publish</button>
+        <button type="button" id="cancel-edit" class="secondary" hidden>Cancel</button>
+      </div>
+    </form>
+    <form id="profile-form" novalidate>
+      <h2>Your profile</h2>
+      <div class="field">
+        <label for="display_name">Display name</label>
+        <input id="display_name" name="display_name" maxlength="60" required autocomplete="name">
+        <p class="error" id="display_name-error" hidden></p>
+      </div>
+      <div class="field">
+        <label for="bio">Bio <span class="hint">(optional)</span></label>
+        <textarea id="bio" name="bio" rows="2" maxlength="500"></textarea>
+        <p class="error" id="bio-error" hidden></p>
+      </div>
+      <p class="error" id="profile-form-error" role="alert" hidden></p>
+      <button type="submit" id="save-profile">Save profile</button>
+    </form>`;
+  $("display_name").value = view.account()?.display_name || "";
+  $("post-form").addEventListener("submit", (e) => savePost(e, view, $));
+  $("cancel-edit").addEventListener("click", () => stopEdit($));
+  $("profile-form").addEventListener("submit", (e) => saveProfile(e, view, $));
+}
+
+function startEdit($, post) {
+  $("editing").value = post.id;
+  $("title").value = post.title;
+  $("body").value = post.body;
+  $("post-form-title").textContent = "Edit your post";
+  $("save").textContent = "Save changes";
+  $("cancel-edit").hidden = false;
+  $("title").focus();
+}
+
+function stopEdit($) {
+  $("post-form").reset();
+  $("editing").value = "";
+  $("post-form-title").textContent = "Write a post";
+  $("save").textContent = "Publish";
+  $("cancel-edit").hidden = true;
+}
+
+async function savePost(event, view, $) {
+  event.preventDefault();
+  clearErrors(view.root, POST_FIELDS);
+  view.clearNotice();
+  const editing = $("editing").value;
+  const body = { title: $("title").value, body: $("body").value };
+  const idle = editing ? "Save changes" : "Publish";
+  busy($("save"), true, idle, "Saving…");
+  try {
+    const url = editing ? `/api/posts/${editing}/edit` : "/api/posts";
+    const outcome = await view.submit(url, body, { label: `“${body.title.trim()}”` });
+    if (outcome.kind === "succeeded") {
+      stopEdit($);
+      view.notify("ok", editing ? "Post saved." : "Post published.");
+    } else if (outcome.kind === "later") {
+      stopEdit($);
+      view.notify("warn", "Your post will show shortly.");
+    } else showProblem(view.root, POST_FIELDS, outcome.problem);
+  } finally {
+    if ($("save")) busy($("save"), false, $("editing").value ? "Save changes" : "Publish", "Saving…");
+  }
+}
+
+async function removePost(view, $, post, button) {
+  view.clearNotice();
+  button.disabled = true;
+  const outcome = await view.submit(`/api/posts/${post.id}/delete`, {}, { label: `Deleting “${post.title}”` });
+  if (outcome.kind === "succeeded") view.notify("ok", `“${post.title}” deleted.`);
+  else if (outcome.kind === "later") view.notify("warn", `“${post.title}” will be gone shortly.`);
+  else {
+    view.notify("err", outcome.problem.detail || "Could not delete the post.");
+    button.disabled = false;
+  }
+}
+
+async function saveProfile(event, view, $) {
+  event.preventDefault();
+  const fields = ["display_name", "bio"];
+  clearErrors(view.root, fields, "");
+  view.clearNotice();
+  busy($("save-profile"), true, "Save profile", "Saving…");
+  try {
+    const body = { display_name: $("display_name").value, bio: $("bio").value };
+    const outcome = await view.submit("/api/users/me/profile", body, { label: "Your profile" });
+    if (outcome.kind === "succeeded") {
+      view.notify("ok", "Profile saved.");
+      await view.refreshAccount();
+    } else if (outcome.kind === "later") view.notify("warn", "Your profile will change shortly.");
+    else {
+      const problem = { ...outcome.problem };
+      if (!(problem.errors || []).length) {
+        $("profile-form-error").textContent = problem.detail || "Something went wrong.";
+        $("profile-form-error").hidden = false;
+      } else showProblem(view.root, fields, problem);
+    }
+  } finally {
+    if ($("save-profile")) busy($("save-profile"), false, "Save profile", "Saving…");
+  }
+}

@@ -1,0 +1,55 @@
+"""The profile page in Chromium: write, edit and delete posts and change the name; the
+summary on the page is right after each notice, without a reload."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.async_api import Page, expect
+
+from tests.browser.pages import sign_up
+from tests.processes import Process, base_url
+
+
+async def test_the_summary_is_right_after_each_change_without_a_reload(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    base = base_url(api_process)
+    await sign_up(page, base, "Grace", f"grace.{uuid.uuid4().hex[:8]}@example.org", "cobol rules")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Grace")
+    await page.get_by_role("navigation").get_by_role("link", name="Profile").click()
+    await expect(page.locator("#summary-name")).to_have_text("Grace")
+    await expect(page.locator("#post-count")).to_have_text("0")
+    loads = []
+    page.on("load", lambda _: loads.append(1))
+
+    await page.fill("#title", "Hello")
+    await page.fill("#body", "one two three")
+    await page.click("#save")
+    await expect(page.locator("#post-count")).to_have_text("1")
+    await expect(page.locator("#total-words")).to_have_text("3")
+    await expect(page.locator("#latest-post")).to_contain_text("Hello")
+
+    await page.fill("#title", "Second")
+    await page.fill("#body", "four five")
+    await page.click("#save")
+    await expect(page.locator("#post-count")).to_have_text("2")
+    await expect(page.locator("#total-words")).to_have_text("5")
+
+    first = page.locator("li.post", has_text="Hello")
+    await first.locator("button.edit").click()
+    await page.fill("#body", "now it has five words")
+    await page.click("#save")
+    await expect(page.locator("#total-words")).to_have_text("7")
+
+    await page.locator("li.post", has_text="Second").locator("button.delete").click()
+    await expect(page.locator("#post-count")).to_have_text("1")
+    await expect(page.locator("#total-words")).to_have_text("5")
+    await expect(page.locator("#latest-post")).to_contain_text("Hello")
+    await expect(page.locator("li.post")).to_have_count(1)
+
+    await page.fill("#display_name", "Grace H.")
+    await page.click("#save-profile")
+    await expect(page.locator("#summary-name")).to_have_text("Grace H.")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Grace H.")
+    assert loads == []  # all of it without a reload
