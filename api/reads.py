@@ -10,14 +10,16 @@
   pure function.
 - Each read accepts `?min_position=N` (a notice's `position`): it answers
   once the view has applied the events up to N. Inline views are written
-  before the notice, so they always have; an async view is waited for (its
-  progress is polled) up to MIN_POSITION_WAIT, then 503 with Retry-After.
+  before the notice, so they always have; an async view is waited for (a
+  subscription to its progress key wakes the wait) up to MIN_POSITION_WAIT,
+  then 503 with Retry-After.
   A position beyond the end of the event store is 422.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Final
 
@@ -30,15 +32,15 @@ from api.services import Endpoint, Services, services
 from api.urls import resource_id_param
 from contracts.commands import encoder
 from contracts.domain import GetRead, ListRead, SummaryRead, View
-from contracts.topology import EVENTS_STREAM
-from contracts.views import Record, ViewBuckets, is_removed
+from contracts.topology import EVENTS_STREAM, VIEW_PROGRESS, view_bucket
+from contracts.views import Record, ViewBuckets, is_removed, progress_decoder
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 MIN_POSITION_WAIT: Final = 5.0
 SCAN_CHUNK: Final = 100  # records read at once while filtering
 MAX_SCAN: Final = 5_000  # keys a filtered page looks at, at most
-POLL: Final = 0.02
+RECHECK: Final = 0.5  # seconds between checks of a wait's progress, woken or not
 NUMBER: Final = re.compile(r"^[0-9]{1,18}$")
 CURSOR: Final = re.compile(r"^[-/_=.a-zA-Z0-9]{1,256}$")
 
@@ -160,11 +162,22 @@ async def _caught_up(svc: Services, view: View, request: Request) -> ViewBuckets
         raise invalid_query("min_position", "at most the event store's last position")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + MIN_POSITION_WAIT
-    while loop.time() < deadline:
-        await asyncio.sleep(POLL)
-        buckets = svc.views.current
-        if await buckets.progress(view.name) >= wanted:
-            return buckets
+    # Subscribe to the view's progress, then check: woken by the write that gets
+    # there, not by a poll. (Checked again now and then: a rebuild may switch the
+    # buckets meanwhile, and the subscription is on one version's.)
+    progress = f"$KV.{view_bucket(VIEW_PROGRESS, buckets.version)}.{view.name}"
+    sub = await svc.nc.subscribe(progress)
+    try:
+        while (remaining := deadline - loop.time()) > 0:
+            buckets = svc.views.current
+            if await buckets.progress(view.name) >= wanted:
+                return buckets
+            with contextlib.suppress(TimeoutError):
+                moved = await sub.next_msg(timeout=min(remaining, RECHECK))
+                if moved.data and progress_decoder.decode(moved.data).position >= wanted:
+                    return svc.views.current
+    finally:
+        await sub.unsubscribe()
     raise HTTPProblem(
         503,
         "View behind",

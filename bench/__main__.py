@@ -24,6 +24,7 @@ from bench.crowd import CrowdResult, waiting_crowd
 from bench.deliveries import Deliveries, deliveries
 from bench.floor import nats_floor
 from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hops, open_loop, to_builtins
+from bench.posts import posts
 from bench.report import latency_cells, plot_cdf, table, write_json
 from bench.stack import cpu_seconds, crud_baseline, running_stack
 from bench.stats import percentile, summarize
@@ -100,6 +101,8 @@ async def run(plan: Plan) -> dict[str, Any]:
         out["s4"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds, prefer_wait=10)
         say(f"scenario 5: deliveries at {plan.delivery_rate:g}/s, and their charges")
         out["s5"] = await deliveries(stack.url, plan.delivery_rate, plan.sync_seconds)
+        say(f"scenario 6: posts at {plan.delivery_rate:g}/s, to the author's summary")
+        out["s6"] = await posts(stack.url, plan.delivery_rate, plan.sync_seconds)
         say("baseline: synchronous CRUD endpoint")
         with crud_baseline(stack.server) as crud_url:
             await crud_open_loop(crud_url, 50, 1)
@@ -148,6 +151,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     s5: Deliveries = out["s5"]
     add("5 deliver: succeeded", "sync always", s5.delivered)
     add("5 deliver: charge notice", "sync always", charge_result(s5))
+    add("6 post: summary updated", "sync always", out["s6"])
     add("CRUD baseline", "sync always", out["crud"])
     for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
         best, _ = out[key]
@@ -294,6 +298,7 @@ def main() -> int:
             "1 session stream [no sync]": out["s1_nosync"].latencies,
             "4 Prefer: wait [sync always]": out["s4"].latencies,
             "5 deliver -> charge notice [sync always]": out["s5"].charged,
+            "6 post -> summary updated [sync always]": out["s6"].latencies,
             "CRUD baseline [sync always]": out["crud"].latencies,
             "raw NATS floor [sync always]": out["floor"],
         },

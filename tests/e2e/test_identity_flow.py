@@ -37,7 +37,7 @@ async def test_register_then_sign_in_and_out(mail_stack: MailStack) -> None:
         created = await register(client, email, "sup3r secret words", "Ada")
         assert created.status_code == 201, created.text
         user = created.json()
-        assert set(user) == {"id", "display_name", "registered_at", "position"}
+        assert set(user) == {"id", "display_name", "bio", "registered_at", "position"}
         assert created.headers["location"] == f"/api/users/{user['id']}"
         assert (await client.get("/api/sessions/current")).status_code == 401
 
