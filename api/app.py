@@ -23,7 +23,7 @@ from api.limits import StreamLimits
 from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
-from api.services import Services
+from api.services import Endpoint, Services
 from api.session import Accounts, SessionMiddleware, SessionStore
 from api.settings import Settings
 from api.signin_limits import SignInLimits
@@ -115,6 +115,7 @@ def create_app(
             HTTPProblem: _on_problem,
             HTTPException: _on_http_exception,
             nats.errors.Error: _on_nats_error,
+            Exception: _on_unexpected,
         },
     )
 
@@ -150,7 +151,32 @@ def api_routes(registry: Registry) -> list[BaseRoute]:
     for spec in registry.commands.values():
         if spec.path is not None:
             found.append(Route(spec.path, commands.endpoint(spec), methods=["POST"]))
-    return found
+    return merged(found)
+
+
+def merged(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """One route per path, answering each of its methods: a `405` then lists in `Allow`
+    every method of the path (a read and a command share `/api/<collection>`), not the
+    first route's only."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for route in routes:
+        assert isinstance(route, Route)
+        methods = by_path.setdefault(route.path, {})
+        for method in route.methods or {"GET"}:
+            methods.setdefault(method, route.endpoint)
+    return [
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+    ]
+
+
+def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
+    if len(set(methods.values())) == 1:
+        return next(iter(methods.values()))
+
+    async def by_method(request: Request) -> Response:
+        return await methods[request.method](request)
+
+    return by_method
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
@@ -165,6 +191,19 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(
         Problem(type="about:blank", title=title, status=exc.status_code, detail=str(detail)),
         exc.headers,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered as a problem that tells nothing of it."""
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        Problem(
+            type="/problems/internal-error",
+            title="Internal error",
+            status=500,
+            detail="Something went wrong on our side. It has been logged; retry later.",
+        )
     )
 
 

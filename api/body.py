@@ -7,6 +7,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
+from api.headers import whole_number
 from api.problems import HTTPProblem
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
 
@@ -43,8 +44,8 @@ def _require_json(request: Request) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     too_large = HTTPProblem(413, "Body too large", f"The body is over the limit of {limit} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length")
+    if declared is not None and (whole_number(declared) or 0) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0

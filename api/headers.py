@@ -6,8 +6,16 @@ import re
 from typing import Final
 
 MAX_WAIT: Final = 30
+# ASCII digits only, and few enough for int(): `str.isdigit()` accepts "²", which
+# int() refuses, and int() refuses strings of over 4,300 digits.
+_WHOLE = re.compile(r"^[0-9]{1,18}$")
 _PREFERENCE = re.compile(r"^\s*([!#$%&'*+.^_`|~\w-]+)\s*(?:=\s*(\"[^\"]*\"|[^;,\s]*))?", re.ASCII)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def whole_number(text: str | None) -> int | None:
+    """`text` as a whole number of at most 18 digits, or None if it is not one."""
+    return int(text) if text is not None and _WHOLE.match(text) else None
 
 
 def prefer_wait(header: str | None, limit: int = MAX_WAIT) -> int | None:
@@ -21,9 +29,9 @@ def prefer_wait(header: str | None, limit: int = MAX_WAIT) -> int | None:
     for preference in header.split(","):
         m = _PREFERENCE.match(preference)
         if m and m.group(1).lower() == "wait":
-            value = (m.group(2) or "").strip('"')
-            if value.isdigit():
-                return min(int(value), limit)
+            value = whole_number((m.group(2) or "").strip('"'))
+            if value is not None:
+                return min(value, limit)
     return None
 
 

@@ -24,6 +24,7 @@ from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.headers import whole_number
 from api.limits import LimitedEventSource
 from api.problems import invalid_query, not_found
 from api.relay import Item, Resync
@@ -180,7 +181,7 @@ async def _session_stream(
         elif (reason := _cursor_problem(cursor, bounds.first_seq, bounds.last_seq)) is not None:
             yield reset_event(position, reason)
         else:
-            position = int(cursor)
+            position = whole_number(cursor) or 0
             async for stored in session_notices_after(svc.js, session, position):
                 yield notice_event(stored)
                 position = stored.seq
@@ -196,10 +197,8 @@ async def _session_stream(
 
 def _cursor_problem(cursor: str, first_seq: int, last_seq: int) -> str | None:
     """Why a Last-Event-ID cannot be resumed from, or None if it can."""
-    if not cursor.isdigit():
-        return "unknown event id"
-    seq = int(cursor)
-    if seq > last_seq:
+    seq = whole_number(cursor)
+    if seq is None or seq > last_seq:
         return "unknown event id"
     if seq < first_seq - 1:
         return "event id older than the notices still kept"

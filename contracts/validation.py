@@ -39,12 +39,18 @@ def decode_payload(cls: type[T], body: bytes) -> T:
         raw = _any_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"The body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec does not wrap it
+        raise MalformedBody("The body is not valid UTF-8.") from None
+    except RecursionError:
+        raise MalformedBody("The body's JSON is nested too deeply.") from None
     if isinstance(raw, dict):
         raw = {k: v.strip() if isinstance(v, str) else v for k, v in raw.items()}
     try:
         return msgspec.convert(raw, cls)
     except msgspec.ValidationError as exc:
         raise InvalidPayload(field_errors(cls, raw, exc)) from None
+    except RecursionError:
+        raise MalformedBody("The body's JSON is nested too deeply.") from None
 
 
 def field_errors(

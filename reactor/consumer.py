@@ -187,7 +187,7 @@ class Reactor:
         try:
             command = command_decoder.decode(msg.data)
             self._handler.payload(command)
-        except (msgspec.DecodeError, Poison) as exc:
+        except (msgspec.DecodeError, Poison, UnicodeDecodeError, RecursionError) as exc:
             await self._poison(msg, exc)
             return
         delivered = msg.metadata.num_delivered or 1

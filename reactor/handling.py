@@ -155,7 +155,7 @@ class CommandHandler:
             decoder = self._decoders[spec.name] = msgspec.json.Decoder(spec.type)
         try:
             return spec, decoder.decode(command.payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise Poison(f"{command.type} payload: {exc}") from None
 
     async def handle(self, command: Command) -> Notice:

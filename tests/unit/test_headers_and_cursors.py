@@ -23,6 +23,9 @@ from api.streams import _cursor_problem
         ("wait", None),
         ("handling=lenient", None),
         ("waiting=5", None),
+        ("wait=\u00b2", None),  # a digit to str.isdigit(), not to int()
+        ("wait=" + "9" * 5000, None),  # more digits than int() takes
+        ("wait=\u0663", None),  # an Arabic-Indic three
     ],
 )
 def test_prefer_wait(header: str | None, expected: int | None) -> None:
@@ -60,6 +63,9 @@ def test_idempotency_key_refuses_malformed(header: str) -> None:
         ("3", 5, 10, "event id older than the notices still kept"),
         ("4", 5, 10, None),  # the edge: everything after 4 is still kept
         ("0", 1, 0, None),  # an empty stream
+        ("\u00b2", 1, 10, "unknown event id"),
+        ("9" * 5000, 1, 10, "unknown event id"),
+        ("9" * 18, 1, 10, "unknown event id"),
     ],
 )
 def test_cursor_problem(cursor: str, first: int, last: int, problem: str | None) -> None:

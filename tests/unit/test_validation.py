@@ -77,3 +77,18 @@ def test_a_type_field_is_not_a_known_field() -> None:
 def test_malformed_json(body: bytes) -> None:
     with pytest.raises(MalformedBody, match="not valid JSON"):
         decode_payload(CreateLocation, body)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"name":"\xff\xfe","category":"City"}', "not valid UTF-8"),
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b'{"name":' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_utf8_or_too_deep_is_malformed_not_a_crash(
+    body: bytes, why: str
+) -> None:
+    with pytest.raises(MalformedBody, match=why):
+        decode_payload(CreateLocation, body)

@@ -1,0 +1,69 @@
+"""Hostile input over real HTTP: every refusal is a 4xx problem+json and publishes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+from nats.js import JetStreamContext
+
+from contracts.topology import COMMANDS_STREAM
+from tests.helpers import stream_messages
+
+JSON = {"content-type": "application/json"}
+SUPERSCRIPT_TWO = "\u00b2".encode()  # a digit to str.isdigit(), not to int()
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"name":"\xff\xfe","category":"City"}', "not valid UTF-8"),
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b'{"name":' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+    ],
+)
+async def test_a_body_that_breaks_the_decoder_is_400_and_publishes_nothing(
+    client: httpx.AsyncClient, js: JetStreamContext, body: bytes, detail: str
+) -> None:
+    before = await stream_messages(js, COMMANDS_STREAM)
+    response = await client.post("/api/locations", content=body, headers=JSON)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+    assert await stream_messages(js, COMMANDS_STREAM) == before
+
+
+@pytest.mark.parametrize("wait", [b"wait=" + SUPERSCRIPT_TWO, b"wait=" + b"9" * 5000])
+async def test_a_prefer_wait_that_is_not_a_number_is_ignored(
+    client: httpx.AsyncClient, wait: bytes
+) -> None:
+    body = b'{"name":"Odd wait %s","category":"City"}' % str(len(wait)).encode()
+    headers = {b"content-type": b"application/json", b"prefer": wait}
+    response = await client.post("/api/locations", content=body, headers=headers)
+    assert response.status_code == 202
+    assert "preference-applied" not in response.headers
+
+
+@pytest.mark.parametrize("cursor", [SUPERSCRIPT_TWO, b"9" * 5000])
+async def test_a_last_event_id_that_is_not_a_number_resets_the_stream(
+    client: httpx.AsyncClient, cursor: bytes
+) -> None:
+    async with aconnect_sse(client, "GET", "/api/events", headers={"last-event-id": cursor}) as s:
+        assert s.response.status_code == 200
+        events = s.aiter_sse()
+        first = await anext(events)
+        while first.event not in ("reset", "connected"):
+            first = await anext(events)
+        assert first.event == "reset"
+        assert json.loads(first.data) == {"reason": "unknown event id"}
+
+
+async def test_a_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/locations")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
+    events = await client.post("/api/events")
+    assert events.status_code == 405
