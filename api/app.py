@@ -23,6 +23,7 @@ from api.limits import StreamLimits
 from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
+from api.security import SecurityHeaders
 from api.services import Endpoint, Services
 from api.session import Accounts, SessionMiddleware, SessionStore
 from api.settings import Settings
@@ -110,7 +111,10 @@ def create_app(
     return Starlette(
         routes=[*api_routes(registry), *web.routes(registry, settings.web_dir)],
         lifespan=lifespan,
-        middleware=[Middleware(SessionMiddleware, secure=settings.cookie_secure)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(SessionMiddleware, secure=settings.cookie_secure),
+        ],
         exception_handlers={
             HTTPProblem: _on_problem,
             HTTPException: _on_http_exception,

@@ -182,3 +182,34 @@ async def test_the_api_docs_render_the_openapi_document(page: Page, api_process:
     await expect(page.locator(".opblock-summary-path").first).to_be_visible()
     paths = await page.locator(".opblock-summary-path").all_text_contents()
     assert any(p.replace("\u200b", "") == "/api/locations" for p in paths), paths
+
+
+async def test_every_page_works_under_the_security_headers(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    response = await page.goto(url + "/")
+    assert response is not None
+    headers = response.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    for path in ("/locations", "/shipments", "/accounts", "/account/signup", "/videos", "/profile"):
+        await page.goto(url + path)
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.goto(url + "/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("notify-service")
+    # An inline script is refused: the policy is enforced, not only sent.
+    await page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.injected = 1'; document.body.append(s); }"
+    )
+    assert await page.evaluate("() => window.injected") is None
+    assert len(violations) == 1, violations  # the one we provoked, and no page tripped it
+    assert "inline script" in violations[0]
