@@ -20,6 +20,7 @@ from api import commands, live, ops, sessions, status, streams, web
 from api import reads as reads_api
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
+from api.outage import FailFast
 from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
@@ -114,6 +115,7 @@ def create_app(
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(SessionMiddleware, secure=settings.cookie_secure),
+            Middleware(FailFast),
         ],
         exception_handlers={
             HTTPProblem: _on_problem,

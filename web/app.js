@@ -160,7 +160,11 @@ commands.onLog(log);
 commands.onLate(announceLate);
 commands.onState((state) => {
   $("conn").dataset.state = state;
-  $("conn").textContent = { live: "live", reconnecting: "reconnecting…" }[state] || "connecting…";
+  $("conn").textContent = {
+    live: "live",
+    reconnecting: "reconnecting…",
+    unavailable: "service unavailable, retrying…",
+  }[state] || "connecting…";
 });
 
 document.addEventListener("click", (e) => {

@@ -29,7 +29,7 @@ export function configure(provider) { settings = provider; }
 export function onNotice(fn) { return listen("notice", fn); }
 /** A notice that came after its submit stopped waiting: fn(notice, pending) where pending = {label}. */
 export function onLate(fn) { return listen("late", fn); }
-/** The stream's state: "connecting", "live" or "reconnecting". */
+/** The stream's state: "connecting", "live", "reconnecting" or "unavailable". */
 export function onState(fn) { return listen("state", fn); }
 /** A line for the developer log: fn(kind, text). */
 export function onLog(fn) { return listen("log", fn); }
@@ -83,6 +83,9 @@ export function connect() {
     }
   };
   source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
+  // The API is up but cannot reach NATS: it says so and ends the stream, which
+  // EventSource opens again after the stream's retry hint.
+  source.addEventListener("unavailable", () => { emit("state", "unavailable"); log("SSE unavailable", "NATS unreachable; retrying"); });
   source.addEventListener("reset", (e) => {
     store.cursor = e.lastEventId;
     log("SSE reset", e.data);

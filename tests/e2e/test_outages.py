@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,3 +54,41 @@ async def test_api_without_nats_fails_with_one_clear_line(tmp_path: Path) -> Non
         for line in process.lines
     )
     assert not any("Traceback" in line for line in process.lines)
+
+
+async def test_with_nats_down_every_route_that_needs_it_answers_within_a_second(
+    fresh_stack: Stack,
+) -> None:
+    fresh_stack.server.stop()
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=10) as client:
+
+        async def answer(method: str, path: str, **kw: Any) -> httpx.Response:
+            started = time.monotonic()
+            response = await client.request(method, path, **kw)
+            took = time.monotonic() - started
+            assert took < 1.0, f"{method} {path} took {took:.2f}s"
+            return response
+
+        keyed = {"Idempotency-Key": "k-1", "Prefer": "wait=5"}
+        for method, path, kw in [
+            ("GET", "/api/locations", {}),
+            ("GET", "/api/locations/stats?min_position=1", {}),
+            ("GET", "/readyz", {}),
+            ("GET", f"/api/commands/{'a' * 32}", {}),
+            (
+                "POST",
+                "/api/locations",
+                {"json": {"name": "X", "category": "City"}, "headers": keyed},
+            ),
+            ("GET", "/api/sessions/current", {}),
+        ]:
+            response = await answer(method, path, **kw)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "2"
+            assert response.headers["content-type"] == "application/problem+json"
+        stream = await answer("GET", "/api/events")
+        assert stream.status_code == 200
+        assert "event: unavailable" in stream.text
+        assert "retry: " in stream.text
+        assert (await answer("GET", "/healthz")).status_code == 200
+        assert (await answer("GET", "/openapi.json")).status_code == 200

@@ -1,0 +1,75 @@
+"""Fail fast while NATS is unreachable: every route that needs it answers at once.
+
+Without this a read, `/readyz` or a keyed POST would wait out NATS's request
+timeout (5 s) before its 503. While the connection is down (nats-py is
+reconnecting), a request to `/api/...` or `/readyz` gets `503` problem+json
+with `Retry-After` straight away; the session stream (`/api/events`) gets a
+stream that says so in-band (`event: unavailable`) with a `retry:` hint and
+ends, so an EventSource reconnects by itself once NATS is back. `/healthz`
+(the process is alive), the pages, `/openapi.json` and `/docs` need no NATS.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import problem_response
+from api.services import Services
+from contracts.commands import encoder
+from contracts.notices import Problem
+
+RETRY_AFTER_S: Final = 2
+UNAVAILABLE: Final = Problem(
+    type="/problems/service-unavailable",
+    title="Service unavailable",
+    status=503,
+    detail="The message store is unreachable. Retry shortly.",
+)
+
+
+def needs_nats(path: str) -> bool:
+    return path.startswith("/api/") or path == "/readyz"
+
+
+class FailFast:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        svc = scope.get("state", {}).get("services")
+        if (
+            scope["type"] != "http"
+            or not isinstance(svc, Services)
+            or svc.nc.is_connected
+            or not needs_nats(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        svc.metrics.inc("requests_refused_total", 'reason="nats-unavailable"')
+        if scope["path"] == "/api/events":
+            await _unavailable_stream(send, svc.settings.sse_retry_ms)
+            return
+        response = problem_response(UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})
+        await response(scope, receive, send)
+
+
+async def _unavailable_stream(send: Send, retry_ms: int) -> None:
+    """An event stream that says NATS is away and when to come back, then ends."""
+    body = (
+        f"retry: {retry_ms}\r\nevent: unavailable\r\n"
+        f"data: {encoder.encode(UNAVAILABLE).decode()}\r\n\r\n"
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
