@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from api import commands, live, ops, sessions, status, streams, web
 from api import reads as reads_api
+from api.cursors import Cursors
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.outage import FailFast
@@ -102,6 +103,7 @@ def create_app(
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
                 passwords=Passwords(),
+                cursors=Cursors(settings.session_secret),
                 accounts=accounts,
             )
             svc.metrics.gauges["relay_waiters"] = lambda: relay.waiters
@@ -114,7 +116,9 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(SessionMiddleware, secure=settings.cookie_secure),
+            Middleware(
+                SessionMiddleware, secret=settings.session_secret, secure=settings.cookie_secure
+            ),
             Middleware(FailFast),
         ],
         exception_handlers={

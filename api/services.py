@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.cursors import Cursors
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.metrics import Metrics
@@ -34,6 +35,7 @@ class Services:
     idempotency: IdempotencyKeys
     limits: StreamLimits
     passwords: Passwords
+    cursors: Cursors
     accounts: Accounts | None = None  # None: no domain declares a SignIn
     metrics: Metrics = field(default_factory=Metrics)
 

@@ -1,4 +1,9 @@
-"""Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie.
+"""Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie, signed by the server.
+
+Only ids the server issued are taken: the cookie is `<id>.<HMAC-SHA256 of the
+id with SESSION_SECRET>`, and any other value (made up, tampered with, from
+another deployment) starts a new session. Every API instance of a
+deployment shares the secret.
 
 Commands carry the session id; their notices are published under it. A
 request without a valid cookie gets a new session (curl without a cookie jar
@@ -11,6 +16,7 @@ nothing after it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import uuid
 from dataclasses import dataclass
@@ -30,14 +36,26 @@ from contracts.domain import SignIn
 
 COOKIE = "sid"
 MAX_AGE = 30 * 24 * 3600
-_VALID = re.compile(r"^[0-9a-f]{32}$")
+_VALID = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{32})$")
+DEV_SECRET = "notify-local-dev-session-secret"  # SESSION_SECRET replaces it in production
 
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-def session_from_cookie(header: str | None) -> str | None:
+def _mac(secret: bytes, session_id: str) -> str:
+    return hmac.new(secret, session_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def cookie_value(secret: bytes, session_id: str) -> str:
+    """What the cookie holds: the id and the server's signature of it (HMAC-SHA256)."""
+    return f"{session_id}.{_mac(secret, session_id)}"
+
+
+def session_from_cookie(header: str | None, secret: bytes = DEV_SECRET.encode()) -> str | None:
+    """The session id of a Cookie header, if the server signed it; None for anything else
+    (no cookie, a malformed one, an id the client made up)."""
     if not header:
         return None
     cookie: SimpleCookie = SimpleCookie()
@@ -46,12 +64,16 @@ def session_from_cookie(header: str | None) -> str | None:
     except Exception:
         return None
     morsel = cookie.get(COOKIE)
-    return morsel.value if morsel is not None and _VALID.match(morsel.value) else None
+    found = _VALID.match(morsel.value) if morsel is not None else None
+    if found is None or not hmac.compare_digest(found.group(2), _mac(secret, found.group(1))):
+        return None
+    return found.group(1)
 
 
 class SessionMiddleware:
-    def __init__(self, app: ASGIApp, *, secure: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, secret: str = DEV_SECRET, secure: bool = False) -> None:
         self.app = app
+        self.secret = secret.encode()
         self.secure = secure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,7 +82,7 @@ class SessionMiddleware:
             return
         headers = dict(scope["headers"])
         raw = headers.get(b"cookie")
-        session_id = session_from_cookie(raw.decode("latin-1") if raw else None)
+        session_id = session_from_cookie(raw.decode("latin-1") if raw else None, self.secret)
         is_new = session_id is None
         scope.setdefault("state", {})["session_id"] = session_id or new_session_id()
 
@@ -73,7 +95,8 @@ class SessionMiddleware:
                 if self.secure:
                     attrs += "; Secure"
                 MutableHeaders(scope=message).append(
-                    "set-cookie", f"{COOKIE}={state['session_id']}; {attrs}"
+                    "set-cookie",
+                    f"{COOKIE}={cookie_value(self.secret, state['session_id'])}; {attrs}",
                 )
             await send(message)
 

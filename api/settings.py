@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_streams: int = 10_000  # open event streams per API process
     max_streams_per_session: int = 16
     cookie_secure: bool = False
+    # Signs the session cookie: the same on every API instance, secret in production.
+    session_secret: str = "notify-local-dev-session-secret"
     # Failed sign-ins allowed per email address and per client in a window (seconds).
     sign_in_failures_per_email: int = 5
     sign_in_failures_per_client: int = 20
@@ -46,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
+            session_secret=env.get("SESSION_SECRET") or "notify-local-dev-session-secret",
             sign_in_failures_per_email=int(env.get("SIGNIN_FAILURES_PER_EMAIL", "5")),
             sign_in_failures_per_client=int(env.get("SIGNIN_FAILURES_PER_CLIENT", "20")),
             sign_in_window=float(env.get("SIGNIN_WINDOW", "900")),

@@ -11,12 +11,12 @@ from contracts.lookups import StoredNotice
 SEP = "\n"
 
 
-def notice_event(stored: StoredNotice) -> ServerSentEvent:
-    """`event: succeeded|failed`, the notice as `data:`, its stream sequence as `id:`."""
+def notice_event(stored: StoredNotice, event_id: str) -> ServerSentEvent:
+    """`event: succeeded|failed`, the notice as `data:`, its (opaque) position as `id:`."""
     return ServerSentEvent(
         data=encoder.encode(stored.notice).decode(),
         event=stored.notice.status,
-        id=str(stored.seq),
+        id=event_id,
         sep=SEP,
     )
 
@@ -35,13 +35,13 @@ def hello_event(retry_ms: int) -> ServerSentEvent:
     return ServerSentEvent(comment="stream open", retry=retry_ms, sep=SEP)
 
 
-def connected_event(position: int) -> ServerSentEvent:
+def connected_event(event_id: str) -> ServerSentEvent:
     """A session stream's first event: its id is where a reconnect resumes from."""
-    return ServerSentEvent(data="{}", event="connected", id=str(position), sep=SEP)
+    return ServerSentEvent(data="{}", event="connected", id=event_id, sep=SEP)
 
 
-def reset_event(position: int, reason: str) -> ServerSentEvent:
+def reset_event(event_id: str, reason: str) -> ServerSentEvent:
     """The cursor could not be resumed: re-sync from the status endpoints, go on from here."""
     return ServerSentEvent(
-        data=encoder.encode({"reason": reason}).decode(), event="reset", id=str(position), sep=SEP
+        data=encoder.encode({"reason": reason}).decode(), event="reset", id=event_id, sep=SEP
     )

@@ -24,7 +24,6 @@ from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.headers import whole_number
 from api.limits import LimitedEventSource
 from api.problems import invalid_query, not_found
 from api.relay import Item, Resync
@@ -116,7 +115,7 @@ async def _command_stream(
     if stored is None:
         yield timeout_event(command_id, status_url(command_id))
     else:
-        yield notice_event(stored)
+        yield notice_event(stored, svc.cursors.encode(stored.seq, command_id))
 
 
 async def wait_for_notice(
@@ -174,30 +173,34 @@ async def _session_stream(
     svc.metrics.inc("sse_streams_opened_total", 'stream="session"')
     yield hello_event(svc.settings.sse_retry_ms)
     async with svc.relay.session(session) as queue:
+
+        def event_id(position: int) -> str:
+            return svc.cursors.encode(position, session)
+
         bounds = await notice_bounds(svc.js)
         position = bounds.last_seq
+        resume = None if cursor is None else svc.cursors.decode(cursor, session)
         if cursor is None:
-            yield connected_event(position)
-        elif (reason := _cursor_problem(cursor, bounds.first_seq, bounds.last_seq)) is not None:
-            yield reset_event(position, reason)
+            yield connected_event(event_id(position))
+        elif (reason := _cursor_problem(resume, bounds.first_seq, bounds.last_seq)) is not None:
+            yield reset_event(event_id(position), reason)
         else:
-            position = whole_number(cursor) or 0
+            position = resume or 0
             async for stored in session_notices_after(svc.js, session, position):
-                yield notice_event(stored)
+                yield notice_event(stored, event_id(stored.seq))
                 position = stored.seq
         while (item := await next_item(queue, shutdown)) is not None:
             if isinstance(item, Resync):
                 async for stored in session_notices_after(svc.js, session, position):
-                    yield notice_event(stored)
+                    yield notice_event(stored, event_id(stored.seq))
                     position = stored.seq
             elif item.seq > position:
-                yield notice_event(item)
+                yield notice_event(item, event_id(item.seq))
                 position = item.seq
 
 
-def _cursor_problem(cursor: str, first_seq: int, last_seq: int) -> str | None:
-    """Why a Last-Event-ID cannot be resumed from, or None if it can."""
-    seq = whole_number(cursor)
+def _cursor_problem(seq: int | None, first_seq: int, last_seq: int) -> str | None:
+    """Why a Last-Event-ID (decoded: None if it is not one) cannot be resumed from, or None."""
     if seq is None or seq > last_seq:
         return "unknown event id"
     if seq < first_seq - 1:

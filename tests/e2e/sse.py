@@ -9,6 +9,9 @@ import json
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from api.cursors import Cursors
+from api.session import DEV_SECRET
+
 JSON = {"content-type": "application/json"}
 
 
@@ -91,3 +94,12 @@ class SessionStream:
 def command_id_of(event: ServerSentEvent) -> str:
     value: str = json.loads(event.data)["command_id"]
     return value
+
+
+def position_of(client: httpx.AsyncClient, event: ServerSentEvent) -> int:
+    """The NOTICES position behind a session stream event's opaque id (the tests' API runs
+    with the development secret; the session is the client's)."""
+    session = client.cookies["sid"].split(".")[0]
+    position = Cursors(DEV_SECRET).decode(event.id, session)
+    assert position is not None, event.id
+    return position

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from contracts.topology import COMMANDS_STREAM
-from tests.e2e.sse import SessionStream, command_events, command_id_of, post_location
+from tests.e2e.sse import SessionStream, command_events, command_id_of, position_of, post_location
 from tests.helpers import eventually, stream_messages, unique_name
 from tests.processes import Process, base_url
 
@@ -59,13 +60,13 @@ async def test_session_stream_carries_this_sessions_notices_with_rising_ids(
     async with SessionStream(browser) as stream:
         connected = await stream.next()
         assert connected.event == "connected"
-        assert connected.id.isdigit()
+        assert re.fullmatch("[0-9a-f]{16}", connected.id)  # opaque: no global count in it
         sent = [await submit(browser) for _ in range(3)]
         events = await stream.notices(3)
     assert sorted(command_id_of(e) for e in events) == sorted(sent)
-    ids = [int(e.id) for e in events]
-    assert ids == sorted(ids)
-    assert ids[0] > int(connected.id)
+    positions = [position_of(browser, e) for e in events]
+    assert positions == sorted(positions)
+    assert positions[0] > position_of(browser, connected)
 
 
 async def test_a_notice_after_the_command_timed_out_still_reaches_the_session(
@@ -123,7 +124,7 @@ async def test_an_unknown_cursor_gets_reset_then_live_notices(
         reset = await stream.next()
         assert reset.event == "reset"
         assert json.loads(reset.data)["reason"] == "unknown event id"
-        assert reset.id.isdigit()
+        assert re.fullmatch("[0-9a-f]{16}", reset.id)
         command_id = await submit(browser)
         (event,) = await stream.notices(1)
     assert command_id_of(event) == command_id
@@ -167,6 +168,8 @@ async def test_a_resumed_stream_does_not_leak_another_sessions_notices(
         alice_command = await submit(alice)
         await completed(alice, alice_command)
         async with SessionStream(mallory, last_event_id=cursor) as stream:
+            reset = await stream.next()  # a position is only ever its own session's
+            assert reset.event == "reset"
             mine = await submit(mallory)
             (event,) = await stream.notices(1)
         assert command_id_of(event) == mine

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 
 from contracts.topology import NOTICES_STREAM
 from tests.conftest import connect_test_client
-from tests.e2e.sse import SessionStream, command_events, command_id_of, post_location
+from tests.e2e.sse import SessionStream, command_events, command_id_of, position_of, post_location
 from tests.helpers import eventually, unique_name
 from tests.processes import NatsServer, Process, Stack, api, base_url
 
@@ -120,7 +120,7 @@ async def test_an_expired_cursor_gets_reset(fresh_stack: Stack) -> None:
         # Retention removed the older notices (as max_age would after 7 days).
         nc = await connect_test_client(fresh_stack.server.url)
         js: JetStreamContext = nc.jetstream()
-        await js.purge_stream(NOTICES_STREAM, seq=int(seen[-1].id))
+        await js.purge_stream(NOTICES_STREAM, seq=position_of(client, seen[-1]))
         await nc.close()
         async with SessionStream(client, last_event_id=old_cursor) as stream:
             reset = await stream.next()

@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 
 from contracts.topology import COMMANDS_STREAM
 from tests.helpers import stream_messages
+from tests.processes import Process, base_url
 
 JSON = {"content-type": "application/json"}
 SUPERSCRIPT_TWO = "\u00b2".encode()  # a digit to str.isdigit(), not to int()
@@ -67,3 +68,15 @@ async def test_a_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -
     assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
     events = await client.post("/api/events")
     assert events.status_code == 405
+
+
+async def test_a_session_id_the_client_chose_is_not_taken(api_process: Process) -> None:
+    chosen = "c" * 32
+    async with httpx.AsyncClient(base_url=base_url(api_process)) as fresh:
+        response = await fresh.get("/healthz", headers={"cookie": f"sid={chosen}"})
+        issued = response.headers["set-cookie"]
+        assert issued.startswith("sid=")
+        assert not issued.startswith(f"sid={chosen}")  # a new session, signed by the server
+        value = issued.split(";")[0].removeprefix("sid=")
+        again = await fresh.get("/healthz", headers={"cookie": f"sid={value}"})
+        assert "set-cookie" not in again.headers  # the issued one is kept

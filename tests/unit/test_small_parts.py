@@ -10,7 +10,7 @@ import pytest
 
 from api.metrics import Metrics
 from api.problems import HTTPProblem
-from api.session import new_session_id, session_from_cookie
+from api.session import cookie_value, new_session_id, session_from_cookie
 from reactor.consumer import retry_delay
 from reactor.watch import describe
 
@@ -23,13 +23,20 @@ def test_session_ids_are_random_128_bit_hex() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
+SIGNED_A = cookie_value(b"secret", "a" * 32)
+SIGNED_B = cookie_value(b"secret", "b" * 32)
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ("sid=" + "a" * 32, "a" * 32),
-        ("theme=dark; sid=" + "b" * 32, "b" * 32),
+        ("sid=" + SIGNED_A, "a" * 32),
+        ("theme=dark; sid=" + SIGNED_B, "b" * 32),
+        ("sid=" + "a" * 32, None),  # an id the server did not sign: chosen by the client
+        ("sid=" + "a" * 32 + "." + SIGNED_B.split(".")[1], None),  # another id's signature
+        ("sid=" + cookie_value(b"other", "a" * 32), None),  # another deployment's
         ("sid=not-hex", None),
-        ("sid=" + "a" * 31, None),
+        ("sid=" + SIGNED_A[1:], None),
         ("other=1", None),
         ("", None),
         (None, None),
@@ -37,7 +44,7 @@ def test_session_ids_are_random_128_bit_hex() -> None:
     ],
 )
 def test_session_cookie_parsing(header: str | None, expected: str | None) -> None:
-    assert session_from_cookie(header) == expected
+    assert session_from_cookie(header, b"secret") == expected
 
 
 def test_problem_type_is_derived_from_title() -> None:

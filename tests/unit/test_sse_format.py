@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from api.cursors import Cursors
 from api.sse import hello_event, notice_event, timeout_event
 from contracts.lookups import StoredNotice
 from contracts.notices import Problem
@@ -21,11 +22,11 @@ def parse(raw: bytes) -> dict[str, str]:
     return fields
 
 
-def test_succeeded_notice_is_an_event_named_by_status_with_seq_as_id() -> None:
+def test_succeeded_notice_is_an_event_named_by_status_with_its_id() -> None:
     notice = make_notice(at=T0, resource={"id": "x"})
-    fields = parse(notice_event(StoredNotice(notice, 42)).encode())
+    fields = parse(notice_event(StoredNotice(notice, 42), "00000000000000aa").encode())
     assert fields["event"] == "succeeded"
-    assert fields["id"] == "42"
+    assert fields["id"] == "00000000000000aa"
     data = json.loads(fields["data"])
     assert data["command_id"] == "c" * 32
     assert data["resource"] == {"id": "x"}
@@ -37,7 +38,7 @@ def test_failed_notice_event() -> None:
         type="/problems/name-taken", title="Name already taken", status=409, detail="d"
     )
     notice = make_notice(status="failed", at=T0, error=problem)
-    fields = parse(notice_event(StoredNotice(notice, 7)).encode())
+    fields = parse(notice_event(StoredNotice(notice, 7), "07").encode())
     assert fields["event"] == "failed"
     assert json.loads(fields["data"])["error"]["status"] == 409
 
@@ -57,3 +58,17 @@ def test_hello_sets_the_reconnect_delay() -> None:
     raw = hello_event(2000).encode()
     assert raw.startswith(b": ")
     assert parse(raw) == {"retry": "2000"}
+
+
+def test_a_position_is_opaque_differs_per_stream_and_decodes_back() -> None:
+    cursors = Cursors("secret")
+    ids = {cursors.encode(n, "session-a") for n in range(1, 1001)}
+    assert len(ids) == 1000
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+    assert cursors.encode(5, "session-a") != cursors.encode(5, "session-b")
+    assert cursors.encode(5, "session-a") != Cursors("other").encode(5, "session-a")
+    for n in (0, 1, 42, 2**40 + 7, 2**64 - 1):
+        assert cursors.decode(cursors.encode(n, "s"), "s") == n
+    assert cursors.decode(cursors.encode(42, "s"), "t") != 42  # another stream's: not ours
+    for bad in ("42", "not hex at all!", "0" * 17, "", "\u00b2" * 16):
+        assert cursors.decode(bad, "s") is None
