@@ -80,7 +80,11 @@ def create_app(
             stack.push_async_callback(relay.stop)
             await views.start(nc)
             stack.push_async_callback(views.stop)
-            limits = StreamLimits(settings.max_streams, settings.max_streams_per_session)
+            limits = StreamLimits(
+                settings.max_streams,
+                settings.max_streams_per_session,
+                settings.max_streams_per_client,
+            )
             accounts = None
             if registry.sign_in is not None:
                 accounts = Accounts(

@@ -27,6 +27,7 @@ from api.access import actor, check_owner, take_in, without_secrets
 from api.body import command_payload
 from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
+from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
 from api.services import Endpoint, Services, services, session_id
 from api.status import Accepted
@@ -108,9 +109,20 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         simulate_delay_s=delay,
     )
     if started is None:
-        return _to_response(await _accept(svc, command, wait_s, spec.creates, republish=False))
+        return _to_response(
+            await _accept(
+                svc, command, wait_s, spec.creates, republish=False, holder=holder_of(request)
+            )
+        )
     try:
-        response = await _accept(svc, command, wait_s, spec.creates, republish=started.taken_over)
+        response = await _accept(
+            svc,
+            command,
+            wait_s,
+            spec.creates,
+            republish=started.taken_over,
+            holder=holder_of(request),
+        )
     except HTTPProblem:
         # Nothing accepted: free the key for a retry (if NATS is gone too, it
         # goes stale and is taken over instead).
@@ -146,14 +158,27 @@ async def _check_references(svc: Services, spec: CommandSpec, payload: object) -
 
 
 async def _accept(
-    svc: Services, command: Command, wait_s: int | None, created: bool, *, republish: bool
+    svc: Services,
+    command: Command,
+    wait_s: int | None,
+    created: bool,
+    *,
+    republish: bool,
+    holder: Holder,
 ) -> StoredResponse:
-    """Publish the command (unless it is already stored) and decide the answer."""
-    if wait_s is None:
+    """Publish the command (unless it is already stored) and decide the answer.
+
+    A wait holds a slot of the stream limits; without one free it is not
+    honoured (the plain 202, as RFC 7240 lets a server do), never refused.
+    """
+    if wait_s is None or not svc.limits.try_acquire(holder):
         return await _publish_accepted(svc, command, republish)
-    async with svc.relay.command(command.command_id) as queue:  # before the publish
-        accepted = await _publish_accepted(svc, command, republish)
-        stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
+    try:
+        async with svc.relay.command(command.command_id) as queue:  # before the publish
+            accepted = await _publish_accepted(svc, command, republish)
+            stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
+    finally:
+        svc.limits.release(holder)
     return _waited(stored, accepted, wait_s, created)
 
 

@@ -1,4 +1,4 @@
-"""Caps on open event streams, per API process and per browser session.
+"""Caps on open event streams and server-side waits, per API process, client and session.
 
 sse-starlette has no connection cap (PITFALLS.md); without one a client can
 hold sockets and memory without bound. Over the cap the request is refused
@@ -10,21 +10,46 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from sse_starlette import EventSourceResponse
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from api.problems import HTTPProblem
 
 
+class Holder(NamedTuple):
+    """Who holds a slot: the browser session, and the client's address."""
+
+    session: str
+    client: str
+
+
+def holder_of(request: Request) -> Holder:
+    """The request's holder. The client is the peer's address, or, behind a proxy listed in
+    TRUSTED_PROXIES, the address it forwarded (uvicorn's proxy headers middleware)."""
+    client = request.client.host if request.client is not None else "unknown"
+    return Holder(request.state.session_id, client)
+
+
 class StreamLimits:
-    def __init__(self, max_open: int, max_per_session: int) -> None:
+    """Open streams and server-side waits: per process, per client address, per session.
+
+    Per session alone is not enough: a request without a cookie is a new
+    session, so one client could take every slot of the process. Per client
+    address, a client that does so only fills its own share.
+    """
+
+    def __init__(self, max_open: int, max_per_session: int, max_per_client: int) -> None:
         self.max_open = max_open
         self.max_per_session = max_per_session
+        self.max_per_client = max_per_client
         self.open = 0
         self._per_session: Counter[str] = Counter()
+        self._per_client: Counter[str] = Counter()
 
-    def acquire(self, session_id: str) -> None:
+    def acquire(self, holder: Holder) -> None:
         """Take a slot for a stream, or raise the problem to answer with."""
         if self.open >= self.max_open:
             raise HTTPProblem(
@@ -33,7 +58,14 @@ class StreamLimits:
                 f"This server holds its maximum of {self.max_open} event streams.",
                 headers={"Retry-After": "5"},
             )
-        if self._per_session[session_id] >= self.max_per_session:
+        if self._per_client[holder.client] >= self.max_per_client:
+            raise HTTPProblem(
+                429,
+                "Too many streams",
+                f"This client already has {self.max_per_client} event streams or waits open.",
+                headers={"Retry-After": "5"},
+            )
+        if self._per_session[holder.session] >= self.max_per_session:
             raise HTTPProblem(
                 429,
                 "Too many streams",
@@ -41,13 +73,23 @@ class StreamLimits:
                 headers={"Retry-After": "5"},
             )
         self.open += 1
-        self._per_session[session_id] += 1
+        self._per_session[holder.session] += 1
+        self._per_client[holder.client] += 1
 
-    def release(self, session_id: str) -> None:
+    def release(self, holder: Holder) -> None:
         self.open -= 1
-        self._per_session[session_id] -= 1
-        if self._per_session[session_id] <= 0:
-            del self._per_session[session_id]
+        for counts, key in ((self._per_session, holder.session), (self._per_client, holder.client)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
+
+    def try_acquire(self, holder: Holder) -> bool:
+        """Take a slot if one is free (for what can go on without one: a Prefer wait)."""
+        try:
+            self.acquire(holder)
+        except HTTPProblem:
+            return False
+        return True
 
 
 class LimitedEventSource(EventSourceResponse):
@@ -62,24 +104,24 @@ class LimitedEventSource(EventSourceResponse):
         self,
         *args: object,
         limits: StreamLimits,
-        session_id: str,
+        holder: Holder,
         on_close: Callable[[], Awaitable[None]] | None = None,
         **kwargs: object,
     ) -> None:
-        limits.acquire(session_id)
+        limits.acquire(holder)
         self._limits = limits
-        self._session_id = session_id
+        self._holder = holder
         self._on_close = on_close
         try:
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         except BaseException:
-            limits.release(session_id)
+            limits.release(holder)
             raise
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._limits.release(self._session_id)
+            self._limits.release(self._holder)
             if self._on_close is not None:
                 await self._on_close()

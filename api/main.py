@@ -39,7 +39,10 @@ def main() -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
         access_log=settings.access_log,
-        proxy_headers=False,
+        # Only a listed proxy may say who the client is (X-Forwarded-For): the
+        # client address counts for the stream and sign-in limits.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     try:
         # Waiting here rather than in the lifespan keeps Ctrl-C prompt and a

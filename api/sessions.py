@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.body import command_payload
+from api.limits import holder_of
 from api.problems import HTTPProblem
 from api.services import Services, services, session_id
 from api.session import Binding, rotate
@@ -104,7 +105,7 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
         assert accounts is not None
         limits = accounts.limits
         form = await command_payload(request, SignInForm, svc.settings.max_body_bytes)
-        client = request.client.host if request.client else "unknown"
+        client = holder_of(request).client
         wait = await limits.wait(form.email, client)
         if wait > 0:
             raise HTTPProblem(

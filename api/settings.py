@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_send_timeout: float = 30.0
     max_streams: int = 10_000  # open event streams per API process
     max_streams_per_session: int = 16
+    max_streams_per_client: int = 100  # per client address (streams and Prefer waits)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses; "*" all).
+    trusted_proxies: str = ""
     cookie_secure: bool = False
     # Signs the session cookie: the same on every API instance, secret in production.
     session_secret: str = "notify-local-dev-session-secret"
@@ -47,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
+            max_streams_per_client=int(env.get("MAX_SSE_STREAMS_PER_CLIENT", "100")),
+            trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
             session_secret=env.get("SESSION_SECRET") or "notify-local-dev-session-secret",
             sign_in_failures_per_email=int(env.get("SIGNIN_FAILURES_PER_EMAIL", "5")),

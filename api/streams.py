@@ -24,7 +24,7 @@ from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.limits import LimitedEventSource
+from api.limits import LimitedEventSource, holder_of
 from api.problems import invalid_query, not_found
 from api.relay import Item, Resync
 from api.services import Services, services, session_id
@@ -58,7 +58,7 @@ def event_source(
     return LimitedEventSource(
         stream(shutdown),
         limits=svc.limits,
-        session_id=session_id(request),
+        holder=holder_of(request),
         on_close=on_close,
         ping=svc.settings.sse_ping,
         send_timeout=svc.settings.sse_send_timeout,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -91,6 +92,56 @@ async def test_stream_caps_answer_429_per_session_and_503_per_process(capped_api
                 return True if c1.status_code == 200 else None
 
         assert await eventually(reopened)
+
+
+@pytest.fixture(scope="module")
+def proxied_api(nats_server: NatsServer) -> Iterator[Process]:
+    """An API behind a trusted proxy (this host), 4 streams a client, 10 in all."""
+    env = {
+        "MAX_SSE_STREAMS": "10",
+        "MAX_SSE_STREAMS_PER_CLIENT": "4",
+        "TRUSTED_PROXIES": "127.0.0.1",
+    }
+    process = api(nats_server.url, env=env).start()
+    yield process
+    process.stop()
+
+
+async def test_a_client_without_cookies_cannot_take_another_clients_streams(
+    proxied_api: Process, reactor_process: Process
+) -> None:
+    url = base_url(proxied_api)
+    mallory = {"X-Forwarded-For": "203.0.113.66"}
+    timeout = httpx.Timeout(10.0, read=30.0)
+    async with contextlib.AsyncExitStack() as stack:
+        # Mallory sends no cookie: every request is a new session. Her client
+        # address still fills up at its share, and then she is refused.
+        opened = []
+        for _ in range(4):
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, headers=mallory, timeout=timeout)
+            )
+            stream = await stack.enter_async_context(SessionStream(client))
+            opened.append(stream.status_code)
+        assert opened == [200] * 4
+        async with httpx.AsyncClient(base_url=url, headers=mallory, timeout=timeout) as more:
+            refused = await more.get("/api/events")
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"] == "5"
+            # Her Prefer: wait is not honoured either (still accepted: a plain 202).
+            waited = await post_location(more, unique_name("Mallory"), Prefer="wait=5")
+            assert waited.status_code == 202
+            assert "preference-applied" not in waited.headers
+        # Alice, another client of the same process, still gets hers.
+        alice = {"X-Forwarded-For": "198.51.100.7"}
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=url, headers=alice, timeout=timeout)
+        )
+        async with SessionStream(client) as stream:
+            assert stream.status_code == 200
+            waited = await post_location(client, unique_name("Alice"), Prefer="wait=5")
+            assert waited.status_code == 201
+            assert waited.headers["preference-applied"] == "wait=5"
 
 
 async def test_shutdown_ends_open_streams_within_the_grace_period(nats_server: NatsServer) -> None:
