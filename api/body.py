@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 import msgspec
@@ -14,10 +15,21 @@ from contracts.validation import InvalidPayload, MalformedBody, decode_payload
 T = TypeVar("T", bound=msgspec.Struct)
 
 
-async def command_payload(request: Request, schema: type[T], limit: int) -> T:
-    """The body as `schema`, or the problem to answer: 415, 413, 400 or 422."""
+async def command_payload(
+    request: Request, schema: type[T], limit: int, body_timeout: float = 10.0
+) -> T:
+    """The body as `schema`, or the problem to answer: 415, 413, 408, 400 or 422."""
     _require_json(request)
-    body = await _read_body(request, limit)
+    try:
+        async with asyncio.timeout(body_timeout):
+            body = await _read_body(request, limit)
+    except TimeoutError:
+        raise HTTPProblem(
+            408,
+            "Request timeout",
+            f"The body took over {body_timeout:g} s to arrive.",
+            headers={"Connection": "close"},
+        ) from None
     try:
         return decode_payload(schema, body)
     except MalformedBody as exc:

@@ -60,7 +60,9 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         aggregate_id = who.user_id  # /api/<collection>/me/<action>: the sender's own
     else:
         aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
-    form = await command_payload(request, spec.body, svc.settings.max_body_bytes)
+    form = await command_payload(
+        request, spec.body, svc.settings.max_body_bytes, svc.settings.body_timeout
+    )
     if aggregate_id is not None:
         await check_owner(svc, spec, aggregate_id, who)
     payload = await take_in(svc, spec, form, who)

@@ -11,11 +11,21 @@ import uvicorn
 from nats.aio.client import Client
 
 from api.app import create_app
+from api.protocol import GuardedHttpToolsProtocol
 from api.settings import Settings
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
 from contracts.registry import RegistryError
 from contracts.topology import LegacyStore, refuse_legacy_store
 from domains import registry as default_registry
+
+
+def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+    """The HTTP protocol class, with this configuration's deadlines and limits."""
+    return type(
+        "GuardedHttpTools",
+        (GuardedHttpToolsProtocol,),
+        {"header_timeout": settings.header_timeout, "max_header_bytes": settings.max_header_bytes},
+    )
 
 
 def main() -> int:
@@ -43,6 +53,7 @@ def main() -> int:
         # client address counts for the stream and sign-in limits.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
+        http=guarded_protocol(settings),
     )
     try:
         # Waiting here rather than in the lifespan keeps Ctrl-C prompt and a

@@ -104,7 +104,10 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
         accounts = svc.accounts
         assert accounts is not None
         limits = accounts.limits
-        form = await command_payload(request, SignInForm, svc.settings.max_body_bytes)
+        settings = svc.settings
+        form = await command_payload(
+            request, SignInForm, settings.max_body_bytes, settings.body_timeout
+        )
         client = holder_of(request).client
         wait = await limits.wait(form.email, client)
         if wait > 0:

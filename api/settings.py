@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notice_timeout: float = 10.0  # default ?timeout= of a command's event stream
     max_notice_timeout: float = 300.0
     max_body_bytes: int = 64 * 1024
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive whole (408)
+    body_timeout: float = 10.0  # seconds for its body (408)
+    max_header_bytes: int = 32 * 1024  # 431 over it
     publish_timeout: float = 5.0
     sse_ping: float = 15.0
     sse_retry_ms: int = 2000
@@ -48,6 +51,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=int(env.get("API_PORT", "8000")),
             notice_timeout=float(env.get("NOTICE_TIMEOUT", "10")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
+            header_timeout=float(env.get("HEADER_TIMEOUT", "10")),
+            body_timeout=float(env.get("BODY_TIMEOUT", "10")),
+            max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(32 * 1024))),
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             max_streams_per_client=int(env.get("MAX_SSE_STREAMS_PER_CLIENT", "100")),

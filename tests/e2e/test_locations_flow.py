@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -36,7 +37,7 @@ async def test_post_then_succeeded_over_sse_then_get(client: httpx.AsyncClient) 
     notice = json.loads(events[0].data)
     assert notice["command_id"] == body["command_id"]
     assert notice["resource"]["name"] == name
-    assert events[0].id.isdigit()
+    assert re.fullmatch("[0-9a-f]{16}", events[0].id)  # an opaque position
     location = notice["resource"]
     assert notice["actions"][0]["href"] == f"/locations/{location['id']}"
     got = await client.get(notice["resource_url"])
