@@ -75,6 +75,7 @@ def create_app(
                 registry.views,
                 events_max_bytes=settings.nats.events_max_bytes,
                 duplicate_window=settings.nats.duplicate_window,
+                update=False,  # the API's NATS user may create a stream, not change one
             )
             await relay.start(nc)
             stack.push_async_callback(relay.stop)

@@ -46,7 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
-            nats=NatsSettings.from_env(env),
+            nats=NatsSettings.from_env(env, role="api"),
             host=env.get("API_HOST", "127.0.0.1"),
             port=int(env.get("API_PORT", "8000")),
             notice_timeout=float(env.get("NOTICE_TIMEOUT", "10")),

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 import nats
@@ -22,8 +22,19 @@ from nats.aio.client import Client
 log = logging.getLogger(__name__)
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
-DEFAULT_USER: Final = "notify"
-DEFAULT_PASSWORD: Final = "notify-local-dev"
+# Each process connects as its role's user (nats.conf gives each only what it
+# needs); these are the local development defaults.
+Role = Literal["api", "reactor", "operator"]
+DEFAULT_USER: Final = "notify-operator"
+DEFAULT_PASSWORD: Final = "notify-operator-dev"
+
+
+def role_credentials(env: Mapping[str, str], role: Role) -> tuple[str, str]:
+    """`NATS_<ROLE>_USER` and `NATS_<ROLE>_PASSWORD`, or the development defaults."""
+    prefix = f"NATS_{role.upper()}_"
+    return env.get(prefix + "USER", f"notify-{role}"), env.get(
+        prefix + "PASSWORD", f"notify-{role}-dev"
+    )
 
 
 class NatsSettings(msgspec.Struct, frozen=True):
@@ -40,13 +51,14 @@ class NatsSettings(msgspec.Struct, frozen=True):
     duplicate_window: float = 120.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> NatsSettings:
+    def from_env(cls, env: Mapping[str, str] = os.environ, role: Role = "operator") -> NatsSettings:
         creds = env.get("NATS_CREDS") or None
+        user, password = role_credentials(env, role)
         return cls(
             url=env.get("NATS_URL", DEFAULT_URL),
             # A creds file (JWT) replaces user/password.
-            user=None if creds else env.get("NATS_USER", DEFAULT_USER),
-            password=None if creds else env.get("NATS_PASSWORD", DEFAULT_PASSWORD),
+            user=None if creds else user,
+            password=None if creds else password,
             creds_file=creds,
             startup_timeout=float(env.get("NATS_STARTUP_TIMEOUT", "15")),
             events_max_bytes=int(env.get("EVENTS_MAX_BYTES", "-1")),

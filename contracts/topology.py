@@ -241,12 +241,23 @@ async def ensure_topology(
     *,
     events_max_bytes: int = -1,
     duplicate_window: float = DUPLICATE_WINDOW,
+    update: bool = True,
 ) -> None:
-    """Create the streams and buckets (and version 1 of `views`), or update a stream's config."""
+    """Create the streams and buckets (and version 1 of `views`), or update a stream's config.
+
+    `update=False` (the API, whose NATS user may create a stream but not change
+    one): a stream whose configuration differs is left as it is, for the
+    reactor to update.
+    """
     for config in streams(events_max_bytes, duplicate_window):
         try:
             await js.add_stream(config)
         except BadRequestError:
+            if not update:
+                log.info(
+                    "stream %s differs from this version's; the reactor updates it", config.name
+                )
+                continue
             log.info("updating stream %s to the current configuration", config.name)
             await js.update_stream(config)
     for kv in [*BUCKETS, *view_buckets(views, 1)]:

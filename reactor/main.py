@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(run(args, NatsSettings.from_env()))
+        asyncio.run(run(args, NatsSettings.from_env(role="reactor")))
     except (NatsUnavailable, LegacyStore, RegistryError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         return 1

@@ -22,8 +22,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NATS_CONF = ROOT / "nats.conf"
-NATS_USER = "notify-test"
-NATS_PASSWORD = "test-secret"
+# A user per role, as nats.conf has them: the tests' passwords, and their bcrypt
+# hashes (cost 4: these check behaviour, not strength) for the server.
+ROLES = {
+    "api": (
+        "api-test",
+        "api-test-secret",
+        "$2b$04$O0AwbAGYtLjO7TI3bshutOZF5P1S28sVr7lbuXfghMrbfJ06fmuGe",
+    ),
+    "reactor": (
+        "reactor-test",
+        "reactor-test-secret",
+        "$2b$04$2jXHbzd0mesPUBDUHy5zHeW/0s4kIs3.Z572/pqtZbSEv1iv0v8mC",
+    ),
+    "operator": (
+        "operator-test",
+        "operator-test-secret",
+        "$2b$04$SUzudMfps8z1HYWS0tMUZusZOANXhm.lhbX2YxfCQz871RW.1QxTO",
+    ),
+}
+NATS_USER, NATS_PASSWORD, _ = ROLES["operator"]  # the tests' own clients
+
+
+def role_env(*, hashes: bool) -> dict[str, str]:
+    """Every role's user and password (and, for nats-server, the password's hash)."""
+    env = {}
+    for role, (user, password, hashed) in ROLES.items():
+        prefix = f"NATS_{role.upper()}_"
+        env[prefix + "USER"] = user
+        env[prefix + "PASSWORD"] = password
+        if hashes:
+            env[prefix + "PASSWORD_HASH"] = f'"{hashed}"'
+    return env
 
 
 class Process:
@@ -113,7 +143,7 @@ OURS = ("NATS_", "API_", "REACTOR_", "SMTP_", "MAIL", "SIGNIN_")
 
 def nats_env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    env.update(NATS_URL=url, NATS_USER=NATS_USER, NATS_PASSWORD=NATS_PASSWORD, LOG_LEVEL="INFO")
+    env.update(NATS_URL=url, LOG_LEVEL="INFO", **role_env(hashes=False))
     # Never a developer's SMTP sink: tests that read mail start one of their own.
     env.update(SMTP_PORT="1")
     return env
@@ -127,12 +157,7 @@ class NatsServer(Process):
 
     def __init__(self, store_dir: Path, port: int = -1, config: Path = NATS_CONF) -> None:
         binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
-        env = dict(
-            os.environ,
-            NATS_STORE_DIR=str(store_dir),
-            NATS_USER=NATS_USER,
-            NATS_PASSWORD=NATS_PASSWORD,
-        )
+        env = dict(os.environ, NATS_STORE_DIR=str(store_dir), **role_env(hashes=True))
         super().__init__(
             "nats-server",
             [binary, "-c", str(config), "-p", str(port), "-m", "-1"],

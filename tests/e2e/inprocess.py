@@ -22,16 +22,23 @@ from contracts.registry import Registry
 from reactor.main import parse_args
 from reactor.main import run as run_reactor
 from tests.helpers import eventually
-from tests.processes import NATS_PASSWORD, NATS_USER
+from tests.processes import ROLES
 
 
 @asynccontextmanager
 async def stack_in_process(nats_url: str, registry: Registry) -> AsyncIterator[str]:
     """A reactor and an API for `registry`; yields the API's base URL."""
-    nats = NatsSettings(url=nats_url, user=NATS_USER, password=NATS_PASSWORD)
+
+    def as_role(role: str) -> NatsSettings:
+        user, password, _ = ROLES[role]
+        return NatsSettings(url=nats_url, user=user, password=password)
+
     stop = asyncio.Event()
-    reactor = asyncio.create_task(run_reactor(parse_args(["--dev"]), nats, registry, stop))
-    app = create_app(Settings(nats=nats, port=0, access_log=False), registry=registry)
+    reactor = asyncio.create_task(
+        run_reactor(parse_args(["--dev"]), as_role("reactor"), registry, stop)
+    )
+    settings = Settings(nats=as_role("api"), port=0, access_log=False)
+    app = create_app(settings, registry=registry)
     AppStatus.should_exit = False  # process-wide in sse-starlette; another server may have set it
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.create_task(server.serve())
