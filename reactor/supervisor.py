@@ -1,0 +1,242 @@
+"""`python -m reactor.supervisor` (`task up`): the local stack, started and stopped in order.
+
+    nats-server -> SMTP sink -> reactor -> API     (each once the one before is ready)
+
+- Every port is checked first (NATS client and monitoring, the SMTP sink, the
+  API): one taken, and it says which, starts nothing and exits 1. (So a
+  second `task up` does not half-start, nor join the first one's NATS.)
+- Each part's output is printed with its name in front; the URL is printed
+  once the API listens, with the port it really has (`API_PORT=0`).
+- Any part that exits stops the others (in reverse order) and the supervisor
+  exits 1 with one line saying which part and why.
+- Ctrl-C or SIGTERM: the API and the reactor stop first, with NATS still
+  there for their grace period (in-flight commands finish or are handed
+  back), then the sink, nats-server last; exit 0.
+
+The parts run in process groups of their own: a terminal's Ctrl-C reaches
+this supervisor only, which then stops them in that order. (Why not honcho:
+it starts everything at once and stops everything at once; this order is
+the point.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+READY_WITHIN: Final = 30.0
+STOP_WITHIN: Final = 20.0
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    ready: re.Pattern[str]
+    process: asyncio.subprocess.Process | None = None
+    last_lines: list[str] = field(default_factory=list)
+    ready_match: re.Match[str] | None = None
+
+
+def ports(env: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(part, host, port) of everything the stack listens on (pure)."""
+    nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
+    return [
+        ("nats-server", "127.0.0.1", nats_port),
+        ("nats-server monitoring", "127.0.0.1", 8222),
+        ("SMTP sink", env.get("SMTP_HOST", "127.0.0.1"), int(env.get("SMTP_PORT", "8025"))),
+        ("API", env.get("API_HOST", "127.0.0.1"), int(env.get("API_PORT", "8000"))),
+    ]
+
+
+def taken(host: str, port: int) -> bool:
+    if port == 0:
+        return False  # any free port
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def parts(env: dict[str, str], dev: bool) -> list[Part]:
+    python = sys.executable
+    nats = str(Path(python).parent / "nats-server")
+    nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
+    return [
+        Part(
+            "nats",
+            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port)],
+            re.compile(r"Server is ready"),
+        ),
+        Part(
+            "mail",
+            [
+                python,
+                "-m",
+                "reactor.mailsink",
+                "serve",
+                "--host",
+                env.get("SMTP_HOST", "127.0.0.1"),
+                "--port",
+                env.get("SMTP_PORT", "8025"),
+                "--dir",
+                env.get("MAIL_SINK_DIR", ".data/mail"),
+            ],
+            re.compile(r"SMTP sink listening"),
+        ),
+        Part(
+            "reactor",
+            [python, "-m", "reactor", *(["--dev"] if dev else [])],
+            re.compile(r"reactor ready"),
+        ),
+        Part("api", [python, "-m", "api"], re.compile(r"Uvicorn running on (http://\S+)")),
+    ]
+
+
+class Supervisor:
+    def __init__(self, parts: list[Part], env: dict[str, str]) -> None:
+        self.parts = parts
+        self.env = env
+        self.failed = asyncio.Event()
+        self.failure = ""
+        self.stopping = False
+
+    async def start(self, part: Part) -> None:
+        part.process = await asyncio.create_subprocess_exec(
+            *part.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C is for the supervisor; it stops the parts in order
+        )
+        ready = asyncio.Event()
+        asyncio.get_running_loop().create_task(self._pump(part, ready))
+        waiting = asyncio.create_task(ready.wait())
+        failing = asyncio.create_task(self.failed.wait())
+        done, pending = await asyncio.wait(
+            {waiting, failing}, timeout=READY_WITHIN, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if waiting not in done and not self.failed.is_set():
+            self.fail(f"{part.name} was not ready within {READY_WITHIN:g}s")
+
+    async def _pump(self, part: Part, ready: asyncio.Event) -> None:
+        assert part.process is not None
+        assert part.process.stdout is not None
+        async for raw in part.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            print(f"[{part.name}] {line}", flush=True)
+            part.last_lines = [*part.last_lines[-4:], line]
+            if not ready.is_set() and (found := part.ready.search(line)):
+                part.ready_match = found
+                ready.set()
+        code = await part.process.wait()
+        if not self.stopping:
+            why = next((line for line in reversed(part.last_lines) if line.strip()), "no output")
+            self.fail(f"{part.name} exited (code {code}): {why}")
+
+    def fail(self, why: str) -> None:
+        if not self.failed.is_set():
+            self.failure = why
+            self.failed.set()
+
+    async def stop(self) -> None:
+        """Everything but nats-server first (together), nats-server last."""
+        self.stopping = True
+        running = [p for p in self.parts if p.process is not None and p.process.returncode is None]
+        clients = [p for p in running if p.name != "nats"]
+        await asyncio.gather(*(self._stop(p) for p in reversed(clients)))
+        for part in running:
+            if part.name == "nats":
+                await self._stop(part)
+
+    async def _stop(self, part: Part) -> None:
+        assert part.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            part.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(part.process.wait(), STOP_WITHIN)
+        except TimeoutError:
+            print(f"up: {part.name} did not stop within {STOP_WITHIN:g}s; killed", flush=True)
+            with contextlib.suppress(ProcessLookupError):
+                part.process.kill()
+            await part.process.wait()
+
+
+async def run(env: dict[str, str], dev: bool) -> int:
+    busy = [(name, host, port) for name, host, port in ports(env) if taken(host, port)]
+    if busy:
+        name, host, port = busy[0]
+        print(
+            f"up: port {port} on {host} ({name}) is in use: stop what uses it "
+            "(another `task up`?) or choose other ports (README: Configuration)",
+            file=sys.stderr,
+        )
+        return 1
+    supervisor = Supervisor(parts(env, dev), env)
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
+    try:
+        for part in supervisor.parts:
+            starting = asyncio.create_task(supervisor.start(part))
+            stop = asyncio.create_task(interrupted.wait())
+            await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+            stop.cancel()
+            if interrupted.is_set() or supervisor.failed.is_set():
+                break
+        else:
+            api = supervisor.parts[-1]
+            assert api.ready_match is not None
+            print(
+                f"up: ready: open {api.ready_match.group(1)}  (Ctrl-C stops everything)", flush=True
+            )
+        ended = asyncio.create_task(interrupted.wait())
+        failed = asyncio.create_task(supervisor.failed.wait())
+        await asyncio.wait({ended, failed}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        failed.cancel()
+    finally:
+        await supervisor.stop()
+    if supervisor.failed.is_set() and not interrupted.is_set():
+        print(f"up: {supervisor.failure}; stopped the rest", file=sys.stderr)
+        return 1
+    print("up: stopped", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reactor.supervisor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--no-dev", action="store_true", help="run the reactor without --dev")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("NATS_STORE_DIR", str(ROOT / ".data"))
+    Path(env["NATS_STORE_DIR"]).mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run(env, dev=not args.no_dev))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
