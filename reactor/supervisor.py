@@ -54,7 +54,7 @@ def ports(env: dict[str, str]) -> list[tuple[str, str, int]]:
     nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
     return [
         ("nats-server", "127.0.0.1", nats_port),
-        ("nats-server monitoring", "127.0.0.1", 8222),
+        ("nats-server monitoring", "127.0.0.1", int(env.get("NATS_MONITOR_PORT", "8222"))),
         ("SMTP sink", env.get("SMTP_HOST", "127.0.0.1"), int(env.get("SMTP_PORT", "8025"))),
         ("API", env.get("API_HOST", "127.0.0.1"), int(env.get("API_PORT", "8000"))),
     ]
@@ -78,7 +78,8 @@ def parts(env: dict[str, str], dev: bool) -> list[Part]:
     return [
         Part(
             "nats",
-            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port)],
+            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port)]
+            + ["-m", env.get("NATS_MONITOR_PORT", "8222")],
             re.compile(r"Server is ready"),
         ),
         Part(

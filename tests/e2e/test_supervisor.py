@@ -1,0 +1,90 @@
+"""`task up`'s supervisor as a developer meets it: ready with a URL, a second one refused at
+once, Ctrl-C stopping everything in order with exit 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.processes import ROOT, Process, nats_env, role_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def supervisor(tmp_path: Path, ports: dict[str, int]) -> Process:
+    env = {
+        **nats_env(f"nats://127.0.0.1:{ports['nats']}"),
+        **role_env(hashes=True),
+        "NATS_STORE_DIR": str(tmp_path / "store"),
+        "NATS_MONITOR_PORT": str(ports["monitor"]),
+        "SMTP_PORT": str(ports["smtp"]),
+        "MAIL_SINK_DIR": str(tmp_path / "mail"),
+        "API_PORT": str(ports["api"]),
+    }
+    return Process(
+        "supervisor",
+        [sys.executable, "-m", "reactor.supervisor"],
+        env=env,
+        ready=r"up: ready: open (http://\S+)",
+        ready_timeout=60,
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_starts_in_order_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("nats", "monitor", "smtp", "api")}
+    first = supervisor(tmp_path / "one", ports)
+    first.start()
+    try:
+        assert first.ready_match is not None
+        url = first.ready_match.group(1)
+        assert url == f"http://127.0.0.1:{ports['api']}"
+        assert httpx.get(url + "/readyz").status_code == 200
+        parts = children_of(first.pid)
+        assert len(parts) == 4  # nats-server, the sink, the reactor, the API
+
+        second = supervisor(tmp_path / "two", ports)
+        started = time.monotonic()
+        done = subprocess.run(
+            second.argv, env=second.env, cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 1
+        assert time.monotonic() - started < 10
+        assert f"port {ports['nats']}" in done.stderr
+        assert "is in use" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1  # one line, nothing started
+    finally:
+        # Ctrl-C. (A terminal sends it to the foreground group; the parts run in
+        # groups of their own, so the supervisor gets it alone, as here.)
+        code = first.stop(signal.SIGINT, 40)
+    assert code == 0
+    assert "up: stopped" in first.lines
+    assert not [line for line in first.lines if "Traceback" in line]
+    assert not [pid for pid in parts if alive(pid)]
+    ends = [line for line in first.lines if "reactor stopped" in line or "Server Exiting" in line]
+    assert ends[0].startswith("[reactor]")
+    assert ends[-1].startswith("[nats]")  # nats-server stops last
