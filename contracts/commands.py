@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
+
+Token = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+TypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")]
+# The session of what no browser asked for (a policy acting on an imported event).
+NO_SESSION: Final = "0" * 32
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -24,17 +29,22 @@ class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     `caused_by` is the command whose event made a policy send this one.
     `simulate_delay_s` asks a reactor started in dev mode to sleep first (the
     page's "slow reactor" control); a production reactor ignores it.
+
+    The ids become NATS subject tokens (`notice.<session>.<command>`,
+    `ev.<aggregate>.<id>`): decoding refuses any that could not be one (empty,
+    a dot, a wildcard), so a malformed envelope is poison at once, never a
+    command retried for ever.
     """
 
-    command_id: str
-    type: str
-    aggregate_id: str
+    command_id: Token
+    type: TypeName
+    aggregate_id: Token
     submitted_at: datetime
-    session_id: str
-    correlation_id: str
+    session_id: Token
+    correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     payload: msgspec.Raw
-    caused_by: str | None = None
-    simulate_delay_s: float = 0.0
+    caused_by: Token | None = None
+    simulate_delay_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.0
 
 
 # The most a dev-mode reactor sleeps for `simulate_delay_s` (X-Simulate-Delay).

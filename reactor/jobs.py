@@ -33,7 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from contracts.commands import Command, derived_command_id, encoder
+from contracts.commands import NO_SESSION, Command, derived_command_id, encoder
 from contracts.domain import EventMeta, Issue, Policy, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
@@ -116,8 +116,8 @@ def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: Event
         type=name,
         aggregate_id=issue.aggregate_id,
         submitted_at=meta.at,
-        session_id=meta.session_id,
-        correlation_id=meta.correlation_id,
+        session_id=meta.session_id or NO_SESSION,
+        correlation_id=meta.correlation_id or meta.command_id,
         payload=msgspec.Raw(encoder.encode(issue.command)),
         caused_by=meta.command_id,
     )

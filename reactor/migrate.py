@@ -29,7 +29,7 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 
-from contracts.commands import Command, derived_command_id
+from contracts.commands import NO_SESSION, Command, derived_command_id
 from contracts.lookups import bucket_keys
 from contracts.registry import Registry
 from contracts.topology import (
@@ -91,7 +91,7 @@ async def migrate(js: JetStreamContext, store: EventStore, registry: Registry) -
                     type="Migrate",
                     aggregate_id=imported.aggregate_id,
                     submitted_at=imported.at,
-                    session_id="",
+                    session_id=NO_SESSION,
                     correlation_id=command_id,
                     payload=msgspec.Raw(b"{}"),
                 )

@@ -75,11 +75,11 @@ def parts(env: dict[str, str], dev: bool) -> list[Part]:
     python = sys.executable
     nats = str(Path(python).parent / "nats-server")
     nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
+    monitor = env.get("NATS_MONITOR_PORT", "8222")
     return [
         Part(
             "nats",
-            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port)]
-            + ["-m", env.get("NATS_MONITOR_PORT", "8222")],
+            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port), "-m", monitor],
             re.compile(r"Server is ready"),
         ),
         Part(

@@ -129,11 +129,18 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
     command = make_command()
     unknown = msgspec.structs.replace(make_command(), type="Nonsense")
     bad_payload = msgspec.structs.replace(make_command(), payload=msgspec.Raw(b'{"name": 5}'))
+    # Envelopes whose ids could not be subject tokens (a notice could never be stored).
+    no_session = msgspec.structs.replace(make_command(), session_id="")
+    dotted = msgspec.structs.replace(make_command(), aggregate_id="a.b")
+    wildcard = msgspec.structs.replace(make_command(), session_id="*")
     poison = {
         "cmd.CreateLocation." + "0" * 32: b"{not a command",
         "cmd.Nonsense.x": b'{"command_id": 5}',
         f"cmd.Nonsense.{unknown.command_id}": encoder.encode(unknown),
         f"cmd.CreateLocation.{bad_payload.command_id}": encoder.encode(bad_payload),
+        f"cmd.CreateLocation.{no_session.command_id}": encoder.encode(no_session),
+        f"cmd.CreateLocation.{dotted.command_id}": encoder.encode(dotted),
+        f"cmd.CreateLocation.{wildcard.command_id}": encoder.encode(wildcard),
     }
     async with running(fast_reactor(fresh_js, handler)):
         for subject, data in poison.items():
