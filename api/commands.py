@@ -54,7 +54,9 @@ def endpoint(spec: CommandSpec) -> Endpoint:
 async def _submit(request: Request, spec: CommandSpec) -> Response:
     svc = services(request)
     aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
-    payload = await command_payload(request, spec.type, svc.settings.max_body_bytes)
+    limit = spec.max_body or svc.settings.max_body_bytes
+    payload = await command_payload(request, spec.type, limit)
+    _check(spec, payload)
     await _check_references(svc, spec, payload)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))
@@ -119,6 +121,14 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     return _to_response(response)
 
 
+def _check(spec: CommandSpec, payload: object) -> None:
+    """422 if the domain's own check of the whole payload finds fault (beyond its schema)."""
+    if spec.check is not None:
+        errors = list(spec.check(payload, datetime.now(UTC)))
+        if errors:
+            raise _invalid(spec, "is not valid", errors)
+
+
 async def _check_references(svc: Services, spec: CommandSpec, payload: object) -> None:
     """422 if the command names a record that does not exist (an unknown account, say)."""
     missing = [
@@ -127,14 +137,12 @@ async def _check_references(svc: Services, spec: CommandSpec, payload: object) -
         if not await svc.views.current.exists(needed.view, needed.key(payload))
     ]
     if missing:
-        raise HTTPProblem(
-            422,
-            "Invalid command",
-            f"The {spec.name} command names what does not exist: "
-            + "; ".join(f"{e.loc} {e.msg}" for e in missing),
-            slug="validation",
-            errors=missing,
-        )
+        raise _invalid(spec, "names what does not exist", missing)
+
+
+def _invalid(spec: CommandSpec, says: str, errors: list[FieldError]) -> HTTPProblem:
+    detail = f"The {spec.name} command {says}: " + "; ".join(f"{e.loc} {e.msg}" for e in errors)
+    return HTTPProblem(422, "Invalid command", detail, slug="validation", errors=errors)
 
 
 async def _accept(

@@ -15,6 +15,9 @@ subjects, buckets, consumers, the OpenAPI document, the page's navigation):
   `apply(record, event, meta) -> record | None`; inline (written before the
   notice) or async (folded from the event stream later).
 - `Policy`: `react(event, meta) -> [Issue]`: the commands an event leads to.
+- `Aggregator`: per-key records folded from *keyed* events (an `Event` with a
+  `key`), too many for one process: the server partitions them by key and
+  the reactors share the partitions.
 - Reads: `ListRead`, `GetRead`, `SummaryRead`; and a web page.
 """
 
@@ -24,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
@@ -69,13 +72,23 @@ class EventMeta(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class Event:
-    """An event schema. `upcasters[v]` turns version v's fields into version v+1's."""
+    """An event schema. `upcasters[v]` turns version v's fields into version v+1's.
+
+    A keyed event (`key` given) is not stored on its aggregate's subject but
+    on its key's, `ev.<aggregate>.<partition>.<key>`, where the server's
+    subject transform puts the partition: so one decision can spread over
+    many keys (a batch of messages over the channels they name), and an
+    `Aggregator` folds each partition apart. A decision with keyed events
+    also holds at least one event of its own aggregate: the first, which
+    guards the whole batch against being appended twice.
+    """
 
     type: type[Struct]
     version: int = 1
     upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )
+    key: Callable[[Any], str] | None = None  # a subject token and a KV key: [0-9A-Za-z_-]
 
     @property
     def name(self) -> str:
@@ -110,6 +123,11 @@ class Exists:
     msg: str = "does not exist"
 
 
+# A check of a whole payload beyond its schema, given the time it is received: the
+# errors, each at its field. Pure: the API runs it before it publishes anything.
+Check = Callable[[Any, datetime], Sequence[FieldError]]
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     type: type[Struct]
@@ -121,6 +139,8 @@ class CommandSpec:
     requires: tuple[Exists, ...] = ()
     resource: str | None = None  # the view whose record of the aggregate is the resource
     summary: str = ""
+    max_body: int | None = None  # bytes its route accepts (None: the API's MAX_BODY_BYTES)
+    check: Check | None = None
 
     @property
     def name(self) -> str:
@@ -176,6 +196,40 @@ class View:
     page: Callable[[Any], Link] | None = None  # where a browser shows a record
 
 
+@dataclass(frozen=True)
+class Aggregator:
+    """Per-key records folded from keyed events, partitioned over the reactors.
+
+    `apply(record | None, memo | None, event, meta) -> (record, memo)` folds
+    one keyed event into its key's record (what reads see: a `GetRead` or
+    `ListRead` names the aggregator like a view, and it is followable) and
+    its memo (what only the fold needs, e.g. the users already counted;
+    written only when it changes). The machinery owns both objects between
+    calls, so `apply` may change them in place and return them.
+
+    The keys' events reach the aggregator partitioned by the server (a
+    subject transform with `partition()`); each partition is folded by one
+    reactor at a time, which writes the records it changed, their memos, and
+    the partition's position in one atomic write: a crash or a second writer
+    never applies an event twice or loses one. `rank(record)` orders the
+    list read, highest first (else by key).
+    """
+
+    name: str
+    state: type[Struct]
+    events: tuple[type[Struct], ...]
+    apply: Callable[[Any, Any, Any, EventMeta], tuple[Any, Any]]
+    memo: type[Struct] | None = None
+    rank: Callable[[Any], int] | None = None
+
+    # As a view is read: always asynchronous, always followable.
+    inline: ClassVar[bool] = False
+    followable: ClassVar[bool] = True
+
+
+Readable = View | Aggregator
+
+
 class Issue(NamedTuple):
     """A command a policy sends: to `aggregate_id` (a new one for a creating command)."""
 
@@ -211,15 +265,16 @@ class ListRead:
 
 @dataclass(frozen=True)
 class GetRead:
-    """GET /api/<collection>/{id}, and /live when the view is followable."""
+    """GET /api/<collection>/{<param>}, and /live when the view is followable."""
 
     collection: str
     view: str
     summary: str = ""
+    param: str = "id"  # what the path names the record by
 
     @property
     def path(self) -> str:
-        return f"/api/{self.collection}/{{id}}"
+        return f"/api/{self.collection}/{{{self.param}}}"
 
 
 @dataclass(frozen=True)
@@ -281,3 +336,4 @@ class Domain:
     reads: tuple[Read, ...] = ()
     page: WebPage | None = None
     legacy: tuple[LegacyBucket, ...] = ()
+    aggregators: tuple[Aggregator, ...] = ()

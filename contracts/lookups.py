@@ -91,7 +91,7 @@ async def notice_bounds(js: JetStreamContext) -> Bounds:
 SUBJECTS_PAGE: Final = 100_000
 
 
-async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+async def bucket_keys(js: JetStreamContext, bucket: str, *, one_token: bool = False) -> list[str]:
     """Every key of a KV bucket, as the server lists its stream's subjects.
 
     Not `kv.keys()`: its watcher can end the initial replay early and return a
@@ -99,9 +99,11 @@ async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
     "missing" every record). The server's subject listing is exact. It also
     holds deleted keys' tombstones, so this is for buckets that never delete
     keys (views keep a removed record as `null` with its checkpoint).
+    `one_token`: only the keys without a dot.
     """
     prefix = f"$KV.{bucket}."
-    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")).state
+    wildcard = "*" if one_token else ">"
+    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=prefix + wildcard)).state
     subjects = state.subjects or {}
     if len(subjects) >= SUBJECTS_PAGE:
         raise RuntimeError(f"bucket {bucket} has {SUBJECTS_PAGE}+ keys: listing them needs paging")

@@ -11,9 +11,14 @@ from typing import Final
 
 from contracts.domain import Domain
 from contracts.registry import Registry
-from domains import accounting, locations, shipments
+from domains import accounting, chat, locations, shipments
 
-DOMAINS: Final[tuple[Domain, ...]] = (locations.DOMAIN, shipments.DOMAIN, accounting.DOMAIN)
+DOMAINS: Final[tuple[Domain, ...]] = (
+    locations.DOMAIN,
+    shipments.DOMAIN,
+    accounting.DOMAIN,
+    chat.DOMAIN,
+)
 
 
 def registry() -> Registry:
