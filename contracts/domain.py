@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Final, Literal, NamedTuple
 
 import msgspec
 
@@ -196,16 +196,25 @@ class View:
     page: Callable[[Any], Link] | None = None  # where a browser shows a record
 
 
+# The records one event may touch (`Aggregator.split`): a partition's write is one
+# atomic batch (the server takes 1,000 messages), a record and its memo each.
+MAX_PARTS: Final = 400
+
+
 @dataclass(frozen=True)
 class Aggregator:
     """Per-key records folded from keyed events, partitioned over the reactors.
 
-    `apply(record | None, memo | None, event, meta) -> (record, memo)` folds
-    one keyed event into its key's record (what reads see: a `GetRead` or
-    `ListRead` names the aggregator like a view, and it is followable) and
-    its memo (what only the fold needs, e.g. the users already counted;
-    written only when it changes). The machinery owns both objects between
-    calls, so `apply` may change them in place and return them.
+    `apply(record | None, memo | None, part, meta) -> (record, memo)` folds
+    an event's part for one record key into that key's record (what reads
+    see: a `GetRead` or `ListRead` names the aggregator like a view, and it is
+    followable) and its memo (what only the fold needs, e.g. the users
+    already counted; written only when it changes). The machinery owns both
+    objects between calls, so `apply` may change them in place and return
+    them. `split(event) -> {record key: part}` says which records an event
+    touches (records may be finer than the events' keys: an event keyed by a
+    group of keys); without it the part is the whole event, for the record
+    of the event's own key.
 
     The keys' events reach the aggregator partitioned by the server (a
     subject transform with `partition()`); each partition is folded by one
@@ -221,6 +230,7 @@ class Aggregator:
     apply: Callable[[Any, Any, Any, EventMeta], tuple[Any, Any]]
     memo: type[Struct] | None = None
     rank: Callable[[Any], int] | None = None
+    split: Callable[[Any], Mapping[str, Any]] | None = None
 
     # As a view is read: always asynchronous, always followable.
     inline: ClassVar[bool] = False

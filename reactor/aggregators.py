@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
@@ -42,7 +43,7 @@ from nats.js.errors import BadRequestError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from contracts.commands import encoder
-from contracts.domain import Aggregator
+from contracts.domain import MAX_PARTS, Aggregator
 from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import PARTITIONS, view_bucket
@@ -60,16 +61,16 @@ from contracts.views import (
     record_decoder,
 )
 from reactor.batch import BatchRejected, Message, publish_atomic
-from reactor.eventstore import EXPECTED_SUBJECT_SEQ
+from reactor.eventstore import EXPECTED_SUBJECT_SEQ, MAX_DECISION
 from reactor.jobs import Superseded
 from reactor.reader import EventReader
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH: Final = 1000  # the server's limit on an atomic batch
 WRONG_LAST_SEQUENCE: Final = 10071
-# A write is the position, each changed record and memo, and the ranking.
-FLUSH_AT: Final = (MAX_BATCH - 2) // 2 - 50
+# A write is one atomic batch (the server takes 1,000 messages): the position,
+# the ranking, and a record and its memo for each key changed since the last.
+MAX_KEYS_PER_WRITE: Final = (MAX_DECISION - 2) // 2
 REMEMBER: Final = 50_000  # keys a worker keeps in memory per partition
 _memo_encoder: Final = msgspec.json.Encoder(order="deterministic")  # sets, sorted
 
@@ -139,9 +140,14 @@ class PartitionFold:
         self._ranks_changed = False
         return self.position
 
+    def _parts(self, stored: StoredEvent) -> Mapping[str, Any]:
+        split = self.aggregator.split
+        return {stored.meta.aggregate_id: stored.event} if split is None else split(stored.event)
+
     async def apply(self, events: list[StoredEvent]) -> None:
         """Fold events (in stream order, all of this partition) into the keys in memory."""
-        keys = dict.fromkeys(e.meta.aggregate_id for e in events)
+        parts = [(stored, self._parts(stored)) for stored in events]
+        keys = dict.fromkeys(key for _, touched in parts for key in touched)
         missing = [key for key in keys if key not in self._keys]
         if missing:
             loaded = await asyncio.gather(*(self._load(key) for key in missing))
@@ -149,16 +155,21 @@ class PartitionFold:
                 self._keys[key] = state
             self._forget()
         apply = self.aggregator.apply
-        for stored in events:
-            key = stored.meta.aggregate_id
-            state = self._keys[key]
-            self._keys.move_to_end(key)
-            state.record, state.memo = apply(state.record, state.memo, stored.event, stored.meta)
-            state.position = stored.meta.seq
-            self._dirty[key] = None
+        last = self.position
+        for stored, touched in parts:
+            if len(touched) > MAX_PARTS:
+                raise ValueError(f"an event of {len(touched)} records: at most {MAX_PARTS}")
+            if len(self._dirty) + len(touched) > MAX_KEYS_PER_WRITE:
+                # Between events only: a write's position says each event is in whole.
+                await self.flush(last)
+            for key, part in touched.items():
+                state = self._keys[key]
+                self._keys.move_to_end(key)
+                state.record, state.memo = apply(state.record, state.memo, part, stored.meta)
+                state.position = stored.meta.seq
+                self._dirty[key] = None
             self.applied += 1
-            if len(self._dirty) >= FLUSH_AT:
-                await self.flush(stored.meta.seq)
+            last = stored.meta.seq
 
     async def flush(self, position: int) -> None:
         """Store every change and the position `position`, in one atomic write."""

@@ -2,10 +2,11 @@
 
 A batch (`POST /api/chat/messages`, up to 1,000 messages) is one command. It
 is stored as one atomic batch of events: `BatchReceived` on the batch's own
-subject, then one `MessagesPosted` per channel, keyed by channel, which the
-server puts in a partition by the channel's name. The `chat_channels`
-aggregator folds each partition into its channels' records (`windows.count`);
-the reactors share the partitions.
+subject, then one `MessagesPosted` per shard of channels (`batch.shard_of`),
+keyed by shard, which the server puts in a partition by the shard's name.
+The `chat_channels` aggregator splits each into its channels' messages and
+folds them into the channels' records (`windows.count`); the reactors share
+the partitions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contracts.domain import (
     ListRead,
     WebPage,
 )
-from domains.chat.batch import decide, evolve
+from domains.chat.batch import by_channel, decide, evolve
 from domains.chat.commands import PostMessages, check
 from domains.chat.events import BatchReceived, MessagesPosted
 from domains.chat.windows import ChannelStats, Chatters, busiest, count
@@ -36,11 +37,12 @@ CHANNELS = Aggregator(
     events=(MessagesPosted,),
     apply=count,
     rank=busiest,
+    split=by_channel,
 )
 
 
-def channel_of(event: MessagesPosted) -> str:
-    return event.channel
+def shard(event: MessagesPosted) -> str:
+    return event.shard
 
 
 DOMAIN = Domain(
@@ -56,7 +58,7 @@ DOMAIN = Domain(
             summary="Post a batch of chat messages (up to 1,000; accepted whole or not at all)",
         ),
     ),
-    events=(Event(BatchReceived), Event(MessagesPosted, key=channel_of)),
+    events=(Event(BatchReceived), Event(MessagesPosted, key=shard)),
     aggregates=(Aggregate("chat", initial=None, decide=decide, evolve=evolve),),
     aggregators=(CHANNELS,),
     reads=(

@@ -1,4 +1,4 @@
-"""What happened: a batch received, and each channel's share of it (a keyed event)."""
+"""What happened: a batch received, and its messages by channel shard (a keyed event)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ class BatchReceived(msgspec.Struct, frozen=True):
 
 
 class Posted(msgspec.Struct, frozen=True):
+    channel: str
     user: str
     text: str
     sent_at: datetime
 
 
 class MessagesPosted(msgspec.Struct, frozen=True):
-    """The messages of one batch in one channel, in the order they were sent to us.
+    """The messages of one batch whose channels are in one shard, in the order sent.
 
-    Keyed by channel: stored at ev.chat.<partition>.<channel>, the partition
-    the server's partition() gives the channel.
+    Keyed by shard: stored at ev.chat.<partition>.<shard>, the partition the
+    server's partition() gives the shard, so a channel's messages are always
+    in the same partition, in order.
     """
 
-    channel: str
+    shard: str
     messages: list[Posted]

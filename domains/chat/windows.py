@@ -26,7 +26,7 @@ from typing import Final
 import msgspec
 
 from contracts.domain import EventMeta
-from domains.chat.events import MessagesPosted
+from domains.chat.events import Posted
 
 WINDOW: Final = 600  # seconds: 10 minutes
 GRACE: Final = 300  # seconds after a window's end during which it still takes messages
@@ -68,15 +68,15 @@ def is_late(start: int, clock: float | None) -> bool:
 
 
 def count(
-    stats: ChannelStats | None, chatters: Chatters | None, event: MessagesPosted, meta: EventMeta
+    stats: ChannelStats | None, chatters: Chatters | None, messages: list[Posted], meta: EventMeta
 ) -> tuple[ChannelStats, Chatters]:
-    """Fold one channel's messages of one batch into its stats (and its open windows' users)."""
-    stats = stats or ChannelStats(event.channel, 0, 0, [])
+    """Fold one channel's messages of one event (in order) into its stats and open windows."""
+    stats = stats or ChannelStats(messages[0].channel, 0, 0, [])
     chatters = chatters or Chatters({})
     newest = stats.newest_sent_at
     clock = newest.timestamp() if newest is not None else None
     windows = {int(w.start.timestamp()): w for w in stats.windows}
-    for message in event.messages:
+    for message in messages:
         stats.total += 1
         start = window_start(message.sent_at)
         if is_late(start, clock):
