@@ -80,6 +80,7 @@ async function route() {
     link,
     navigate,
     onNotice: (fn) => leaving.push(commands.onNotice(fn)),
+    onLeave: (fn) => leaving.push(fn), // a live stream or a timer the page must stop
     title: (text) => { document.title = text ? `${text} · ${page.title}` : page.title; },
   };
   await module.render(view, path.slice(page.path.length) || "/");
