@@ -32,6 +32,7 @@ record does (a live read sends each change once; a rebuild compares them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -117,12 +118,15 @@ class PartitionFold:
         self.position = 0  # every event of the partition up to here is in what is stored
         self._revision = 0  # of the position's message (0: none yet)
         self.applied = 0  # events folded (for reports)
+        self._writing: asyncio.Task[None] | None = None
 
     async def _kv(self) -> KeyValue:
         return await self._buckets.bucket(self.aggregator.name)
 
     async def start(self) -> int:
         """Forget what is in memory and read the stored position and ranking; the position."""
+        with contextlib.suppress(Exception):  # a write of what is now forgotten
+            await self.settle()
         self._keys.clear()
         self._dirty.clear()
         kv = await self._kv()
@@ -149,6 +153,12 @@ class PartitionFold:
         parts = [(stored, self._parts(stored)) for stored in events]
         keys = dict.fromkeys(key for _, touched in parts for key in touched)
         missing = [key for key in keys if key not in self._keys]
+        if self.aggregator.rank is not None:
+            # The ranking names every key of the partition that has a record (they
+            # are written together): a key it does not name is new, nothing to read.
+            for key in [k for k in missing if k not in self._ranks]:
+                self._keys[key] = KeyState(None, None, 0, b"", b"")
+            missing = [key for key in missing if key in self._ranks]
         if missing:
             loaded = await asyncio.gather(*(self._load(key) for key in missing))
             for key, state in zip(missing, loaded, strict=True):
@@ -172,7 +182,26 @@ class PartitionFold:
             last = stored.meta.seq
 
     async def flush(self, position: int) -> None:
-        """Store every change and the position `position`, in one atomic write."""
+        """Store every change and the position `position`, in one atomic write.
+
+        The write goes on while the caller folds on: only one is in flight (the
+        next needs its revision), and `settle()` waits for it. What it writes is
+        encoded here, before this returns, so folding on changes none of it.
+        """
+        await self.settle()
+        write = self._prepare(position)
+        if write is not None:
+            self._writing = asyncio.create_task(self._commit(*write))
+
+    async def settle(self) -> None:
+        """Wait for the write in flight (Superseded if another writer came first)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    def _prepare(
+        self, position: int
+    ) -> tuple[int, list[Message], list[tuple[KeyState, bytes | None, bytes | None]]] | None:
         changes: list[Message] = []
         written: list[tuple[KeyState, bytes | None, bytes | None]] = []
         for key in self._dirty:
@@ -195,26 +224,33 @@ class PartitionFold:
                     self._ranks[key] = rank
                     self._ranks_changed = True
             written.append((state, new_record, new_memo))
+        self._dirty.clear()
         if self._ranks_changed:
             ranking = encoder.encode(Ranking(self._ranks))
             changes.append(Message(self._subject(rank_key(self.partition)), ranking, {}))
+            self._ranks_changed = False
         if not changes and position <= self.position:
-            self._dirty.clear()
-            return
+            return None
         progress = Message(
             self._subject(partition_key(self.partition)),
             encoder.encode(Progress(position)),
             {EXPECTED_SUBJECT_SEQ: str(self._revision)},
         )
-        self._revision = await self._write([progress, *changes])
+        return position, [progress, *changes], written
+
+    async def _commit(
+        self,
+        position: int,
+        messages: list[Message],
+        written: list[tuple[KeyState, bytes | None, bytes | None]],
+    ) -> None:
+        self._revision = await self._write(messages)
         self.position = position
         for state, new_record, new_memo in written:
             if new_record is not None:
                 state.record_bytes = new_record
             if new_memo is not None:
                 state.memo_bytes = new_memo
-        self._dirty.clear()
-        self._ranks_changed = False
 
     async def _write(self, messages: list[Message]) -> int:
         """One atomic batch, the position first (its guard); the position's new revision."""
@@ -275,8 +311,8 @@ class PartitionJob:
 
     # Once caught up, let events gather this long: each write is one atomic
     # batch of every key changed, so gathering turns many writes into one.
-    linger = 0.1
-    batch = 1024
+    linger = 0.05
+    batch = 4096
 
     def __init__(
         self,
@@ -308,6 +344,10 @@ class PartitionJob:
     async def save(self, position: int) -> None:
         assert self._fold is not None
         await self._fold.flush(position)
+
+    async def finish(self) -> None:
+        if self._fold is not None:
+            await self._fold.settle()
 
     def restart(self) -> asyncio.Event | None:
         return self._changed
@@ -354,6 +394,7 @@ class Refold:
                         break  # all that is stored of this partition is read
                     await fold.apply(batch.events)
                 await fold.flush(max(end, reader.position))
+                await fold.settle()
                 return
             except Superseded:
                 continue  # a live worker moved it on meanwhile: look again

@@ -85,6 +85,9 @@ class Job(Protocol):
 
     async def save(self, position: int) -> None: ...
 
+    async def finish(self) -> None:
+        """Wait for what `save` left going (a write in flight)."""
+
     def restart(self) -> asyncio.Event | None:
         """An event that, once set, means: stop and start again (new buckets)."""
 
@@ -118,6 +121,9 @@ class ViewJob:
     async def save(self, position: int) -> None:
         assert self._buckets is not None
         await self._writer.save_progress(self._buckets, self.view.name, position)
+
+    async def finish(self) -> None:
+        return None
 
     def restart(self) -> asyncio.Event | None:
         return self._changed
@@ -175,6 +181,9 @@ class PolicyJob:
 
     async def save(self, position: int) -> None:
         await save_position(self._progress, self.name, position)
+
+    async def finish(self) -> None:
+        return None
 
     def restart(self) -> asyncio.Event | None:
         return None
@@ -287,6 +296,7 @@ class Runner:
                 await self.job.save(position)
         finally:
             await reader.close()
+            await self.job.finish()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -64,6 +64,11 @@ class PullStream:
         if sub is not None:
             await sub.unsubscribe()
 
+    @property
+    def buffered(self) -> int:
+        """Messages arrived and not taken yet."""
+        return len(self._buffer)
+
     async def take(self, most: int, wait: float) -> list[Msg]:
         """Up to `most` messages, waiting up to `wait` seconds for the first."""
         if not self._buffer:

@@ -75,7 +75,9 @@ class EventReader:
             except UnreadableEvent as exc:
                 self._skip(str(exc))
             self.position = seq
-        pending = msgs[-1].metadata.num_pending
+        # Caught up: nothing left on the server past the last message delivered, nor
+        # delivered and not taken yet (messages are pulled ahead).
+        pending = msgs[-1].metadata.num_pending + self._pull.buffered
         return Batch(events, self.position, not pending)
 
     async def _open(self) -> PullStream:

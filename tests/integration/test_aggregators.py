@@ -142,12 +142,14 @@ async def test_a_fold_that_crashed_before_writing_is_redone_from_what_is_stored_
 
     first = await fold_partition(fresh_nc, buckets, partition, events[:half])
     await first.flush(events[half - 1].meta.seq)
+    await first.settle()
     await first.apply(events[half:])  # ... and dies before writing this
 
     second = PartitionFold(CHANNELS, fresh_nc, buckets, partition)
     assert await second.start() == events[half - 1].meta.seq
     await second.apply([e for e in events if e.meta.seq > second.position])
     await second.flush(events[-1].meta.seq)
+    await second.settle()
 
     expected = reference(events)
     assert await stored_records(buckets, list(expected)) == expected
@@ -165,10 +167,12 @@ async def test_a_second_writer_of_a_partition_is_refused_whole(
     ahead = await fold_partition(fresh_nc, buckets, partition, events)
     stale = await fold_partition(fresh_nc, buckets, partition, events)  # read the same start
     await ahead.flush(events[-1].meta.seq)
+    await ahead.settle()
     before = await stored_records(buckets, list(reference(events)))
     await stale.apply(events)  # counting them twice, were it written
     with pytest.raises(Superseded):
         await stale.flush(events[-1].meta.seq)
+        await stale.settle()
     assert await stored_records(buckets, list(before)) == before
 
 
