@@ -24,7 +24,7 @@ import random
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -159,26 +159,28 @@ class Traffic:
 class Run:
     sent: int = 0  # messages accepted
     batches: int = 0
-    errors: int = 0  # failed attempts (each retried with its Idempotency-Key)
+    failed: Counter[str] = field(default_factory=Counter)  # attempts sent again, by why
     refused: int = 0  # batches the API refused (4xx): not counted
     started: float = 0.0
     ended: float = 0.0
 
 
-async def post(client: Client, body: bytes, key: str, attempts: int = 10) -> tuple[int, int]:
-    """POST a batch until it is answered: its status, and how many attempts failed first.
-
-    A failed attempt (no answer, 5xx, or 409: the same key still in flight) is
-    sent again with the same Idempotency-Key: the API accepts it once.
-    """
+async def post(
+    client: Client, body: bytes, key: str, failed: Counter[str], attempts: int = 10
+) -> int:
+    """POST a batch until it is answered: its status. Each failed attempt is counted in
+    `failed` by why (no answer, 5xx, or 409: the same key still in flight) and sent
+    again with the same Idempotency-Key: the API accepts it once."""
     headers = {"Idempotency-Key": key}
     for attempt in range(attempts):
         try:
             response = await client.request("POST", "/api/chat/messages", body, headers)
-        except (OSError, asyncio.IncompleteReadError):
-            response = None
-        if response is not None and response.status < 500 and response.status != 409:
-            return response.status, attempt
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            failed[type(exc).__name__] += 1
+        else:
+            if response.status < 500 and response.status != 409:
+                return response.status
+            failed[str(response.status)] += 1
         await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
     raise RuntimeError(f"batch {key} was not accepted after {attempts} attempts")
 
@@ -205,8 +207,8 @@ async def simulate(
 
     async def send(k: int, batch: Batch, late: set[int]) -> None:
         try:
-            status, failed = await post(client, msgspec.json.encode(batch), f"chatsim-{token}-{k}")
-            run.errors += failed
+            body, key = msgspec.json.encode(batch), f"chatsim-{token}-{k}"
+            status = await post(client, body, key, run.failed)
             if status in (200, 201, 202):
                 tally.add(batch, late)
                 run.sent += len(batch.messages)
@@ -235,7 +237,7 @@ async def simulate(
             elapsed = reported - run.started
             say(
                 f"chat:simulate  {elapsed:5.1f}s  sent {run.sent:,} messages in {run.batches:,} "
-                f"batches ({run.sent / elapsed:,.0f}/s)  errors {run.errors}"
+                f"batches ({run.sent / elapsed:,.0f}/s)  sent again {run.failed.total()}"
             )
     await asyncio.gather(*pending)
     run.ended = time.monotonic()
@@ -338,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"chat:simulate  sent {run.sent:,} messages ({late:,} dated late on purpose) in "
         f"{run.batches:,} batches over {wall:.1f}s: {run.sent / wall:,.0f}/s; "
-        f"{run.refused} refused, {run.errors} attempts sent again"
+        f"{run.refused} refused; attempts sent again: "
+        + (", ".join(f"{n} ({why})" for why, n in run.failed.items()) or "none")
     )
     busiest = sorted(tally.channels.items(), key=lambda kv: -kv[1].total)[:5]
     print("chat:simulate  busiest: " + ", ".join(f"{c} {t.total:,}" for c, t in busiest))
