@@ -257,7 +257,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class ListRead:
-    """GET /api/<collection>: records newest first (keys in reverse order), by cursor.
+    """GET /api/<collection>: records newest first (keys in reverse order), by cursor; an
+    aggregator's records by rank, highest first, when it ranks them.
 
     `filters` name fields of the records a client may filter on
     (`?status=shipped`), compared as text.

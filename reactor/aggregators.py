@@ -116,6 +116,7 @@ class PartitionFold:
         self._ranks: dict[str, int] = {}
         self._ranks_changed = False
         self.position = 0  # every event of the partition up to here is in what is stored
+        self.folded = 0  # ... and up to here in what is in memory
         self._revision = 0  # of the position's message (0: none yet)
         self.applied = 0  # events folded (for reports)
         self._writing: asyncio.Task[None] | None = None
@@ -136,6 +137,7 @@ class PartitionFold:
             self._revision = entry.revision or 0
         except (KeyNotFoundError, KeyDeletedError):
             self.position, self._revision = 0, 0
+        self.folded = self.position
         try:
             entry = await kv.get(rank_key(self.partition))
             self._ranks = dict(ranking_decoder.decode(entry.value or b"").ranks)
@@ -165,13 +167,12 @@ class PartitionFold:
                 self._keys[key] = state
             self._forget()
         apply = self.aggregator.apply
-        last = self.position
         for stored, touched in parts:
             if len(touched) > MAX_PARTS:
                 raise ValueError(f"an event of {len(touched)} records: at most {MAX_PARTS}")
             if len(self._dirty) + len(touched) > MAX_KEYS_PER_WRITE:
                 # Between events only: a write's position says each event is in whole.
-                await self.flush(last)
+                await self.flush(self.folded)
             for key, part in touched.items():
                 state = self._keys[key]
                 self._keys.move_to_end(key)
@@ -179,7 +180,7 @@ class PartitionFold:
                 state.position = stored.meta.seq
                 self._dirty[key] = None
             self.applied += 1
-            last = stored.meta.seq
+            self.folded = stored.meta.seq
 
     async def flush(self, position: int) -> None:
         """Store every change and the position `position`, in one atomic write.
@@ -188,6 +189,9 @@ class PartitionFold:
         next needs its revision), and `settle()` waits for it. What it writes is
         encoded here, before this returns, so folding on changes none of it.
         """
+        if position < self.folded:
+            # The records hold events past it: stored with it, they would be folded again.
+            raise ValueError(f"position {position} is behind what is folded, {self.folded}")
         await self.settle()
         write = self._prepare(position)
         if write is not None:

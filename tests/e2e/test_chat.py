@@ -108,16 +108,25 @@ async def test_channels_are_listed_busiest_first_by_cursor_and_followed_live(
     client: httpx.AsyncClient,
 ) -> None:
     prefix = uuid.uuid4().hex[:6]
-    # Busier than anything other tests post, so they lead the list.
-    batch = [message(f"{prefix}-{i}", f"u{j}") for i in range(3) for j in range(2000 * (3 - i))]
+    ours = [f"{prefix}-{i}" for i in range(3)]
+    batch = [message(c, f"u{j}") for i, c in enumerate(ours) for j in range(2000 * (3 - i))]
     for start in range(0, len(batch), 1000):
         position = await post(client, *batch[start : start + 1000])
-    page = await client.get("/api/chat/channels", params={"limit": 2, "min_position": position})
-    first = page.json()
-    assert [c["channel"] for c in first["items"]] == [f"{prefix}-0", f"{prefix}-1"]
-    assert first["next_cursor"] == f"4000.{prefix}-1"
-    rest = (await client.get("/api/chat/channels", params={"cursor": first["next_cursor"]})).json()
-    assert rest["items"][0]["channel"] == f"{prefix}-2"
+    # Page by two through the list (other tests' channels among ours) until ours are all seen.
+    seen: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 2, "min_position": position}
+    while not set(ours) <= {c["channel"] for c in seen}:
+        page = (await client.get("/api/chat/channels", params=params)).json()
+        seen += page["items"]
+        assert page["next_cursor"] is not None or set(ours) <= {c["channel"] for c in seen}
+        last = page["items"][-1]
+        assert page["next_cursor"] in (None, f"{last['total']}.{last['channel']}")
+        params = {"limit": 2, "cursor": page["next_cursor"]}
+    order = [(-c["total"], c["channel"]) for c in seen]
+    assert order == sorted(order)  # busiest first, ties by name
+    assert len({c["channel"] for c in seen}) == len(seen)  # each once
+    assert [c["channel"] for c in seen if c["channel"] in ours] == ours
+    assert [c["total"] for c in seen if c["channel"] in ours] == [6000, 4000, 2000]
 
     url = f"/api/chat/channels/{prefix}-2/live"
     async with aconnect_sse(client, "GET", url) as source:

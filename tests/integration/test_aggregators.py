@@ -170,9 +170,9 @@ async def test_a_second_writer_of_a_partition_is_refused_whole(
     await ahead.settle()
     before = await stored_records(buckets, list(reference(events)))
     await stale.apply(events)  # counting them twice, were it written
+    await stale.flush(events[-1].meta.seq)  # the write goes on in the background...
     with pytest.raises(Superseded):
-        await stale.flush(events[-1].meta.seq)
-        await stale.settle()
+        await stale.settle()  # ... and is refused whole
     assert await stored_records(buckets, list(before)) == before
 
 
@@ -193,6 +193,28 @@ async def test_a_fold_touching_more_keys_than_one_write_holds_writes_them_in_tur
     assert await stored_records(buckets, list(expected)) == expected
     ranks = await buckets.ranking(CHANNELS.name)
     assert ranks == {k: v["total"] for k, v in expected.items()}
+
+
+async def test_what_is_stored_never_holds_an_event_past_the_stored_position(
+    store: EventStore, fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    """A write in the middle of a fold (too many keys changed) says how far the records go."""
+    channels = (MAX_KEYS_PER_WRITE + 100) * PARTITIONS
+    for i in range(0, 2 * channels, 900):
+        await append(store, batch(900, channels=channels, offset=i))
+    buckets = ViewBuckets(fresh_js, 1)
+    events = await partition_events(fresh_js, 0)
+    fold = PartitionFold(CHANNELS, fresh_nc, buckets, 0)
+    await fold.start()
+    half = len(events) // 2
+    await fold.apply(events[:half])  # changes left in memory...
+    await fold.apply(events[half:])  # ... and the next events make it write
+    await fold.settle()
+    stored = await buckets.records(
+        CHANNELS.name, await buckets.keys(CHANNELS.name, records_only=True)
+    )
+    position = (await buckets.partitions(CHANNELS.name))[0]
+    assert 0 < max(r.position for r in stored.values()) <= position
 
 
 @asynccontextmanager
