@@ -9,8 +9,10 @@ subscription callback into a list; the caller takes what has arrived. About
 20 µs a message.
 
 - One request is outstanding at a time, made again when it ends (the batch
-  delivered, or a 404/408 status) and there is room in the buffer: the
-  buffer holds at most twice `batch` messages.
+  delivered, or a 404/408/409 status) and there is room in the buffer: the
+  buffer holds at most twice `batch` messages, and a request brings at most
+  MAX_BYTES (a backlog of large events does not fill the memory; it is
+  above any one message's size, or a request would never bring one).
 - Statuses: 404 (no messages) and 408 (expired) end a request; 409 ends it
   too, unless it says the consumer is gone, which is an error, as is 503
   (no responders: no such consumer); 100 is a heartbeat.
@@ -32,6 +34,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 LOST_AFTER: Final = 3.0
+MAX_BYTES: Final = 8 * 1024 * 1024  # above the streams' 2 MiB message limit
 DESCRIPTION: Final = "Description"
 
 
@@ -98,7 +101,7 @@ class PullStream:
             return
         self._outstanding = room
         self._asked_at = asyncio.get_running_loop().time()
-        request = {"batch": room, "expires": int(self._expires * 1e9)}
+        request = {"batch": room, "max_bytes": MAX_BYTES, "expires": int(self._expires * 1e9)}
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
 
     async def _on_msg(self, msg: Msg) -> None:

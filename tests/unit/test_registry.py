@@ -78,6 +78,16 @@ def test_the_openapi_document_is_valid_and_lists_every_route() -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["CreateLocation"]["properties"]["name"]["maxLength"] == 100
     assert {"Problem", "Notice", "LocationRecord", "Stats"} <= set(schemas)
+    # An aggregator is read like a view; a read may name its path parameter.
+    one = paths["/api/chat/channels/{channel}"]["get"]
+    assert [p["name"] for p in one["parameters"]] == ["channel", "min_position"]
+    assert "get" in paths["/api/chat/channels/{channel}/live"]
+    (cursor,) = [
+        p for p in paths["/api/chat/channels"]["get"]["parameters"] if p["name"] == "cursor"
+    ]
+    assert cursor["schema"]["pattern"] == r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$"
+    assert "1048576 bytes" in paths["/api/chat/messages"]["post"]["description"]
+    assert schemas["ChatMessage"]["properties"]["text"]["maxLength"] == 500
 
 
 def test_an_aggregator_folds_keyed_events_only() -> None:
