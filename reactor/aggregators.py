@@ -268,11 +268,7 @@ class PartitionFold:
                 )
                 return ack.seq
             batch = await publish_atomic(self._nc, messages)
-        except BadRequestError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                raise Superseded(f"partition {self.partition} was written by another") from None
-            raise
-        except BatchRejected as exc:
+        except (BadRequestError, BatchRejected) as exc:  # one message; a batch
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise Superseded(f"partition {self.partition} was written by another") from None
             raise
