@@ -72,7 +72,7 @@ def create_app(
             await refuse_legacy_store(js, registry.legacy_buckets())
             await ensure_topology(
                 js,
-                registry.views,
+                registry.buckets,
                 events_max_bytes=settings.nats.events_max_bytes,
                 duplicate_window=settings.nats.duplicate_window,
                 update=False,  # the API's NATS user may create a stream, not change one
@@ -154,7 +154,8 @@ def api_routes(registry: Registry) -> list[BaseRoute]:
         r for r in reads if not isinstance(r, SummaryRead)
     ]
     for read in ordered:
-        view = registry.views[read.view]
+        view = registry.readable(read.view)
+        assert view is not None  # the registry checked
         if isinstance(read, ListRead):
             found.append(Route(read.path, reads_api.list_endpoint(read, view), methods=["GET"]))
         elif isinstance(read, GetRead):

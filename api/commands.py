@@ -60,9 +60,9 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         aggregate_id = who.user_id  # /api/<collection>/me/<action>: the sender's own
     else:
         aggregate_id = None if spec.creates else resource_id_param(request, spec.collection)
-    form = await command_payload(
-        request, spec.body, svc.settings.max_body_bytes, svc.settings.body_timeout
-    )
+    limit = spec.max_body or svc.settings.max_body_bytes
+    form = await command_payload(request, spec.body, limit, svc.settings.body_timeout)
+    _check(spec, form)
     if aggregate_id is not None:
         await check_owner(svc, spec, aggregate_id, who)
     payload = await take_in(svc, spec, form, who)
@@ -141,6 +141,14 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     return _to_response(response)
 
 
+def _check(spec: CommandSpec, payload: object) -> None:
+    """422 if the domain's own check of the whole payload finds fault (beyond its schema)."""
+    if spec.check is not None:
+        errors = list(spec.check(payload, datetime.now(UTC)))
+        if errors:
+            raise _invalid(spec, "is not valid", errors)
+
+
 async def _check_references(svc: Services, spec: CommandSpec, payload: object) -> None:
     """422 if the command names a record that does not exist (an unknown account, say)."""
     missing = [
@@ -149,14 +157,12 @@ async def _check_references(svc: Services, spec: CommandSpec, payload: object) -
         if not await svc.views.current.exists(needed.view, needed.key(payload))
     ]
     if missing:
-        raise HTTPProblem(
-            422,
-            "Invalid command",
-            f"The {spec.name} command names what does not exist: "
-            + "; ".join(f"{e.loc} {e.msg}" for e in missing),
-            slug="validation",
-            errors=missing,
-        )
+        raise _invalid(spec, "names what does not exist", missing)
+
+
+def _invalid(spec: CommandSpec, says: str, errors: list[FieldError]) -> HTTPProblem:
+    detail = f"The {spec.name} command {says}: " + "; ".join(f"{e.loc} {e.msg}" for e in errors)
+    return HTTPProblem(422, "Invalid command", detail, slug="validation", errors=errors)
 
 
 async def _accept(

@@ -28,17 +28,17 @@ from api.services import Endpoint, services
 from api.sse import SEP, hello_event
 from api.streams import event_source, next_item
 from api.urls import resource_id_param
-from contracts.domain import GetRead, View
+from contracts.domain import GetRead, Readable
 from contracts.topology import view_bucket
 from contracts.views import Record, is_removed, record_decoder
 
 CHANGED: Final = object()
 
 
-def live_endpoint(read: GetRead, view: View) -> Endpoint:
+def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
     async def follow(request: Request) -> Response:
         svc = services(request)
-        key = resource_id_param(request, read.collection)
+        key = resource_id_param(request, read.collection, read.param)
         buckets = svc.views.current
         subject = f"$KV.{view_bucket(view.name, buckets.version)}.{key}"
         updates: asyncio.Queue[Record | object] = asyncio.Queue()

@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import msgspec
 
-from api.reads import CURSOR, MAX_LIMIT
+from api.reads import CURSOR, MAX_LIMIT, RANK_CURSOR
 from api.sessions import CurrentUser, SignInForm
 from api.status import Accepted, Pending
-from contracts.domain import CommandSpec, GetRead, ListRead, SummaryRead
+from contracts.domain import Aggregator, CommandSpec, GetRead, ListRead, SummaryRead
 from contracts.notices import Notice, Problem
 from contracts.registry import Registry
 
@@ -63,6 +63,12 @@ _MIN_POSITION: Final = {
     "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999},
 }
 _ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": ID_SCHEMA}
+
+
+def _id_param(name: str) -> dict[str, Any]:
+    return {**_ID_PARAM, "name": name}
+
+
 _COMMAND_ID_PARAM: Final = {
     "name": "command_id",
     "in": "path",
@@ -111,8 +117,10 @@ def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
         responses.update(_problems(401))
     if spec.owner is not None:
         responses.update(_problems(403))
+    limit = f" The body may be up to {spec.max_body} bytes." if spec.max_body else ""
     return {
         "summary": spec.summary or spec.name,
+        "description": (spec.body.__doc__ or "").strip() + limit,
         "operationId": spec.name,
         "tags": [registry.command_domain[spec.name].name],
         "parameters": ([] if spec.creates or spec.on_self else [_ID_PARAM]) + _COMMAND_HEADERS,
@@ -151,9 +159,12 @@ def _filter_param(state: type, name: str) -> dict[str, Any]:
 
 
 def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) -> dict[str, Any]:
-    view = registry.views[read.view]
+    view = registry.readable(read.view)
+    assert view is not None  # the registry checked
     common = {"summary": read.summary or read.path, "tags": [tag]}
     if isinstance(read, ListRead):
+        ranked = isinstance(view, Aggregator) and view.rank is not None
+        cursor = RANK_CURSOR if ranked else CURSOR
         params = [
             {
                 "name": "limit",
@@ -165,7 +176,8 @@ def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) 
                 "name": "cursor",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string", "pattern": CURSOR.pattern},
+                "description": "The `next_cursor` of the page before",
+                "schema": {"type": "string", "pattern": cursor.pattern},
             },
             _MIN_POSITION,
             *(_filter_param(view.state, name) for name in read.filters),
@@ -173,7 +185,7 @@ def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) 
         body: dict[str, Any] = _page_schema(view.state)
         errors = _problems(422, 503)
     elif isinstance(read, GetRead):
-        params = [_ID_PARAM, _MIN_POSITION]
+        params = [_id_param(read.param), _MIN_POSITION]
         body = _ref(view.state)
         errors = _problems(404, 422, 503)
     else:
@@ -365,7 +377,8 @@ def document(registry: Registry, version: str = "") -> dict[str, Any]:
         types += [SignInForm, CurrentUser]
     for domain in registry.domains:
         for read in domain.reads:
-            view = registry.views[read.view]
+            view = registry.readable(read.view)
+            assert view is not None  # the registry checked
             types.append(read.schema if isinstance(read, SummaryRead) else view.state)
             paths.setdefault(read.path, {})["get"] = _read(read, registry, domain.name)
             if isinstance(read, GetRead) and view.followable:
@@ -374,7 +387,7 @@ def document(registry: Registry, version: str = "") -> dict[str, Any]:
                         "summary": f"Follow one {read.view} record (server-sent events)",
                         "operationId": f"live_{read.view}",
                         "tags": [domain.name],
-                        "parameters": [_ID_PARAM],
+                        "parameters": [_id_param(read.param)],
                         "responses": {
                             "200": {"description": "An event stream", "content": _SSE},
                             **_problems(404, 429, 503),

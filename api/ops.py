@@ -21,7 +21,7 @@ async def readyz(request: Request) -> Response:
         raise HTTPProblem(503, "Not ready", "Not connected to NATS.", headers={"Retry-After": "2"})
     missing = []
     current = svc.views.current.version
-    active = [f"KV_{b.bucket}" for b in view_buckets(svc.registry.views, current)]
+    active = [f"KV_{b.bucket}" for b in view_buckets(svc.registry.buckets, current)]
     for name in dict.fromkeys([*stream_names(), *active]):
         try:
             await svc.js.stream_info(name)

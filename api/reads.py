@@ -5,6 +5,11 @@
   `next_cursor` of the page before). The cursor is the last key served, and a
   page holds the keys below it, so records added meanwhile (newer, higher
   keys) never shift a page: each record is served once.
+- An aggregator that ranks its records lists them highest rank first (ties
+  by key), from its partitions' rankings; the cursor is `<rank>.<key>` of
+  the last record served and a page holds those after it in that order. A
+  ranking moves while it is paged: a record whose rank rises past the
+  cursor meanwhile is not served again, one that falls past it may be.
 - `GET /api/<collection>/{id}`: one record, 404 when absent.
 - A summary read renders every record of a small view through the domain's
   pure function.
@@ -31,9 +36,9 @@ from api.problems import HTTPProblem, invalid_query, not_found
 from api.services import Endpoint, Services, services
 from api.urls import resource_id_param
 from contracts.commands import encoder
-from contracts.domain import GetRead, ListRead, SummaryRead, View
-from contracts.topology import EVENTS_STREAM, VIEW_PROGRESS, view_bucket
-from contracts.views import Record, ViewBuckets, is_removed, progress_decoder
+from contracts.domain import Aggregator, GetRead, ListRead, Readable, SummaryRead
+from contracts.topology import EVENTS_STREAM
+from contracts.views import Record, ViewBuckets, is_removed
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
@@ -43,6 +48,7 @@ MAX_SCAN: Final = 5_000  # keys a filtered page looks at, at most
 RECHECK: Final = 0.5  # seconds between checks of a wait's progress, woken or not
 NUMBER: Final = re.compile(r"^[0-9]{1,18}$")
 CURSOR: Final = re.compile(r"^[-/_=.a-zA-Z0-9]{1,256}$")
+RANK_CURSOR: Final = re.compile(r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$")  # <rank>.<key>
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -51,16 +57,21 @@ class Page(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def list_endpoint(read: ListRead, view: View) -> Endpoint:
+def list_endpoint(read: ListRead, view: Readable) -> Endpoint:
+    ranked = isinstance(view, Aggregator) and view.rank is not None
+
     async def list_records(request: Request) -> Response:
         svc = services(request)
         limit = _limit(request)
         cursor = request.query_params.get("cursor")
-        if cursor is not None and not CURSOR.match(cursor):
+        if cursor is not None and not (RANK_CURSOR if ranked else CURSOR).match(cursor):
             raise invalid_query("cursor", "the next_cursor of a page")
         wanted = _filters(request, read.filters)
         buckets = await _caught_up(svc, view, request)
-        keys = sorted(await buckets.keys(view.name), reverse=True)
+        if ranked:
+            return await _ranked(buckets, view.name, limit, cursor, wanted)
+        records_only = isinstance(view, Aggregator)
+        keys = sorted(await buckets.keys(view.name, records_only=records_only), reverse=True)
         if cursor is not None:
             keys = [k for k in keys if k < cursor]
         items, last = await _page(buckets, view.name, keys, limit, wanted)
@@ -68,6 +79,23 @@ def list_endpoint(read: ListRead, view: View) -> Endpoint:
         return _json(encoder.encode(Page(items, limit, next_cursor)))
 
     return list_records
+
+
+async def _ranked(
+    buckets: ViewBuckets, name: str, limit: int, cursor: str | None, wanted: dict[str, str]
+) -> Response:
+    """A page of an aggregator's records, highest rank first, after `<rank>.<key>`."""
+    order = sorted((-rank, key) for key, rank in (await buckets.ranking(name)).items())
+    if cursor is not None:
+        rank, key = cursor.split(".", 1)  # matched RANK_CURSOR
+        after = (-int(rank), key)
+        order = [entry for entry in order if entry > after]
+    keys = [key for _, key in order]
+    items, last = await _page(buckets, name, keys, limit, wanted)
+    next_cursor = None
+    if last is not None and last != keys[-1]:
+        next_cursor = f"{-order[keys.index(last)][0]}.{last}"
+    return _json(encoder.encode(Page(items, limit, next_cursor)))
 
 
 async def _page(
@@ -113,10 +141,10 @@ def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     return wanted
 
 
-def get_endpoint(read: GetRead, view: View) -> Endpoint:
+def get_endpoint(read: GetRead, view: Readable) -> Endpoint:
     async def get_record(request: Request) -> Response:
         svc = services(request)
-        key = resource_id_param(request, read.collection)
+        key = resource_id_param(request, read.collection, read.param)
         buckets = await _caught_up(svc, view, request)
         record = await buckets.record(view.name, key)
         if record is None or is_removed(record):
@@ -126,7 +154,7 @@ def get_endpoint(read: GetRead, view: View) -> Endpoint:
     return get_record
 
 
-def summary_endpoint(read: SummaryRead, view: View) -> Endpoint:
+def summary_endpoint(read: SummaryRead, view: Readable) -> Endpoint:
     decoder = msgspec.json.Decoder(view.state)
 
     async def summary(request: Request) -> Response:
@@ -147,7 +175,7 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def _caught_up(svc: Services, view: View, request: Request) -> ViewBuckets:
+async def _caught_up(svc: Services, view: Readable, request: Request) -> ViewBuckets:
     """The buckets to read, once the view has got to `?min_position=` (if asked)."""
     buckets = svc.views.current
     raw = request.query_params.get("min_position")
@@ -156,26 +184,24 @@ async def _caught_up(svc: Services, view: View, request: Request) -> ViewBuckets
     if not NUMBER.match(raw):
         raise invalid_query("min_position", "a position in the event store (a notice's position)")
     wanted = int(raw)
-    if view.inline or await buckets.progress(view.name) >= wanted:
+    if view.inline or await buckets.position(view) >= wanted:
         return buckets
     if wanted > (await svc.js.stream_info(EVENTS_STREAM)).state.last_seq:
         raise invalid_query("min_position", "at most the event store's last position")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + MIN_POSITION_WAIT
-    # Subscribe to the view's progress, then check: woken by the write that gets
-    # there, not by a poll. (Checked again now and then: a rebuild may switch the
-    # buckets meanwhile, and the subscription is on one version's.)
-    progress = f"$KV.{view_bucket(VIEW_PROGRESS, buckets.version)}.{view.name}"
-    sub = await svc.nc.subscribe(progress)
+    # Subscribe to the view's progress (an aggregator's: its partitions'), then check:
+    # woken by the write that gets there, not by a poll. (Checked again now and then:
+    # a rebuild may switch the buckets meanwhile, and the subscription is on one
+    # version's.)
+    sub = await svc.nc.subscribe(buckets.progress_subject(view))
     try:
         while (remaining := deadline - loop.time()) > 0:
             buckets = svc.views.current
-            if await buckets.progress(view.name) >= wanted:
+            if await buckets.position(view) >= wanted:
                 return buckets
             with contextlib.suppress(TimeoutError):
-                moved = await sub.next_msg(timeout=min(remaining, RECHECK))
-                if moved.data and progress_decoder.decode(moved.data).position >= wanted:
-                    return svc.views.current
+                await sub.next_msg(timeout=min(remaining, RECHECK))
     finally:
         await sub.unsubscribe()
     raise HTTPProblem(

@@ -21,9 +21,10 @@ def events_url(command_id: str) -> str:
     return f"/api/commands/{command_id}/events"
 
 
-def resource_id_param(request: Request, collection: str | None) -> str:
-    """The {id} of a resource's path; 404 unless it can be one (one subject token, one KV key)."""
-    resource_id: str = request.path_params["id"]
+def resource_id_param(request: Request, collection: str | None, param: str = "id") -> str:
+    """The {id} of a resource's path (or the name a read gives it); 404 unless it can be
+    one (one subject token, one KV key)."""
+    resource_id: str = request.path_params[param]
     if not ID.match(resource_id):
         raise not_found(f"The {collection} resource")
     return resource_id

@@ -9,8 +9,11 @@ Content-Length body, and one chunked SSE response read line by line.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
+
+IDLE_FOR = 4.0  # seconds a kept-alive connection is used again after its last answer
 
 
 class Response:
@@ -42,7 +45,18 @@ class Client:
         assert parts.port is not None
         self.host, self.port = parts.hostname, parts.port
         self.cookie = ""
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # Keep-alive connections with when each went idle: uvicorn closes one idle for
+        # 5 s, and a request sent on it as it closes gets no answer.
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        now = time.monotonic()
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if now - since < IDLE_FOR:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
 
     def _head(self, method: str, path: str, extra: dict[str, str], length: int | None) -> bytes:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
@@ -60,9 +74,7 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        reader, writer = (
-            self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
-        )
+        reader, writer = await self._connection()
         writer.write(
             self._head(method, path, headers or {}, None if body is None else len(body))
             + (body or b"")
@@ -74,7 +86,7 @@ class Client:
         if response_headers.get("connection", "").lower() == "close":
             writer.close()
         else:
-            self._idle.append((reader, writer))
+            self._idle.append((reader, writer, time.monotonic()))
         return Response(status, response_headers, data)
 
     async def events(self, path: str) -> AsyncIterator[tuple[str, str, str]]:
@@ -106,6 +118,6 @@ class Client:
             writer.close()
 
     def close(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()

@@ -22,6 +22,9 @@ subjects, buckets, consumers, the OpenAPI document, the page's navigation):
   (each at most once) and records the fate of through the domain's commands.
 - `SignIn`: the credentials view browser sessions sign in against (one
   domain at most).
+- `Aggregator`: per-key records folded from *keyed* events (an `Event` with a
+  `key`), too many for one process: the server partitions them by key and
+  the reactors share the partitions.
 - Reads: `ListRead`, `GetRead`, `SummaryRead`; and a web page.
 """
 
@@ -32,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Final, Literal, NamedTuple
 
 import msgspec
 
@@ -91,13 +94,23 @@ class EventMeta(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class Event:
-    """An event schema. `upcasters[v]` turns version v's fields into version v+1's."""
+    """An event schema. `upcasters[v]` turns version v's fields into version v+1's.
+
+    A keyed event (`key` given) is not stored on its aggregate's subject but
+    on its key's, `ev.<aggregate>.<partition>.<key>`, where the server's
+    subject transform puts the partition: so one decision can spread over
+    many keys (a batch of messages over the channels they name), and an
+    `Aggregator` folds each partition apart. A decision with keyed events
+    also holds at least one event of its own aggregate: the first, which
+    guards the whole batch against being appended twice.
+    """
 
     type: type[Struct]
     version: int = 1
     upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )
+    key: Callable[[Any], str] | None = None  # a subject token and a KV key: [0-9A-Za-z_-]
 
     @property
     def name(self) -> str:
@@ -150,6 +163,11 @@ class Owner:
     field: str = "owner_id"
 
 
+# A check of a whole payload beyond its schema, given the time it is received: the
+# errors, each at its field. Pure: the API runs it before it publishes anything.
+Check = Callable[[Any, datetime], Sequence[FieldError]]
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     type: type[Struct]
@@ -172,6 +190,8 @@ class CommandSpec:
     # On the sender's own aggregate: POST /api/<collection>/me/<action>, where
     # the aggregate is the signed-in user's (access "user").
     on_self: bool = False
+    max_body: int | None = None  # bytes its route accepts (None: the API's MAX_BODY_BYTES)
+    check: Check | None = None
 
     @property
     def name(self) -> str:
@@ -257,6 +277,50 @@ class Input:
     many: bool = False  # every record under "<key>.", as a list (else the one record, or None)
 
 
+# The records one event may touch (`Aggregator.split`): a partition's write is one
+# atomic batch (the server takes 1,000 messages), a record and its memo each.
+MAX_PARTS: Final = 400
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    """Per-key records folded from keyed events, partitioned over the reactors.
+
+    `apply(record | None, memo | None, part, meta) -> (record, memo)` folds
+    an event's part for one record key into that key's record (what reads
+    see: a `GetRead` or `ListRead` names the aggregator like a view, and it is
+    followable) and its memo (what only the fold needs, e.g. the users
+    already counted; written only when it changes). The machinery owns both
+    objects between calls, so `apply` may change them in place and return
+    them. `split(event) -> {record key: part}` says which records an event
+    touches (records may be finer than the events' keys: an event keyed by a
+    group of keys); without it the part is the whole event, for the record
+    of the event's own key.
+
+    The keys' events reach the aggregator partitioned by the server (a
+    subject transform with `partition()`); each partition is folded by one
+    reactor at a time, which writes the records it changed, their memos, and
+    the partition's position in one atomic write: a crash or a second writer
+    never applies an event twice or loses one. `rank(record)` orders the
+    list read, highest first (else by key).
+    """
+
+    name: str
+    state: type[Struct]
+    events: tuple[type[Struct], ...]
+    apply: Callable[[Any, Any, Any, EventMeta], tuple[Any, Any]]
+    memo: type[Struct] | None = None
+    rank: Callable[[Any], int] | None = None
+    split: Callable[[Any], Mapping[str, Any]] | None = None
+
+    # As a view is read: always asynchronous, always followable.
+    inline: ClassVar[bool] = False
+    followable: ClassVar[bool] = True
+
+
+Readable = View | Aggregator
+
+
 class Issue(NamedTuple):
     """A command a policy sends: to `aggregate_id` (a new one for a creating command)."""
 
@@ -319,7 +383,8 @@ class SignIn:
 
 @dataclass(frozen=True)
 class ListRead:
-    """GET /api/<collection>: records newest first (keys in reverse order), by cursor.
+    """GET /api/<collection>: records newest first (keys in reverse order), by cursor; an
+    aggregator's records by rank, highest first, when it ranks them.
 
     `filters` name fields of the records a client may filter on
     (`?status=shipped`), compared as text.
@@ -337,16 +402,17 @@ class ListRead:
 
 @dataclass(frozen=True)
 class GetRead:
-    """GET /api/<collection>/{id} (or .../{id}/<action>), and /live when the view is followable."""
+    """GET /api/<collection>/{<param>} (or .../<action>), and /live when the view is followable."""
 
     collection: str
     view: str
     summary: str = ""
     action: str | None = None  # e.g. "summary": GET /api/users/{id}/summary
+    param: str = "id"  # what the path names the record by
 
     @property
     def path(self) -> str:
-        base = f"/api/{self.collection}/{{id}}"
+        base = f"/api/{self.collection}/{{{self.param}}}"
         return base if self.action is None else f"{base}/{self.action}"
 
 
@@ -411,3 +477,4 @@ class Domain:
     legacy: tuple[LegacyBucket, ...] = ()
     mailboxes: tuple[Mailbox, ...] = ()
     sign_in: SignIn | None = None
+    aggregators: tuple[Aggregator, ...] = ()

@@ -1,6 +1,7 @@
 """Events as stored in the EVENTS stream: the body is the event, the headers say the rest.
 
-subject            ev.<aggregate>.<aggregate id>
+subject            ev.<aggregate>.<aggregate id>, or for a keyed event
+                   ev.<aggregate>.<partition>.<key> (published to evk.<aggregate>.<key>)
 Nats-Msg-Id        <command id>:<n>   (n-th event of the decision: a redelivery dedups)
 Event-Type         LocationCreated
 Event-Version      1                  (upcast on read when older than the schema)
@@ -31,7 +32,8 @@ MSG_ID: Final = "Nats-Msg-Id"
 
 class StoredEvent(NamedTuple):
     event: Any
-    meta: EventMeta
+    meta: EventMeta  # a keyed event's aggregate_id is its key
+    partition: int | None = None  # a keyed event's partition (the server's partition())
 
 
 class UnreadableEvent(ValueError):
@@ -64,6 +66,10 @@ def read_event(
     name = h.get(EVENT_TYPE, "")
     event_type = registry.event(name)
     _, aggregate, aggregate_id = [*subject.split(".", 2), "", ""][:3]
+    partition: int | None = None
+    if "." in aggregate_id:  # keyed: <partition>.<key>
+        number, aggregate_id = aggregate_id.split(".", 1)
+        partition = int(number) if number.isdecimal() and number.isascii() else None
     if event_type is None:
         raise UnreadableEvent(f"event {seq} on {subject}: unknown type {name!r}")
     try:
@@ -80,4 +86,4 @@ def read_event(
         )
     except (ValueError, KeyError) as exc:  # msgspec errors are ValueErrors
         raise UnreadableEvent(f"event {seq} on {subject}: {exc}") from None
-    return StoredEvent(event, meta)
+    return StoredEvent(event, meta, partition)

@@ -91,7 +91,9 @@ async def notice_bounds(js: JetStreamContext) -> Bounds:
 SUBJECTS_PAGE: Final = 100_000
 
 
-async def bucket_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[str]:
+async def bucket_keys(
+    js: JetStreamContext, bucket: str, prefix: str = "", *, one_token: bool = False
+) -> list[str]:
     """Every key of a KV bucket, as the server lists its stream's subjects.
 
     Not `kv.keys()`: its watcher can end the initial replay early and return a
@@ -99,10 +101,12 @@ async def bucket_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> li
     "missing" every record). The server's subject listing is exact. It also
     holds deleted keys' tombstones, so this is for buckets that never delete
     keys (views keep a removed record as `null` with its checkpoint).
-    `prefix` ("<token>.") lists only the keys under it, as the server filters.
+    `prefix` ("<token>.") lists only the keys under it, as the server filters;
+    `one_token`: only the keys without a dot (after the prefix).
     """
     head = f"$KV.{bucket}."
-    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=f"{head}{prefix}>")).state
+    wildcard = "*" if one_token else ">"
+    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=head + prefix + wildcard)).state
     subjects = state.subjects or {}
     if len(subjects) >= SUBJECTS_PAGE:
         raise RuntimeError(f"bucket {bucket} has {SUBJECTS_PAGE}+ keys: listing them needs paging")

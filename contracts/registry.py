@@ -17,6 +17,7 @@ import msgspec
 
 from contracts.domain import (
     Aggregate,
+    Aggregator,
     CommandSpec,
     Domain,
     Event,
@@ -24,10 +25,12 @@ from contracts.domain import (
     ListRead,
     Mailbox,
     Policy,
+    Readable,
     SignIn,
     SummaryRead,
     View,
 )
+from contracts.topology import keyed_filter, partition_filter
 
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 TYPE_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
@@ -66,6 +69,7 @@ class Registry:
         self.policies: dict[str, Policy] = {}
         self.mailboxes: list[Mailbox] = []
         self.sign_in: SignIn | None = None
+        self.aggregators: dict[str, Aggregator] = {}
         for domain in self.domains:
             self._add(domain)
         self._check()
@@ -100,6 +104,12 @@ class Registry:
             if self.sign_in is not None:
                 raise RegistryError(f"domain {domain.name}: a second SignIn (one domain at most)")
             self.sign_in = domain.sign_in
+        for aggregator in domain.aggregators:
+            if not NAME.match(aggregator.name) or aggregator.name == "progress":
+                raise RegistryError(
+                    f"aggregator name {aggregator.name!r} must match {NAME.pattern}"
+                )
+            _unique(self.aggregators, aggregator.name, aggregator, "aggregator")
 
     def _check(self) -> None:
         for spec in self.commands.values():
@@ -123,18 +133,34 @@ class Registry:
         self._check_mail_and_sign_in()
         for name, view in self.views.items():
             for event in view.events:
-                if event.__name__ not in self.events:
+                known = self.events.get(event.__name__)
+                if known is None:
                     raise RegistryError(f"view {name}: unknown event {event.__name__}")
+                if view.inline and known.spec.key is not None:
+                    # An inline view follows its aggregate's subject; keyed events are not on it.
+                    raise RegistryError(f"view {name}: keyed event {event.__name__} is not inline")
             self._check_computed(view)
         for name, policy in self.policies.items():
             for event in policy.events:
                 if event.__name__ not in self.events:
                     raise RegistryError(f"policy {name}: unknown event {event.__name__}")
+        for name, aggregator in self.aggregators.items():
+            if name in self.views:  # one bucket namespace: view_<name>
+                raise RegistryError(f"aggregator {name!r} is declared twice (a view's name)")
+            for event in aggregator.events:
+                known = self.events.get(event.__name__)
+                if known is None:
+                    raise RegistryError(f"aggregator {name}: unknown event {event.__name__}")
+                if known.spec.key is None:
+                    raise RegistryError(
+                        f"aggregator {name}: {event.__name__} is not a keyed event (Event(key=...))"
+                    )
         for read in self.reads():
-            if read.view not in self.views:
+            readable = self.readable(read.view)
+            if readable is None:
                 raise RegistryError(f"read {read.path}: unknown view {read.view!r}")
             if isinstance(read, ListRead):
-                fields = set(self.views[read.view].state.__struct_fields__)
+                fields = set(readable.state.__struct_fields__)
                 for name in read.filters:
                     if name not in fields:
                         raise RegistryError(
@@ -220,13 +246,22 @@ class Registry:
     def reads(self) -> list[ListRead | GetRead | SummaryRead]:
         return [read for domain in self.domains for read in domain.reads]
 
+    def readable(self, name: str) -> Readable | None:
+        """What a read names: a view or an aggregator (both are read as records by key)."""
+        return self.views.get(name) or self.aggregators.get(name)
+
+    @property
+    def buckets(self) -> list[str]:
+        """Every view_<name> bucket: one per view and one per aggregator."""
+        return [*self.views, *self.aggregators]
+
     def get_read(self, view: str) -> GetRead | None:
         """The read that serves one record of `view` by id, if any."""
         return next((r for r in self.reads() if isinstance(r, GetRead) and r.view == view), None)
 
     def resource_url(self, view: str, key: str) -> str | None:
         read = self.get_read(view)
-        return None if read is None else read.path.replace("{id}", key)
+        return None if read is None else read.path.replace("{" + read.param + "}", key)
 
     def legacy_buckets(self) -> list[str]:
         """The previous version's buckets, as the domains declare them."""
@@ -259,6 +294,20 @@ class Registry:
             }
         )
         return [f"ev.{name}.>" for name in aggregates]
+
+    def key_of(self, event: msgspec.Struct) -> str | None:
+        """The key a keyed event is stored under; None for an event of its aggregate."""
+        event_type = self.events.get(type(event).__name__)
+        if event_type is None or event_type.spec.key is None:
+            return None
+        return event_type.spec.key(event)
+
+    def partition_filter(self, aggregator: Aggregator, partition: int | None = None) -> list[str]:
+        """The EVENTS subjects of an aggregator's keyed events: in one partition, or all."""
+        aggregates = [f.split(".")[1] for f in self.event_filter(aggregator.events)]
+        if partition is None:
+            return [keyed_filter(a) for a in aggregates]
+        return [partition_filter(a, partition) for a in aggregates]
 
 
 def _unique(index: dict[str, Any], name: str, value: Any, what: str) -> None:

@@ -3,13 +3,17 @@
 COMMANDS    stream cmd.<type>.<command_id>          every accepted command, kept
 EVENTS      stream ev.<aggregate>.<id>              the event store: every decision, kept
                                                     for ever (atomic batches, direct gets)
+                   evk.<aggregate>.<key>  ->        keyed events, stored by the server as
+                   ev.<aggregate>.<partition>.<key> (subject transform with partition())
 NOTICES     stream notice.<session_id>.<command_id> one outcome per command, kept for
                                                     NOTICE_MAX_AGE; republished once stored
                    -> live.notice.<session>.<cmd>   to the API processes' relays
 DEADLETTERS stream dlq.<original subject>           commands that could not be processed and
                                                     messages that are not commands, 30 days
 view_<name>[_v<N>]     KV <key> -> {position, state}  a view's records (version N > 1
-                                                    after `task rebuild`)
+                                                    after `task rebuild`); an aggregator's
+                                                    too, with memo.<key>, partition.<p> and
+                                                    rank.<p> beside them (atomic batches)
 view_progress[_v<N>]   KV <view> -> {position}      how far each async view has folded EVENTS
 view_versions          KV active -> {"version": N}  which version of the view buckets is in use
 reservations           KV <scope>.<hash> -> id      unique values (a name, an email) and the
@@ -54,6 +58,13 @@ REACTOR_CONSUMER: Final = "reactor"
 
 COMMANDS_ALL: Final = "cmd.>"
 EVENTS_ALL: Final = "ev.>"
+KEYED_ALL: Final = "evk.>"
+# Keyed events are spread over this many partitions by the server, whatever
+# their aggregate: `partition()` hashes the key. Fixed for a store's life
+# (as a Kafka topic's partition count): the partition of an event is decided
+# when it is stored, so changing it would split a key's events over two
+# partitions. It bounds how many reactors share one aggregator's work.
+PARTITIONS: Final = 8
 NOTICES_ALL: Final = "notice.>"
 # NOTICES republishes each notice here once it is stored, with its sequence
 # in the Nats-Sequence header: the subject API processes relay from.
@@ -72,8 +83,10 @@ LEASE_TTL: Final = 6.0
 DUPLICATE_WINDOW: Final = 120.0  # COMMANDS and EVENTS (NATS_DUPLICATE_WINDOW)
 NOTICE_DUPLICATE_WINDOW: Final = 3600.0
 NOTICE_MAX_AGE: Final = 7 * 24 * 3600.0
-MAX_COMMAND_BYTES: Final = 256 * 1024
-MAX_EVENT_BYTES: Final = 256 * 1024
+# A command holds its body re-encoded (a route may accept up to 1 MiB); the
+# events of one decision are about as large. nats.conf's max_payload is 2 MB.
+MAX_COMMAND_BYTES: Final = 2 * 1024 * 1024
+MAX_EVENT_BYTES: Final = 2 * 1024 * 1024
 
 # The previous version's pointer to its view buckets (`<bucket>_v<N>` after a
 # rebuild); its domains' buckets are declared by the domains (`LegacyBucket`).
@@ -90,6 +103,28 @@ def command_lookup_subject(command_id: str) -> str:
 
 def event_subject(aggregate: str, aggregate_id: str) -> str:
     return f"ev.{aggregate}.{aggregate_id}"
+
+
+def keyed_subject(aggregate: str, key: str) -> str:
+    """Where a keyed event is published; the server stores it at its partition's subject."""
+    return f"evk.{aggregate}.{key}"
+
+
+def partition_filter(aggregate: str, partition: int) -> str:
+    """The stored subjects of an aggregate's keyed events in one partition."""
+    return f"ev.{aggregate}.{partition}.*"
+
+
+def keyed_filter(aggregate: str) -> str:
+    """The stored subjects of all of an aggregate's keyed events (every partition)."""
+    return f"ev.{aggregate}.*.*"
+
+
+# The server's partition() over the key token: FNV-1a of the token, modulo the count.
+KEYED_TRANSFORM: Final = api.SubjectTransform(
+    src="evk.*.*",
+    dest="ev.{{wildcard(1)}}.{{partition(%d,2)}}.{{wildcard(2)}}" % PARTITIONS,  # noqa: UP031
+)
 
 
 def notice_subject(session_id: str, command_id: str) -> str:
@@ -133,7 +168,8 @@ def events_stream_config(
     return api.StreamConfig(
         name=EVENTS_STREAM,
         description="The event store: every decision, per aggregate, kept for ever",
-        subjects=[EVENTS_ALL],
+        subjects=[EVENTS_ALL, KEYED_ALL],
+        subject_transform=KEYED_TRANSFORM,
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.LIMITS,
         # Full means refuse new events, never drop old ones (see README: archive).
@@ -260,8 +296,34 @@ async def ensure_topology(
                 continue
             log.info("updating stream %s to the current configuration", config.name)
             await js.update_stream(config)
-    for kv in [*BUCKETS, *view_buckets(views, 1)]:
+    for kv in BUCKETS:
         await js.create_key_value(kv)
+    await create_view_buckets(js, views, 1, update=update)
+
+
+async def create_view_buckets(
+    js: JetStreamContext, views: Iterable[str], version: int, *, update: bool = True
+) -> None:
+    """One version's view buckets (and its progress bucket), taking atomic batches.
+
+    An aggregator writes a partition's records and its position in one atomic
+    batch; nats-py's KeyValueConfig cannot ask for that, so the bucket's
+    stream is updated once made (a no-op after the first time). Without
+    `update` (the API) a bucket is made and the update left to the reactor,
+    which does it before any aggregator writes.
+    """
+    for kv in view_buckets(views, version):
+        stream = f"KV_{kv.bucket}"
+        try:
+            config = (await js.stream_info(stream)).config
+        except NotFoundError:
+            # Made as nats-py makes a bucket; asked again, it would refuse the
+            # bucket as changed (err 10058), hence the look first.
+            await js.create_key_value(kv)
+            config = (await js.stream_info(stream)).config
+        if not config.allow_atomic and update:
+            config.allow_atomic = True
+            await js.update_stream(config)
 
 
 def stream_names(views: Iterable[str] = ()) -> list[str]:

@@ -5,6 +5,13 @@ sequence of the last event applied to it, in one KV value, so a record and its
 checkpoint are written together or not at all. `state` null is a record that
 was removed (its checkpoint stays).
 
+An aggregator's bucket holds its records the same way (`<key>`), and beside
+them what only its fold needs, under dotted keys that no record key (one
+token) can take: `memo.<key>` (a record's memo), `partition.<p>` (how far
+partition p has folded EVENTS) and `rank.<p>` (each key of partition p with
+its rank, for the busiest-first list). A partition's worker writes all of
+these in one atomic batch.
+
 `task rebuild` folds EVENTS again into new buckets (version N+1) and then
 moves the pointer (KV `view_versions`, key `active`). Every API and reactor
 process follows it: a subscription to the key's subject, made before the
@@ -31,8 +38,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from contracts.domain import Aggregator, Readable
 from contracts.lookups import bucket_keys
-from contracts.topology import VIEW_PROGRESS, VIEW_VERSIONS_BUCKET, view_bucket
+from contracts.topology import PARTITIONS, VIEW_PROGRESS, VIEW_VERSIONS_BUCKET, view_bucket
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +70,29 @@ class Pointer(msgspec.Struct, frozen=True):
     version: int
 
 
+class Ranking(msgspec.Struct, frozen=True):
+    """Each key of one partition of an aggregator, with its rank (what the list sorts by)."""
+
+    ranks: dict[str, int]
+
+
 record_decoder: Final = msgspec.json.Decoder(Record)
 progress_decoder: Final = msgspec.json.Decoder(Progress)
+ranking_decoder: Final = msgspec.json.Decoder(Ranking)
 _pointer_decoder: Final = msgspec.json.Decoder(Pointer)
 NULL: Final = b"null"
+
+
+def memo_key(key: str) -> str:
+    return f"memo.{key}"
+
+
+def partition_key(partition: int) -> str:
+    return f"partition.{partition}"
+
+
+def rank_key(partition: int) -> str:
+    return f"rank.{partition}"
 
 
 def is_removed(record: Record) -> bool:
@@ -86,9 +113,13 @@ class ViewBuckets:
             kv = self._open[view] = await self.js.key_value(view_bucket(view, self.version))
         return kv
 
-    async def keys(self, view: str, prefix: str = "") -> list[str]:
-        """The view's keys (those starting with `prefix`, a whole token and its dot)."""
-        return await bucket_keys(self.js, view_bucket(view, self.version), prefix)
+    async def keys(self, view: str, prefix: str = "", *, records_only: bool = False) -> list[str]:
+        """The view's keys (those starting with `prefix`, a whole token and its dot);
+        `records_only`: one-token keys (an aggregator's records, without its memos,
+        partitions and rankings)."""
+        return await bucket_keys(
+            self.js, view_bucket(view, self.version), prefix, one_token=records_only
+        )
 
     async def record(self, view: str, key: str) -> Record | None:
         try:
@@ -115,6 +146,51 @@ class ViewBuckets:
         except (KeyNotFoundError, KeyDeletedError):
             return 0
         return progress_decoder.decode(entry.value or b"").position
+
+    async def partitions(self, aggregator: str) -> list[int]:
+        """How far each partition of an aggregator has folded EVENTS (0: not started)."""
+        kv = await self.bucket(aggregator)
+
+        async def one(partition: int) -> int:
+            try:
+                entry = await kv.get(partition_key(partition))
+            except (KeyNotFoundError, KeyDeletedError):
+                return 0
+            return progress_decoder.decode(entry.value or b"").position
+
+        return list(await asyncio.gather(*(one(p) for p in range(PARTITIONS))))
+
+    def progress_subject(self, readable: Readable) -> str:
+        """The subject a write of `readable`'s progress is published on (a wildcard for an
+        aggregator's partitions): what a wait for `position` subscribes to."""
+        if isinstance(readable, Aggregator):
+            return f"$KV.{view_bucket(readable.name, self.version)}.{partition_key(0)[:-1]}*"
+        return f"$KV.{view_bucket(VIEW_PROGRESS, self.version)}.{readable.name}"
+
+    async def position(self, readable: Readable) -> int:
+        """How far a view or an aggregator has folded EVENTS: an aggregator, its slowest
+        partition (every event up to there is in its records)."""
+        if readable.inline:
+            raise ValueError(f"{readable.name} is inline: it has no position of its own")
+        if isinstance(readable, Aggregator):
+            return min(await self.partitions(readable.name))
+        return await self.progress(readable.name)
+
+    async def ranking(self, aggregator: str) -> dict[str, int]:
+        """Every key of an aggregator with its rank, from each partition's ranking."""
+        kv = await self.bucket(aggregator)
+
+        async def one(partition: int) -> dict[str, int]:
+            try:
+                entry = await kv.get(rank_key(partition))
+            except (KeyNotFoundError, KeyDeletedError):
+                return {}
+            return ranking_decoder.decode(entry.value or b"").ranks
+
+        merged: dict[str, int] = {}
+        for ranks in await asyncio.gather(*(one(p) for p in range(PARTITIONS))):
+            merged.update(ranks)
+        return merged
 
 
 async def read_pointer(js: JetStreamContext) -> int:

@@ -11,7 +11,7 @@ from typing import Final
 
 from contracts.domain import Domain
 from contracts.registry import Registry
-from domains import accounting, identity, locations, outbox, posts, shipments, videos
+from domains import accounting, chat, identity, locations, outbox, posts, shipments, videos
 
 DOMAINS: Final[tuple[Domain, ...]] = (
     locations.DOMAIN,
@@ -21,6 +21,7 @@ DOMAINS: Final[tuple[Domain, ...]] = (
     outbox.DOMAIN,
     videos.DOMAIN,
     posts.DOMAIN,
+    chat.DOMAIN,
 )
 
 

@@ -11,10 +11,16 @@
   append is dropped by the server within the duplicate window; after it, the
   expected-sequence check refuses it. Either way the caller sees `Conflict`,
   reloads, and finds the command among the aggregate's causations: handled.
+- A keyed event is published to `evk.<aggregate>.<key>` and stored by the
+  server at `ev.<aggregate>.<partition>.<key>` (subject transform). Keyed
+  subjects are shared by every decision, so they carry no guard: the
+  decision's first event, its aggregate's own, does, for the whole batch
+  (it is stored all or none). A batch holds at most MAX_DECISION events.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, NamedTuple
@@ -26,11 +32,13 @@ from nats.js.errors import BadRequestError
 from contracts.commands import Command, encoder
 from contracts.events import StoredEvent, event_headers, read_event
 from contracts.registry import Registry
-from contracts.topology import EVENTS_STREAM, event_subject
+from contracts.topology import EVENTS_STREAM, event_subject, keyed_subject
 from reactor.batch import BatchRejected, Message, publish_atomic
 
 EXPECTED_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
 DIRECT_BATCH: Final = 256
+MAX_DECISION: Final = 1000  # the server's limit on an atomic batch (err 10199 above it)
+KEY: Final = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # one subject token, one KV key
 # Wrong last sequence (one publish; a batch), and a batch holding a message id
 # already stored: all mean "the aggregate moved on, or this was appended".
 CONFLICT_CODES: Final = frozenset({10071, 10164, 10201})
@@ -103,11 +111,12 @@ class EventStore:
         at: datetime,
     ) -> Appended:
         """Store the events of one decision, all or none, if the aggregate is at `expected`."""
-        subject = event_subject(aggregate, command.aggregate_id)
+        subjects = self.subjects(aggregate, command.aggregate_id, events)
         messages = [
             Message(subject, encoder.encode(e), self._headers(command, e, at, n))
-            for n, e in enumerate(events, start=1)
+            for n, (subject, e) in enumerate(zip(subjects, events, strict=True), start=1)
         ]
+        subject = subjects[0]
         guard = {EXPECTED_SUBJECT_SEQ: str(expected)}
         if len(messages) == 1:
             try:
@@ -134,6 +143,28 @@ class EventStore:
                 raise Conflict(str(exc)) from None
             raise
         return Appended(batch.seq - batch.size + 1, batch.seq)
+
+    def subjects(
+        self, aggregate: str, aggregate_id: str, events: Sequence[msgspec.Struct]
+    ) -> list[str]:
+        """Where each event of a decision is published (keyed ones by their key)."""
+        if len(events) > MAX_DECISION:
+            raise ValueError(f"a decision of {len(events)} events: at most {MAX_DECISION}")
+        own = event_subject(aggregate, aggregate_id)
+        subjects = []
+        for event in events:
+            key = self._registry.key_of(event)
+            if key is None:
+                subjects.append(own)
+            elif not KEY.match(key):
+                raise ValueError(f"{type(event).__name__}: key {key!r} is not {KEY.pattern}")
+            else:
+                subjects.append(keyed_subject(aggregate, key))
+        if subjects and subjects[0] != own:
+            # The expected-sequence guard rides on the first message: it must be
+            # on the aggregate's own subject, not on a key shared by every batch.
+            raise ValueError("a decision with keyed events starts with an event of its own")
+        return subjects
 
     def _headers(
         self, command: Command, event: msgspec.Struct, at: datetime, n: int

@@ -186,6 +186,7 @@ class CommandHandler:
                 (known, True) if known else (await self._load(spec, command.aggregate_id), False)
             )
         refused: Rejection | None = None
+        last = 0  # the decision's last event (its keyed events are not the aggregate's)
         for _ in range(MAX_CONFLICTS):
             history = loaded.history
             mine = [e for e in history if e.meta.command_id == command.command_id]
@@ -209,7 +210,7 @@ class CommandHandler:
             if not decision:
                 break  # nothing to change
             try:
-                mine = await self._append(command, spec, decision, expected=loaded.position)
+                mine, last = await self._append(command, spec, decision, expected=loaded.position)
             except Conflict:
                 loaded, remembered, refused = (
                     await self._load(spec, command.aggregate_id),
@@ -227,7 +228,9 @@ class CommandHandler:
 
         resource = await self._inline_views(spec, history, mine, fresh=len(history) == len(mine))
         decided = self._clock()
-        position = mine[-1].meta.seq if mine else (history[-1].meta.seq if history else 0)
+        # A redelivered decision's keyed events are not in its history: its position is
+        # then its own last event, which a client's `min_position` finds a little early.
+        position = last or (mine[-1].meta.seq if mine else (history[-1].meta.seq if history else 0))
         timings = {
             "started": started.timestamp(),
             "appended": appended.timestamp(),
@@ -274,12 +277,17 @@ class CommandHandler:
 
     async def _append(
         self, command: Command, spec: CommandSpec, events: Sequence[msgspec.Struct], expected: int
-    ) -> list[StoredEvent]:
+    ) -> tuple[list[StoredEvent], int]:
+        """Append a decision; its events of the aggregate's own, and the last sequence of all.
+
+        Keyed events (stored by key, for aggregators) are part of the batch but
+        not of the aggregate's history: a reload by its subject does not see them.
+        """
         at = self._clock()
-        first, _ = await self._store.append(
+        first, last = await self._store.append(
             command, spec.aggregate, events, expected=expected, at=at
         )
-        return [
+        own = [
             StoredEvent(
                 event,
                 EventMeta(
@@ -294,7 +302,9 @@ class CommandHandler:
                 ),
             )
             for i, event in enumerate(events)
+            if self._registry.key_of(event) is None
         ]
+        return own, last
 
     async def _inline_views(
         self,

@@ -15,6 +15,10 @@ batch, and stores its new position:
   finds them handled after it. Their notices go to the event's session,
   `caused_by` the command that decided the event.
 
+- an aggregator's partition (`reactor.aggregators`) folds its keyed events
+  and writes records, memos and position in one atomic batch; runners of
+  partitions take no more than their reactor's fair share (`reactor.members`).
+
 When idle, a job still moves its position to the end of the stream (events
 it does not read included), so a read waiting for position N is not left
 waiting because N was another aggregate's event.
@@ -40,7 +44,7 @@ from contracts.registry import Registry
 from contracts.topology import command_subject
 from contracts.views import ActiveViews, ViewBuckets, progress_decoder
 from reactor.leases import RENEW_EVERY, RETRY_EVERY, Lease
-from reactor.reader import EventReader
+from reactor.reader import BATCH, EventReader
 from reactor.views import ViewWriter, save_position
 
 log = logging.getLogger(__name__)
@@ -49,12 +53,30 @@ IDLE_WAIT: Final = 1.0  # a fetch waits this long for events before the job chec
 SETTLE_WAIT: Final = 0.05  # ... and this long again after reading where the end is
 
 
+class Superseded(Exception):
+    """Another runner wrote this job's position: what this one holds is stale."""
+
+
+class Gate(Protocol):
+    """How many jobs of a group this reactor may hold (`reactor.members.Share`)."""
+
+    def reserve(self, job: str) -> bool:
+        """Count `job` as held here if that keeps within the share; False otherwise."""
+
+    def over(self, job: str) -> bool:
+        """Whether this reactor holds more than its share (and `job` should go)."""
+
+    def drop(self, job: str) -> None:
+        """`job` is no longer held here."""
+
+
 class Job(Protocol):
-    name: str  # its lease: view.<name> or policy.<name>
+    name: str  # its lease: view.<name>, policy.<name> or aggregator.<name>.<partition>
     subjects: list[str]
     # Once caught up, how long to let events gather before reading on: each
     # batch costs the job a write per record it touches and one for its position.
     linger: float
+    batch: int  # events read at once
 
     async def start(self) -> int:
         """Prepare to run; the position to read after."""
@@ -63,11 +85,16 @@ class Job(Protocol):
 
     async def save(self, position: int) -> None: ...
 
+    async def finish(self) -> None:
+        """Wait for what `save` left going (a write in flight)."""
+
     def restart(self) -> asyncio.Event | None:
         """An event that, once set, means: stop and start again (new buckets)."""
 
 
 class ViewJob:
+    batch = BATCH
+
     def __init__(
         self, view: View, registry: Registry, active: ActiveViews, writer: ViewWriter
     ) -> None:
@@ -102,6 +129,9 @@ class ViewJob:
         assert self._buckets is not None
         await self._writer.save_progress(self._buckets, self.view.name, position)
 
+    async def finish(self) -> None:
+        return None
+
     def restart(self) -> asyncio.Event | None:
         return self._changed
 
@@ -125,6 +155,7 @@ def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: Event
 
 class PolicyJob:
     linger = 0.0  # each event is a command of its own: waiting would only delay it
+    batch = BATCH
 
     def __init__(
         self, policy: Policy, registry: Registry, js: JetStreamContext, progress: KeyValue
@@ -158,6 +189,9 @@ class PolicyJob:
     async def save(self, position: int) -> None:
         await save_position(self._progress, self.name, position)
 
+    async def finish(self) -> None:
+        return None
+
     def restart(self) -> asyncio.Event | None:
         return None
 
@@ -173,23 +207,41 @@ class Runner:
         leases: KeyValue,
         *,
         holder: str | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.job = job
         self._js = js
         self._registry = registry
         self.lease = Lease(leases, job.name, holder)
+        self._gate = gate
         self.active = False  # holding the lease and reading
+
+    async def _acquire(self) -> bool:
+        if self._gate is None:
+            return await self.lease.acquire()
+        if not self._gate.reserve(self.job.name):
+            return False  # this reactor holds its share already
+        try:
+            taken = await self.lease.acquire()
+        finally:
+            if not self.lease.held:
+                self._gate.drop(self.job.name)
+        return taken
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
-                if await self.lease.acquire():
+                if await self._acquire():
                     log.info("%s: running here", self.job.name)
                     await self._run_held(stop)
                     failures = 0
                 else:
                     await _wait(stop, RETRY_EVERY)
+            except Superseded as exc:
+                # Not an error: a runner that lost its lease unawares, or a rebuild's
+                # catch-up, moved the job on. Start again from what is stored.
+                log.warning("%s: %s; starting again from what is stored", self.job.name, exc)
             except (nats.errors.Error, TimeoutError) as exc:
                 failures += 1
                 log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
@@ -206,12 +258,16 @@ class Runner:
                 self.active = False
                 with contextlib.suppress(nats.errors.Error, TimeoutError):
                     await self.lease.release()
+                if self._gate is not None:
+                    self._gate.drop(self.job.name)
 
     async def _run_held(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         position = await self.job.start()
         restart = self.job.restart()
-        reader = EventReader(self._js, self._registry, self.job.subjects, position)
+        reader = EventReader(
+            self._js, self._registry, self.job.subjects, position, batch=self.job.batch
+        )
         renew_at = loop.time() + RENEW_EVERY
         self.active = True
         caught_up = False
@@ -220,6 +276,9 @@ class Runner:
                 if caught_up and self.job.linger:
                     await asyncio.sleep(self.job.linger)
                 if loop.time() >= renew_at:
+                    if self._gate is not None and self._gate.over(self.job.name):
+                        log.info("%s: over this reactor's share; handing it over", self.job.name)
+                        return
                     if not await self.lease.renew():
                         log.warning("%s: lease lost; standing by", self.job.name)
                         return
@@ -244,6 +303,7 @@ class Runner:
                 await self.job.save(position)
         finally:
             await reader.close()
+            await self.job.finish()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

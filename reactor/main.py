@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
 from contracts.registry import Registry, RegistryError
 from contracts.topology import (
     LEASES_BUCKET,
+    PARTITIONS,
     RESERVATIONS_BUCKET,
     RUNNER_PROGRESS_BUCKET,
     LegacyStore,
@@ -27,11 +28,13 @@ from contracts.topology import (
 )
 from contracts.views import ActiveViews
 from domains import registry as default_registry
+from reactor.aggregators import PartitionJob
 from reactor.consumer import Reactor
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
 from reactor.jobs import Job, PolicyJob, Runner, ViewJob
 from reactor.mailer import Mailer, SmtpSettings
+from reactor.members import Members
 from reactor.reservations import Reservations
 from reactor.views import ViewWriter
 
@@ -71,6 +74,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "and policies back at once (env REACTOR_ID; default: a new random one each start)",
     )
     parser.add_argument(
+        "--no-jobs",
+        dest="jobs",
+        action="store_false",
+        default=os.environ.get("REACTOR_JOBS", "1") not in ("0", "false", "no"),
+        help="only handle commands: leave the async views, policies and aggregators to other "
+        "reactors (env REACTOR_JOBS=0)",
+    )
+    parser.add_argument(
         "--stop-grace",
         type=float,
         default=float(os.environ.get("REACTOR_STOP_GRACE", "10")),
@@ -104,7 +115,7 @@ async def run(
         async def prepare() -> None:
             await ensure_topology(
                 js,
-                registry.views,
+                registry.buckets,
                 events_max_bytes=settings.events_max_bytes,
                 duplicate_window=settings.duplicate_window,
             )
@@ -128,16 +139,22 @@ async def run(
             ack_wait=args.ack_wait,
             stop_grace=args.stop_grace,
         )
+        leases = await js.key_value(LEASES_BUCKET)
+        holder = args.id or uuid.uuid4().hex
+        members = Members(js, leases, holder)
         runners = job_runners(
             registry,
-            js,
+            nc,
             active,
-            await js.key_value(LEASES_BUCKET),
+            leases,
             await js.key_value(RUNNER_PROGRESS_BUCKET),
-            holder=args.id or uuid.uuid4().hex,
+            holder=holder,
+            members=members,
         )
-        jobs = [asyncio.create_task(r.run(stop)) for r in runners]
-        if registry.mailboxes:
+        jobs = [asyncio.create_task(r.run(stop)) for r in runners] if args.jobs else []
+        if jobs and registry.aggregators:
+            jobs.append(asyncio.create_task(members.run(stop)))
+        if args.jobs and registry.mailboxes:
             mailer = Mailer(js, registry, handler, SmtpSettings.from_env())
             jobs.append(asyncio.create_task(mailer.run(stop)))
         try:
@@ -152,18 +169,35 @@ async def run(
 
 def job_runners(
     registry: Registry,
-    js: JetStreamContext,
+    nc: Client,
     active: ActiveViews,
     leases: KeyValue,
     progress: KeyValue,
     *,
     holder: str,
+    members: Members,
 ) -> list[Runner]:
-    """A runner for each async view and each policy (one reactor runs each at a time)."""
+    """A runner for each async view, each policy and each aggregator's partition (one
+    reactor runs each at a time; of the partitions, each reactor its fair share)."""
+    js = nc.jetstream()
     writer = ViewWriter()
     jobs: list[Job] = [ViewJob(v, registry, active, writer) for v in registry.async_views()]
     jobs += [PolicyJob(p, registry, js, progress) for p in registry.policies.values()]
-    return [Runner(job, js, registry, leases, holder=holder) for job in jobs]
+    runners = [Runner(job, js, registry, leases, holder=holder) for job in jobs]
+    for aggregator in registry.aggregators.values():
+        share = members.share(PARTITIONS)
+        runners += [
+            Runner(
+                PartitionJob(aggregator, p, registry, nc, active),
+                js,
+                registry,
+                leases,
+                holder=holder,
+                gate=share,
+            )
+            for p in range(PARTITIONS)
+        ]
+    return runners
 
 
 def main(argv: Sequence[str] | None = None) -> int:

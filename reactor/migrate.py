@@ -137,7 +137,7 @@ async def run() -> int:
             print("migrate: nothing to do (no buckets of the previous version)")
             return 0
         print(f"migrate: moving {', '.join(legacy)} onto EVENTS")
-        await ensure_topology(js, registry.views)
+        await ensure_topology(js, registry.buckets)
         done = await migrate(js, EventStore(nc, registry), registry)
         print(
             "migrate: "

@@ -30,7 +30,7 @@ async def purge() -> int:
             for info in await js.streams_info()
             if info.config.name and _is_rebuilt_version(info.config.name)
         ]
-        for name in [*stream_names(default_registry().views), *rebuilt]:
+        for name in [*stream_names(default_registry().buckets), *rebuilt]:
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(name)  # its consumers go with it
                 deleted.append(name)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor.purge", description=__doc__)
     parser.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
-    names = ", ".join(stream_names(default_registry().views)) + " (and rebuilt view versions)"
+    names = ", ".join(stream_names(default_registry().buckets)) + " (and rebuilt view versions)"
     if not args.yes:
         if not sys.stdin.isatty():
             print(

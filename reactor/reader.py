@@ -5,6 +5,8 @@ filtered to the subjects the reader needs. It is the reader's own, so it
 delivers each event once and in order; when it is lost (a reconnect, a
 server restart), it is made again from the last event read. Nothing about it
 needs to survive the process: whoever folds stores its own position.
+Messages are pulled ahead into a buffer (`reactor.pull`), not fetched one
+future at a time.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import logging
 from typing import Final, NamedTuple
 
 import nats.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
 from contracts.events import StoredEvent, UnreadableEvent, read_event
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM
+from reactor.pull import PullStream
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +37,34 @@ class Batch(NamedTuple):
 
 class EventReader:
     def __init__(
-        self, js: JetStreamContext, registry: Registry, subjects: list[str], position: int
+        self,
+        js: JetStreamContext,
+        registry: Registry,
+        subjects: list[str],
+        position: int,
+        batch: int = BATCH,
     ) -> None:
         self._js = js
+        self._nc: Client = js._nc  # the connection the context is on (nats-py keeps it private)
         self._registry = registry
         self._subjects = subjects
+        self._batch = batch
         self.position = position  # every event up to here has been read
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._pull: PullStream | None = None
         self._consumer: str | None = None
         self._unknown: set[str] = set()
 
     async def next_batch(self, wait: float) -> Batch:
-        """Up to BATCH events after `position`, waiting up to `wait` seconds for the first."""
-        if self._sub is None:
-            self._sub = await self._open()
+        """Up to `batch` events after `position`, waiting up to `wait` seconds for the first."""
         try:
-            msgs = await self._sub.fetch(BATCH, timeout=wait)
-        except TimeoutError:  # nats.errors.TimeoutError or a bare asyncio one (nats.py #986)
-            return Batch([], None, True)
+            if self._pull is None:
+                self._pull = await self._open()
+            msgs = await self._pull.take(self._batch, wait)
         except nats.errors.Error:
             await self.close()  # the consumer is gone: make it again next time
             raise
+        if not msgs:
+            return Batch([], None, True)
         events: list[StoredEvent] = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
@@ -64,10 +75,12 @@ class EventReader:
             except UnreadableEvent as exc:
                 self._skip(str(exc))
             self.position = seq
-        pending = msgs[-1].metadata.num_pending if msgs else 0
-        return Batch(events, self.position if msgs else None, not pending)
+        # Caught up: nothing left on the server past the last message delivered, nor
+        # delivered and not taken yet (messages are pulled ahead).
+        pending = msgs[-1].metadata.num_pending + self._pull.buffered
+        return Batch(events, self.position, not pending)
 
-    async def _open(self) -> JetStreamContext.PullSubscription:
+    async def _open(self) -> PullStream:
         start = self.position + 1
         config = api.ConsumerConfig(
             ack_policy=api.AckPolicy.NONE,
@@ -80,15 +93,17 @@ class EventReader:
         )
         info = await self._js.add_consumer(EVENTS_STREAM, config)
         self._consumer = info.name
-        return await self._js.pull_subscribe_bind(info.name, EVENTS_STREAM)
+        pull = PullStream(self._nc, EVENTS_STREAM, info.name, self._batch)
+        await pull.start()
+        return pull
 
     async def close(self) -> None:
         """Drop the consumer (if the server is gone, it drops it itself after INACTIVE)."""
-        sub, self._sub = self._sub, None
+        pull, self._pull = self._pull, None
         consumer, self._consumer = self._consumer, None
         try:
-            if sub is not None:
-                await sub.unsubscribe()
+            if pull is not None:
+                await pull.close()
             if consumer is not None:
                 await self._js.delete_consumer(EVENTS_STREAM, consumer)
         except nats.errors.Error as exc:

@@ -13,6 +13,11 @@ While the API and the reactors keep running:
    records are checkpointed, so folding an event twice changes nothing;
 5. compare the new version with the old one and report.
 
+Aggregators are folded the same way, partition by partition, each written
+with its guard: after the switch the reactors' workers go on from where the
+rebuild left each partition, and the last catch-up beside them is safe
+(whichever writer is behind is refused and reads again).
+
 Nothing is decided again: views are derived from the events alone, so the
 same events give the same views. The previous version's buckets are kept
 (older ones dropped), so a bad rebuild can be undone by moving the pointer
@@ -27,17 +32,19 @@ import asyncio
 import contextlib
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts.domain import View
+from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
-from contracts.topology import VIEW_PROGRESS, view_bucket, view_buckets
+from contracts.topology import VIEW_PROGRESS, create_view_buckets, view_bucket
 from contracts.views import Record, ViewBuckets, read_pointer, write_pointer
 from domains import registry as default_registry
+from reactor.aggregators import Refold
 from reactor.cli import nats_client, run_tool
 from reactor.reader import EventReader
 from reactor.views import ViewWriter
@@ -88,15 +95,17 @@ class Fold:
         await self._reader.close()
 
 
-async def records(buckets: ViewBuckets, view: str) -> dict[str, Record]:
-    return await buckets.records(view, await buckets.keys(view))
+async def records(buckets: ViewBuckets, view: Readable) -> dict[str, Record]:
+    """Every record of a view or an aggregator (not an aggregator's memos, positions...)."""
+    keys = await buckets.keys(view.name, records_only=isinstance(view, Aggregator))
+    return await buckets.records(view.name, keys)
 
 
-async def differences(old: ViewBuckets, new: ViewBuckets, views: Sequence[View]) -> list[str]:
+async def differences(old: ViewBuckets, new: ViewBuckets, views: Iterable[Readable]) -> list[str]:
     """How `new` differs from `old`, leaving out records `new` has taken further (later events)."""
     found: list[str] = []
     for view in views:
-        before, after = await records(old, view.name), await records(new, view.name)
+        before, after = await records(old, view), await records(new, view)
         for key, was in before.items():
             now = after.get(key)
             if now is None:
@@ -111,36 +120,42 @@ async def differences(old: ViewBuckets, new: ViewBuckets, views: Sequence[View])
 
 
 async def create_version(js: JetStreamContext, registry: Registry, version: int) -> None:
-    for config in view_buckets(registry.views, version):
-        await js.create_key_value(config)
+    await create_view_buckets(js, registry.buckets, version)
 
 
 async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> None:
-    for view in [*registry.views, VIEW_PROGRESS]:
+    for view in [*registry.buckets, VIEW_PROGRESS]:
         with contextlib.suppress(NotFoundError):
             await js.delete_key_value(view_bucket(view, version))
 
 
 async def rebuild(
-    js: JetStreamContext, registry: Registry, grace: float = 2.0
-) -> tuple[Fold, list[str]]:
-    """Rebuild into the next version and switch to it; returns the fold and the differences."""
+    nc: Client, registry: Registry, grace: float = 2.0
+) -> tuple[Fold, list[Refold], list[str]]:
+    """Rebuild into the next version and switch to it; the folds and the differences."""
+    js = nc.jetstream()
     current = await read_pointer(js)
     target = current + 1
     await drop_version(js, registry, target)  # what an interrupted rebuild left behind
     await create_version(js, registry, target)
-    fold = Fold(js, registry, ViewBuckets(js, target), list(registry.views.values()))
+    buckets = ViewBuckets(js, target)
+    fold = Fold(js, registry, buckets, list(registry.views.values()))
+    refolds = [Refold(a, registry, nc, buckets) for a in registry.aggregators.values()]
     try:
-        await fold.until_caught_up()
-        await write_pointer(js, target)
-        await asyncio.sleep(grace)  # every process sees the move well within this
-        await fold.until_caught_up()
+        for _ in range(2):  # up to the end, switch, then what came meanwhile
+            end = await fold.until_caught_up()
+            for refold in refolds:
+                await refold.until(end)
+            if await read_pointer(js) != target:
+                await write_pointer(js, target)
+                await asyncio.sleep(grace)  # every process sees the move well within this
     finally:
         await fold.close()
-    found = await differences(ViewBuckets(js, current), fold.buckets, fold.views)
+    found = await differences(ViewBuckets(js, current), buckets, fold.views)
+    found += await differences(ViewBuckets(js, current), buckets, registry.aggregators.values())
     if current > 2:
         await drop_version(js, registry, current - 1)  # keep the previous version (never 1)
-    return fold, found
+    return fold, refolds, found
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -153,8 +168,10 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         current = await read_pointer(js)
         print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
-        fold, found = await rebuild(js, registry, grace=args.grace)
-        counts = ", ".join(f"{v.name} {fold.counts[v.name]}" for v in fold.views) or "no views"
+        fold, refolds, found = await rebuild(nc, registry, grace=args.grace)
+        applied = [(v.name, fold.counts[v.name]) for v in fold.views]
+        applied += [(r.aggregator.name, r.applied) for r in refolds]
+        counts = ", ".join(f"{name} {n}" for name, n in applied) or "no views"
         print(f"rebuild: read EVENTS up to {fold.position} (events applied per view: {counts})")
         print(f"rebuild: version {current + 1} is live")
         if found:

@@ -4,8 +4,9 @@ Prints the durable consumer's lag and redeliveries, the streams' sizes and the
 dead letters. Healthy: `pending` near 0 (it only grows while reactors are
 down or slower than the arrival rate), `redelivered` small and not growing
 (transient failures), `dead letters` 0, and `waiting pulls` at least one per
-running reactor (an idle reactor keeps a fetch open). Then, per async view
-and policy, how far it has read EVENTS and its lag behind the stream's end.
+running reactor (an idle reactor keeps a fetch open). Then, per async view,
+policy and aggregator (its slowest partition), how far it has read EVENTS and
+its lag behind the stream's end.
 """
 
 from __future__ import annotations
@@ -102,6 +103,13 @@ async def jobs_report(js: JetStreamContext, registry: Registry) -> list[str]:
         except KeyNotFoundError:
             position = 0
         lines.append(f"  policy {name:<22} at {position:<8} behind {end - position}")
+    for name in registry.aggregators:
+        positions = await views.partitions(name)
+        at = min(positions)
+        lines.append(
+            f"  aggregator {name:<18} at {at:<8} behind {end - at}"
+            f"  (partitions: {', '.join(str(p) for p in positions)})"
+        )
     return lines
 
 

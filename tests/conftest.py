@@ -65,7 +65,7 @@ async def fresh_nc(fresh_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture
 async def fresh_js(fresh_nc: Client) -> JetStreamContext:
     context = fresh_nc.jetstream()
-    await ensure_topology(context, REGISTRY.views)
+    await ensure_topology(context, REGISTRY.buckets)
     return context
 
 
@@ -148,5 +148,5 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture(scope="session")
 async def js(nc: Client) -> JetStreamContext:
     context = nc.jetstream()
-    await ensure_topology(context, REGISTRY.views)
+    await ensure_topology(context, REGISTRY.buckets)
     return context

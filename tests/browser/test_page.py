@@ -200,7 +200,16 @@ async def test_every_page_works_under_the_security_headers(
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["x-frame-options"] == "DENY"
-    for path in ("/locations", "/shipments", "/accounts", "/account/signup", "/videos", "/profile"):
+    pages = (
+        "/locations",
+        "/shipments",
+        "/accounts",
+        "/account/signup",
+        "/videos",
+        "/profile",
+        "/chat",
+    )
+    for path in pages:
         await page.goto(url + path)
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     await page.goto(url + "/docs")

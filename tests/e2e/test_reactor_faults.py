@@ -189,7 +189,7 @@ async def test_exhausted_command_is_dead_lettered_then_replayed(
         assert f"cmd.CreateLocation.{command.command_id}" in listed.stdout
         assert "1 dead letter(s)" in listed.stdout
 
-        await ensure_topology(fresh_js, REGISTRY.views)  # the outage is over
+        await ensure_topology(fresh_js, REGISTRY.buckets)  # the outage is over
         replayed = await tool(fresh_server, "reactor.dlq", "replay", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert f"replayed command {command.command_id}" in replayed.stdout

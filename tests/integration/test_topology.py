@@ -7,7 +7,7 @@ from tests.conftest import REGISTRY
 
 
 async def test_every_stream_and_bucket_exists(js: JetStreamContext) -> None:
-    names = stream_names(REGISTRY.views)
+    names = stream_names(REGISTRY.buckets)
     assert {"EVENTS", "KV_view_locations", "KV_view_progress", "KV_reservations"} <= set(names)
     for name in names:
         info = await js.stream_info(name)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js import JetStreamContext
 
-from contracts.topology import view_buckets
+from contracts.topology import create_view_buckets
 from contracts.views import ActiveViews, write_pointer
 from tests.conftest import REGISTRY, connect_test_client
 from tests.helpers import eventually
@@ -15,8 +15,7 @@ from tests.processes import NatsServer
 
 
 async def make_version(js: JetStreamContext, version: int) -> None:
-    for config in view_buckets(REGISTRY.views, version):
-        await js.create_key_value(config)
+    await create_view_buckets(js, REGISTRY.buckets, version)
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import pytest
 from openapi_spec_validator import validate
 
 from api.openapi import document
-from contracts.domain import CommandSpec, Owner, View
+from contracts.domain import Aggregator, CommandSpec, Owner, View
 from contracts.registry import Registry, RegistryError
-from domains import DOMAINS, identity
+from domains import DOMAINS, chat, identity
+from domains.chat.events import MessagesPosted, Posted
 from tests.domains import memos, notes
 
 
@@ -125,6 +126,16 @@ def test_the_openapi_document_is_valid_and_lists_every_route() -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["CreateLocation"]["properties"]["name"]["maxLength"] == 100
     assert {"Problem", "Notice", "LocationRecord", "Stats"} <= set(schemas)
+    # An aggregator is read like a view; a read may name its path parameter.
+    one = paths["/api/chat/channels/{channel}"]["get"]
+    assert [p["name"] for p in one["parameters"]] == ["channel", "min_position"]
+    assert "get" in paths["/api/chat/channels/{channel}/live"]
+    (cursor,) = [
+        p for p in paths["/api/chat/channels"]["get"]["parameters"] if p["name"] == "cursor"
+    ]
+    assert cursor["schema"]["pattern"] == r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$"
+    assert "1048576 bytes" in paths["/api/chat/messages"]["post"]["description"]
+    assert schemas["ChatMessage"]["properties"]["text"]["maxLength"] == 500
 
 
 def test_the_openapi_document_shows_forms_secrets_and_who_may_send() -> None:
@@ -143,3 +154,36 @@ def test_the_openapi_document_shows_forms_secrets_and_who_may_send() -> None:
     assert "401" not in paths["/api/videos/{id}/views"]["post"]["responses"]
     assert set(paths["/api/sessions/current"]) == {"get", "delete"}
     assert schemas["SignInForm"]["properties"]["password"]["writeOnly"] is True
+
+
+def test_an_aggregator_folds_keyed_events_only() -> None:
+    aggregator = Aggregator(
+        "note_counts", state=notes.Note, events=(notes.NoteWritten,), apply=lambda *a: a[:2]
+    )
+    with pytest.raises(RegistryError, match="not a keyed event"):
+        Registry([dataclasses.replace(notes.DOMAIN, aggregators=(aggregator,))])
+
+
+def test_an_aggregator_and_a_view_may_not_share_a_bucket() -> None:
+    domain = dataclasses.replace(
+        chat.DOMAIN, aggregators=(dataclasses.replace(chat.CHANNELS, name="notes"),)
+    )
+    with pytest.raises(RegistryError, match="declared twice"):
+        Registry([notes.DOMAIN, domain])
+
+
+def test_an_inline_view_of_a_keyed_event_is_refused() -> None:
+    view = View(
+        "posts", state=Posted, events=(MessagesPosted,), apply=lambda r, e, m: r, inline=True
+    )
+    with pytest.raises(RegistryError, match="is not inline"):
+        Registry([dataclasses.replace(chat.DOMAIN, views=(view,))])
+
+
+def test_an_aggregator_reads_its_keyed_events_by_partition() -> None:
+    registry = Registry(DOMAINS)
+    channels = registry.aggregators["chat_channels"]
+    assert registry.partition_filter(channels, 3) == ["ev.chat.3.*"]
+    assert registry.partition_filter(channels) == ["ev.chat.*.*"]
+    assert registry.readable("chat_channels") is channels
+    assert "chat_channels" in registry.buckets

@@ -1,0 +1,61 @@
+"""Reading EVENTS in order (pulled ahead into a buffer): large events, a consumer lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from contracts.topology import EVENTS_STREAM
+from reactor.eventstore import EventStore
+from reactor.reader import EventReader
+from tests.conftest import REGISTRY
+from tests.domains.memos import MemoWritten, WriteMemo
+from tests.helpers import envelope
+
+AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+async def written(store: EventStore, texts: list[str]) -> None:
+    for text in texts:
+        await store.append(envelope(WriteMemo("x")), "memo", [MemoWritten(text)], expected=0, at=AT)
+
+
+async def read_all(reader: EventReader) -> list[str]:
+    found: list[str] = []
+    while (batch := await reader.next_batch(wait=0.5)).last_seq is not None:
+        found += [e.event.text for e in batch.events]
+    return found
+
+
+async def test_large_events_come_in_order_a_bounded_request_at_a_time(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    texts = [f"{i:02d}" + "x" * 700_000 for i in range(30)]  # 21 MB: several requests' worth
+    await written(EventStore(fresh_nc, REGISTRY), texts)
+    reader = EventReader(fresh_js, REGISTRY, ["ev.memo.>"], 0, batch=1024)
+    try:
+        assert await read_all(reader) == texts
+    finally:
+        await reader.close()
+
+
+async def test_a_lost_consumer_is_an_error_then_made_again_from_the_position(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    store = EventStore(fresh_nc, REGISTRY)
+    await written(store, ["a", "b"])
+    reader = EventReader(fresh_js, REGISTRY, ["ev.memo.>"], 0)
+    try:
+        assert await read_all(reader) == ["a", "b"]
+        for info in await fresh_js.consumers_info(EVENTS_STREAM):
+            await fresh_js.delete_consumer(EVENTS_STREAM, info.name)
+        await written(store, ["c"])
+        with pytest.raises(nats.errors.Error):
+            await read_all(reader)  # the consumer's deletion reaches the open request
+        assert await read_all(reader) == ["c"]  # from where it had got to, nothing twice
+    finally:
+        await reader.close()
