@@ -113,7 +113,6 @@ def create_app(
             )
             svc.metrics.gauges["relay_waiters"] = lambda: relay.waiters
             svc.metrics.gauges["sse_streams_open"] = lambda: limits.open
-            log.info("API ready: open http://%s:%d", settings.host, settings.port)
             yield {"services": svc}
 
     return Starlette(

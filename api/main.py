@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 from nats.aio.client import Client
@@ -28,7 +31,30 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
     )
 
 
-def main() -> int:
+class Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once it does (the port it really got)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            logging.getLogger("api").info("API ready: open http://%s:%d", host, port)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m api",
+        description="Serve the API and the page (uvicorn). Configured by environment "
+        "variables, each with a working local default: NATS_URL, NATS_API_USER, "
+        "NATS_API_PASSWORD, API_HOST, API_PORT (0: any free port), NOTICE_TIMEOUT, "
+        "MAX_BODY_BYTES, SESSION_SECRET, TRUSTED_PROXIES, LOG_LEVEL and more "
+        "(README: Configuration).",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings.from_env()
     try:
         registry = default_registry()
@@ -65,5 +91,5 @@ def main() -> int:
     except Interrupted:
         return 130
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutting down
-        uvicorn.Server(config).run()
+        Server(config).run()
     return 0

@@ -1,10 +1,14 @@
 """Client-side latency from POST to `succeeded`, one command at a time.
 
-    python -m bench.latency [--url http://127.0.0.1:8000] [-n 500]
+    python -m bench.latency [-n 500]                  on a stack of its own (temp store)
+    python -m bench.latency --url http://127.0.0.1:8000   against a running one
 
-Against a running stack (`task up`). Each round: POST /api/locations (a fresh
-name), then GET the command's event stream and read until `succeeded`, as the
-page does. Reports p50/p90/p99/max of the whole round and of the POST alone.
+By default it starts its own nats-server (temporary store), reactor and API,
+so it never writes its hundreds of locations into your stack; `--url`
+measures a running stack instead (and does write them there). Each round:
+POST /api/locations (a fresh name), then GET the command's event stream and
+read until `succeeded`, as the page does. Reports p50/p90/p99/max of the
+whole round and of the POST alone.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 from httpx_sse import aconnect_sse
+
+from tests.processes import own_stack
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:
@@ -68,10 +76,14 @@ if __name__ == "__main__":
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--url", help="a running stack to measure (default: one of its own)")
     parser.add_argument("-n", "--rounds", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
+    if args.url is None:
+        with tempfile.TemporaryDirectory() as folder, own_stack(Path(folder) / "store") as stack:
+            asyncio.run(main(stack.url, args.rounds, args.warmup))
+        sys.exit(0)
     try:
         asyncio.run(main(args.url, args.rounds, args.warmup))
     except httpx.ConnectError:

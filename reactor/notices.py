@@ -62,7 +62,11 @@ def _about(command: Command, completed_at: datetime) -> dict[str, Any]:
 
 
 def unprocessable(command: Command, reason: str, completed_at: datetime) -> Notice:
-    """The notice for a command that kept failing for reasons outside the domain."""
+    """The notice for a command that kept failing for reasons outside the domain.
+
+    What went wrong (`reason`: an exception's text) is for the operator, in the
+    log and the dead letter's headers, not for whoever sent the command.
+    """
     return failed(
         command,
         completed_at,
@@ -70,6 +74,7 @@ def unprocessable(command: Command, reason: str, completed_at: datetime) -> Noti
             type="/problems/not-processed",
             title="Command could not be processed",
             status=500,
-            detail=f"The command could not be processed: {reason}",
+            detail="The command could not be processed; it was set aside for an operator "
+            "(a dead letter).",
         ),
     )

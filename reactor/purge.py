@@ -1,18 +1,22 @@
 """`python -m reactor.purge` (`task purge`): delete every stream, consumer and bucket.
 
 Asks first; `--yes` skips the question (and is required without a terminal).
-Everything is recreated empty when the API or a reactor starts. Restart them
-after a purge: a running reactor recreates the streams when it binds again,
-but processes keep the view version they had (after a `task rebuild`,
-buckets that no longer exist).
+Refuses while an API or a reactor is connected to the server (it asks the
+server's monitoring endpoint, NATS_MONITOR_URL, which connections there are):
+purged under them, they would go on with streams and buckets recreated half
+way. Stop them, purge, start them again: they recreate everything empty.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import re
 import sys
+import urllib.request
+from collections import Counter
 
 from nats.js.errors import NotFoundError
 
@@ -49,17 +53,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
     names = ", ".join(stream_names(default_registry().buckets)) + " (and rebuilt view versions)"
+    if not args.yes and not sys.stdin.isatty():
+        print("purge: refusing to delete without a terminal to ask; pass --yes", file=sys.stderr)
+        return 2
+    connected = service_connections(os.environ.get("NATS_MONITOR_URL", "http://127.0.0.1:8222"))
+    if connected:
+        print(
+            f"purge: refused: {', '.join(connected)} connected to NATS; stop them first "
+            "(Ctrl-C on `task up`), then purge",
+            file=sys.stderr,
+        )
+        return 1
     if not args.yes:
-        if not sys.stdin.isatty():
-            print(
-                "purge: refusing to delete without a terminal to ask; pass --yes", file=sys.stderr
-            )
-            return 2
         answer = input(f"Delete {names} and every command, event, notice and view in them? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("purge: nothing deleted")
-            return 1
+            return 0
     return run_tool("purge", purge())
+
+
+def service_connections(monitor_url: str) -> list[str]:
+    """The API and reactor connections the server has ("2 reactor, 1 api"); none if its
+    monitoring endpoint cannot be read (then nothing can be told, and purge goes on)."""
+    try:
+        with urllib.request.urlopen(f"{monitor_url}/connz?limit=1024", timeout=2) as answer:
+            connz = json.loads(answer.read())
+    except (OSError, ValueError):
+        return []
+    names = Counter(c.get("name", "") for c in connz.get("connections", []))
+    return [f"{names[n]} {n}" for n in ("api", "reactor") if names[n]]
 
 
 if __name__ == "__main__":

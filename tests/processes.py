@@ -150,6 +150,7 @@ def nats_env(url: str) -> dict[str, str]:
 
 
 _LISTENING = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
+_MONITOR = re.compile(r"Starting http monitor on [\d.]+:(\d+)")
 
 
 class NatsServer(Process):
@@ -180,6 +181,13 @@ class NatsServer(Process):
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        """Its monitoring endpoint (a free port, as its log says)."""
+        found = [m for line in self.lines if (m := _MONITOR.search(line))]
+        assert found, self.output()
+        return f"http://127.0.0.1:{found[-1].group(1)}"
 
     def restart(self) -> NatsServer:
         """Stop and start again on the same port and store."""
@@ -271,12 +279,14 @@ def base_url(api_process: Process) -> str:
     return api_process.ready_match.group(1)
 
 
-def run_module(nats_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_module(
+    nats_url: str, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m <args>` (a CLI tool of the project) against a server, to completion."""
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=ROOT,
-        env=nats_env(nats_url),
+        env={**nats_env(nats_url), **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from contracts.topology import COMMANDS_STREAM
 from tests.e2e.sse import JSON, command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
-from tests.processes import Process, Stack
+from tests.processes import Process, Stack, base_url
 
 
 async def accepted(response: httpx.Response) -> dict[str, Any]:
@@ -337,3 +337,15 @@ async def _created(client: httpx.AsyncClient, name: str) -> str:
     status = await eventually(done, within=30)
     assert status["status"] == "succeeded", status
     return str(status["resource"]["id"])
+
+
+async def test_the_ready_line_says_the_port_really_listened_on(api_process: Process) -> None:
+    # The API runs with API_PORT=0: the line must carry the port it got, and come
+    # only once uvicorn listens (never for a server that then failed to bind).
+    async def ready_lines() -> list[str] | None:
+        return [line for line in api_process.lines if "API ready: open" in line] or None
+
+    [ready] = await eventually(ready_lines, within=5)
+    assert ready.endswith(f"API ready: open {base_url(api_process)}")
+    running = next(i for i, line in enumerate(api_process.lines) if "Uvicorn running" in line)
+    assert api_process.lines.index(ready) > running

@@ -23,7 +23,7 @@ from contracts.topology import (
 )
 from contracts.views import ViewBuckets
 from domains.locations.commands import Category
-from tests.conftest import REGISTRY
+from tests.conftest import REGISTRY, connect_test_client
 from tests.e2e.faults import (
     kill_every_second,
     notices_stored,
@@ -39,7 +39,7 @@ from tests.helpers import (
     payload_of,
     publish_command,
 )
-from tests.processes import NatsServer, Process, reactor, run_module
+from tests.processes import NatsServer, Process, Stack, reactor, run_module
 
 
 def commands(n: int, category: Category = "Continent", delay: float = 0.0) -> list[Command]:
@@ -222,3 +222,22 @@ async def test_poison_is_listed_and_not_replayed(
         assert sum("dead-lettering" in line for line in process.lines) == 1  # logged once
     finally:
         process.stop()
+
+
+async def test_purge_refuses_while_the_api_or_a_reactor_is_connected(fresh_stack: Stack) -> None:
+    server = fresh_stack.server
+    env = {"NATS_MONITOR_URL": server.monitor_url}
+    refused = run_module(server.url, "reactor.purge", "--yes", env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "purge: refused: 1 api, 1 reactor connected to NATS; stop them first "
+        "(Ctrl-C on `task up`), then purge"
+    ]
+    nc = await connect_test_client(server.url)
+    assert (await nc.jetstream().stream_info(EVENTS_STREAM)).config.name == EVENTS_STREAM
+    await nc.close()
+    fresh_stack.api.stop()
+    fresh_stack.reactor.stop()
+    done = run_module(server.url, "reactor.purge", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "deleted" in done.stdout
