@@ -15,7 +15,10 @@ from tests.processes import NATS_CONF, NatsServer, Process, Stack, nats_env, own
 API_ENV = {
     "API_ACCESS_LOG": "0",  # a log line per request costs the API CPU the load generator needs
     "MAX_SSE_STREAMS": "30000",
+    # The load generator is one address and one cookie standing in for thousands of
+    # browsers: the per-client and per-session caps would refuse the crowd.
     "MAX_SSE_STREAMS_PER_SESSION": "30000",
+    "MAX_SSE_STREAMS_PER_CLIENT": "30000",
 }
 
 
