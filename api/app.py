@@ -25,6 +25,7 @@ from api.outage import FailFast
 from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
 from api.relay import NoticeRelay
+from api.requests import RequestIds
 from api.security import SecurityHeaders
 from api.services import Endpoint, Services
 from api.session import Accounts, SessionMiddleware, SessionStore
@@ -119,6 +120,7 @@ def create_app(
         routes=[*api_routes(registry), *web.routes(registry, settings.web_dir)],
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestIds),
             Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware, secret=settings.session_secret, secure=settings.cookie_secure

@@ -33,6 +33,7 @@ from api.services import Endpoint, Services, services, session_id
 from api.status import Accepted
 from api.streams import wait_for_notice
 from api.urls import events_url, resource_id_param, status_url
+from contracts import tracing
 from contracts.commands import MAX_SIMULATED_DELAY, Command, encoder, new_aggregate_id
 from contracts.domain import CommandSpec
 from contracts.lookups import StoredNotice, find_command
@@ -109,6 +110,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         correlation_id=given_id if REQUEST_ID.match(given_id) else command_id,
         payload=msgspec.Raw(encoder.encode(payload)),
         simulate_delay_s=delay,
+        traceparent=tracing.child(tracing.parse(request.headers.get(tracing.HEADER))),
     )
     if started is None:
         return _to_response(
@@ -279,11 +281,14 @@ async def _publish(svc: Services, command: Command) -> None:
     if not svc.nc.is_connected:
         raise unavailable
     try:
+        headers = {"Nats-Msg-Id": command.command_id}
+        if command.traceparent:
+            headers[tracing.HEADER] = command.traceparent
         await svc.js.publish(
             command_subject(command.type, command.command_id),
             encoder.encode(command),
             timeout=svc.settings.publish_timeout,
-            headers={"Nats-Msg-Id": command.command_id},
+            headers=headers,
         )
     except (nats.errors.Error, TimeoutError) as exc:
         raise unavailable from exc

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from api.app import create_app
 from api.protocol import GuardedHttpToolsProtocol
 from api.settings import Settings
+from contracts import logs
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
 from contracts.registry import RegistryError
 from contracts.topology import LegacyStore, refuse_legacy_store
@@ -65,14 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def preflight(nc: Client) -> None:
         await refuse_legacy_store(nc.jetstream(), registry.legacy_buckets())
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     config = uvicorn.Config(
         create_app(settings, registry=registry),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's lines go through the process's own (plain or JSON)
         timeout_graceful_shutdown=5,
         access_log=settings.access_log,
         # Only a listed proxy may say who the client is (X-Forwarded-For): the

@@ -38,7 +38,12 @@ def nats_config(durable: bool, directory: Path) -> Path:
 def running_stack(durable: bool = True) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = nats_config(durable, Path(tmp))
-        with own_stack(Path(tmp) / "store", config=config, api_env=API_ENV) as stack:
+        with own_stack(
+            Path(tmp) / "store",
+            config=config,
+            api_env=API_ENV,
+            reactor_env={"REACTOR_ACCESS_LOG": "0"},
+        ) as stack:
             yield stack
 
 

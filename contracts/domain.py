@@ -90,6 +90,7 @@ class EventMeta(msgspec.Struct, frozen=True):
     command_id: str  # the command that decided it (causation)
     correlation_id: str
     session_id: str
+    traceparent: str = ""  # W3C trace context of the decision (contracts.tracing)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Causation-Id       the command that decided it
 Correlation-Id     the request it all started from
 Session-Id         the browser session, for notices of follow-on commands
 Occurred-At        when it was decided, ISO 8601 UTC
+traceparent        W3C trace context: the command's trace, a span of its own
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+from contracts import tracing
 from contracts.commands import Command
 from contracts.domain import EventMeta
 from contracts.registry import Registry
@@ -47,7 +49,7 @@ def event_msg_id(command_id: str, n: int) -> str:
 def event_headers(
     command: Command, type_name: str, version: int, at: datetime, n: int
 ) -> dict[str, str]:
-    return {
+    headers = {
         MSG_ID: event_msg_id(command.command_id, n),
         EVENT_TYPE: type_name,
         EVENT_VERSION: str(version),
@@ -56,6 +58,9 @@ def event_headers(
         SESSION: command.session_id,
         OCCURRED: at.isoformat(),
     }
+    if command.traceparent:
+        headers[tracing.HEADER] = tracing.child(command.traceparent)
+    return headers
 
 
 def read_event(
@@ -83,6 +88,7 @@ def read_event(
             command_id=h[CAUSATION],
             correlation_id=h.get(CORRELATION, h[CAUSATION]),
             session_id=h.get(SESSION, ""),
+            traceparent=h.get(tracing.HEADER, ""),
         )
     except (ValueError, KeyError) as exc:  # msgspec errors are ValueErrors
         raise UnreadableEvent(f"event {seq} on {subject}: {exc}") from None

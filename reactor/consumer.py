@@ -39,7 +39,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
+from contracts import tracing
 from contracts.commands import MAX_SIMULATED_DELAY, Command, command_decoder, encoder
+from contracts.logs import bound
 from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
 from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, notice_subject
@@ -103,7 +105,9 @@ class Reactor:
         stop_grace: float = STOP_GRACE,
         backoff: Callable[[int], float] = retry_delay,
         clock: Clock = utcnow,
+        access_log: bool = True,
     ) -> None:
+        self._access_log = access_log
         self._js = js
         self._handler = handler
         self._prepare = prepare
@@ -191,6 +195,14 @@ class Reactor:
             await self._poison(msg, exc)
             return
         delivered = msg.metadata.num_delivered or 1
+        with bound(
+            command_id=command.command_id,
+            correlation_id=command.correlation_id,
+            trace_id=tracing.trace_id(command.traceparent),
+        ):
+            await self._handle_delivery(msg, command, delivered)
+
+    async def _handle_delivery(self, msg: Msg, command: Command, delivered: int) -> None:
         try:
             if self._dev and command.simulate_delay_s > 0:
                 await self._simulate_delay(msg, command.simulate_delay_s)
@@ -199,6 +211,9 @@ class Reactor:
             notice = await self._outcome(command, msg, delivered)
             await self._publish(command, notice, msg)
             await msg.ack()
+            if self._access_log:  # a line per command, with the ids bound (plain or JSON)
+                status = notice.error.status if notice.error else ""
+                log.info("%s %s %s", command.type, notice.status, status)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await msg.nak()  # stopping: let another reactor have it now
@@ -221,6 +236,11 @@ class Reactor:
             headers={
                 "Nats-Msg-Id": f"notice:{command.command_id}:{seq}",
                 COMMAND_SEQ_HEADER: str(seq),
+                **(
+                    {tracing.HEADER: tracing.child(command.traceparent)}
+                    if command.traceparent
+                    else {}
+                ),
             },
         )
 

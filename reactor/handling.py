@@ -299,6 +299,7 @@ class CommandHandler:
                     command_id=command.command_id,
                     correlation_id=command.correlation_id,
                     session_id=command.session_id,
+                    traceparent=command.traceparent or "",
                 ),
             )
             for i, event in enumerate(events)

@@ -37,6 +37,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from contracts import tracing
 from contracts.commands import NO_SESSION, Command, derived_command_id, encoder
 from contracts.domain import EventMeta, Issue, Policy, View
 from contracts.events import StoredEvent
@@ -148,6 +149,7 @@ def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: Event
         submitted_at=meta.at,
         session_id=meta.session_id or NO_SESSION,
         correlation_id=meta.correlation_id or meta.command_id,
+        traceparent=tracing.child(meta.traceparent or None),
         payload=msgspec.Raw(encoder.encode(issue.command)),
         caused_by=meta.command_id,
     )

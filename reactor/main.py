@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
+from contracts import logs
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
 from contracts.registry import Registry, RegistryError
 from contracts.topology import (
@@ -82,6 +83,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "reactors (env REACTOR_JOBS=0)",
     )
     parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        default=os.environ.get("REACTOR_ACCESS_LOG", "1") not in ("0", "false", "no"),
+        help="no line per command handled (env REACTOR_ACCESS_LOG=0)",
+    )
+    parser.add_argument(
         "--stop-grace",
         type=float,
         default=float(os.environ.get("REACTOR_STOP_GRACE", "10")),
@@ -138,6 +146,7 @@ async def run(
             max_attempts=args.max_attempts,
             ack_wait=args.ack_wait,
             stop_grace=args.stop_grace,
+            access_log=args.access_log,
         )
         leases = await js.key_value(LEASES_BUCKET)
         holder = args.id or uuid.uuid4().hex
@@ -202,10 +211,7 @@ def job_runners(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure()
     try:
         asyncio.run(run(args, NatsSettings.from_env(role="reactor")))
     except (NatsUnavailable, LegacyStore, RegistryError) as exc:

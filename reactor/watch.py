@@ -9,20 +9,28 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from contracts import tracing
 from contracts.commands import command_decoder
 from contracts.notices import notice_decoder
 from contracts.topology import COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL
 from reactor.cli import nats_client, run_tool
 
 
-def describe(subject: str, data: bytes) -> str:
-    """One line for one message (pure)."""
+def describe(subject: str, data: bytes, headers: Mapping[str, str] | None = None) -> str:
+    """One line for one message (pure), ending with its trace id when it has one."""
+    line = _what(subject, data)
+    trace = tracing.trace_id((headers or {}).get(tracing.HEADER))
+    return f"{line}  trace={trace}" if trace else line
+
+
+def _what(subject: str, data: bytes) -> str:
     stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
     try:
         if subject.startswith("cmd."):
@@ -54,7 +62,7 @@ async def follow(nc: Client) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     async def show(msg: Msg) -> None:
-        print(describe(msg.subject, msg.data), flush=True)
+        print(describe(msg.subject, msg.data, msg.headers), flush=True)
 
     for subject in (COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL):
         await nc.subscribe(subject, cb=show)
