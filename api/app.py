@@ -21,6 +21,7 @@ from api import reads as reads_api
 from api.cursors import Cursors
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
+from api.metrics import Metrics
 from api.outage import FailFast
 from api.passwords import Passwords
 from api.problems import HTTPProblem, problem_response
@@ -58,7 +59,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        relay, views = NoticeRelay(), ActiveViews()
+        metrics = Metrics(registry)
+        relay, views = NoticeRelay(on_notice=metrics.observe_notice), ActiveViews()
 
         async def on_reconnect() -> None:
             # What went by while disconnected: notices (waiters look in the
@@ -109,11 +111,12 @@ def create_app(
                 idempotency=IdempotencyKeys(await js.key_value(IDEMPOTENCY_BUCKET)),
                 limits=limits,
                 passwords=Passwords(),
+                metrics=metrics,
                 cursors=Cursors(settings.session_secret),
                 accounts=accounts,
             )
-            svc.metrics.gauges["relay_waiters"] = lambda: relay.waiters
-            svc.metrics.gauges["sse_streams_open"] = lambda: limits.open
+            svc.metrics.waiters.set_function(lambda: relay.waiters)
+            svc.metrics.streams_open.set_function(lambda: limits.open)
             yield {"services": svc}
 
     return Starlette(

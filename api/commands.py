@@ -55,6 +55,7 @@ def endpoint(spec: CommandSpec) -> Endpoint:
 
 
 async def _submit(request: Request, spec: CommandSpec) -> Response:
+    arrived = time.perf_counter()
     svc = services(request)
     who = await actor(request, spec)
     if spec.on_self:
@@ -112,6 +113,8 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         simulate_delay_s=delay,
         traceparent=tracing.child(tracing.parse(request.headers.get(tracing.HEADER))),
     )
+    accept = time.perf_counter() - arrived  # in, parsed, checked, ready to publish
+    svc.metrics.hop.labels("accept", svc.metrics.domain_of(spec.name)).observe(accept)
     if started is None:
         return _to_response(
             await _accept(
@@ -198,7 +201,10 @@ async def _publish_accepted(svc: Services, command: Command, republish: bool) ->
     if not (republish and await find_command(svc.js, command.command_id) is not None):
         await _publish(svc, command)
     publish_ms = (time.perf_counter() - started) * 1000
-    svc.metrics.inc("commands_accepted_total", f'type="{command.type}"')
+    svc.metrics.command_accepted(command.type)
+    svc.metrics.hop.labels("publish", svc.metrics.domain_of(command.type)).observe(
+        publish_ms / 1000
+    )
     return _accepted(command.command_id, publish_ms)
 
 

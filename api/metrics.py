@@ -1,26 +1,154 @@
-"""A few counters and gauges, rendered as Prometheus text at /metrics."""
+"""`/metrics`: Prometheus text, through prometheus-client (a registry per application).
+
+Why prometheus-client: the reference Python client; its histograms, counters and
+text exposition are what every Prometheus server and Grafana dashboard expect.
+
+- `notify_hop_seconds{hop, domain}`: where a command's time goes, hop by hop.
+  `accept` (request in → command ready to publish) and `publish` (JetStream
+  publish and its acknowledgement) are timed here; the reactor's hops come
+  from the timestamps every notice carries, observed as this process relays
+  notices: `to_reactor` (submitted → the reactor starts: the publish, the
+  queue), `decide` (load and decide), `append` (the events stored), `views`
+  (inline views written), `notice` (the notice sent), and `relay` (the notice
+  stored, republished and received here).
+- Counters: commands accepted, requests refused (by reason), event streams
+  opened (by kind); gauges: open streams, waiters.
+- Read from NATS at each scrape: commands not yet delivered to a reactor
+  (`notify_commands_pending`, the lag) and in flight, dead letters by domain,
+  how many events each async view or aggregator is behind, and `notify_nats_up`.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+import asyncio
+import logging
+import time
+from collections import Counter as Tally
+from typing import Final
+
+import nats.errors
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from contracts.domain import Readable
+from contracts.notices import Notice
+from contracts.registry import Registry
+from contracts.topology import COMMANDS_STREAM, DEADLETTERS_STREAM, EVENTS_STREAM, REACTOR_CONSUMER
+from contracts.views import ViewBuckets
+
+log = logging.getLogger(__name__)
+
+BUCKETS: Final = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
+REACTOR_HOPS: Final = (
+    ("to_reactor", "submitted", "started"),
+    ("decide", "started", "appending"),
+    ("append", "appending", "appended"),
+    ("views", "appended", "decided"),
+    ("notice", "decided", "sent"),
+)
+SCRAPE_TIMEOUT: Final = 2.0
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.counters: Counter[tuple[str, str]] = Counter()
-        self.gauges: dict[str, Callable[[], float]] = {}
+    def __init__(self, registry: Registry | None = None) -> None:
+        self._domains = registry
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.hop = Histogram(
+            "notify_hop_seconds", "A command's time, hop by hop", ["hop", "domain"],
+            buckets=BUCKETS, registry=r,
+        )  # fmt: skip
+        self.accepted = Counter(
+            "notify_commands_accepted", "Commands published", ["domain", "type"], registry=r
+        )
+        self.refused = Counter(
+            "notify_requests_refused", "Requests refused before any work", ["reason"], registry=r
+        )
+        self.streams_opened = Counter(
+            "notify_sse_streams_opened", "Event streams opened", ["stream"], registry=r
+        )
+        self.streams_open = Gauge("notify_sse_streams_open", "Event streams open", registry=r)
+        self.waiters = Gauge(
+            "notify_relay_waiters", "Waiters registered with the relay", registry=r
+        )
+        self.nats_up = Gauge("notify_nats_up", "1 when NATS answered the last scrape", registry=r)
+        self.pending = Gauge(
+            "notify_commands_pending", "Commands not yet delivered to a reactor (lag)", registry=r
+        )
+        self.in_flight = Gauge(
+            "notify_commands_in_flight", "Commands delivered, not yet acknowledged", registry=r
+        )
+        self.deadletters = Gauge(
+            "notify_deadletters", "Messages in DEADLETTERS", ["domain"], registry=r
+        )
+        self.behind = Gauge(
+            "notify_view_behind_events",
+            "Events an async view or aggregator has still to fold",
+            ["view", "domain"],
+            registry=r,
+        )
 
-    def inc(self, name: str, label: str = "") -> None:
-        self.counters[(name, label)] += 1
+    def domain_of(self, command_type: str) -> str:
+        found = self._domains.command_domain.get(command_type) if self._domains else None
+        return found.name if found is not None else "unknown"
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for name in sorted({n for n, _ in self.counters}):
-            lines.append(f"# TYPE {name} counter")
-            for (n, label), value in sorted(self.counters.items()):
-                if n == name:
-                    lines.append(f"{name}{{{label}}} {value}" if label else f"{name} {value}")
-        for name, read in sorted(self.gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {read():g}"]
-        return "\n".join(lines) + "\n"
+    def command_accepted(self, command_type: str) -> None:
+        self.accepted.labels(self.domain_of(command_type), command_type).inc()
+
+    def observe_notice(self, notice: Notice, received_at: float | None = None) -> None:
+        """The reactor's hops of a notice (from its timings), and its relay to here."""
+        times = dict(notice.timings or {})
+        if not times:
+            return
+        times["submitted"] = notice.submitted_at.timestamp()
+        domain = self.domain_of(notice.type)
+        for hop, start, end in REACTOR_HOPS:
+            if start in times and end in times:
+                self.hop.labels(hop, domain).observe(max(0.0, times[end] - times[start]))
+        if "sent" in times:
+            now = time.time() if received_at is None else received_at
+            self.hop.labels("relay", domain).observe(max(0.0, now - times["sent"]))
+
+    async def refresh(self, js: JetStreamContext, views: ViewBuckets) -> None:
+        """Read the gauges that live in NATS (at most SCRAPE_TIMEOUT; else nats_up 0)."""
+        try:
+            async with asyncio.timeout(SCRAPE_TIMEOUT):
+                await self._refresh(js, views)
+            self.nats_up.set(1)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.debug("metrics: NATS did not answer (%r)", exc)
+            self.nats_up.set(0)
+
+    async def _refresh(self, js: JetStreamContext, views: ViewBuckets) -> None:
+        consumer = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+        self.pending.set(consumer.num_pending or 0)
+        self.in_flight.set(consumer.num_ack_pending or 0)
+        letters = await js.stream_info(DEADLETTERS_STREAM, subjects_filter="dlq.>")
+        by_domain: Tally[str] = Tally()
+        for subject, count in (letters.state.subjects or {}).items():
+            by_domain[self._letter_domain(subject)] += count
+        names = {d.name for d in (self._domains.domains if self._domains else ())}
+        for name in names | set(by_domain):
+            self.deadletters.labels(name).set(by_domain.get(name, 0))
+        if self._domains is None:
+            return
+        end = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+        for domain in self._domains.domains:
+            readables: list[Readable] = [v for v in domain.views if not v.inline]
+            for readable in [*readables, *domain.aggregators]:
+                behind = max(0, end - await views.position(readable))
+                self.behind.labels(readable.name, domain.name).set(behind)
+
+    def _letter_domain(self, subject: str) -> str:
+        """dlq.cmd.<Type>.<id>: the command's domain; dlq.ev.<aggregate>.<id>: the aggregate's."""
+        parts = subject.split(".")
+        if len(parts) > 2 and parts[1] == "cmd":
+            return self.domain_of(parts[2])
+        if len(parts) > 2 and parts[1] == "ev" and self._domains is not None:
+            for domain in self._domains.domains:
+                if any(a.name == parts[2] for a in domain.aggregates):
+                    return domain.name
+        return "unknown"
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

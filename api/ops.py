@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import nats.errors
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from api.problems import HTTPProblem
 from api.services import services
@@ -38,6 +39,6 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(
-        services(request).metrics.render(), media_type="text/plain; version=0.0.4"
-    )
+    svc = services(request)
+    await svc.metrics.refresh(svc.js, svc.views.current)
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

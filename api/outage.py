@@ -47,7 +47,7 @@ class FailFast:
         ):
             await self.app(scope, receive, send)
             return
-        svc.metrics.inc("requests_refused_total", 'reason="nats-unavailable"')
+        svc.metrics.refused.labels("nats-unavailable").inc()
         if scope["path"] == "/api/events":
             await _unavailable_stream(send, svc.settings.sse_retry_ms)
             return

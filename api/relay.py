@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final
 
@@ -27,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from contracts.lookups import StoredNotice
-from contracts.notices import notice_decoder
+from contracts.notices import Notice, notice_decoder
 from contracts.topology import LIVE_NOTICES_ALL
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ Registration = AbstractAsyncContextManager[asyncio.Queue[Item]]
 
 
 class NoticeRelay:
-    def __init__(self) -> None:
+    def __init__(self, on_notice: Callable[[Notice, float], None] | None = None) -> None:
+        # Told of each notice this process relays, and when it came (for /metrics).
+        self._on_notice = on_notice
         self._sub: Subscription | None = None
         self._by_command: Waiters = defaultdict(set)
         self._by_session: Waiters = defaultdict(set)
@@ -83,12 +86,15 @@ class NoticeRelay:
         targets = [*self._by_command.get(command_id, ()), *self._by_session.get(session_id, ())]
         if not targets:
             return
+        received = time.time()
         try:
             seq = int((msg.headers or {})["Nats-Sequence"])
             item = StoredNotice(notice_decoder.decode(msg.data), seq)
         except (KeyError, ValueError, msgspec.DecodeError):
             log.exception("ignoring malformed live notice on %s", msg.subject)
             return
+        if self._on_notice is not None:
+            self._on_notice(item.notice, received)
         for queue in targets:
             queue.put_nowait(item)
 

@@ -37,7 +37,7 @@ class Services:
     passwords: Passwords
     cursors: Cursors
     accounts: Accounts | None = None  # None: no domain declares a SignIn
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics = field(default_factory=Metrics)  # create_app gives it the registry
 
 
 def services(request: Request) -> Services:

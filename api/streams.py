@@ -106,7 +106,7 @@ async def command_events(request: Request) -> Response:
 async def _command_stream(
     svc: Services, command_id: str, wait_s: float, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
-    svc.metrics.inc("sse_streams_opened_total", 'stream="command"')
+    svc.metrics.streams_opened.labels("command").inc()
     yield hello_event(svc.settings.sse_retry_ms)
     async with svc.relay.command(command_id) as queue:
         stored = await wait_for_notice(svc, command_id, queue, wait_s, shutdown)
@@ -170,7 +170,7 @@ async def session_events(request: Request) -> Response:
 async def _session_stream(
     svc: Services, session: str, cursor: str | None, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
-    svc.metrics.inc("sse_streams_opened_total", 'stream="session"')
+    svc.metrics.streams_opened.labels("session").inc()
     yield hello_event(svc.settings.sse_retry_ms)
     async with svc.relay.session(session) as queue:
 

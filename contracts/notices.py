@@ -57,8 +57,9 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     # that command's session).
     caused_by: str | None = None
     # Where the time went, as Unix timestamps taken by the reactor:
-    # "started" (handling began), "appended" (events stored), "decided"
-    # (inline views written), "sent" (notice handed to JetStream). See README "Performance".
+    # "started" (handling began), "appending" (decided: the append begins),
+    # "appended" (events stored), "decided" (inline views written), "sent"
+    # (notice handed to JetStream). See README "Performance" and /metrics.
     timings: dict[str, float] | None = None
 
 

@@ -186,6 +186,7 @@ class CommandHandler:
                 (known, True) if known else (await self._load(spec, command.aggregate_id), False)
             )
         refused: Rejection | None = None
+        appending: datetime | None = None
         last = 0  # the decision's last event (its keyed events are not the aggregate's)
         for _ in range(MAX_CONFLICTS):
             history = loaded.history
@@ -209,6 +210,7 @@ class CommandHandler:
                 refused, decision = decision, list(decision.record)
             if not decision:
                 break  # nothing to change
+            appending = self._clock()  # decided: what is left is the append
             try:
                 mine, last = await self._append(command, spec, decision, expected=loaded.position)
             except Conflict:
@@ -233,6 +235,7 @@ class CommandHandler:
         position = last or (mine[-1].meta.seq if mine else (history[-1].meta.seq if history else 0))
         timings = {
             "started": started.timestamp(),
+            "appending": (appending or appended).timestamp(),
             "appended": appended.timestamp(),
             "decided": decided.timestamp(),
             "sent": self._clock().timestamp(),

@@ -215,7 +215,7 @@ async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: Nat
 
             async def all_closed() -> bool | None:
                 metrics = (await client.get("/metrics")).text
-                return True if "sse_streams_open 0\n" in metrics else None
+                return True if "notify_sse_streams_open 0.0\n" in metrics else None
 
             await eventually(all_closed)
     finally:

@@ -257,7 +257,21 @@ async def test_web_page_and_operations_endpoints(client: httpx.AsyncClient) -> N
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     metrics = (await client.get("/metrics")).text
-    assert "relay_waiters" in metrics
+    assert "notify_relay_waiters" in metrics
+
+
+async def test_metrics_show_each_hop_the_lag_and_dead_letters(client: httpx.AsyncClient) -> None:
+    created = await post_location(client, unique_name("Metered"), Prefer="wait=5")
+    assert created.status_code == 201  # its notice came through this API's relay
+    response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for hop in ("accept", "publish", "to_reactor", "decide", "append", "views", "notice", "relay"):
+        assert f'notify_hop_seconds_count{{domain="locations",hop="{hop}"}}' in text, hop
+    assert "notify_nats_up 1.0" in text
+    assert "notify_commands_pending " in text
+    assert 'notify_deadletters{domain="locations"}' in text
+    assert 'notify_view_behind_events{domain="locations",view="location_stats"}' in text
 
 
 async def test_openapi_and_its_docs_page_are_served(client: httpx.AsyncClient) -> None:

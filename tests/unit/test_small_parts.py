@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from api.problems import HTTPProblem
 from api.session import cookie_value, new_session_id, session_from_cookie
 from reactor.consumer import retry_delay
 from reactor.watch import describe
+from tests.conftest import REGISTRY
+from tests.helpers import make_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,17 +59,25 @@ def test_problem_type_is_derived_from_title() -> None:
     )
 
 
-def test_metrics_render_prometheus_text() -> None:
-    m = Metrics()
-    m.inc("commands_accepted_total", 'type="CreateLocation"')
-    m.inc("commands_accepted_total", 'type="CreateLocation"')
-    m.gauges["relay_waiters"] = lambda: 3
-    assert m.render().splitlines() == [
-        "# TYPE commands_accepted_total counter",
-        'commands_accepted_total{type="CreateLocation"} 2',
-        "# TYPE relay_waiters gauge",
-        "relay_waiters 3",
-    ]
+def test_metrics_render_prometheus_text_with_hops_by_domain() -> None:
+    m = Metrics(REGISTRY)
+    m.command_accepted("CreateLocation")
+    m.command_accepted("CreateLocation")
+    m.waiters.set_function(lambda: 3)
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    t = at.timestamp()
+    timings = {"started": t + 0.001, "appending": t + 0.002, "appended": t + 0.003,
+               "decided": t + 0.004, "sent": t + 0.005}  # fmt: skip
+    notice = make_notice(at=at, timings=timings)
+    m.observe_notice(notice, received_at=t + 0.006)
+    text = m.render().decode()
+    assert 'notify_commands_accepted_total{domain="locations",type="CreateLocation"} 2.0' in text
+    assert "notify_relay_waiters 3.0" in text
+    for hop in ("to_reactor", "decide", "append", "views", "notice", "relay"):
+        assert f'notify_hop_seconds_count{{domain="locations",hop="{hop}"}} 1.0' in text, hop
+    # each of those hops took 1 ms: counted in the 2 ms bucket, not the 0.5 ms one
+    assert 'notify_hop_seconds_bucket{domain="locations",hop="decide",le="0.002"} 1.0' in text
+    assert 'notify_hop_seconds_bucket{domain="locations",hop="decide",le="0.0005"} 0.0' in text
 
 
 def test_retry_delay_backs_off_and_caps() -> None:
