@@ -10,7 +10,9 @@ import msgspec
 
 from contracts.connection import NatsSettings
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# The page: web/ at the top of the repository, linked as api/web so that an
+# installed package carries it (package data).
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,8 +11,10 @@ its lag behind the stream's end.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -119,7 +121,8 @@ async def run() -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m reactor.status", description=__doc__).parse_args(argv)
     return run_tool("status", run())
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
+# The server's configuration, as the contracts package carries it (a link to nats.conf).
+NATS_CONF: Final = Path(__file__).resolve().parent.parent / "contracts" / "nats.conf"
 READY_WITHIN: Final = 30.0
 STOP_WITHIN: Final = 20.0
 
@@ -79,7 +81,7 @@ def parts(env: dict[str, str], dev: bool) -> list[Part]:
     return [
         Part(
             "nats",
-            [nats, "-c", str(ROOT / "nats.conf"), "-p", str(nats_port), "-m", monitor],
+            [nats, "-c", str(NATS_CONF), "-p", str(nats_port), "-m", monitor],
             re.compile(r"Server is ready"),
         ),
         Part(

@@ -6,10 +6,11 @@ Read-only: plain subscriptions, no consumer is created. Ctrl-C stops it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import msgspec
@@ -72,7 +73,8 @@ async def follow(nc: Client) -> None:
     await stop.wait()
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m reactor.watch", description=__doc__).parse_args(argv)
     return run_tool("watch", watch())
 
 
