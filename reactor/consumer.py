@@ -52,6 +52,9 @@ from reactor.notices import unprocessable
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Deliveries past the attempt limit spent trying to dead-letter a command and tell
+# its outcome, before it is dropped from redelivery (never retried for ever).
+GIVE_UP_RETRIES = 5
 ACK_WAIT = 30.0
 STOP_GRACE = 10.0
 
@@ -269,6 +272,19 @@ class Reactor:
             await self._publish(command, unprocessable(command, reason, self._clock()), msg)
             await msg.term()
         except Exception:
+            if delivered >= self._max_attempts + GIVE_UP_RETRIES:
+                # Bounded: even giving up keeps failing (NOTICES or DEADLETTERS gone?).
+                # Stop redelivering; the command stays in COMMANDS, its sequence logged
+                # as an error for an operator.
+                log.exception(
+                    "command %s: could not dead-letter it or tell its outcome after %d "
+                    "deliveries; dropped from redelivery (it stays in COMMANDS, seq %d)",
+                    command.command_id,
+                    delivered,
+                    msg.metadata.sequence.stream,
+                )
+                await _quietly(msg.term())
+                return
             # Not terminated, so redelivered: the next delivery tries these steps again.
             log.exception("could not dead-letter command %s yet", command.command_id)
             await _quietly(msg.nak(delay=self._backoff(delivered)))

@@ -22,7 +22,7 @@ from contracts.topology import (
     RESERVATIONS_BUCKET,
 )
 from contracts.views import ViewBuckets
-from reactor.consumer import Handler, Reactor
+from reactor.consumer import GIVE_UP_RETRIES, Handler, Reactor
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
 from reactor.reservations import Reservations
@@ -215,3 +215,23 @@ async def test_reactor_binds_again_when_its_consumer_disappears(fresh_js: JetStr
         await publish_command(fresh_js, command)
         stored = await outcome(fresh_js, command)
     assert stored.notice.status == "succeeded"
+
+
+async def test_giving_up_that_keeps_failing_is_bounded_too(fresh_js: JetStreamContext) -> None:
+    handler = Counting(await real_handler(fresh_js), failures=1000)
+    command = make_command()
+    await fresh_js.delete_stream(NOTICES_STREAM)  # its failed notice cannot be stored
+    async with running(fast_reactor(fresh_js, handler, max_attempts=2)):
+        await publish_command(fresh_js, command)
+
+        async def dropped() -> bool | None:
+            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
+
+        await eventually(dropped, within=20)  # terminated: not redelivered for ever
+        delivered = (await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)).delivered
+    assert handler.calls == 2  # the attempts; the deliveries after them only tried to give up
+    assert delivered is not None
+    assert delivered.consumer_seq == 2 + GIVE_UP_RETRIES
+    dead = await deadletter_of(fresh_js, f"cmd.CreateLocation.{command.command_id}")
+    assert dead.data == encoder.encode(command)  # it did reach the dead letters
