@@ -5,6 +5,7 @@ from the installed copy with nothing of the repository on its path."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,19 @@ import pytest
 
 from tests.processes import ROOT, NatsServer, Process, base_url, nats_env
 
+NOT_SOURCE = (".git", "build", "*.egg-info", ".venv", "node_modules", "__pycache__", ".*_cache")
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package built and installed (no dependencies: they are this venv's) into a folder."""
     target = tmp_path_factory.mktemp("site")
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the source it builds.
+    source = tmp_path_factory.mktemp("source") / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--disable-pip-version-check", "--target", str(target), str(ROOT)],
+         "--disable-pip-version-check", "--target", str(target), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     return target
