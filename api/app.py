@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,11 +25,11 @@ from api.limits import StreamLimits
 from api.metrics import Metrics
 from api.outage import FailFast
 from api.passwords import Passwords
-from api.problems import HTTPProblem, problem_response
+from api.problems import UNAVAILABLE, HTTPProblem, problem_response
 from api.relay import NoticeRelay
 from api.requests import RequestIds
 from api.security import SecurityHeaders
-from api.services import Endpoint, Services
+from api.services import Endpoint, Services, services
 from api.session import Accounts, SessionMiddleware, SessionStore
 from api.settings import Settings
 from api.signin_limits import SignInLimits
@@ -68,8 +69,13 @@ def create_app(
             relay.resync()
             await views.refresh()
 
+        async def on_disconnect() -> None:
+            relay.unavailable()  # open session streams say so, and end
+
         async with AsyncExitStack() as stack:
-            nc = await connect_nats(settings.nats, "api", reconnected_cb=on_reconnect)
+            nc = await connect_nats(
+                settings.nats, "api", reconnected_cb=on_reconnect, disconnected_cb=on_disconnect
+            )
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
             await refuse_legacy_store(js, registry.legacy_buckets())
@@ -120,7 +126,7 @@ def create_app(
             yield {"services": svc}
 
     return Starlette(
-        routes=[*api_routes(registry), *web.routes(registry, settings.web_dir)],
+        routes=[*api_routes(registry), *web.routes(registry, settings.web_dir, dev=settings.dev)],
         lifespan=lifespan,
         middleware=[
             Middleware(RequestIds),
@@ -229,12 +235,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 async def _on_nats_error(request: Request, exc: Exception) -> Response:
     log.warning("NATS error on %s: %r", request.url.path, exc)
+    missing = []
+    if isinstance(exc, nats.js.errors.NotFoundError | nats.js.errors.NoStreamResponseError):
+        missing = await ops.missing_parts(services(request))
+    if not missing:
+        return problem_response(UNAVAILABLE, {"Retry-After": "2"})
     return problem_response(
         Problem(
-            type="/problems/service-unavailable",
-            title="Service unavailable",
+            type="/problems/store-incomplete",
+            title="Message store incomplete",
             status=503,
-            detail="The message store is unreachable. Retry shortly.",
+            detail=f"Missing from NATS: {', '.join(missing)}. Every process creates them at "
+            "start-up: restart one (a view's bucket then needs `task rebuild`).",
         ),
         {"Retry-After": "2"},
     )

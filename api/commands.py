@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -296,5 +297,7 @@ async def _publish(svc: Services, command: Command) -> None:
             timeout=svc.settings.publish_timeout,
             headers=headers,
         )
+    except nats.js.errors.NoStreamResponseError:
+        raise  # no stream takes the subject: answered naming what is missing (api.app)
     except (nats.errors.Error, TimeoutError) as exc:
         raise unavailable from exc

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.problems import HTTPProblem
-from api.services import services
+from api.services import Services, services
 from contracts.topology import stream_names, view_buckets
 
 
@@ -16,18 +16,24 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
-    svc = services(request)
-    if not svc.nc.is_connected:
-        raise HTTPProblem(503, "Not ready", "Not connected to NATS.", headers={"Retry-After": "2"})
-    missing = []
+async def missing_parts(svc: Services) -> list[str]:
+    """The streams and view buckets (of the views version in use) that NATS does not have."""
     current = svc.views.current.version
     active = [f"KV_{b.bucket}" for b in view_buckets(svc.registry.buckets, current)]
+    missing = []
     for name in dict.fromkeys([*stream_names(), *active]):
         try:
             await svc.js.stream_info(name)
         except nats.errors.Error:
             missing.append(name)
+    return missing
+
+
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    if not svc.nc.is_connected:
+        raise HTTPProblem(503, "Not ready", "Not connected to NATS.", headers={"Retry-After": "2"})
+    missing = await missing_parts(svc)
     if missing:
         raise HTTPProblem(
             503,

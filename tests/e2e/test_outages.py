@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.topology import view_bucket
+from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
 from tests.processes import Stack, api
@@ -93,3 +95,31 @@ async def test_with_nats_down_every_route_that_needs_it_answers_within_a_second(
         assert (await answer("GET", "/healthz")).status_code == 200
         assert (await answer("GET", "/openapi.json")).status_code == 200
     fresh_stack.server.restart()  # so the processes stop as they would (with NATS there)
+
+
+async def test_a_missing_stream_or_bucket_is_a_503_that_names_it(fresh_stack: Stack) -> None:
+    nc = await connect_test_client(fresh_stack.server.url)
+    try:
+        js = nc.jetstream()
+        await js.delete_stream("COMMANDS")
+        await js.delete_stream("KV_" + view_bucket("locations", 1))
+    finally:
+        await nc.close()
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=10) as client:
+        body = {"name": "Hull", "category": "City"}
+        for method, path, json in [
+            ("GET", "/api/locations", None),
+            ("GET", "/api/locations/0123456789abcdef01234567", None),
+            ("POST", "/api/locations", body),
+        ]:
+            response = await client.request(method, path, json=json)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "2"
+            problem = response.json()
+            assert problem["type"] == "/problems/store-incomplete"
+            assert "COMMANDS" in problem["detail"]
+            assert "KV_view_locations" in problem["detail"]
+            assert "Error" not in problem["detail"]  # no exception text
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "COMMANDS" in ready.json()["detail"]
