@@ -15,18 +15,11 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import UNAVAILABLE, problem_response
 from api.services import Services
-from contracts.commands import encoder
-from contracts.notices import Problem
+from api.sse import unavailable_event
 
 RETRY_AFTER_S: Final = 2
-UNAVAILABLE: Final = Problem(
-    type="/problems/service-unavailable",
-    title="Service unavailable",
-    status=503,
-    detail="The message store is unreachable. Retry shortly.",
-)
 
 
 def needs_nats(path: str) -> bool:
@@ -57,10 +50,7 @@ class FailFast:
 
 async def _unavailable_stream(send: Send, retry_ms: int) -> None:
     """An event stream that says NATS is away and when to come back, then ends."""
-    body = (
-        f"retry: {retry_ms}\r\nevent: unavailable\r\n"
-        f"data: {encoder.encode(UNAVAILABLE).decode()}\r\n\r\n"
-    ).encode()
+    body = unavailable_event(retry_ms).encode()
     await send(
         {
             "type": "http.response.start",

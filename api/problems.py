@@ -10,6 +10,12 @@ from contracts.commands import encoder
 from contracts.notices import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
+UNAVAILABLE = Problem(
+    type="/problems/service-unavailable",
+    title="Service unavailable",
+    status=503,
+    detail="The message store is unreachable. Retry shortly.",
+)
 
 
 class HTTPProblem(Exception):

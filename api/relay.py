@@ -39,7 +39,14 @@ class Resync:
 
 
 RESYNC: Final = Resync()
-Item = StoredNotice | Resync
+
+
+class Unavailable:
+    """NATS is away: a session stream says so and ends (its client comes back later)."""
+
+
+UNAVAILABLE: Final = Unavailable()
+Item = StoredNotice | Resync | Unavailable
 Waiters = defaultdict[str, set[asyncio.Queue[Item]]]
 Registration = AbstractAsyncContextManager[asyncio.Queue[Item]]
 
@@ -72,6 +79,12 @@ class NoticeRelay:
             for queues in index.values():
                 for queue in queues:
                     queue.put_nowait(RESYNC)
+
+    def unavailable(self) -> None:
+        """NATS went away: tell every session stream (command waiters keep waiting)."""
+        for queues in self._by_session.values():
+            for queue in queues:
+                queue.put_nowait(UNAVAILABLE)
 
     def command(self, command_id: str) -> Registration:
         """Receive the notice of one command while inside the block."""

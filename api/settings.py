@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     access_log: bool = True
     web_dir: Path = WEB_DIR
+    dev: bool = False  # the page shows its developer panel (the stack runs in dev mode)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -67,4 +68,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sign_in_window=float(env.get("SIGNIN_WINDOW", "900")),
             log_level=env.get("LOG_LEVEL", "info").lower(),
             access_log=env.get("API_ACCESS_LOG", "1") not in ("0", "false", "no"),
+            dev=env.get("API_DEV", "") in ("1", "true", "yes"),
         )

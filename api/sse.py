@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sse_starlette import ServerSentEvent
 
+from api.problems import UNAVAILABLE
 from contracts.commands import encoder
 from contracts.lookups import StoredNotice
 
@@ -44,4 +45,11 @@ def reset_event(event_id: str, reason: str) -> ServerSentEvent:
     """The cursor could not be resumed: re-sync from the status endpoints, go on from here."""
     return ServerSentEvent(
         data=encoder.encode({"reason": reason}).decode(), event="reset", id=event_id, sep=SEP
+    )
+
+
+def unavailable_event(retry_ms: int) -> ServerSentEvent:
+    """NATS is away: the stream ends after this and EventSource comes back after `retry`."""
+    return ServerSentEvent(
+        data=encoder.encode(UNAVAILABLE).decode(), event="unavailable", retry=retry_ms, sep=SEP
     )

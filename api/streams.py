@@ -26,9 +26,17 @@ from starlette.responses import Response
 
 from api.limits import LimitedEventSource, holder_of
 from api.problems import invalid_query, not_found
-from api.relay import Item, Resync
+from api.relay import Item, Resync, Unavailable
 from api.services import Services, services, session_id
-from api.sse import SEP, connected_event, hello_event, notice_event, reset_event, timeout_event
+from api.sse import (
+    SEP,
+    connected_event,
+    hello_event,
+    notice_event,
+    reset_event,
+    timeout_event,
+    unavailable_event,
+)
 from api.urls import command_id_param, status_url
 from contracts.lookups import (
     StoredNotice,
@@ -137,6 +145,8 @@ async def wait_for_notice(
         item = await next_item(queue, shutdown, within=max(0.0, deadline - loop.time()))
         if item is None:
             return None
+        if isinstance(item, Unavailable):
+            continue  # a command's waiter waits on: its notice comes once NATS is back
         stored = await find_notice(svc.js, command_id) if isinstance(item, Resync) else item
     return stored
 
@@ -190,6 +200,11 @@ async def _session_stream(
                 yield notice_event(stored, event_id(stored.seq))
                 position = stored.seq
         while (item := await next_item(queue, shutdown)) is not None:
+            if isinstance(item, Unavailable):
+                # Say so and end: the client reconnects after the retry hint, and is
+                # answered "unavailable" at once until NATS is back (api.outage).
+                yield unavailable_event(svc.settings.sse_retry_ms)
+                return
             if isinstance(item, Resync):
                 async for stored in session_notices_after(svc.js, session, position):
                     yield notice_event(stored, event_id(stored.seq))

@@ -71,7 +71,7 @@ def auth(registry: Registry) -> dict[str, str] | None:
     return None if found is None else {"signin": found.signin_page, "signup": found.signup_page}
 
 
-def routes(registry: Registry, web_dir: Path) -> list[BaseRoute]:
+def routes(registry: Registry, web_dir: Path, *, dev: bool = False) -> list[BaseRoute]:
     pages = manifest(registry)
     sign_in = auth(registry)
     spec = document(registry)
@@ -80,7 +80,7 @@ def routes(registry: Registry, web_dir: Path) -> list[BaseRoute]:
         return FileResponse(web_dir / "index.html")
 
     def app_manifest(request: Request) -> Response:
-        return JSONResponse({"pages": pages, "auth": sign_in})
+        return JSONResponse({"pages": pages, "auth": sign_in, "dev": dev})
 
     def openapi(request: Request) -> Response:
         return JSONResponse(spec)

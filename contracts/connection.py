@@ -78,6 +78,7 @@ async def connect(
     name: str,
     *,
     reconnected_cb: Callback | None = None,
+    disconnected_cb: Callback | None = None,
     stop: asyncio.Event | None = None,
 ) -> Client:
     """Connect within `settings.startup_timeout` or raise NatsUnavailable (one line).
@@ -98,6 +99,8 @@ async def connect(
         if client and (client[0].is_closed or client[0].is_draining):
             return  # our own close(), not an outage
         log.warning("NATS disconnected; reconnecting")
+        if disconnected_cb is not None:
+            await disconnected_cb()
 
     async def on_reconnect() -> None:
         log.info("NATS reconnected")

@@ -236,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-dev", action="store_true", help="run the reactor without --dev")
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    if not args.no_dev:
+        env.setdefault("API_DEV", "1")  # the page's developer panel, with the reactor's --dev
     env.setdefault("NATS_STORE_DIR", str(ROOT / ".data"))
     Path(env["NATS_STORE_DIR"]).mkdir(parents=True, exist_ok=True)
     return asyncio.run(run(env, dev=not args.no_dev))

@@ -226,7 +226,7 @@ def api(nats_url: str, env: Mapping[str, str] | None = None) -> Process:
     return Process(
         "api",
         [sys.executable, "-m", "api"],
-        env={**nats_env(nats_url), "API_PORT": "0", **(env or {})},
+        env={**nats_env(nats_url), "API_PORT": "0", "API_DEV": "1", **(env or {})},
         ready=r"Uvicorn running on (http://[\d.]+:\d+)",
     )
 

@@ -16,10 +16,22 @@ function log(kind, text) {
 }
 
 // ---- messages to the user --------------------------------------------------------------
+// A toast fixed in the viewport: seen wherever the user is on the page (a phone's
+// form far below the top included), until closed or replaced.
 export function notify(kind, ...parts) {
   const box = $("notice");
   box.className = `notice ${kind}`;
-  box.replaceChildren(...parts);
+  const close = Object.assign(document.createElement("button"), {
+    type: "button",
+    className: "close",
+    textContent: "×",
+    title: "Close",
+  });
+  close.setAttribute("aria-label", "Close the message");
+  close.addEventListener("click", clearNotice);
+  const text = document.createElement("span");
+  text.append(...parts);
+  box.replaceChildren(text, close);
   box.hidden = false;
 }
 export function clearNotice() { $("notice").hidden = true; }
@@ -178,6 +190,8 @@ window.addEventListener("popstate", route);
 const manifest = await (await fetch("/app/manifest.json")).json();
 pages = manifest.pages;
 auth = manifest.auth;
+// The developer panel (slow reactor, waits, the log) only when the stack runs in dev mode.
+$("dev").closest("aside").hidden = !manifest.dev;
 await loadAccount();
 $("nav").replaceChildren(...pages.map((p) => link(p.path, p.title)));
 commands.connect();

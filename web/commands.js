@@ -53,6 +53,7 @@ function forget(id) {
 
 // ---- the session event stream ---------------------------------------------------
 let source = null;
+let away = false; // the last stream said NATS is unreachable
 
 /**
  * Open the stream again, for a new session (signing in or out gives the browser a new
@@ -72,9 +73,15 @@ export function connect() {
   const cursor = store.cursor;
   source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
   emit("state", "connecting");
-  source.onopen = () => { emit("state", "live"); log("SSE open", "/api/events"); };
+  source.onopen = () => {
+    log("SSE open", "/api/events");
+    if (!away) return emit("state", "live");
+    // After "unavailable" the stream opens again every retry: live only once NATS is back.
+    fetch("/readyz").then((r) => { if (r.ok) { away = false; emit("state", "live"); } }, () => {});
+  };
   source.onerror = () => {
-    emit("state", "reconnecting");
+    // Ended after "unavailable": still retrying, still unavailable until NATS is back.
+    emit("state", away ? "unavailable" : "reconnecting");
     log("SSE error", "connection lost; reconnecting");
     // Refused (e.g. too many streams): EventSource gives up by itself, so try again later.
     if (source.readyState === EventSource.CLOSED) {
@@ -85,7 +92,11 @@ export function connect() {
   source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
   // The API is up but cannot reach NATS: it says so and ends the stream, which
   // EventSource opens again after the stream's retry hint.
-  source.addEventListener("unavailable", () => { emit("state", "unavailable"); log("SSE unavailable", "NATS unreachable; retrying"); });
+  source.addEventListener("unavailable", () => {
+    away = true;
+    emit("state", "unavailable");
+    log("SSE unavailable", "NATS unreachable; retrying");
+  });
   source.addEventListener("reset", (e) => {
     store.cursor = e.lastEventId;
     log("SSE reset", e.data);

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from api.cursors import Cursors
-from api.sse import hello_event, notice_event, timeout_event
+from api.sse import hello_event, notice_event, timeout_event, unavailable_event
 from contracts.lookups import StoredNotice
 from contracts.notices import Problem
 from tests.helpers import make_notice
@@ -72,3 +72,11 @@ def test_a_position_is_opaque_differs_per_stream_and_decodes_back() -> None:
     assert cursors.decode(cursors.encode(42, "s"), "t") != 42  # another stream's: not ours
     for bad in ("42", "not hex at all!", "0" * 17, "", "\u00b2" * 16):
         assert cursors.decode(bad, "s") is None
+
+
+def test_unavailable_says_so_with_a_problem_and_when_to_come_back() -> None:
+    fields = parse(unavailable_event(2000).encode())
+    assert fields["event"] == "unavailable"
+    assert fields["retry"] == "2000"
+    assert "id" not in fields  # not a position: a resume goes on from the last notice seen
+    assert json.loads(fields["data"])["status"] == 503

@@ -4,6 +4,7 @@
 // account on screen as its notice arrives.
 
 import { busy, clearErrors, el, finder, minorUnits, money, showProblem } from "/static/forms.js";
+import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 
@@ -26,7 +27,7 @@ export async function render(view, path) {
     <section aria-labelledby="accounts-title">
       <h2 id="accounts-title">Accounts <span class="hint">newest first</span></h2>
       <ul id="accounts" class="items"></ul>
-      <p id="empty" class="hint" hidden>No accounts yet.</p>
+      <p id="list-state" class="state" role="status">Loading…</p>
     </section>`;
   view.title("");
   const $ = finder(view.root);
@@ -50,9 +51,13 @@ export async function render(view, path) {
 }
 
 async function list(view, $) {
-  const res = await fetch("/api/accounts?limit=100");
+  const got = await getJson("/api/accounts?limit=100");
   if (!$("accounts")) return;
-  const { items = [] } = await res.json();
+  if (!got.ok) {
+    showState($("list-state"), "error", `Could not load the accounts: ${got.problem.detail}`, () => list(view, $));
+    return;
+  }
+  const items = got.data.items || [];
   $("accounts").replaceChildren(
     ...items.map((a) => {
       const li = el("li");
@@ -60,7 +65,7 @@ async function list(view, $) {
       return li;
     }),
   );
-  $("empty").hidden = items.length > 0;
+  showState($("list-state"), items.length ? "none" : "empty", "No accounts yet.");
 }
 
 // ---- one account ------------------------------------------------------------------------
@@ -87,12 +92,9 @@ async function showOne(view, id) {
     </section>`;
   const $ = finder(view.root);
   $("back").append(view.link("/accounts", "← All accounts"));
-  const res = await fetch(`/api/accounts/${id}`);
-  if (!res.ok) {
-    $("account").replaceChildren(el("p", "This account does not exist (yet)."));
-    return;
-  }
-  show(view, $, await res.json());
+  const account = await loadRecord($("account"), `/api/accounts/${id}`, "account", () => showOne(view, id));
+  if (!account) return;
+  show(view, $, account);
   $("pay-form").hidden = false;
   $("pay-form").addEventListener("submit", (event) => pay(event, view, $, id));
   // A charge or payment from anywhere in this session: show the account as it is now.

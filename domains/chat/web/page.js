@@ -4,6 +4,7 @@
 // /chat follows the busiest channel; /chat/{channel} the one named.
 
 import { el } from "/static/forms.js";
+import { getJson, showState } from "/static/state.js";
 
 const CHANNEL = /^\/([0-9A-Za-z][0-9A-Za-z_-]{0,63})$/;
 const ROWS = 10;
@@ -49,6 +50,7 @@ export async function render(view, path) {
           <th scope="col">Chatters</th><th scope="col">Recent windows</th><th scope="col">Total</th></tr></thead>
         <tbody></tbody>
       </table>
+      <p id="unavailable" class="state" role="status" hidden></p>
       <p id="empty" class="hint" hidden>No messages yet: post a batch to <code>/api/chat/messages</code>,
         or run <code>task chat:simulate</code>.</p>
     </section>`;
@@ -78,14 +80,16 @@ export async function render(view, path) {
   };
 
   const refresh = async () => {
-    let page;
-    try {
-      page = await (await fetch(`/api/chat/channels?limit=${ROWS}`)).json();
-    } catch {
-      return; // the API restarting: the next round tries again
-    }
+    const got = await getJson(`/api/chat/channels?limit=${ROWS}`);
     if (state.stopped || !$("channels")) return;
-    const items = page.items || [];
+    if (!got.ok) {
+      // The API or NATS away: say so; the next round (a second) tries again.
+      $("unavailable").hidden = false;
+      showState($("unavailable"), "error", `Could not load the channels: ${got.problem.detail} Trying again…`);
+      return;
+    }
+    $("unavailable").hidden = true;
+    const items = got.data.items || [];
     $("empty").hidden = items.length > 0 || Boolean(state.followed);
     $("channels").querySelector("tbody").replaceChildren(...items.map((c) => row(view, c, state.followed)));
     if (!state.followed && items.length) follow(items[0].channel);

@@ -4,6 +4,7 @@
 // not this page's concern.
 
 import { busy, clearErrors, finder, showProblem } from "/static/forms.js";
+import { getJson, loadRecord, showState } from "/static/state.js";
 
 const FIELDS = ["name", "category", "description"];
 const CATEGORIES = ["Town", "City", "County/Region", "Country", "Continent"];
@@ -35,7 +36,7 @@ const FORM = `
     <section aria-labelledby="list-title">
       <h2 id="list-title">All locations <span class="hint">newest first</span></h2>
       <ul id="locations" class="items"></ul>
-      <p id="empty" class="hint" hidden>No locations yet.</p>
+      <p id="list-state" class="state" role="status">Loading…</p>
       <button type="button" id="more" class="secondary" hidden>Show more</button>
     </section>
   </section>`;
@@ -89,15 +90,19 @@ function item(view, loc) {
 async function loadList(view, $, cursor) {
   const query = new URLSearchParams({ limit: "50" });
   if (cursor) query.set("cursor", cursor);
-  const res = await fetch(`/api/locations?${query}`);
+  const got = await getJson(`/api/locations?${query}`);
   if (!$("locations")) return; // navigated away meanwhile
-  const json = await res.json();
-  const items = (json.items || []).map((loc) => item(view, loc));
+  if (!got.ok) {
+    showState($("list-state"), "error", `Could not load the locations: ${got.problem.detail}`, () => loadList(view, $, cursor));
+    return;
+  }
+  const items = (got.data.items || []).map((loc) => item(view, loc));
   if (cursor) $("locations").append(...items);
   else $("locations").replaceChildren(...items);
-  $("empty").hidden = $("locations").children.length > 0;
-  $("more").hidden = !json.next_cursor;
-  $("more").dataset.cursor = json.next_cursor || "";
+  const none = $("locations").children.length === 0;
+  showState($("list-state"), none ? "empty" : "none", "No locations yet.");
+  $("more").hidden = !got.data.next_cursor;
+  $("more").dataset.cursor = got.data.next_cursor || "";
 }
 
 // ---- one location ---------------------------------------------------------------------------
@@ -110,12 +115,8 @@ async function showOne(view, id) {
   section.id = "location-view";
   section.append(back, article);
   view.root.replaceChildren(section);
-  const res = await fetch(`/api/locations/${id}`);
-  if (!res.ok) {
-    article.replaceChildren(Object.assign(document.createElement("p"), { textContent: "This location does not exist (yet)." }));
-    return;
-  }
-  const loc = await res.json();
+  const loc = await loadRecord(article, `/api/locations/${id}`, "location", () => showOne(view, id));
+  if (!loc) return;
   const h1 = document.createElement("h1");
   h1.textContent = loc.name;
   h1.tabIndex = -1;

@@ -5,6 +5,7 @@
 // (?min_position=), so what it shows is never behind what you just did.
 
 import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+import { getJson, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const POST_FIELDS = ["title", "body"];
@@ -23,12 +24,12 @@ export async function render(view, path) {
   const mine = me?.user_id === who;
   view.root.innerHTML = `
     <section id="profile-view" aria-labelledby="summary-name">
-      <article id="summary" aria-live="polite"><p class="hint">Loading the summary…</p></article>
+      <article id="summary" aria-live="polite"><p id="summary-state" class="state">Loading…</p></article>
       <div id="mine"></div>
       <section aria-labelledby="posts-title">
         <h2 id="posts-title">Posts <span class="hint">newest first</span></h2>
         <ul id="posts" class="items"></ul>
-        <p id="empty" class="hint" hidden>No posts yet.</p>
+        <p id="list-state" class="state" role="status">Loading…</p>
         <button type="button" id="more" class="secondary" hidden>Show more</button>
       </section>
     </section>`;
@@ -47,14 +48,20 @@ export async function render(view, path) {
 
 async function loadSummary(view, $, who, position) {
   const query = position ? `?min_position=${position}` : "";
-  const res = await fetch(`/api/users/${who}/summary${query}`);
+  const got = await getJson(`/api/users/${who}/summary${query}`);
   if (!$("summary")) return;
-  if (res.status === 404) {
-    $("summary").replaceChildren(el("p", "No summary for this user (yet)."));
+  if (got.status === 404) {
+    $("summary").replaceChildren(el("p", "No summary for this user (yet).", { className: "state" }));
     return;
   }
-  if (!res.ok) return; // behind or unavailable: the next notice reads it again
-  const s = await res.json();
+  if (!got.ok) {
+    // Behind or unavailable: say so where the summary is (the next notice reads it again).
+    const state = $("summary-state") || el("p", "", { className: "state", id: "summary-state" });
+    if (!state.isConnected) $("summary").append(state);
+    showState(state, "error", `Could not load the summary: ${got.problem.detail}`, () => loadSummary(view, $, who, position));
+    return;
+  }
+  const s = got.data;
   const h1 = el("h1", s.display_name, { id: "summary-name" });
   const facts = el("dl", "", { className: "facts", id: "facts" });
   const fact = (label, value, id) => facts.append(el("dt", label), el("dd", String(value), { id }));
@@ -72,13 +79,17 @@ async function loadSummary(view, $, who, position) {
 async function loadPosts(view, $, who, mine, cursor) {
   const query = new URLSearchParams({ author_id: who, limit: "20" });
   if (cursor) query.set("cursor", cursor);
-  const res = await fetch(`/api/posts?${query}`);
-  if (!$("posts") || !res.ok) return;
-  const page = await res.json();
+  const got = await getJson(`/api/posts?${query}`);
+  if (!$("posts")) return;
+  if (!got.ok) {
+    showState($("list-state"), "error", `Could not load the posts: ${got.problem.detail}`, () => loadPosts(view, $, who, mine, cursor));
+    return;
+  }
+  const page = got.data;
   const items = page.items.map((post) => postItem(view, $, post, mine));
   if (cursor) $("posts").append(...items);
   else $("posts").replaceChildren(...items);
-  $("empty").hidden = $("posts").children.length > 0;
+  showState($("list-state"), $("posts").children.length ? "none" : "empty", "No posts yet.");
   $("more").hidden = !page.next_cursor;
   $("more").dataset.cursor = page.next_cursor || "";
 }

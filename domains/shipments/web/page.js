@@ -4,6 +4,7 @@
 // the billing policy makes as its notice (caused by the delivery) arrives.
 
 import { busy, clearErrors, el, finder, money, showProblem } from "/static/forms.js";
+import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const FIELDS = ["account_id", "origin", "destination", "weight_grams"];
@@ -55,13 +56,13 @@ export async function render(view, path) {
         <label>Account <select id="filter-account"><option value="">any</option></select></label>
       </div>
       <ul id="shipments" class="items"></ul>
-      <p id="empty" class="hint" hidden>No shipments here yet.</p>
+      <p id="list-state" class="state" role="status">Loading…</p>
       <button type="button" id="more" class="secondary" hidden>Show more</button>
     </section>`;
   view.title("");
   const $ = finder(view.root);
-  const accounts = await (await fetch("/api/accounts?limit=200")).json();
-  const options = (accounts.items || []).map((a) => el("option", a.holder, { value: a.id }));
+  const accounts = await getJson("/api/accounts?limit=200");
+  const options = ((accounts.ok && accounts.data.items) || []).map((a) => el("option", a.holder, { value: a.id }));
   $("account_id").replaceChildren(el("option", "Choose an account", { value: "" }), ...options);
   $("filter-account").append(...options.map((o) => o.cloneNode(true)));
   $("create-form").addEventListener("submit", (e) => create(e, view, $));
@@ -98,9 +99,13 @@ async function list(view, $, cursor) {
   if ($("filter-status").value) query.set("status", $("filter-status").value);
   if ($("filter-account").value) query.set("account_id", $("filter-account").value);
   if (cursor) query.set("cursor", cursor);
-  const res = await fetch(`/api/shipments?${query}`);
+  const got = await getJson(`/api/shipments?${query}`);
   if (!$("shipments")) return; // navigated away meanwhile
-  const page = await res.json();
+  if (!got.ok) {
+    showState($("list-state"), "error", `Could not load the shipments: ${got.problem.detail}`, () => list(view, $, cursor));
+    return;
+  }
+  const page = got.data;
   const items = (page.items || []).map((s) => {
     const li = el("li");
     const what = `${s.origin} → ${s.destination}, ${s.weight_grams} g`;
@@ -109,7 +114,7 @@ async function list(view, $, cursor) {
   });
   if (cursor) $("shipments").append(...items);
   else $("shipments").replaceChildren(...items);
-  $("empty").hidden = $("shipments").children.length > 0;
+  showState($("list-state"), $("shipments").children.length ? "none" : "empty", "No shipments here yet.");
   $("more").hidden = !page.next_cursor;
   $("more").dataset.cursor = page.next_cursor || "";
 }
@@ -125,12 +130,9 @@ async function showOne(view, id) {
     </section>`;
   const $ = finder(view.root);
   $("back").append(view.link("/shipments", "← All shipments"));
-  const res = await fetch(`/api/shipments/${id}`);
-  if (!res.ok) {
-    $("shipment").replaceChildren(el("p", "This shipment does not exist (yet)."));
-    return;
-  }
-  show(view, $, await res.json());
+  const shipment = await loadRecord($("shipment"), `/api/shipments/${id}`, "shipment", () => showOne(view, id));
+  if (!shipment) return;
+  show(view, $, shipment);
   view.onNotice((notice) => {
     if (!$("shipment") || notice.status !== "succeeded") return;
     if (notice.resource?.id === id) show(view, $, notice.resource); // changed from another tab

@@ -4,6 +4,7 @@
 // for its owner. A viewing has an id of its own: sending it again never counts twice.
 
 import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const PUBLISH = ["title", "url", "description"];
@@ -27,7 +28,7 @@ export async function render(view, path) {
     <section aria-labelledby="list-title">
       <h2 id="list-title">${owner ? "Their videos" : "All videos"} <span class="hint">newest first</span></h2>
       <ul id="videos" class="items"></ul>
-      <p id="empty" class="hint" hidden>No videos yet.</p>
+      <p id="list-state" class="state" role="status">Loading…</p>
       <button type="button" id="more" class="secondary" hidden>Show more</button>
     </section>`;
   view.title("");
@@ -77,9 +78,13 @@ async function loadList(view, $, owner, cursor) {
   const query = new URLSearchParams({ limit: "50" });
   if (owner) query.set("owner_id", owner);
   if (cursor) query.set("cursor", cursor);
-  const res = await fetch(`/api/videos?${query}`);
+  const got = await getJson(`/api/videos?${query}`);
   if (!$("videos")) return; // navigated away meanwhile
-  const page = await res.json();
+  if (!got.ok) {
+    showState($("list-state"), "error", `Could not load the videos: ${got.problem.detail}`, () => loadList(view, $, owner, cursor));
+    return;
+  }
+  const page = got.data;
   const items = (page.items || []).map((v) => {
     const li = el("li");
     li.append(view.link(`/videos/${v.id}`, v.title), el("span", `${v.views} view${v.views === 1 ? "" : "s"}`, { className: "cat" }));
@@ -87,7 +92,7 @@ async function loadList(view, $, owner, cursor) {
   });
   if (cursor) $("videos").append(...items);
   else $("videos").replaceChildren(...items);
-  $("empty").hidden = $("videos").children.length > 0;
+  showState($("list-state"), $("videos").children.length ? "none" : "empty", "No videos yet.");
   $("more").hidden = !page.next_cursor;
   $("more").dataset.cursor = page.next_cursor || "";
 }
@@ -131,12 +136,8 @@ async function showOne(view, id) {
     </section>`;
   const $ = finder(view.root);
   $("back").append(view.link("/videos", "← All videos"));
-  const res = await fetch(`/api/videos/${id}`);
-  if (!res.ok) {
-    $("video").replaceChildren(el("p", "This video does not exist (yet)."));
-    return;
-  }
-  const video = await res.json();
+  const video = await loadRecord($("video"), `/api/videos/${id}`, "video", () => showOne(view, id));
+  if (!video) return;
   show(view, $, video);
   $("watch").hidden = false;
   $("watch").addEventListener("click", () => watch(view, $, id));
