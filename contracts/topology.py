@@ -54,6 +54,9 @@ LEASES_BUCKET: Final = "leases"
 IDEMPOTENCY_BUCKET: Final = "idempotency_keys"
 SESSIONS_BUCKET: Final = "sessions"
 SIGN_IN_ATTEMPTS_BUCKET: Final = "sign_in_attempts"
+# Commands the reactor stopped redelivering without a dead letter (DEADLETTERS or
+# NOTICES refused it): keyed by the command's COMMANDS sequence, listed by `task status`.
+DROPPED_BUCKET: Final = "dropped_commands"
 REACTOR_CONSUMER: Final = "reactor"
 
 COMMANDS_ALL: Final = "cmd.>"
@@ -242,6 +245,7 @@ BUCKETS: Final = (
     _plain_bucket(IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_TTL),
     _plain_bucket(SESSIONS_BUCKET, ttl=SESSION_TTL),
     _plain_bucket(SIGN_IN_ATTEMPTS_BUCKET, ttl=SIGN_IN_ATTEMPTS_TTL),
+    _plain_bucket(DROPPED_BUCKET),
 )
 
 

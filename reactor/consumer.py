@@ -45,7 +45,7 @@ from contracts.logs import bound
 from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
 from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, notice_subject
-from reactor.deadletters import deadletter
+from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
 from reactor.notices import unprocessable
 
@@ -275,7 +275,7 @@ class Reactor:
             if delivered >= self._max_attempts + GIVE_UP_RETRIES:
                 # Bounded: even giving up keeps failing (NOTICES or DEADLETTERS gone?).
                 # Stop redelivering; the command stays in COMMANDS, its sequence logged
-                # as an error for an operator.
+                # and recorded for `task status`.
                 log.exception(
                     "command %s: could not dead-letter it or tell its outcome after %d "
                     "deliveries; dropped from redelivery (it stays in COMMANDS, seq %d)",
@@ -283,7 +283,7 @@ class Reactor:
                     delivered,
                     msg.metadata.sequence.stream,
                 )
-                await _quietly(msg.term())
+                await self._drop(msg, "exhausted", reason)
                 return
             # Not terminated, so redelivered: the next delivery tries these steps again.
             log.exception("could not dead-letter command %s yet", command.command_id)
@@ -291,12 +291,27 @@ class Reactor:
 
     async def _poison(self, msg: Msg, exc: Exception) -> None:
         log.error("dead-lettering %s: not a command (%s)", msg.subject, exc)
+        delivered = msg.metadata.num_delivered or 1
         try:
             await self._deadletter(msg, "poison", str(exc))
             await msg.term()
         except nats.errors.Error:
+            if delivered >= 1 + GIVE_UP_RETRIES:  # bounded, as for a command (above)
+                log.exception(
+                    "could not dead-letter %s after %d deliveries; dropped from redelivery "
+                    "(it stays in COMMANDS, seq %d)",
+                    msg.subject,
+                    delivered,
+                    msg.metadata.sequence.stream,
+                )
+                await self._drop(msg, "poison", str(exc))
+                return
             log.exception("could not dead-letter %s yet", msg.subject)
-            await _quietly(msg.nak(delay=self._backoff(msg.metadata.num_delivered or 1)))
+            await _quietly(msg.nak(delay=self._backoff(delivered)))
+
+    async def _drop(self, msg: Msg, reason: str, error: str) -> None:
+        await record_dropped(self._js, msg, reason, error, self._clock())
+        await _quietly(msg.term())
 
     async def _deadletter(self, msg: Msg, reason: str, error: str) -> None:
         await deadletter(self._js, msg, reason, error, self._clock())

@@ -3,10 +3,12 @@
 Prints the durable consumer's lag and redeliveries, the streams' sizes and the
 dead letters. Healthy: `pending` near 0 (it only grows while reactors are
 down or slower than the arrival rate), `redelivered` small and not growing
-(transient failures), `dead letters` 0, and `waiting pulls` at least one per
-running reactor (an idle reactor keeps a fetch open). Then, per async view,
-policy and aggregator (its slowest partition), how far it has read EVENTS and
-its lag behind the stream's end.
+(transient failures), `dead letters` 0, `dropped` 0 (messages given up on
+that not even DEADLETTERS or NOTICES would take: each is listed with its
+sequence) and `waiting pulls` at least one per running reactor (an idle
+reactor keeps a fetch open). Then, per async view, policy and aggregator (its
+slowest partition), how far it has read EVENTS and its lag behind the
+stream's end.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 
 from contracts.registry import Registry
 from contracts.topology import (
     COMMANDS_STREAM,
     DEADLETTERS_STREAM,
+    DROPPED_BUCKET,
     EVENTS_STREAM,
     NOTICES_STREAM,
     REACTOR_CONSUMER,
@@ -31,6 +34,7 @@ from contracts.topology import (
 from contracts.views import ViewBuckets, progress_decoder, read_pointer
 from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
+from reactor.deadletters import dropped_decoder
 from reactor.dlq import dead_letters
 from reactor.mailer import consumer_name
 
@@ -58,7 +62,27 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]
     registry = registry or default_registry()
+    lines += await dropped_report(js)
     return lines + await jobs_report(js, registry) + await mailer_report(js, registry)
+
+
+async def dropped_report(js: JetStreamContext) -> list[str]:
+    """Messages no longer redelivered that reached neither DEADLETTERS nor NOTICES."""
+    try:
+        kv = await js.key_value(DROPPED_BUCKET)
+        keys = await kv.keys()
+    except NoKeysError:
+        keys = []
+    except NotFoundError:
+        return []
+    lines = [f"  dropped      {len(keys)}  (not even dead-lettered; each stays in its stream)"]
+    for key in sorted(keys)[-10:]:
+        entry = await kv.get(key)
+        gone = dropped_decoder.decode(entry.value or b"")
+        lines.append(
+            f"    {gone.stream} seq {gone.seq}  {gone.subject}  {gone.reason}: {gone.error[:80]}"
+        )
+    return lines
 
 
 async def mailer_report(js: JetStreamContext, registry: Registry) -> list[str]:

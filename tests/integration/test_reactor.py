@@ -26,6 +26,7 @@ from reactor.consumer import GIVE_UP_RETRIES, Handler, Reactor
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
 from reactor.reservations import Reservations
+from reactor.status import report
 from tests.conftest import REGISTRY
 from tests.helpers import eventually, make_command, publish_command, view_state
 
@@ -235,3 +236,29 @@ async def test_giving_up_that_keeps_failing_is_bounded_too(fresh_js: JetStreamCo
     assert delivered.consumer_seq == 2 + GIVE_UP_RETRIES
     dead = await deadletter_of(fresh_js, f"cmd.CreateLocation.{command.command_id}")
     assert dead.data == encoder.encode(command)  # it did reach the dead letters
+    status = await report(fresh_js, REGISTRY)  # and `task status` shows it was dropped
+    assert "  dropped      1  (not even dead-lettered; each stays in its stream)" in status
+    listed = [line for line in status if f"cmd.CreateLocation.{command.command_id}" in line]
+    assert len(listed) == 1
+    assert "COMMANDS seq 1 " in listed[0]
+    assert "exhausted" in listed[0]
+
+
+async def test_poison_that_cannot_be_dead_lettered_is_bounded_and_listed(
+    fresh_js: JetStreamContext,
+) -> None:
+    await fresh_js.delete_stream(DEADLETTERS_STREAM)  # nowhere to dead-letter it
+    async with running(fast_reactor(fresh_js, Counting(await real_handler(fresh_js)))):
+        await fresh_js.publish("cmd.CreateLocation." + "0" * 32, b"{not a command")
+
+        async def dropped() -> bool | None:
+            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+            return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
+
+        await eventually(dropped, within=20)
+        delivered = (await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)).delivered
+    assert delivered is not None
+    assert delivered.consumer_seq == 1 + GIVE_UP_RETRIES
+    status = await report(fresh_js, REGISTRY)
+    assert "  dropped      1  (not even dead-lettered; each stays in its stream)" in status
+    assert any("COMMANDS seq 1  cmd.CreateLocation.000" in line for line in status)
