@@ -17,6 +17,7 @@ from api.app import create_app
 from api.protocol import GuardedHttpToolsProtocol
 from api.settings import Settings
 from contracts import logs
+from contracts.cli import program
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
 from contracts.registry import RegistryError
 from contracts.topology import LegacyStore, refuse_legacy_store
@@ -44,7 +45,7 @@ class Server(uvicorn.Server):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m api",
+        prog=program("api"),
         description="Serve the API and the page (uvicorn). Configured by environment "
         "variables, each with a working local default: NATS_URL, NATS_API_USER, "
         "NATS_API_PASSWORD, API_HOST, API_PORT (0: any free port), NOTICE_TIMEOUT, "

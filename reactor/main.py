@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from contracts import logs
+from contracts.cli import program
 from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
 from contracts.registry import Registry, RegistryError
 from contracts.topology import (
@@ -43,7 +44,7 @@ log = logging.getLogger("reactor")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m reactor", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program("reactor"), description=__doc__)
     parser.add_argument(
         "--dev",
         action="store_true",

@@ -41,7 +41,7 @@ def test_the_console_scripts_answer_help(installed: Path, tmp_path: Path) -> Non
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith("usage: ")
+        assert done.stdout.startswith(f"usage: {script} ")
 
 
 def test_the_installed_copy_carries_the_page_and_the_server_config(installed: Path) -> None:
