@@ -14,8 +14,12 @@ text exposition are what every Prometheus server and Grafana dashboard expect.
 - Counters: commands accepted, requests refused (by reason), event streams
   opened (by kind); gauges: open streams, waiters.
 - Read from NATS at each scrape: commands not yet delivered to a reactor
-  (`notify_commands_pending`, the lag) and in flight, dead letters by domain,
-  how many events each async view or aggregator is behind, and `notify_nats_up`.
+  (`notify_commands_pending`) and in flight, for all domains (they share one
+  consumer); by domain, `notify_commands_lag{domain}`, the domain's commands
+  after the consumer's ack floor (as Kafka counts lag), measured by a reactor
+  every 5 s (`contracts.lag`) with `notify_commands_lag_age_seconds` saying
+  how old that figure is; dead letters by domain, how many events each async
+  view or aggregator is behind, and `notify_nats_up`.
 """
 
 from __future__ import annotations
@@ -26,14 +30,23 @@ import time
 from collections import Counter as Tally
 from typing import Final
 
+import msgspec
 import nats.errors
 from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from contracts.domain import Readable
+from contracts.lag import LAG_KEY, lag_decoder
 from contracts.notices import Notice
 from contracts.registry import Registry
-from contracts.topology import COMMANDS_STREAM, DEADLETTERS_STREAM, EVENTS_STREAM, REACTOR_CONSUMER
+from contracts.topology import (
+    COMMANDS_STREAM,
+    DEADLETTERS_STREAM,
+    EVENTS_STREAM,
+    REACTOR_CONSUMER,
+    RUNNER_PROGRESS_BUCKET,
+)
 from contracts.views import ViewBuckets
 
 log = logging.getLogger(__name__)
@@ -77,6 +90,17 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "notify_commands_in_flight", "Commands delivered, not yet acknowledged", registry=r
+        )
+        self.lag = Gauge(
+            "notify_commands_lag",
+            "Commands of the domain not yet done (after the reactor consumer's ack floor)",
+            ["domain"],
+            registry=r,
+        )
+        self.lag_age = Gauge(
+            "notify_commands_lag_age_seconds",
+            "How long ago a reactor measured notify_commands_lag",
+            registry=r,
         )
         self.deadletters = Gauge(
             "notify_deadletters", "Messages in DEADLETTERS", ["domain"], registry=r
@@ -123,6 +147,7 @@ class Metrics:
         consumer = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
         self.pending.set(consumer.num_pending or 0)
         self.in_flight.set(consumer.num_ack_pending or 0)
+        await self._read_lag(js)
         letters = await js.stream_info(DEADLETTERS_STREAM, subjects_filter="dlq.>")
         by_domain: Tally[str] = Tally()
         for subject, count in (letters.state.subjects or {}).items():
@@ -138,6 +163,17 @@ class Metrics:
             for readable in [*readables, *domain.aggregators]:
                 behind = max(0, end - await views.position(readable))
                 self.behind.labels(readable.name, domain.name).set(behind)
+
+    async def _read_lag(self, js: JetStreamContext) -> None:
+        """The lag by domain as a reactor last measured it (none yet: no series)."""
+        try:
+            entry = await (await js.key_value(RUNNER_PROGRESS_BUCKET)).get(LAG_KEY)
+            lag = lag_decoder.decode(entry.value or b"")
+        except (KeyNotFoundError, KeyDeletedError, msgspec.DecodeError):
+            return
+        for domain, count in lag.by_domain.items():
+            self.lag.labels(domain).set(count)
+        self.lag_age.set(max(0.0, time.time() - lag.at.timestamp()))
 
     def _letter_domain(self, subject: str) -> str:
         """dlq.cmd.<Type>.<id>: the command's domain; dlq.ev.<aggregate>.<id>: the aggregate's."""

@@ -35,6 +35,7 @@ from reactor.consumer import Reactor
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
 from reactor.jobs import Job, PolicyJob, Runner, ViewJob
+from reactor.lag import sample_lag
 from reactor.mailer import Mailer, SmtpSettings
 from reactor.members import Members
 from reactor.reservations import Reservations
@@ -150,18 +151,15 @@ async def run(
             access_log=args.access_log,
         )
         leases = await js.key_value(LEASES_BUCKET)
+        progress = await js.key_value(RUNNER_PROGRESS_BUCKET)
         holder = args.id or uuid.uuid4().hex
         members = Members(js, leases, holder)
         runners = job_runners(
-            registry,
-            nc,
-            active,
-            leases,
-            await js.key_value(RUNNER_PROGRESS_BUCKET),
-            holder=holder,
-            members=members,
+            registry, nc, active, leases, progress, holder=holder, members=members
         )
         jobs = [asyncio.create_task(r.run(stop)) for r in runners] if args.jobs else []
+        if args.jobs:
+            jobs.append(asyncio.create_task(sample_lag(js, registry, progress, stop)))
         if jobs and registry.aggregators:
             jobs.append(asyncio.create_task(members.run(stop)))
         if args.jobs and registry.mailboxes:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 
+from contracts.lag import measure
 from contracts.registry import Registry
 from contracts.topology import (
     COMMANDS_STREAM,
@@ -36,6 +37,7 @@ from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
 from reactor.deadletters import dropped_decoder
 from reactor.dlq import dead_letters
+from reactor.handling import utcnow
 from reactor.mailer import consumer_name
 
 
@@ -62,6 +64,11 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]
     registry = registry or default_registry()
+    lag = await measure(js, registry, utcnow())
+    lines += [
+        "  lag by domain (after the ack floor: waiting or in flight): "
+        + ", ".join(f"{name} {count}" for name, count in lag.by_domain.items())
+    ]
     lines += await dropped_report(js)
     return lines + await jobs_report(js, registry) + await mailer_report(js, registry)
 
