@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -84,6 +85,7 @@ def create_app(
                 registry.buckets,
                 events_max_bytes=settings.nats.events_max_bytes,
                 duplicate_window=settings.nats.duplicate_window,
+                replicas=settings.nats.replicas,
                 update=False,  # the API's NATS user may create a stream, not change one
             )
             await relay.start(nc)
@@ -237,7 +239,9 @@ async def _on_nats_error(request: Request, exc: Exception) -> Response:
     log.warning("NATS error on %s: %r", request.url.path, exc)
     missing = []
     if isinstance(exc, nats.js.errors.NotFoundError | nats.js.errors.NoStreamResponseError):
-        missing = await ops.missing_parts(services(request))
+        # Not knowing (NATS away, or a cluster electing a leader) is the plain 503.
+        with contextlib.suppress(nats.errors.Error):
+            missing = await ops.missing_parts(services(request))
     if not missing:
         return problem_response(UNAVAILABLE, {"Retry-After": "2"})
     return problem_response(

@@ -11,6 +11,7 @@ faster than this request cannot slip its notice past the waiter.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -36,6 +37,7 @@ from api.streams import wait_for_notice
 from api.urls import events_url, resource_id_param, status_url
 from contracts import tracing
 from contracts.commands import MAX_SIMULATED_DELAY, Command, encoder, new_aggregate_id
+from contracts.connection import while_unavailable
 from contracts.domain import CommandSpec
 from contracts.lookups import StoredNotice, find_command
 from contracts.notices import FieldError
@@ -287,16 +289,22 @@ async def _publish(svc: Services, command: Command) -> None:
     )
     if not svc.nc.is_connected:
         raise unavailable
+    headers = {"Nats-Msg-Id": command.command_id}
+    if command.traceparent:
+        headers[tracing.HEADER] = command.traceparent
+    subject, payload = command_subject(command.type, command.command_id), encoder.encode(command)
+    patience = svc.settings.publish_patience
+    deadline = asyncio.get_running_loop().time() + patience
+
+    async def publish() -> None:
+        left = deadline - asyncio.get_running_loop().time()
+        timeout = min(svc.settings.publish_timeout, max(left, 0.5))
+        await svc.js.publish(subject, payload, timeout=timeout, headers=headers)
+
     try:
-        headers = {"Nats-Msg-Id": command.command_id}
-        if command.traceparent:
-            headers[tracing.HEADER] = command.traceparent
-        await svc.js.publish(
-            command_subject(command.type, command.command_id),
-            encoder.encode(command),
-            timeout=svc.settings.publish_timeout,
-            headers=headers,
-        )
+        # A cluster electing COMMANDS' leader answers "no stream" or nothing for a
+        # moment: asked again (the same Nats-Msg-Id, so stored once) before 503.
+        await while_unavailable(publish, within=patience, what="a command")
     except nats.js.errors.NoStreamResponseError:
         raise  # no stream takes the subject: answered naming what is missing (api.app)
     except (nats.errors.Error, TimeoutError) as exc:

@@ -20,7 +20,7 @@ from contracts import logs
 from contracts.cli import program
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
 from contracts.registry import RegistryError
-from contracts.topology import LegacyStore, refuse_legacy_store
+from contracts.topology import LegacyStore, StoreUnsupported, ensure_topology, refuse_legacy_store
 from domains import registry as default_registry
 
 
@@ -65,7 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     async def preflight(nc: Client) -> None:
-        await refuse_legacy_store(nc.jetstream(), registry.legacy_buckets())
+        js = nc.jetstream()
+        await refuse_legacy_store(js, registry.legacy_buckets())
+        # Here rather than only in the lifespan: a store NATS cannot keep as asked
+        # (NATS_REPLICAS) is then one line, not uvicorn's start-up traceback.
+        await ensure_topology(
+            js,
+            registry.buckets,
+            events_max_bytes=settings.nats.events_max_bytes,
+            duplicate_window=settings.nats.duplicate_window,
+            replicas=settings.nats.replicas,
+            update=False,
+        )
 
     logs.configure(settings.log_level)
     config = uvicorn.Config(
@@ -86,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Waiting here rather than in the lifespan keeps Ctrl-C prompt and a
         # missing server one line instead of uvicorn's start-up traceback.
         asyncio.run(wait_until_reachable(settings.nats, "api-probe", preflight))
-    except (NatsUnavailable, LegacyStore) as exc:
+    except (NatsUnavailable, LegacyStore, StoreUnsupported) as exc:
         print(f"api: {exc}", file=sys.stderr)
         return 1
     except Interrupted:

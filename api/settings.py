@@ -26,6 +26,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     body_timeout: float = 10.0  # seconds for its body (408)
     max_header_bytes: int = 32 * 1024  # 431 over it
     publish_timeout: float = 5.0
+    # How long a POST keeps asking NATS to store its command while a cluster
+    # elects the command stream's leader (the same message id: stored once),
+    # before it answers 503.
+    publish_patience: float = 5.0
     sse_ping: float = 15.0
     sse_retry_ms: int = 2000
     sse_send_timeout: float = 30.0
@@ -57,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             header_timeout=float(env.get("HEADER_TIMEOUT", "10")),
             body_timeout=float(env.get("BODY_TIMEOUT", "10")),
             max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(32 * 1024))),
+            publish_patience=float(env.get("PUBLISH_PATIENCE", "5")),
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             max_streams_per_client=int(env.get("MAX_SSE_STREAMS_PER_CLIENT", "100")),

@@ -16,10 +16,12 @@ gets `event: reset`: the client should re-read the status of what it awaits.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
+import nats.errors
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +49,7 @@ from contracts.lookups import (
 )
 
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -64,7 +67,7 @@ def event_source(
     """
     shutdown = anyio.Event()
     return LimitedEventSource(
-        stream(shutdown),
+        _ending_cleanly(stream(shutdown), svc.settings.sse_retry_ms),
         limits=svc.limits,
         holder=holder_of(request),
         on_close=on_close,
@@ -75,6 +78,20 @@ def event_source(
         shutdown_event=shutdown,
         shutdown_grace_period=1.0,
     )
+
+
+async def _ending_cleanly(
+    stream: AsyncIterator[ServerSentEvent], retry_ms: int
+) -> AsyncIterator[ServerSentEvent]:
+    """The stream, ended by `event: unavailable` (with a retry hint) if NATS fails
+    under it midway (the connection lost, a cluster electing a leader): the
+    client is told and reconnects, rather than seeing its stream cut off."""
+    try:
+        async for event in stream:
+            yield event
+    except nats.errors.Error as exc:
+        log.warning("event stream ended: NATS %s", type(exc).__name__)
+        yield unavailable_event(retry_ms)
 
 
 async def next_item(

@@ -13,10 +13,12 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import msgspec
 import nats
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class NatsSettings(msgspec.Struct, frozen=True):
     # How long COMMANDS and EVENTS drop a repeated Nats-Msg-Id (seconds). Beyond it,
     # the aggregates' own records keep effects once (tests shorten it to show that).
     duplicate_window: float = 120.0
+    # How many servers of a cluster keep each stream and bucket (1 on a single server).
+    replicas: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, role: Role = "operator") -> NatsSettings:
@@ -63,7 +67,13 @@ class NatsSettings(msgspec.Struct, frozen=True):
             startup_timeout=float(env.get("NATS_STARTUP_TIMEOUT", "15")),
             events_max_bytes=int(env.get("EVENTS_MAX_BYTES", "-1")),
             duplicate_window=float(env.get("NATS_DUPLICATE_WINDOW", "120")),
+            replicas=int(env.get("NATS_REPLICAS", "1")),
         )
+
+    @property
+    def servers(self) -> list[str]:
+        """NATS_URL's servers: one URL, or several separated by commas (a cluster's)."""
+        return [url.strip() for url in self.url.split(",") if url.strip()]
 
 
 class NatsUnavailable(RuntimeError):
@@ -116,7 +126,7 @@ async def connect(
         options["password"] = settings.password or ""
     attempt = asyncio.ensure_future(
         nats.connect(
-            settings.url,
+            settings.servers,
             name=name,
             connect_timeout=2,
             reconnect_time_wait=0.5,
@@ -173,3 +183,41 @@ async def wait_until_reachable(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+# What a request meets while a cluster elects a stream's leader (a server
+# died, or a stream was just made) or while the client reconnects: worth
+# asking again shortly. Every caller repeats a step that is safe to repeat
+# (a publish with the same Nats-Msg-Id, a look before a change).
+UNAVAILABLE: Final = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+# "No stream answered" is what an election looks like for a moment, and what a
+# missing stream looks like for ever: it is asked again for this long only.
+NO_STREAM_PATIENCE: Final = 5.0
+
+T = TypeVar("T")
+
+
+async def while_unavailable(step: Callable[[], Awaitable[T]], *, within: float, what: str) -> T:
+    """`step()`, asked again while NATS answers as unavailable (UNAVAILABLE), for up
+    to `within` seconds (NO_STREAM_PATIENCE at most for "no stream answered"),
+    waiting 0.1 s doubling to 1 s in between; then the last error."""
+    loop = asyncio.get_running_loop()
+    started, delay = loop.time(), 0.1
+    while True:
+        try:
+            return await step()
+        except UNAVAILABLE as exc:
+            no_stream = isinstance(exc, nats.js.errors.NoStreamResponseError)
+            patience = min(within, NO_STREAM_PATIENCE) if no_stream else within
+            if loop.time() + delay > started + patience:
+                raise
+            log.info("NATS unavailable for %s (%s); asking again", what, type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -32,13 +32,17 @@ Every process calls `ensure_topology` at start-up, so any may come up first.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Final
 
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+
+from contracts.connection import while_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ IDEMPOTENCY_TTL: Final = 24 * 3600.0
 SESSION_TTL: Final = 30 * 24 * 3600.0  # as long as the session cookie lives
 SIGN_IN_ATTEMPTS_TTL: Final = 24 * 3600.0  # only clears old counts: the window is the API's
 LEASE_TTL: Final = 6.0
+# How long start-up keeps asking a cluster that does not answer (a leader election).
+TOPOLOGY_PATIENCE: Final = 30.0
 # A command is published once per accept; this window only has to cover a
 # retried publish. An event append is repeated when a command is redelivered:
 # within the window the server drops it by its Nats-Msg-Id, after it the
@@ -152,21 +158,19 @@ def view_bucket(view: str, version: int) -> str:
     return name if version == 1 else f"{name}_v{version}"
 
 
-def view_bucket_config(view: str, version: int) -> api.KeyValueConfig:
+def view_bucket_config(view: str, version: int, replicas: int = 1) -> api.KeyValueConfig:
     # direct=False: reads go to the stream leader, so a GET after `succeeded`
     # sees the write in a cluster too (direct gets may hit a lagging replica).
-    return api.KeyValueConfig(
-        bucket=view_bucket(view, version), history=1, storage=api.StorageType.FILE, direct=False
-    )
+    return _plain_bucket(view_bucket(view, version), replicas=replicas)
 
 
-def view_buckets(views: Iterable[str], version: int) -> list[api.KeyValueConfig]:
+def view_buckets(views: Iterable[str], version: int, replicas: int = 1) -> list[api.KeyValueConfig]:
     """Every bucket of one version: each view's, and the async views' progress."""
-    return [view_bucket_config(v, version) for v in [*views, VIEW_PROGRESS]]
+    return [view_bucket_config(v, version, replicas) for v in [*views, VIEW_PROGRESS]]
 
 
 def events_stream_config(
-    max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW
+    max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW, replicas: int = 1
 ) -> api.StreamConfig:
     return api.StreamConfig(
         name=EVENTS_STREAM,
@@ -184,20 +188,21 @@ def events_stream_config(
         deny_purge=True,
         allow_atomic=True,  # a decision of several events is one batch
         allow_direct=True,  # an aggregate's events in one batched direct get
+        num_replicas=replicas,
     )
 
 
 def streams(
-    events_max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW
+    events_max_bytes: int = -1, duplicate_window: float = DUPLICATE_WINDOW, replicas: int = 1
 ) -> tuple[api.StreamConfig, ...]:
-    """Every stream; `events_max_bytes` limits the event store (-1: no limit), and
-    `duplicate_window` is how long COMMANDS and EVENTS drop a repeated Nats-Msg-Id."""
-    commands = dataclasses.replace(COMMANDS, duplicate_window=duplicate_window)
+    """Every stream; `events_max_bytes` limits the event store (-1: no limit),
+    `duplicate_window` is how long COMMANDS and EVENTS drop a repeated Nats-Msg-Id,
+    and `replicas` how many servers of a cluster keep each (NATS_REPLICAS)."""
     return (
-        commands,
-        events_stream_config(events_max_bytes, duplicate_window),
-        NOTICES,
-        DEADLETTERS,
+        dataclasses.replace(COMMANDS, duplicate_window=duplicate_window, num_replicas=replicas),
+        events_stream_config(events_max_bytes, duplicate_window, replicas),
+        dataclasses.replace(NOTICES, num_replicas=replicas),
+        dataclasses.replace(DEADLETTERS, num_replicas=replicas),
     )
 
 
@@ -231,22 +236,33 @@ DEADLETTERS: Final = api.StreamConfig(
 )
 
 
-def _plain_bucket(name: str, ttl: float | None = None) -> api.KeyValueConfig:
+def _plain_bucket(name: str, ttl: float | None = None, replicas: int = 1) -> api.KeyValueConfig:
     return api.KeyValueConfig(
-        bucket=name, history=1, ttl=ttl, storage=api.StorageType.FILE, direct=False
+        bucket=name,
+        history=1,
+        ttl=ttl,
+        storage=api.StorageType.FILE,
+        direct=False,
+        replicas=replicas,
     )
 
 
-BUCKETS: Final = (
-    _plain_bucket(VIEW_VERSIONS_BUCKET),
-    _plain_bucket(RESERVATIONS_BUCKET),
-    _plain_bucket(RUNNER_PROGRESS_BUCKET),
-    _plain_bucket(LEASES_BUCKET, ttl=LEASE_TTL),
-    _plain_bucket(IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_TTL),
-    _plain_bucket(SESSIONS_BUCKET, ttl=SESSION_TTL),
-    _plain_bucket(SIGN_IN_ATTEMPTS_BUCKET, ttl=SIGN_IN_ATTEMPTS_TTL),
-    _plain_bucket(DROPPED_BUCKET),
-)
+# The service's own buckets (beside the views'): name -> time to live.
+_BUCKET_TTLS: Final[dict[str, float | None]] = {
+    VIEW_VERSIONS_BUCKET: None,
+    RESERVATIONS_BUCKET: None,
+    RUNNER_PROGRESS_BUCKET: None,
+    LEASES_BUCKET: LEASE_TTL,
+    IDEMPOTENCY_BUCKET: IDEMPOTENCY_TTL,
+    SESSIONS_BUCKET: SESSION_TTL,
+    SIGN_IN_ATTEMPTS_BUCKET: SIGN_IN_ATTEMPTS_TTL,
+    DROPPED_BUCKET: None,
+}
+
+
+def buckets(replicas: int = 1) -> list[api.KeyValueConfig]:
+    """The service's own buckets (views' aside), each kept by `replicas` servers."""
+    return [_plain_bucket(name, ttl, replicas) for name, ttl in _BUCKET_TTLS.items()]
 
 
 class LegacyStore(RuntimeError):
@@ -258,7 +274,10 @@ async def legacy_buckets(js: JetStreamContext, names: Iterable[str]) -> list[str
     found = []
     for name in [*names, LEGACY_POINTER_BUCKET]:
         try:
-            await js.stream_info(f"KV_{name}")
+            # A cluster still forming (no JetStream leader yet) does not answer.
+            await while_unavailable(
+                partial(js.stream_info, f"KV_{name}"), within=TOPOLOGY_PATIENCE, what=name
+            )
         except NotFoundError:
             continue
         found.append(name)
@@ -275,38 +294,123 @@ async def refuse_legacy_store(js: JetStreamContext, names: Iterable[str]) -> Non
         )
 
 
+class StoreUnsupported(RuntimeError):
+    """The server cannot keep the store as asked (NATS_REPLICAS above its cluster's size)."""
+
+
+# nats-server's error codes for replicas it cannot place.
+_REPLICAS_ERRORS: Final = {10074, 10005}  # not clustered; insufficient resources / peers
+_STREAM_NAME_IN_USE: Final = 10058  # a stream of that name exists with another configuration
+
+
+def _unsupported(exc: APIError, name: str, replicas: int) -> StoreUnsupported:
+    return StoreUnsupported(
+        f"NATS cannot keep {name} on {replicas} servers ({exc.description}): set NATS_REPLICAS "
+        "to at most the number of servers in its cluster (1 for a single server)"
+    )
+
+
 async def ensure_topology(
     js: JetStreamContext,
     views: Iterable[str] = (),
     *,
     events_max_bytes: int = -1,
     duplicate_window: float = DUPLICATE_WINDOW,
+    replicas: int = 1,
     update: bool = True,
 ) -> None:
     """Create the streams and buckets (and version 1 of `views`), or update a stream's config.
+
+    `replicas` (NATS_REPLICAS) is how many servers keep each stream and bucket:
+    an existing one kept by fewer is raised to it, one kept by more is left so
+    (lowering is the operator's decision, not a start-up's).
 
     `update=False` (the API, whose NATS user may create a stream but not change
     one): a stream whose configuration differs is left as it is, for the
     reactor to update.
     """
-    for config in streams(events_max_bytes, duplicate_window):
+    for config in streams(events_max_bytes, duplicate_window, replicas):
+        await while_unavailable(
+            partial(_ensure_stream, js, config, update=update),
+            within=TOPOLOGY_PATIENCE,
+            what=f"stream {config.name}",
+        )
+    for kv in buckets(replicas):
+        await while_unavailable(
+            partial(_ensure_bucket, js, kv, update=update),
+            within=TOPOLOGY_PATIENCE,
+            what=f"bucket {kv.bucket}",
+        )
+    await create_view_buckets(js, views, 1, replicas=replicas, update=update)
+
+
+async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig, *, update: bool) -> None:
+    assert config.name is not None
+    try:
+        await js.add_stream(config)
+    except APIError as exc:
+        if exc.err_code in _REPLICAS_ERRORS:
+            raise _unsupported(exc, config.name, config.num_replicas or 1) from exc
+        if not isinstance(exc, BadRequestError):
+            raise
+        if not update:
+            log.info("stream %s differs from this version's; the reactor updates it", config.name)
+            return
+        kept_by = (await js.stream_info(config.name)).config.num_replicas or 1
+        config = dataclasses.replace(config, num_replicas=max(config.num_replicas or 1, kept_by))
+        log.info("updating stream %s to the current configuration", config.name)
+        await js.update_stream(config)
+
+
+async def _ensure_bucket(
+    js: JetStreamContext, kv: api.KeyValueConfig, *, update: bool, atomic: bool = False
+) -> None:
+    """Make a bucket, or raise an existing one's replicas (and let it take atomic batches).
+
+    Looked at first: nats-py's create would refuse a bucket that exists with
+    another configuration (err 10058). Without `update` (the API) a bucket is
+    made and any update left to the reactor.
+    """
+    stream = f"KV_{kv.bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
         try:
-            await js.add_stream(config)
-        except BadRequestError:
-            if not update:
-                log.info(
-                    "stream %s differs from this version's; the reactor updates it", config.name
-                )
-                continue
-            log.info("updating stream %s to the current configuration", config.name)
-            await js.update_stream(config)
-    for kv in BUCKETS:
-        await js.create_key_value(kv)
-    await create_view_buckets(js, views, 1, update=update)
+            await js.create_key_value(kv)
+        except APIError as exc:
+            if exc.err_code in _REPLICAS_ERRORS:
+                raise _unsupported(exc, stream, kv.replicas) from exc
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+            # Another process made it meanwhile (and may have updated it already).
+        info = await js.stream_info(stream)
+    config = info.config
+    changed = False
+    if atomic and not config.allow_atomic:
+        config.allow_atomic = True
+        changed = True
+    if (config.num_replicas or 1) < kv.replicas:
+        config.num_replicas = kv.replicas
+        changed = True
+    if changed and update:
+        # A cluster answers an update sent while the stream it made has no
+        # leader yet (another process just made it) with silence: wait for one.
+        while info.cluster is not None and not info.cluster.leader:
+            await asyncio.sleep(0.05)
+            info = await js.stream_info(stream)
+        log.debug(
+            "updating bucket %s (atomic batches, %d replicas)", kv.bucket, config.num_replicas
+        )
+        await js.update_stream(config)
 
 
 async def create_view_buckets(
-    js: JetStreamContext, views: Iterable[str], version: int, *, update: bool = True
+    js: JetStreamContext,
+    views: Iterable[str],
+    version: int,
+    *,
+    replicas: int = 1,
+    update: bool = True,
 ) -> None:
     """One version's view buckets (and its progress bucket), taking atomic batches.
 
@@ -316,21 +420,15 @@ async def create_view_buckets(
     `update` (the API) a bucket is made and the update left to the reactor,
     which does it before any aggregator writes.
     """
-    for kv in view_buckets(views, version):
-        stream = f"KV_{kv.bucket}"
-        try:
-            config = (await js.stream_info(stream)).config
-        except NotFoundError:
-            # Made as nats-py makes a bucket; asked again, it would refuse the
-            # bucket as changed (err 10058), hence the look first.
-            await js.create_key_value(kv)
-            config = (await js.stream_info(stream)).config
-        if not config.allow_atomic and update:
-            config.allow_atomic = True
-            await js.update_stream(config)
+    for kv in view_buckets(views, version, replicas):
+        await while_unavailable(
+            partial(_ensure_bucket, js, kv, update=update, atomic=True),
+            within=TOPOLOGY_PATIENCE,
+            what=f"bucket {kv.bucket}",
+        )
 
 
 def stream_names(views: Iterable[str] = ()) -> list[str]:
     """Every stream the service needs, KV buckets (of views version 1) included."""
-    buckets = [*BUCKETS, *view_buckets(views, 1)]
-    return [s.name for s in streams() if s.name] + [f"KV_{b.bucket}" for b in buckets]
+    kept = [*buckets(), *view_buckets(views, 1)]
+    return [s.name for s in streams() if s.name] + [f"KV_{b.bucket}" for b in kept]

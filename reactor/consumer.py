@@ -12,7 +12,9 @@ Protocol:
   redelivery: the append is guarded (message ids, expected sequence) and the
   view writes are checkpointed, and a redelivered command whose notice is
   already stored re-emits that very notice.
-- An exception is transient: nak with backoff. The attempt limit is the
+- NATS answering as unavailable (a cluster electing a stream's leader) is
+  waited out in place for up to NATS_PATIENCE, and is not an attempt.
+- Any other exception is transient: nak with backoff. The attempt limit is the
   reactor's, not the server's (the consumer redelivers without limit): on
   the last attempt the command is copied to DEADLETTERS, gets a `failed`
   "could not be processed" notice and is terminated. Each step is
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import msgspec
@@ -41,6 +44,7 @@ from nats.js import JetStreamContext, api
 
 from contracts import tracing
 from contracts.commands import MAX_SIMULATED_DELAY, Command, command_decoder, encoder
+from contracts.connection import while_unavailable
 from contracts.logs import bound
 from contracts.lookups import COMMAND_SEQ_HEADER, find_notice
 from contracts.notices import Notice
@@ -56,6 +60,10 @@ MAX_ATTEMPTS = 5
 # its outcome, before it is dropped from redelivery (never retried for ever).
 GIVE_UP_RETRIES = 5
 ACK_WAIT = 30.0
+# How long a command's handling keeps asking a NATS that answers as unavailable
+# (a cluster electing a leader) before the attempt counts as failed: well
+# inside ACK_WAIT, so the command is not redelivered meanwhile.
+NATS_PATIENCE = 15.0
 STOP_GRACE = 10.0
 
 
@@ -211,8 +219,18 @@ class Reactor:
                 await self._simulate_delay(msg, command.simulate_delay_s)
             if delivered > self._max_attempts:
                 raise _GiveUp(f"{delivered - 1} attempts failed")
-            notice = await self._outcome(command, msg, delivered)
-            await self._publish(command, notice, msg)
+            # A cluster electing a stream's leader is not the command's fault: asked
+            # again here (each step is safe to repeat), not counted as an attempt.
+            notice = await while_unavailable(
+                partial(self._outcome, command, msg, delivered),
+                within=NATS_PATIENCE,
+                what=f"command {command.command_id}",
+            )
+            await while_unavailable(
+                partial(self._publish, command, notice, msg),
+                within=NATS_PATIENCE,
+                what=f"the notice of {command.command_id}",
+            )
             await msg.ack()
             if self._access_log:  # a line per command, with the ids bound (plain or JSON)
                 status = notice.error.status if notice.error else ""

@@ -25,6 +25,7 @@ from contracts.topology import (
     RESERVATIONS_BUCKET,
     RUNNER_PROGRESS_BUCKET,
     LegacyStore,
+    StoreUnsupported,
     ensure_topology,
     refuse_legacy_store,
 )
@@ -128,6 +129,7 @@ async def run(
                 registry.buckets,
                 events_max_bytes=settings.events_max_bytes,
                 duplicate_window=settings.duplicate_window,
+                replicas=settings.replicas,
             )
 
         await prepare()  # before the buckets are opened
@@ -213,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure()
     try:
         asyncio.run(run(args, NatsSettings.from_env(role="reactor")))
-    except (NatsUnavailable, LegacyStore, RegistryError) as exc:
+    except (NatsUnavailable, LegacyStore, StoreUnsupported, RegistryError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         return 1
     except Interrupted:

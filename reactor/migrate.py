@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 
 from contracts.commands import NO_SESSION, Command, derived_command_id
+from contracts.connection import NatsSettings
 from contracts.lookups import bucket_keys
 from contracts.registry import Registry
 from contracts.topology import (
@@ -137,7 +138,7 @@ async def run() -> int:
             print("migrate: nothing to do (no buckets of the previous version)")
             return 0
         print(f"migrate: moving {', '.join(legacy)} onto EVENTS")
-        await ensure_topology(js, registry.buckets)
+        await ensure_topology(js, registry.buckets, replicas=NatsSettings.from_env().replicas)
         done = await migrate(js, EventStore(nc, registry), registry)
         print(
             "migrate: "

@@ -41,7 +41,7 @@ from nats.js.errors import NotFoundError
 from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
-from contracts.topology import VIEW_PROGRESS, create_view_buckets, view_bucket
+from contracts.topology import EVENTS_STREAM, VIEW_PROGRESS, create_view_buckets, view_bucket
 from contracts.views import Record, ViewBuckets, read_pointer, write_pointer
 from domains import registry as default_registry
 from reactor.aggregators import Refold
@@ -120,7 +120,9 @@ async def differences(old: ViewBuckets, new: ViewBuckets, views: Iterable[Readab
 
 
 async def create_version(js: JetStreamContext, registry: Registry, version: int) -> None:
-    await create_view_buckets(js, registry.buckets, version)
+    """A version's buckets, kept by as many servers as the event store is."""
+    replicas = (await js.stream_info(EVENTS_STREAM)).config.num_replicas or 1
+    await create_view_buckets(js, registry.buckets, version, replicas=replicas)
 
 
 async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> None:

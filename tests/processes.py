@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,12 +158,20 @@ _MONITOR = re.compile(r"Starting http monitor on [\d.]+:(\d+)")
 class NatsServer(Process):
     """nats-server with the project's nats.conf, on a free port, storing under `store_dir`."""
 
-    def __init__(self, store_dir: Path, port: int = -1, config: Path = NATS_CONF) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int = -1,
+        config: Path = NATS_CONF,
+        *,
+        name: str = "nats-server",
+        extra: Sequence[str] = (),
+    ) -> None:
         binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
         env = dict(os.environ, NATS_STORE_DIR=str(store_dir), **role_env(hashes=True))
         super().__init__(
-            "nats-server",
-            [binary, "-c", str(config), "-p", str(port), "-m", "-1"],
+            name,
+            [binary, "-c", str(config), "-p", str(port), "-m", "-1", *extra],
             env=env,
             ready=r"Server is ready",
         )
@@ -195,6 +205,74 @@ class NatsServer(Process):
         self.stop()
         self.argv[self.argv.index("-p") + 1] = str(port)
         return self.start()
+
+
+def healthy(server: NatsServer) -> bool:
+    """nats-server's /healthz: 200 once its JetStream is current (in a cluster: has a leader)."""
+    try:
+        with urllib.request.urlopen(server.monitor_url + "/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:  # refused, or an HTTP error status (HTTPError is an OSError)
+        return False
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now (held together while chosen, so all differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+class NatsCluster:
+    """nats-servers routed into one JetStream cluster, each with a store of its own.
+
+    The servers are named n1, n2, ... (the names stream_info's cluster.leader gives).
+    """
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        ports = free_ports(2 * size)
+        clients, routes = ports[:size], ports[size:]
+        solicit = ",".join(f"nats://127.0.0.1:{port}" for port in routes)
+        self.servers = [
+            NatsServer(
+                root / f"n{i}",
+                clients[i - 1],
+                name=f"n{i}",
+                extra=[
+                    *("--server_name", f"n{i}", "--cluster_name", "notify"),
+                    *("--cluster", f"nats://127.0.0.1:{routes[i - 1]}", "--routes", solicit),
+                ],
+            )
+            for i in range(1, size + 1)
+        ]
+
+    def start(self, within: float = 30.0) -> NatsCluster:
+        """Start every server; ready once each says its JetStream is (a leader elected)."""
+        for server in self.servers:
+            server.start()
+        deadline = time.monotonic() + within
+        for server in self.servers:
+            while not healthy(server):
+                assert time.monotonic() < deadline, f"{server.name}: {server.output()}"
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    @property
+    def url(self) -> str:
+        """Every server's URL, comma-separated (NATS_URL of a cluster)."""
+        return ",".join(server.url for server in self.servers)
+
+    def named(self, name: str) -> NatsServer:
+        return next(server for server in self.servers if server.name == name)
 
 
 def reactor(nats_url: str, *extra: str, env: Mapping[str, str] | None = None) -> Process:

@@ -98,6 +98,9 @@ async def test_with_nats_down_every_route_that_needs_it_answers_within_a_second(
 
 
 async def test_a_missing_stream_or_bucket_is_a_503_that_names_it(fresh_stack: Stack) -> None:
+    # No reactor: it would make the stream again (as it does when its consumer goes),
+    # while a POST asks NATS again for a few seconds (PUBLISH_PATIENCE).
+    fresh_stack.reactor.stop()
     nc = await connect_test_client(fresh_stack.server.url)
     try:
         js = nc.jetstream()
