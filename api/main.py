@@ -102,6 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Interrupted:
         return 130
+    sockets = [shared_socket(settings.host, settings.port)] if settings.reuse_port else None
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutting down
-        Server(config).run()
+        Server(config).run(sockets=sockets)
     return 0
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket other processes may bind too (SO_REUSEPORT): the kernel
+    hands each new connection to one of them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

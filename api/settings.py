@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sign_in_window: float = 900.0
     log_level: str = "info"
     access_log: bool = True
+    # Listen with SO_REUSEPORT: several API processes on one machine share the
+    # port, the kernel spreads connections over them (`task cluster:up`).
+    reuse_port: bool = False
     web_dir: Path = WEB_DIR
     dev: bool = False  # the page shows its developer panel (the stack runs in dev mode)
 
@@ -73,5 +76,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sign_in_window=float(env.get("SIGNIN_WINDOW", "900")),
             log_level=env.get("LOG_LEVEL", "info").lower(),
             access_log=env.get("API_ACCESS_LOG", "1") not in ("0", "false", "no"),
+            reuse_port=env.get("API_REUSE_PORT", "") in ("1", "true", "yes"),
             dev=env.get("API_DEV", "") in ("1", "true", "yes"),
         )

@@ -67,6 +67,28 @@ export function reconnect() {
   resyncPending();
 }
 
+let probing = false;
+
+/**
+ * Ask /readyz, every second while the stream stays open, until NATS is back: the
+ * stream may open again while a cluster still elects a leader (readyz 503), and
+ * then stays open with nothing to say, so one look would leave the page "unavailable".
+ */
+function probeUntilBack() {
+  if (probing) return;
+  probing = true;
+  const again = () => {
+    probing = false;
+    if (away && source && source.readyState === EventSource.OPEN) setTimeout(probeUntilBack, 1000);
+  };
+  fetch("/readyz").then((r) => {
+    if (!r.ok) return again();
+    probing = false;
+    away = false;
+    emit("state", "live");
+  }, again);
+}
+
 /** Open the session stream (once per tab), resuming from the stored cursor. */
 export function connect() {
   if (source) return;
@@ -77,7 +99,7 @@ export function connect() {
     log("SSE open", "/api/events");
     if (!away) return emit("state", "live");
     // After "unavailable" the stream opens again every retry: live only once NATS is back.
-    fetch("/readyz").then((r) => { if (r.ok) { away = false; emit("state", "live"); } }, () => {});
+    probeUntilBack();
   };
   source.onerror = () => {
     // Ended after "unavailable": still retrying, still unavailable until NATS is back.

@@ -23,7 +23,7 @@ def free_port() -> int:
         return port
 
 
-def supervisor(tmp_path: Path, ports: dict[str, int]) -> Process:
+def supervisor(tmp_path: Path, ports: dict[str, int], *flags: str) -> Process:
     env = {
         **nats_env(f"nats://127.0.0.1:{ports['nats']}"),
         **role_env(hashes=True),
@@ -32,10 +32,11 @@ def supervisor(tmp_path: Path, ports: dict[str, int]) -> Process:
         "SMTP_PORT": str(ports["smtp"]),
         "MAIL_SINK_DIR": str(tmp_path / "mail"),
         "API_PORT": str(ports["api"]),
+        "NATS_ROUTE_PORT": str(ports.get("routes", 6222)),
     }
     return Process(
         "supervisor",
-        [sys.executable, "-m", "reactor.supervisor"],
+        [sys.executable, "-m", "reactor.supervisor", *flags],
         env=env,
         ready=r"up: ready: open (http://\S+)",
         ready_timeout=60,
@@ -88,3 +89,77 @@ def test_up_starts_in_order_refuses_a_second_and_stops_cleanly(tmp_path: Path) -
     ends = [line for line in first.lines if "reactor stopped" in line or "Server Exiting" in line]
     assert ends[0].startswith("[reactor]")
     assert ends[-1].startswith("[nats]")  # nats-server stops last
+
+
+def free_runs(count: int, length: int) -> list[int]:
+    """`count` first ports of `length` consecutive free ones each (none overlapping)."""
+    found: list[int] = []
+    for base in range(20_000, 60_000, 97):
+        if all(free(port) for port in range(base, base + length)):
+            found.append(base)
+            if len(found) == count:
+                return found
+    raise AssertionError("no free ports")
+
+
+def free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_cluster_up_keeps_serving_while_a_server_is_killed_and_started_again(
+    tmp_path: Path,
+) -> None:
+    nats, routes, monitor = free_runs(3, 3)
+    ports = {"nats": nats, "routes": routes, "monitor": monitor}
+    ports |= {"smtp": free_port(), "api": free_port()}
+    up = supervisor(tmp_path, ports, "--cluster")
+    up.start()
+    try:
+        assert up.ready_match is not None
+        url = up.ready_match.group(1)
+        assert url == f"http://127.0.0.1:{ports['api']}"  # one URL, two API processes
+        parts = children_of(up.pid)
+        assert len(parts) == 8  # three nats-servers, the sink, two reactors, two APIs
+        body = {"name": "Hull", "category": "City", "description": "one of three"}
+        wait = {"Prefer": "wait=10"}
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.post("/api/locations", json=body, headers=wait).status_code == 201
+            # A server killed by hand: the supervisor starts it again, and meanwhile
+            # the cluster goes on (a POST may wait out an election, or be told to retry).
+            (pid,) = [p for p in parts if f"-p {nats + 1} " in cmdline(p)]
+            os.kill(pid, signal.SIGKILL)
+            made = []
+            for i in range(20):
+                answer = client.post(
+                    "/api/locations", json={**body, "name": f"Hull {i}"}, headers=wait
+                )
+                assert answer.status_code in (201, 202, 503), answer.text
+                if answer.status_code == 503:
+                    assert answer.headers["retry-after"].isdigit()
+                else:
+                    made.append(answer)
+            assert any(a.status_code == 201 for a in made)
+        assert any("up: nats-2 exited" in line for line in up.lines)
+        deadline = time.monotonic() + 30  # started again after 2 s
+        while not [p for p in children_of(up.pid) if f"-p {nats + 1} " in cmdline(p)]:
+            assert time.monotonic() < deadline, up.output()
+            time.sleep(0.1)
+    finally:
+        code = up.stop(signal.SIGINT, 60)
+    assert code == 0
+    assert "up: stopped" in up.lines
+    assert not [pid for pid in children_of(up.pid) if alive(pid)]
+    assert not [pid for pid in parts if alive(pid)]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
