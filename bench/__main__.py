@@ -27,12 +27,14 @@ from bench.floor import nats_floor
 from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hops, open_loop, to_builtins
 from bench.posts import posts
 from bench.report import latency_cells, plot_cdf, table, write_json
-from bench.stack import cpu_seconds, crud_baseline, running_stack
+from bench.stack import cpu_seconds, crud_baseline, running_cluster, running_stack
 from bench.stats import percentile, summarize
 from tests.processes import Stack, reactor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 P99_LIMIT_MS = 100.0
+R3 = "R3 sync always"  # three nats-servers in a cluster, every stream on all three
+CAPACITY_RUNS = (("s2", "sync always"), ("s2_nosync", "no sync"), ("s2_r3", R3))
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,24 @@ FULL = Plan(
 )
 
 
-async def capacity(stack: Stack, plan: Plan) -> tuple[Result | None, list[Result]]:
-    """Raise the rate until p99 passes 100 ms, errors appear or the rate is not kept up."""
+async def capacity(
+    stack: Stack, plan: Plan, nats: list[int] | None = None
+) -> tuple[Result | None, list[Result]]:
+    """Raise the rate until p99 passes 100 ms, errors appear or the rate is not kept up.
+
+    `nats`: the nats-server pids whose CPU counts as NATS's (a cluster's three)."""
     steps: list[Result] = []
     best = None
-    pids = {"api": stack.api.pid, "reactor": stack.reactor.pid, "nats": stack.server.pid}
+    pids = {"api": [stack.api.pid], "reactor": [stack.reactor.pid]}
+    pids["nats"] = nats or [stack.server.pid]
+
+    def cpu() -> dict[str, float]:
+        return {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+
     for rate in plan.rates:
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = cpu()
         result = await open_loop(stack.url, rate, plan.step_seconds)
-        result.others = {n: (cpu_seconds(p) - before[n]) / result.wall for n, p in pids.items()}
+        result.others = {n: (used - before[n]) / result.wall for n, used in cpu().items()}
         steps.append(result)
         p99 = summarize(result.latencies).p99_ms
         if result.errors or p99 > P99_LIMIT_MS or result.achieved_rate < 0.9 * rate:
@@ -131,6 +142,11 @@ async def run(plan: Plan) -> dict[str, Any]:
         say("scenarios 1 and 2 without sync_interval: always")
         out["s1_nosync"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds)
         out["s2_nosync"] = await capacity(stack, plan)
+    with running_cluster() as (stack, cluster):
+        await open_loop(stack.url, 50, 1)
+        say("scenarios 1 and 2 on a cluster of three nats-servers, R3 (sync always)")
+        out["s1_r3"] = await open_loop(stack.url, plan.sync_rate, plan.sync_seconds)
+        out["s2_r3"] = await capacity(stack, plan, nats=[s.pid for s in cluster.servers])
     await chat_scenarios(plan, out)
     return out
 
@@ -178,13 +194,14 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
     add("1 feels synchronous", "sync always", out["s1"])
     add("1 feels synchronous", "no sync", out["s1_nosync"])
+    add("1 feels synchronous", R3, out["s1_r3"])
     add("4 Prefer: wait", "sync always", out["s4"])
     s5: Deliveries = out["s5"]
     add("5 deliver: succeeded", "sync always", s5.delivered)
     add("5 deliver: charge notice", "sync always", charge_result(s5))
     add("6 post: summary updated", "sync always", out["s6"])
     add("CRUD baseline", "sync always", out["crud"])
-    for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
+    for key, config in CAPACITY_RUNS:
         best, _ = out[key]
         if best is not None:
             add("2 capacity (best step)", config, best)
@@ -214,8 +231,16 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ratio = {"p50": s1.p50_ms / crud.p50_ms, "p99": s1.p99_ms / crud.p99_ms}
     data["ratio_to_crud"] = ratio
     lines += [f"Scenario 1 / CRUD baseline: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}", ""]
+    r3 = summarize(out["s1_r3"].latencies)
+    replicated = {"p50": r3.p50_ms / s1.p50_ms, "p99": r3.p99_ms / s1.p99_ms}
+    data["r3_to_r1"] = replicated
+    lines += [
+        f"Scenario 1 on R3 / on one server: p50 x{replicated['p50']:.2f}, "
+        f"p99 x{replicated['p99']:.2f} (three nats-servers on this one machine)",
+        "",
+    ]
 
-    for key, config in (("s2", "sync always"), ("s2_nosync", "no sync")):
+    for key, config in CAPACITY_RUNS:
         best, steps = out[key]
         step_rows = []
         for r in steps:
@@ -406,6 +431,7 @@ def main() -> int:
         {
             "1 session stream [sync always]": out["s1"].latencies,
             "1 session stream [no sync]": out["s1_nosync"].latencies,
+            f"1 session stream [{R3}]": out["s1_r3"].latencies,
             "4 Prefer: wait [sync always]": out["s4"].latencies,
             "5 deliver -> charge notice [sync always]": out["s5"].charged,
             "6 post -> summary updated [sync always]": out["s6"].latencies,

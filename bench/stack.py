@@ -7,10 +7,20 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tests.processes import NATS_CONF, NatsServer, Process, Stack, nats_env, own_stack
+from tests.processes import (
+    NATS_CONF,
+    NatsCluster,
+    NatsServer,
+    Process,
+    Stack,
+    api,
+    nats_env,
+    own_stack,
+    reactor,
+)
 
 API_ENV = {
     "API_ACCESS_LOG": "0",  # a log line per request costs the API CPU the load generator needs
@@ -45,6 +55,21 @@ def running_stack(durable: bool = True) -> Iterator[Stack]:
             reactor_env={"REACTOR_ACCESS_LOG": "0"},
         ) as stack:
             yield stack
+
+
+@contextmanager
+def running_cluster() -> Iterator[tuple[Stack, NatsCluster]]:
+    """A reactor and the API as in `running_stack`, on three nats-servers in a
+    cluster with every stream and bucket on all three (NATS_REPLICAS=3)."""
+    replicas = {"NATS_REPLICAS": "3"}
+    with tempfile.TemporaryDirectory(prefix="bench-r3-") as tmp, ExitStack() as started:
+        servers = NatsCluster(Path(tmp)).start()
+        started.callback(servers.stop)
+        the_reactor = reactor(servers.url, env={**replicas, "REACTOR_ACCESS_LOG": "0"}).start()
+        started.callback(the_reactor.stop)
+        the_api = api(servers.url, env={**API_ENV, **replicas}).start()
+        started.callback(the_api.stop)
+        yield Stack(servers.servers[0], the_api, the_reactor), servers
 
 
 @contextmanager
