@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 
 from contracts.lag import measure
@@ -45,8 +45,12 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
     lines = []
     for name in (COMMANDS_STREAM, EVENTS_STREAM, NOTICES_STREAM, DEADLETTERS_STREAM):
         try:
-            state = (await js.stream_info(name)).state
-            lines.append(f"{name:<12} messages={state.messages:<8} last_seq={state.last_seq}")
+            info = await js.stream_info(name)
+            state = info.state
+            lines.append(
+                f"{name:<12} messages={state.messages:<8} last_seq={state.last_seq}"
+                + placement(info)
+            )
         except NotFoundError:
             lines.append(f"{name:<12} missing (start the reactor or the API to create it)")
     try:
@@ -71,6 +75,17 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
     ]
     lines += await dropped_report(js)
     return lines + await jobs_report(js, registry) + await mailer_report(js, registry)
+
+
+def placement(info: api.StreamInfo) -> str:
+    """Where a replicated stream lives: '  R3 leader n2' and any replica catching up."""
+    replicas = info.config.num_replicas or 1
+    if replicas == 1 or info.cluster is None:
+        return ""
+    behind = [peer.name or "?" for peer in info.cluster.replicas or [] if not peer.current]
+    leader = info.cluster.leader or "none (electing one)"
+    lagging = f", catching up: {', '.join(behind)}" if behind else ""
+    return f"  R{replicas} leader {leader}{lagging}"
 
 
 async def dropped_report(js: JetStreamContext) -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from contracts.topology import StoreUnsupported, ensure_topology, stream_names
+from reactor.status import report
 from tests.conftest import REGISTRY
 from tests.processes import NATS_PASSWORD, NATS_USER, NatsCluster, NatsServer
 
@@ -33,6 +34,9 @@ async def test_a_store_made_on_one_server_is_raised_to_three_and_stays(tmp_path:
         await ensure_topology(js, REGISTRY.buckets, replicas=3)  # again: nothing changes
         await ensure_topology(js, REGISTRY.buckets, replicas=1)  # never lowered by a start
         assert await replicas(js) == raised
+        status = await report(js, REGISTRY)  # `task status` says where each stream lives
+        events = next(line for line in status if line.startswith("EVENTS "))
+        assert events.split("  ")[-1] in {f"R3 leader n{i}" for i in (1, 2, 3)}
         await nc.close()
     finally:
         servers.stop()
