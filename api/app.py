@@ -11,6 +11,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -79,15 +80,7 @@ def create_app(
             )
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
-            await refuse_legacy_store(js, registry.legacy_buckets())
-            await ensure_topology(
-                js,
-                registry.buckets,
-                events_max_bytes=settings.nats.events_max_bytes,
-                duplicate_window=settings.nats.duplicate_window,
-                replicas=settings.nats.replicas,
-                update=False,  # the API's NATS user may create a stream, not change one
-            )
+            await prepare_store(js, settings, registry)
             await relay.start(nc)
             stack.push_async_callback(relay.stop)
             await views.start(nc)
@@ -144,6 +137,20 @@ def create_app(
             nats.errors.Error: _on_nats_error,
             Exception: _on_unexpected,
         },
+    )
+
+
+async def prepare_store(js: JetStreamContext, settings: Settings, registry: Registry) -> None:
+    """Refuse a store of the previous version; make what is missing (the API's NATS user
+    may create a stream, not change one: the reactor updates what differs)."""
+    await refuse_legacy_store(js, registry.legacy_buckets())
+    await ensure_topology(
+        js,
+        registry.buckets,
+        events_max_bytes=settings.nats.events_max_bytes,
+        duplicate_window=settings.nats.duplicate_window,
+        replicas=settings.nats.replicas,
+        update=False,
     )
 
 

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import uvicorn
 from nats.aio.client import Client
 
-from api.app import create_app
+from api.app import create_app, prepare_store
 from api.protocol import GuardedHttpToolsProtocol
 from api.settings import Settings
 from contracts import logs
 from contracts.cli import program
 from contracts.connection import Interrupted, NatsUnavailable, wait_until_reachable
 from contracts.registry import RegistryError
-from contracts.topology import LegacyStore, StoreUnsupported, ensure_topology, refuse_legacy_store
+from contracts.topology import LegacyStore, StoreUnsupported
 from domains import registry as default_registry
 
 
@@ -65,18 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     async def preflight(nc: Client) -> None:
-        js = nc.jetstream()
-        await refuse_legacy_store(js, registry.legacy_buckets())
-        # Here rather than only in the lifespan: a store NATS cannot keep as asked
-        # (NATS_REPLICAS) is then one line, not uvicorn's start-up traceback.
-        await ensure_topology(
-            js,
-            registry.buckets,
-            events_max_bytes=settings.nats.events_max_bytes,
-            duplicate_window=settings.nats.duplicate_window,
-            replicas=settings.nats.replicas,
-            update=False,
-        )
+        # Here as well as in the lifespan: a legacy store, or one NATS cannot keep as
+        # asked (NATS_REPLICAS), is then one line, not uvicorn's start-up traceback.
+        await prepare_store(nc.jetstream(), settings, registry)
 
     logs.configure(settings.log_level)
     config = uvicorn.Config(
