@@ -9,6 +9,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+# Chromium for the page's test: the browser tests' fixtures, shared.
+from tests.browser.conftest import browser, context, page  # noqa: F401
 from tests.processes import NATS_PASSWORD, NATS_USER, NatsCluster, Process, api, base_url, reactor
 
 REPLICAS = {"NATS_REPLICAS": "3"}
