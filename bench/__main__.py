@@ -14,6 +14,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,14 @@ from tests.processes import Stack, reactor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 P99_LIMIT_MS = 100.0
+CPU_OF = ("api", "reactor", "nats")  # the processes whose CPU share a capacity step shows
 R3 = "R3 sync always"  # three nats-servers in a cluster, every stream on all three
-CAPACITY_RUNS = (("s2", "sync always"), ("s2_nosync", "no sync"), ("s2_r3", R3))
+CAPACITY_RUNS = (
+    ("s2", "sync always"),
+    ("s2_nosync", "no sync"),
+    ("s2_r3", R3),
+    ("crud_capacity", "CRUD baseline, sync always"),
+)
 
 
 @dataclass(frozen=True)
@@ -79,20 +86,28 @@ FULL = Plan(
 async def capacity(
     stack: Stack, plan: Plan, nats: list[int] | None = None
 ) -> tuple[Result | None, list[Result]]:
-    """Raise the rate until p99 passes 100 ms, errors appear or the rate is not kept up.
+    """The ladder of open-loop steps against the service.
 
     `nats`: the nats-server pids whose CPU counts as NATS's (a cluster's three)."""
-    steps: list[Result] = []
-    best = None
     pids = {"api": [stack.api.pid], "reactor": [stack.reactor.pid]}
     pids["nats"] = nats or [stack.server.pid]
+    return await ladder(lambda rate: open_loop(stack.url, rate, plan.step_seconds), plan, pids)
+
+
+async def ladder(
+    step: Callable[[float], Awaitable[Result]], plan: Plan, pids: dict[str, list[int]]
+) -> tuple[Result | None, list[Result]]:
+    """Raise the rate until p99 passes 100 ms, errors appear or the rate is not kept up;
+    the best step and every step, each with the CPU share of the processes in `pids`."""
+    steps: list[Result] = []
+    best = None
 
     def cpu() -> dict[str, float]:
         return {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
 
     for rate in plan.rates:
         before = cpu()
-        result = await open_loop(stack.url, rate, plan.step_seconds)
+        result = await step(rate)
         result.others = {n: (used - before[n]) / result.wall for n, used in cpu().items()}
         steps.append(result)
         p99 = summarize(result.latencies).p99_ms
@@ -126,9 +141,15 @@ async def run(plan: Plan) -> dict[str, Any]:
         say(f"scenario 6: posts at {plan.delivery_rate:g}/s, to the author's summary")
         out["s6"] = await posts(stack.url, plan.delivery_rate, plan.sync_seconds)
         say("baseline: synchronous CRUD endpoint")
-        with crud_baseline(stack.server) as crud_url:
+        with crud_baseline(stack.server) as (crud_url, crud_pid):
             await crud_open_loop(crud_url, 50, 1)
             out["crud"] = await crud_open_loop(crud_url, plan.sync_rate, plan.sync_seconds)
+            say("baseline: the capacity ladder against the CRUD endpoint")
+            out["crud_capacity"] = await ladder(
+                lambda rate: crud_open_loop(crud_url, rate, plan.step_seconds),
+                plan,
+                {"api": [crud_pid], "nats": [stack.server.pid]},
+            )
         say("baseline: raw NATS floor")
         out["floor"] = await nats_floor(stack.server.url, plan.floor_n)
         say("scenario 2: capacity")
@@ -252,7 +273,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                     *latency_cells(s),
                     str(r.errors),
                     f"{r.generator_cpu_share:.2f}",
-                    *(f"{r.others.get(n, 0):.2f}" for n in ("api", "reactor", "nats")),
+                    *(f"{r.others[n]:.2f}" if n in r.others else "-" for n in CPU_OF),
                 ]
             )
         capacity_figure = f"{best.target_rate:g}/s" if best else "below the first step"
@@ -262,7 +283,8 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             table(
                 [
                     *("target/s", "achieved/s", "p50", "p90", "p99", "max", "errors"),
-                    *("gen CPU", "api CPU", "reactor CPU", "nats CPU"),
+                    "gen CPU",
+                    *(f"{n} CPU" for n in CPU_OF),
                 ],
                 step_rows,
             ),
@@ -330,7 +352,28 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         data[key] = data["chat"][key]
     data["chat_lag_p50_ms"] = data["chat"]["lag"]["p50_ms"]
     data["chat_lag_p99_ms"] = data["chat"]["lag"]["p99_ms"]
+    data["summary"] = summary(out, data)
     return "\n".join(lines + chat_lines), data
+
+
+def summary(out: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The figures a change is judged by, in one place (issue "Fast at the limit")."""
+    crowd = next((c for c in out["crowd"] if c.waiters == 10_000), None)
+    crud_best, _ = out["crud_capacity"]
+    s5: Deliveries = out["s5"]
+    return {
+        "p50_ratio_to_crud": round(data["ratio_to_crud"]["p50"], 3),
+        "p99_ratio_to_crud": round(data["ratio_to_crud"]["p99"], 3),
+        "capacity_per_s": data["capacity [sync always]"],
+        "crud_capacity_per_s": crud_best.target_rate if crud_best else None,
+        "crowd_10000_rss_mb": round(crowd.rss_with_waiters / 2**20, 1) if crowd else None,
+        "crowd_10000_drain_s": round(crowd.drain_s, 3) if crowd else None,
+        "shipments_deliver_to_charge_p50_ms": round(summarize(s5.charged).p50_ms, 2),
+        "posts_to_summary_p50_ms": round(summarize(out["s6"].latencies).p50_ms, 2),
+        "chat_messages_per_s": data["chat_messages_per_s"],
+        "r3_p50_ratio_to_r1": round(data["r3_to_r1"]["p50"], 3),
+        "r3_capacity_per_s": data["capacity [R3 sync always]"],
+    }
 
 
 def render_chat(out: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

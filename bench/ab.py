@@ -35,7 +35,9 @@ async def side(seconds):
     with running_stack(durable=True) as stack:
         await open_loop(stack.url, 50, 1)  # warm-up
         s1 = summarize((await open_loop(stack.url, 100, seconds)).latencies)
-        with crud_baseline(stack.server) as crud_url:
+        with crud_baseline(stack.server) as crud:
+            # (url, pid) since the CRUD ladder; the URL alone before it
+            crud_url = crud[0] if isinstance(crud, tuple) else crud
             await crud_open_loop(crud_url, 50, 1)
             crud = summarize((await crud_open_loop(crud_url, 100, seconds)).latencies)
     return {"s1_p50": s1.p50_ms, "s1_p99": s1.p99_ms, "crud_p50": crud.p50_ms}

@@ -73,8 +73,8 @@ def running_cluster() -> Iterator[tuple[Stack, NatsCluster]]:
 
 
 @contextmanager
-def crud_baseline(server: NatsServer) -> Iterator[str]:
-    """The synchronous alternative (bench/crud_app.py) on a free port; yields its URL."""
+def crud_baseline(server: NatsServer) -> Iterator[tuple[str, int]]:
+    """The synchronous alternative (bench/crud_app.py) on a free port; its URL and pid."""
     process = Process(
         "crud",
         [sys.executable, "-m", "bench.crud_app"],
@@ -83,7 +83,7 @@ def crud_baseline(server: NatsServer) -> Iterator[str]:
     ).start()
     try:
         assert process.ready_match is not None
-        yield process.ready_match.group(1)
+        yield process.ready_match.group(1), process.pid
     finally:
         process.stop()
 
