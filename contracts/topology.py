@@ -394,8 +394,11 @@ async def _ensure_bucket(
         changed = True
     if changed and update:
         # A cluster answers an update sent while the stream it made has no
-        # leader yet (another process just made it) with silence: wait for one.
-        while info.cluster is not None and not info.cluster.leader:
+        # leader yet (another process just made it) with silence: wait for one
+        # (a while: the update is then tried anyway, and asked again if unanswered).
+        for _ in range(100):
+            if info.cluster is None or info.cluster.leader:
+                break
             await asyncio.sleep(0.05)
             info = await js.stream_info(stream)
         log.debug(
