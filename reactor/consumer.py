@@ -61,8 +61,8 @@ MAX_ATTEMPTS = 5
 GIVE_UP_RETRIES = 5
 ACK_WAIT = 30.0
 # How long a command's handling keeps asking a NATS that answers as unavailable
-# (a cluster electing a leader) before the attempt counts as failed: well
-# inside ACK_WAIT, so the command is not redelivered meanwhile.
+# (a cluster electing a leader) before the attempt counts as failed; at most
+# half the ack wait, so the command is not redelivered meanwhile.
 NATS_PATIENCE = 15.0
 STOP_GRACE = 10.0
 
@@ -221,15 +221,13 @@ class Reactor:
                 raise _GiveUp(f"{delivered - 1} attempts failed")
             # A cluster electing a stream's leader is not the command's fault: asked
             # again here (each step is safe to repeat), not counted as an attempt.
+            # (The log lines carry the command's id: bound above.)
+            patience = min(NATS_PATIENCE, self._ack_wait / 2)
             notice = await while_unavailable(
-                partial(self._outcome, command, msg, delivered),
-                within=NATS_PATIENCE,
-                what=f"command {command.command_id}",
+                partial(self._outcome, command, msg, delivered), within=patience, what="a command"
             )
             await while_unavailable(
-                partial(self._publish, command, notice, msg),
-                within=NATS_PATIENCE,
-                what=f"the notice of {command.command_id}",
+                partial(self._publish, command, notice, msg), within=patience, what="a notice"
             )
             await msg.ack()
             if self._access_log:  # a line per command, with the ids bound (plain or JSON)
