@@ -27,8 +27,9 @@ class ClusterStack:
         return [base_url(p) for p in self.apis]
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterStack]:
+    """A module's own (one kills servers; another counts on where its APIs are)."""
     servers = NatsCluster(tmp_path_factory.mktemp("cluster")).start()
     started: list[Process] = []
     try:

@@ -4,27 +4,46 @@ page says so briefly, and goes on; nothing made before or after is lost."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.pages import LOCATION_URL, LocationsPage
-from tests.cluster.conftest import ClusterStack
+from tests.cluster.conftest import REPLICAS
 from tests.helpers import unique_name
+from tests.processes import NatsCluster, Process, api, base_url, reactor
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
 
+@pytest.fixture
+def small_cluster(tmp_path: Path) -> Iterator[tuple[NatsCluster, str]]:
+    """A cluster of its own, a reactor, and an API given the first server only
+    (the package's cluster has had servers killed: its APIs may be anywhere)."""
+    servers = NatsCluster(tmp_path).start()
+    started: list[Process] = []
+    try:
+        started.append(reactor(servers.url, env=REPLICAS).start())
+        started.append(api(servers.servers[0].url, env=REPLICAS).start())
+        yield servers, base_url(started[-1])
+    finally:
+        for process in reversed(started):
+            process.stop()
+        servers.stop()
+
+
 async def test_the_page_goes_on_when_its_servers_nats_is_killed(
-    page: Page, cluster: ClusterStack
+    page: Page, small_cluster: tuple[NatsCluster, str]
 ) -> None:
-    url = cluster.urls[0]  # this API instance was given the first server only
+    cluster, url = small_cluster
     locations = await LocationsPage(page, url).open()
     before = unique_name()
     await locations.create(before)
     await expect(page).to_have_url(LOCATION_URL)
 
-    server = cluster.nats.servers[0]
+    server = cluster.servers[0]  # the API's server
     server.kill()
     try:
         conn = page.locator("#conn")
