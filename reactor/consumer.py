@@ -51,6 +51,7 @@ from contracts.notices import Notice
 from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, notice_subject
 from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
+from reactor.jobs import pause
 from reactor.notices import unprocessable
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,7 @@ class Reactor:
                     if sub is not None:
                         await _quietly(sub.unsubscribe())
                     sub, self.bound = None, False
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+                    await pause(stop, 1.0)
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))

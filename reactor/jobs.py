@@ -239,7 +239,7 @@ class Runner:
                     await self._run_held(stop)
                     failures = 0
                 else:
-                    await _wait(stop, RETRY_EVERY)
+                    await pause(stop, RETRY_EVERY)
             except Superseded as exc:
                 # Not an error: a runner that lost its lease unawares, or a rebuild's
                 # catch-up, moved the job on. Start again from what is stored.
@@ -247,7 +247,7 @@ class Runner:
             except (nats.errors.Error, TimeoutError) as exc:
                 failures += 1
                 log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
-                await _wait(stop, min(2.0**failures, 30.0))
+                await pause(stop, min(2.0**failures, 30.0))
             except Exception:
                 # A bug in the domain's code or a broken record: the job stops
                 # moving (its position stays), and says so; nothing is skipped.
@@ -255,7 +255,7 @@ class Runner:
                 log.exception(
                     "%s failed; trying again in %.0fs", self.job.name, min(2.0**failures, 30.0)
                 )
-                await _wait(stop, min(2.0**failures, 30.0))
+                await pause(stop, min(2.0**failures, 30.0))
             finally:
                 self.active = False
                 with contextlib.suppress(nats.errors.Error, TimeoutError):
@@ -308,6 +308,7 @@ class Runner:
             await self.job.finish()
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile (every loop of the reactor's)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)

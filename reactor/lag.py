@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from nats.js.kv import KeyValue
 from contracts.lag import LAG_KEY, SAMPLE_EVERY, lag_decoder, measure
 from contracts.registry import Registry
 from reactor.handling import Clock, utcnow
+from reactor.jobs import pause
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,7 @@ async def sample_lag(
                 await progress.put(LAG_KEY, msgspec.json.encode(lag))
         except (nats.errors.Error, TimeoutError) as exc:  # no consumer yet, NATS away
             log.debug("lag not measured: %r", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+        await pause(stop, every)
 
 
 async def _fresh(progress: KeyValue, clock: Clock, every: float) -> bool:

@@ -52,6 +52,7 @@ from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM
 from reactor.deadletters import deadletter
 from reactor.handling import CommandHandler
+from reactor.jobs import pause
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,7 @@ class Mailer:
                         with contextlib.suppress(nats.errors.Error):
                             await sub.unsubscribe()
                     sub = None
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+                    await pause(stop, 1.0)
                     continue
                 await asyncio.gather(*(self._process(box, msg) for msg in msgs))
         finally:

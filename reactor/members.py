@@ -31,6 +31,7 @@ from nats.js.kv import KeyValue
 
 from contracts.lookups import bucket_keys
 from contracts.topology import LEASE_TTL, LEASES_BUCKET
+from reactor.jobs import pause
 from reactor.leases import RENEW_EVERY, RETRY_EVERY
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ class Members:
                     self.count = max(1, await self._live())
                 except (nats.errors.Error, TimeoutError) as exc:
                     log.warning("members: %s: %s; again shortly", type(exc).__name__, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RETRY_EVERY)
+                await pause(stop, RETRY_EVERY)
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await self._kv.delete(self._key(self.holder))
