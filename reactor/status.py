@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from nats.js import JetStreamContext, api
-from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from contracts.lag import measure
+from contracts.lookups import bucket_keys
 from contracts.registry import Registry
 from contracts.topology import (
     COMMANDS_STREAM,
@@ -92,13 +93,12 @@ async def dropped_report(js: JetStreamContext) -> list[str]:
     """Messages no longer redelivered that reached neither DEADLETTERS nor NOTICES."""
     try:
         kv = await js.key_value(DROPPED_BUCKET)
-        keys = await kv.keys()
-    except NoKeysError:
-        keys = []
+        keys = await bucket_keys(js, DROPPED_BUCKET)
     except NotFoundError:
         return []
     lines = [f"  dropped      {len(keys)}  (not even dead-lettered; each stays in its stream)"]
-    for key in sorted(keys)[-10:]:
+    # Keyed <stream>.<sequence>: the last ten dropped, by sequence.
+    for key in sorted(keys, key=lambda k: int(k.rsplit(".", 1)[1]))[-10:]:
         entry = await kv.get(key)
         gone = dropped_decoder.decode(entry.value or b"")
         lines.append(
