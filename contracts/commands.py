@@ -12,9 +12,10 @@ from typing import Annotated, Final
 
 import msgspec
 
+from contracts import tracing
+
 Token = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 TypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")]
-TRACEPARENT: Final = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"  # as contracts.tracing
 # The session of what no browser asked for (a policy acting on an imported event).
 NO_SESSION: Final = "0" * 32
 
@@ -47,7 +48,7 @@ class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     caused_by: Token | None = None
     simulate_delay_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.0
     # W3C trace context (contracts.tracing): the trace this command is part of.
-    traceparent: Annotated[str, msgspec.Meta(pattern=TRACEPARENT)] | None = None
+    traceparent: Annotated[str, msgspec.Meta(pattern=tracing.PATTERN)] | None = None
 
 
 # The most a dev-mode reactor sleeps for `simulate_delay_s` (X-Simulate-Delay).

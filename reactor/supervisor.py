@@ -44,7 +44,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The server's configuration, as the contracts package carries it (a link to nats.conf).
-NATS_CONF: Final = Path(__file__).resolve().parent.parent / "contracts" / "nats.conf"
+NATS_CONF: Final = ROOT / "contracts" / "nats.conf"
 READY_WITHIN: Final = 30.0
 STOP_WITHIN: Final = 20.0
 
@@ -66,10 +66,10 @@ class Part:
 
 def ports(env: dict[str, str]) -> list[tuple[str, str, int]]:
     """(part, host, port) of everything the stack listens on (pure)."""
-    nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
+    nats_port, _, monitor = cluster_bases(env)
     return [
         ("nats-server", "127.0.0.1", nats_port),
-        ("nats-server monitoring", "127.0.0.1", int(env.get("NATS_MONITOR_PORT", "8222"))),
+        ("nats-server monitoring", "127.0.0.1", monitor),
         ("SMTP sink", env.get("SMTP_HOST", "127.0.0.1"), int(env.get("SMTP_PORT", "8025"))),
         ("API", env.get("API_HOST", "127.0.0.1"), int(env.get("API_PORT", "8000"))),
     ]
@@ -92,12 +92,11 @@ def taken(host: str, port: int) -> bool:
 def parts(env: dict[str, str], dev: bool) -> list[Part]:
     python = sys.executable
     nats = str(Path(python).parent / "nats-server")
-    nats_port = int(env.get("NATS_URL", "nats://127.0.0.1:4222").rsplit(":", 1)[-1] or 4222)
-    monitor = env.get("NATS_MONITOR_PORT", "8222")
+    nats_port, _, monitor = cluster_bases(env)
     return [
         Part(
             "nats",
-            [nats, "-c", str(NATS_CONF), "-p", str(nats_port), "-m", monitor],
+            [nats, "-c", str(NATS_CONF), "-p", str(nats_port), "-m", str(monitor)],
             re.compile(r"Server is ready"),
         ),
         Part(
@@ -130,9 +129,9 @@ CLUSTER_SIZE: Final = 3
 
 
 def cluster_bases(env: dict[str, str]) -> tuple[int, int, int]:
-    """The first client, route and monitoring ports of `--cluster` (each server
-    takes the next): NATS_URL's port (4222), NATS_ROUTE_PORT (6222) and
-    NATS_MONITOR_PORT (8222)."""
+    """The client, route and monitoring ports (of the first server of `--cluster`,
+    each other taking the next): NATS_URL's first port (4222), NATS_ROUTE_PORT
+    (6222) and NATS_MONITOR_PORT (8222)."""
     first = env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")[0]
     return (
         int(first.rsplit(":", 1)[-1] or 4222),
