@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
 from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
+from api.requests import VALID as VALID_REQUEST_ID
 from api.services import Endpoint, Services, services, session_id
 from api.status import Accepted
 from api.streams import wait_for_notice
@@ -44,7 +44,6 @@ from contracts.notices import FieldError
 from contracts.topology import command_subject
 
 log = logging.getLogger(__name__)
-REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
 
 
 def endpoint(spec: CommandSpec) -> Endpoint:
@@ -111,10 +110,11 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         aggregate_id=aggregate_id or new_aggregate_id(command_id, submitted_at),
         submitted_at=submitted_at,
         session_id=session_id(request),
-        correlation_id=given_id if REQUEST_ID.match(given_id) else command_id,
+        # The client's X-Request-ID when it gave a valid one (api.requests), else our own.
+        correlation_id=given_id if VALID_REQUEST_ID.match(given_id) else command_id,
         payload=msgspec.Raw(encoder.encode(payload)),
         simulate_delay_s=delay,
-        traceparent=tracing.child(tracing.parse(request.headers.get(tracing.HEADER))),
+        traceparent=tracing.child(request.state.trace),  # parsed by api.requests
     )
     accept = time.perf_counter() - arrived  # in, parsed, checked, ready to publish
     svc.metrics.hop.labels("accept", svc.metrics.domain_of(spec.name)).observe(accept)

@@ -32,6 +32,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.headers import whole_number
 from api.problems import HTTPProblem, invalid_query, not_found
 from api.services import Endpoint, Services, services
 from api.urls import resource_id_param
@@ -46,7 +47,6 @@ MIN_POSITION_WAIT: Final = 5.0
 SCAN_CHUNK: Final = 100  # records read at once while filtering
 MAX_SCAN: Final = 5_000  # keys a filtered page looks at, at most
 RECHECK: Final = 0.5  # seconds between checks of a wait's progress, woken or not
-NUMBER: Final = re.compile(r"^[0-9]{1,18}$")
 CURSOR: Final = re.compile(r"^[-/_=.a-zA-Z0-9]{1,256}$")
 RANK_CURSOR: Final = re.compile(r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$")  # <rank>.<key>
 
@@ -181,9 +181,9 @@ async def _caught_up(svc: Services, view: Readable, request: Request) -> ViewBuc
     raw = request.query_params.get("min_position")
     if raw is None:
         return buckets
-    if not NUMBER.match(raw):
+    wanted = whole_number(raw)
+    if wanted is None:
         raise invalid_query("min_position", "a position in the event store (a notice's position)")
-    wanted = int(raw)
     if view.inline or await buckets.position(view) >= wanted:
         return buckets
     if wanted > (await svc.js.stream_info(EVENTS_STREAM)).state.last_seq:
@@ -214,7 +214,7 @@ async def _caught_up(svc: Services, view: Readable, request: Request) -> ViewBuc
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not NUMBER.match(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+    limit = whole_number(request.query_params.get("limit", str(DEFAULT_LIMIT)))
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise invalid_query("limit", f"an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return limit

@@ -33,7 +33,8 @@ class RequestIds:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if VALID.match(given) else uuid.uuid4().hex
         trace = tracing.parse(headers.get(b"traceparent", b"").decode("latin-1"))
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"], state["trace"] = request_id, trace
 
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
