@@ -48,7 +48,7 @@ async def test_the_summary_is_right_after_each_change_without_a_reload(
     await expect(page.locator("#latest-post")).to_contain_text("Hello")
     await expect(page.locator("li.post")).to_have_count(1)
 
-    await page.fill("#display_name", "Grace H.")
+    await page.fill("#profile-display_name", "Grace H.")
     await page.click("#save-profile")
     await expect(page.locator("#summary-name")).to_have_text("Grace H.")
     await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Grace H.")

@@ -136,19 +136,19 @@ function showForms(view, $, who) {
     <form id="profile-form" novalidate>
       <h2>Your profile</h2>
       <div class="field">
-        <label for="display_name">Display name</label>
-        <input id="display_name" name="display_name" maxlength="60" required autocomplete="name">
-        <p class="error" id="display_name-error" hidden></p>
+        <label for="profile-display_name">Display name</label>
+        <input id="profile-display_name" name="display_name" maxlength="60" required autocomplete="name">
+        <p class="error" id="profile-display_name-error" hidden></p>
       </div>
       <div class="field">
-        <label for="bio">Bio <span class="hint">(optional)</span></label>
-        <textarea id="bio" name="bio" rows="2" maxlength="500"></textarea>
-        <p class="error" id="bio-error" hidden></p>
+        <label for="profile-bio">Bio <span class="hint">(optional)</span></label>
+        <textarea id="profile-bio" name="bio" rows="2" maxlength="500"></textarea>
+        <p class="error" id="profile-bio-error" hidden></p>
       </div>
       <p class="error" id="profile-form-error" role="alert" hidden></p>
       <button type="submit" id="save-profile">Save profile</button>
     </form>`;
-  $("display_name").value = view.account()?.display_name || "";
+  $("profile-display_name").value = view.account()?.display_name || "";
   $("post-form").addEventListener("submit", (e) => savePost(e, view, $));
   $("cancel-edit").addEventListener("click", () => stopEdit($));
   $("profile-form").addEventListener("submit", (e) => saveProfile(e, view, $));
@@ -209,24 +209,19 @@ async function removePost(view, $, post, button) {
 
 async function saveProfile(event, view, $) {
   event.preventDefault();
+  // Its ids carry "profile-" (the post form beside it has its own form-error).
   const fields = ["display_name", "bio"];
-  clearErrors(view.root, fields, "");
+  clearErrors(view.root, fields, "profile-");
   view.clearNotice();
   busy($("save-profile"), true, "Save profile", "Saving…");
   try {
-    const body = { display_name: $("display_name").value, bio: $("bio").value };
+    const body = { display_name: $("profile-display_name").value, bio: $("profile-bio").value };
     const outcome = await view.submit("/api/users/me/profile", body, { label: "Your profile" });
     if (outcome.kind === "succeeded") {
       view.notify("ok", "Profile saved.");
       await view.refreshAccount();
     } else if (outcome.kind === "later") view.notify("warn", "Your profile will change shortly.");
-    else {
-      const problem = { ...outcome.problem };
-      if (!(problem.errors || []).length) {
-        $("profile-form-error").textContent = problem.detail || "Something went wrong.";
-        $("profile-form-error").hidden = false;
-      } else showProblem(view.root, fields, problem);
-    }
+    else showProblem(view.root, fields, outcome.problem, { prefix: "profile-" });
   } finally {
     if ($("save-profile")) busy($("save-profile"), false, "Save profile", "Saving…");
   }

@@ -62,14 +62,18 @@ export async function render(view, path) {
     $("publish-area").replaceChildren(p);
   }
   $("more").addEventListener("click", () => loadList(view, $, owner, $("more").dataset.cursor));
-  view.onNotice(() => { loadList(view, $, owner); loadTotals($); });
+  view.onNotice((notice) => {
+    if (notice.status !== "succeeded") return;
+    loadList(view, $, owner);
+    loadTotals($, notice.position); // the home totals are an async view: read at the notice
+  });
   await Promise.all([loadList(view, $, owner), loadTotals($)]);
 }
 
 async function loadTotals($, position) {
-  const res = await fetch(position ? `/api/home?min_position=${position}` : "/api/home");
-  if (!$("watched") || !res.ok) return;
-  const home = await res.json();
+  const got = await getJson(position ? `/api/home?min_position=${position}` : "/api/home");
+  if (!$("watched") || !got.ok) return;
+  const home = got.data;
   $("watched").textContent = home.videos_watched;
   $("published").textContent = home.videos_published;
 }
