@@ -112,10 +112,9 @@ async def test_the_summary_can_be_followed_live(mail_stack: MailStack) -> None:
             now = await anext(states)
             assert now["post_count"] == 1
             await write(client, "Two", "b c")
-            while True:  # each change as it is made: the count goes to 2
-                changed = await anext(states)
-                if changed["post_count"] == 2:
-                    break
+            async with asyncio.timeout(30):  # each change as it is made: the count goes to 2
+                while (changed := await anext(states))["post_count"] != 2:
+                    pass
             assert changed["total_words"] == 3
 
 

@@ -13,14 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import ROOT, Process, nats_env, role_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.processes import ROOT, Process, free_ports, nats_env, role_env
 
 
 def supervisor(tmp_path: Path, ports: dict[str, int], *flags: str) -> Process:
@@ -57,7 +50,7 @@ def alive(pid: int) -> bool:
 
 
 def test_up_starts_in_order_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("nats", "monitor", "smtp", "api")}
+    ports = dict(zip(("nats", "monitor", "smtp", "api"), free_ports(4), strict=True))
     first = supervisor(tmp_path / "one", ports)
     first.start()
     try:
@@ -117,7 +110,7 @@ def test_cluster_up_keeps_serving_while_a_server_is_killed_and_started_again(
 ) -> None:
     nats, routes, monitor = free_runs(3, 3)
     ports = {"nats": nats, "routes": routes, "monitor": monitor}
-    ports |= {"smtp": free_port(), "api": free_port()}
+    ports |= dict(zip(("smtp", "api"), free_ports(2), strict=True))
     up = supervisor(tmp_path, ports, "--cluster")
     up.start()
     try:

@@ -28,6 +28,7 @@ from reactor.handling import CommandHandler
 from reactor.reservations import Reservations
 from reactor.status import report
 from tests.conftest import REGISTRY
+from tests.e2e.faults import settled
 from tests.helpers import eventually, make_command, publish_command, view_state
 
 
@@ -121,7 +122,6 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
     assert dead.headers["Dlq-Reason"] == "exhausted"
     assert "simulated outage 3" in dead.headers["Dlq-Error"]  # for the operator
     assert dead.headers["Dlq-Deliveries"] == "3"
-    assert "simulated outage 3" in dead.headers["Dlq-Error"]
 
 
 async def test_poison_message_is_dropped_and_later_commands_still_succeed(
@@ -149,12 +149,7 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
             await fresh_js.publish(subject, data)
         await publish_command(fresh_js, command)
         stored = await outcome(fresh_js, command)
-
-        async def settled() -> bool | None:
-            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
-            return True if info.num_ack_pending == 0 and info.num_pending == 0 else None
-
-        await eventually(settled)
+        await settled(fresh_js)
     assert stored.notice.status == "succeeded"
     assert handler.calls == 1
     for subject, data in poison.items():
@@ -225,11 +220,7 @@ async def test_giving_up_that_keeps_failing_is_bounded_too(fresh_js: JetStreamCo
     async with running(fast_reactor(fresh_js, handler, max_attempts=2)):
         await publish_command(fresh_js, command)
 
-        async def dropped() -> bool | None:
-            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
-            return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
-
-        await eventually(dropped, within=20)  # terminated: not redelivered for ever
+        await settled(fresh_js)  # terminated: not redelivered for ever
         delivered = (await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)).delivered
     assert handler.calls == 2  # the attempts; the deliveries after them only tried to give up
     assert delivered is not None
@@ -251,11 +242,7 @@ async def test_poison_that_cannot_be_dead_lettered_is_bounded_and_listed(
     async with running(fast_reactor(fresh_js, Counting(await real_handler(fresh_js)))):
         await fresh_js.publish("cmd.CreateLocation." + "0" * 32, b"{not a command")
 
-        async def dropped() -> bool | None:
-            info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
-            return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
-
-        await eventually(dropped, within=20)
+        await settled(fresh_js)
         delivered = (await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)).delivered
     assert delivered is not None
     assert delivered.consumer_seq == 1 + GIVE_UP_RETRIES

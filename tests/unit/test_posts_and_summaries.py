@@ -155,7 +155,10 @@ def test_an_edited_post_counts_its_new_words_and_title() -> None:
 
 
 def test_a_deleted_post_is_gone_from_the_summary() -> None:
-    summary = summarize(ADA, [a_post(1)], [])  # p2 deleted: not among the inputs
+    # The posts view removes a deleted post's record, so it is not among the inputs.
+    assert post(a_post(2), PostDeleted("u1"), meta(9, "p2")) is None
+    records = [r for r in (a_post(1), post(a_post(2), PostDeleted("u1"), meta(9, "p2"))) if r]
+    summary = summarize(ADA, records, [])
     assert summary is not None
     assert (summary.post_count, summary.total_words) == (1, 3)
     assert summary.latest_post is not None
