@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Final, Protocol
 
 import msgspec
@@ -142,15 +143,24 @@ def issued_command(policy: Policy, registry: Registry, issue: Issue, meta: Event
     name = type(issue.command).__name__
     if registry.command(name) is None:
         raise TypeError(f"policy {policy.name} issued {name}, which is not a registered command")
+    command_id = derived_command_id("policy", policy.name, str(meta.seq), issue.key)
+    return follow_on(meta, issue.command, command_id, issue.aggregate_id, meta.at)
+
+
+def follow_on(
+    meta: EventMeta, payload: msgspec.Struct, command_id: str, aggregate_id: str, at: datetime
+) -> Command:
+    """A command caused by an event (a policy's, the mailer's): in the event's session,
+    correlation and trace, caused by the event's command."""
     return Command(
-        command_id=derived_command_id("policy", policy.name, str(meta.seq), issue.key),
-        type=name,
-        aggregate_id=issue.aggregate_id,
-        submitted_at=meta.at,
+        command_id=command_id,
+        type=type(payload).__name__,
+        aggregate_id=aggregate_id,
+        submitted_at=at,
         session_id=meta.session_id or NO_SESSION,
         correlation_id=meta.correlation_id or meta.command_id,
         traceparent=tracing.child(meta.traceparent or None),
-        payload=msgspec.Raw(encoder.encode(issue.command)),
+        payload=msgspec.Raw(encoder.encode(payload)),
         caused_by=meta.command_id,
     )
 

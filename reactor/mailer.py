@@ -45,14 +45,13 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from contracts.commands import Command, encoder
 from contracts.domain import Mail, Mailbox
 from contracts.events import StoredEvent, UnreadableEvent, read_event
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM
 from reactor.deadletters import deadletter
 from reactor.handling import CommandHandler
-from reactor.jobs import pause
+from reactor.jobs import follow_on, pause
 
 log = logging.getLogger(__name__)
 
@@ -271,18 +270,9 @@ class Mailer:
     async def _decide(self, command: msgspec.Struct, stored: StoredEvent) -> bool:
         """Decide one of the mailbox's commands on the email; whether it succeeded."""
         meta = stored.meta
-        envelope = Command(
-            # A new id each time: a hand-over begun by a mailer that died must
-            # not be told "succeeded" again to the next one.
-            command_id=uuid.uuid4().hex,
-            type=type(command).__name__,
-            aggregate_id=meta.aggregate_id,
-            submitted_at=self._clock(),
-            session_id=meta.session_id,
-            correlation_id=meta.correlation_id,
-            payload=msgspec.Raw(encoder.encode(command)),
-            caused_by=meta.command_id,
-        )
+        # A new id each time: a hand-over begun by a mailer that died must
+        # not be told "succeeded" again to the next one.
+        envelope = follow_on(meta, command, uuid.uuid4().hex, meta.aggregate_id, self._clock())
         notice = await self._handler.handle(envelope)
         return notice.status == "succeeded"
 
