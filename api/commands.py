@@ -69,8 +69,6 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     _check(spec, form)
     if aggregate_id is not None:
         await check_owner(svc, spec, aggregate_id, who)
-    payload = await take_in(svc, spec, form, who)
-    await _check_references(svc, spec, payload)
     delay = _simulated_delay(request)
     wait_s = prefer_wait(request.headers.get("prefer"))
     try:
@@ -101,6 +99,13 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
                 slug="idempotency-mismatch",
             )
         started, command_id = begun, begun.command_id
+    try:
+        # After the key: a replay is answered without hashing a password again.
+        payload = await take_in(svc, spec, form, who)
+        await _check_references(svc, spec, payload)
+    except HTTPProblem:
+        await _release(svc, started)
+        raise
 
     given_id = request.headers.get("x-request-id", "")
     submitted_at = datetime.now(UTC)
@@ -134,10 +139,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
             holder=holder_of(request),
         )
     except HTTPProblem:
-        # Nothing accepted: free the key for a retry (if NATS is gone too, it
-        # goes stale and is taken over instead).
-        with contextlib.suppress(nats.errors.Error):
-            await svc.idempotency.release(started)
+        await _release(svc, started)
         raise
     try:
         await svc.idempotency.finish(started, digest, response)
@@ -196,6 +198,14 @@ async def _accept(
     finally:
         svc.limits.release(holder)
     return _waited(stored, accepted, wait_s, created)
+
+
+async def _release(svc: Services, started: Started | None) -> None:
+    """Nothing accepted: free the key for a retry (if NATS is gone too, it goes
+    stale and is taken over instead)."""
+    if started is not None:
+        with contextlib.suppress(nats.errors.Error):
+            await svc.idempotency.release(started)
 
 
 async def _publish_accepted(svc: Services, command: Command, republish: bool) -> StoredResponse:
