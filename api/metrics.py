@@ -34,6 +34,7 @@ import msgspec
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from contracts.domain import Readable
@@ -105,6 +106,7 @@ class Metrics:
         self.deadletters = Gauge(
             "notify_deadletters", "Messages in DEADLETTERS", ["domain"], registry=r
         )
+        self._progress: KeyValue | None = None
         self.behind = Gauge(
             "notify_view_behind_events",
             "Events an async view or aggregator has still to fold",
@@ -167,7 +169,9 @@ class Metrics:
     async def _read_lag(self, js: JetStreamContext) -> None:
         """The lag by domain as a reactor last measured it (none yet: no series)."""
         try:
-            entry = await (await js.key_value(RUNNER_PROGRESS_BUCKET)).get(LAG_KEY)
+            if self._progress is None:  # opened once (a stream info), read each scrape
+                self._progress = await js.key_value(RUNNER_PROGRESS_BUCKET)
+            entry = await self._progress.get(LAG_KEY)
             lag = lag_decoder.decode(entry.value or b"")
         except (KeyNotFoundError, KeyDeletedError, msgspec.DecodeError):
             return
