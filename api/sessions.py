@@ -131,8 +131,6 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
         return Response(encoder.encode(user), media_type="application/json")
 
     async def current(request: Request) -> Response:
-        if request.method == "DELETE":
-            return await sign_out(request)
         svc = services(request)
         binding = await signed_in(request)
         if binding is None:
@@ -151,5 +149,7 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
 
     return [
         Route("/api/sessions", sign_in_endpoint, methods=["POST"]),
-        Route("/api/sessions/current", current, methods=["GET", "DELETE"]),
+        # One path, two methods: api.app.merged() makes them one route.
+        Route("/api/sessions/current", current, methods=["GET"]),
+        Route("/api/sessions/current", sign_out, methods=["DELETE"]),
     ]
