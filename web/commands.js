@@ -63,6 +63,9 @@ let away = false; // the last stream said NATS is unreachable
 export function reconnect() {
   if (source) source.close();
   source = null;
+  // The old session's cursor means nothing to the new one (it would answer `reset`,
+  // which asks for the pending commands a second time): start afresh, and ask once.
+  sessionStorage.removeItem("events.cursor");
   connect();
   resyncPending();
 }
