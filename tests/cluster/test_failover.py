@@ -142,6 +142,18 @@ async def all_events(js: JetStreamContext) -> list[Msg]:
         await sub.unsubscribe()
 
 
+def what_they_saw(cluster: ClusterStack, victim: str) -> str:
+    """The warnings of the APIs and reactors, and the servers' leader changes."""
+    lines = [f"killed: {victim}"]
+    for process in [*cluster.apis, *cluster.reactors]:
+        said = [line for line in process.lines if "WARNING" in line or "ERROR" in line]
+        lines += [f"[{process.name}] {line}" for line in said[-15:]]
+    for server in cluster.nats.servers:
+        said = [line for line in server.lines if "leader" in line or "[WRN]" in line]
+        lines += [f"[{server.name}] {line}" for line in said[-15:]]
+    return "\n".join(lines)
+
+
 def header(event: Msg, name: str) -> str:
     return (event.headers or {}).get(name, "")
 
@@ -168,8 +180,11 @@ async def test_a_leader_killed_under_load_loses_nothing_and_repeats_nothing(
     await asyncio.to_thread(victim.restart)
     await asyncio.sleep(LOAD_AFTER)  # the fault schedule: load on the healed cluster
     stop.set()
-    location_commands = [c for made in await asyncio.gather(*creating) for c in made]
-    delivered = dict(zip(account_ids, await asyncio.gather(*delivering), strict=True))
+    try:
+        location_commands = [c for made in await asyncio.gather(*creating) for c in made]
+        delivered = dict(zip(account_ids, await asyncio.gather(*delivering), strict=True))
+    except AssertionError as exc:  # say what the processes saw (a long outage is the news)
+        raise AssertionError(f"{exc}\n{what_they_saw(cluster, victim.name)}") from exc
 
     # What the clients saw: 202, or 503 with Retry-After; no other status, no hang.
     assert clients.unexpected == []
