@@ -317,6 +317,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 f"{c.bytes_per_waiter / 1024:.1f}",
                 *latency_cells(s),
                 f"{c.drain_s:.2f}",
+                f"{c.after_last_notice_s:.2f}",
             ]
         )
         data.setdefault("crowd", []).append(
@@ -326,6 +327,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 "rss_before": c.rss_before,
                 "rss_with_waiters": c.rss_with_waiters,
                 "drain_s": c.drain_s,
+                "after_last_notice_s": c.after_last_notice_s,
             }
         )
     lines += [
@@ -342,6 +344,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 "p99 ms",
                 "max ms",
                 "drain s",
+                "after last notice s",
             ],
             crowd_rows,
         ),
@@ -368,6 +371,7 @@ def summary(out: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         "crud_capacity_per_s": crud_best.target_rate if crud_best else None,
         "crowd_10000_rss_mb": round(crowd.rss_with_waiters / 2**20, 1) if crowd else None,
         "crowd_10000_drain_s": round(crowd.drain_s, 3) if crowd else None,
+        "crowd_10000_after_last_notice_s": (round(crowd.after_last_notice_s, 3) if crowd else None),
         "shipments_deliver_to_charge_p50_ms": round(summarize(s5.charged).p50_ms, 2),
         "posts_to_summary_p50_ms": round(summarize(out["s6"].latencies).p50_ms, 2),
         "chat_messages_per_s": data["chat_messages_per_s"],

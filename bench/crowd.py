@@ -4,7 +4,9 @@ With the reactor stopped, N commands are accepted and N per-command event
 streams opened (plain sockets: the crowd must not be limited by the client
 library); the API's memory is read before and after. Then the reactor starts
 and every waiter must receive its notice. Latency is from the reactor's start
-to each notice's arrival: the time to drain N waiting notices.
+to each notice's arrival: the time to drain N waiting notices; and from the
+last notice the reactor sent (the `sent` timing it carries) to the last
+arrival: how long the fan-out trails the reactor.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 
 from bench.stack import rss_bytes
 from tests.processes import Stack
@@ -28,6 +31,7 @@ class CrowdResult:
     rss_with_waiters: int
     latencies: list[float]
     drain_s: float
+    after_last_notice_s: float  # the last arrival, after the last notice the reactor sent
 
     @property
     def bytes_per_waiter(self) -> float:
@@ -51,6 +55,13 @@ async def _accept_commands(url: str, n: int) -> list[str]:
     return ids
 
 
+class _Sent(msgspec.Struct):
+    timings: dict[str, float]
+
+
+_sent_decoder = msgspec.json.Decoder(_Sent)
+
+
 class Waiter:
     def __init__(self, host: str, port: int, command_id: str) -> None:
         self.host, self.port, self.command_id = host, port, command_id
@@ -66,10 +77,14 @@ class Waiter:
         await self.writer.drain()
         await self.reader.readuntil(b": stream open")  # the stream is up and registered
 
-    async def notice(self) -> float:
+    async def notice(self) -> tuple[float, float]:
+        """When the notice arrived, and when the reactor sent it."""
         assert self.reader is not None
         await self.reader.readuntil(b"event: succeeded")
-        return time.time()
+        arrived = time.time()
+        block = await self.reader.readuntil(b"\n\n")
+        data = next(line for line in block.split(b"\n") if line.startswith(b"data:"))
+        return arrived, _sent_decoder.decode(data[5:]).timings["sent"]
 
     def close(self) -> None:
         if self.writer is not None:
@@ -100,7 +115,8 @@ async def waiting_crowd(stack: Stack, n: int) -> CrowdResult:
     finally:
         for waiter in waiters:
             waiter.close()
-    arrivals = [t for t in done if isinstance(t, float)]
+    got = [t for t in done if isinstance(t, tuple)]
+    arrivals = [arrived for arrived, _ in got]
     return CrowdResult(
         waiters=n,
         received=len(arrivals),
@@ -108,4 +124,5 @@ async def waiting_crowd(stack: Stack, n: int) -> CrowdResult:
         rss_with_waiters=rss_with,
         latencies=[t - started for t in arrivals],
         drain_s=max(arrivals) - started if arrivals else float("nan"),
+        after_last_notice_s=(max(arrivals) - max(sent for _, sent in got) if got else float("nan")),
     )
