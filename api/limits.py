@@ -9,12 +9,9 @@ Retry-After, instead of being left to hang.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
 
 from api.problems import HTTPProblem
 
@@ -90,38 +87,3 @@ class StreamLimits:
         except HTTPProblem:
             return False
         return True
-
-
-class LimitedEventSource(EventSourceResponse):
-    """An event stream holding a slot of `limits` until the response is over.
-
-    The slot is released, and `on_close` awaited, when the ASGI call ends,
-    however it ends, even if the body generator never started (a client gone
-    before the first byte).
-    """
-
-    def __init__(
-        self,
-        *args: object,
-        limits: StreamLimits,
-        holder: Holder,
-        on_close: Callable[[], Awaitable[None]] | None = None,
-        **kwargs: object,
-    ) -> None:
-        limits.acquire(holder)
-        self._limits = limits
-        self._holder = holder
-        self._on_close = on_close
-        try:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        except BaseException:
-            limits.release(holder)
-            raise
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._limits.release(self._holder)
-            if self._on_close is not None:
-                await self._on_close()

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Final
+from collections.abc import AsyncGenerator
+from typing import Any, Final
 
-import anyio
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
@@ -23,10 +22,11 @@ from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.eventstream import Channel
 from api.problems import not_found
 from api.services import Endpoint, services
 from api.sse import SEP, hello_event
-from api.streams import event_source, next_item
+from api.streams import event_source
 from api.urls import resource_id_param
 from contracts.domain import GetRead, Readable
 from contracts.topology import view_bucket
@@ -41,7 +41,7 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
         key = resource_id_param(request, read.collection, read.param)
         buckets = svc.views.current
         subject = f"$KV.{view_bucket(view.name, buckets.version)}.{key}"
-        updates: asyncio.Queue[Record | object] = asyncio.Queue()
+        updates: Channel[Record | object] = Channel()  # collects from the subscription on
 
         async def on_write(msg: Msg) -> None:
             try:
@@ -62,14 +62,14 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
                 raise not_found(f"The {read.collection} resource")
             changed = svc.views.changed
 
-            async def stream(shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
+            async def stream(channel: Channel[Any]) -> AsyncGenerator[ServerSentEvent, None]:
                 yield hello_event(svc.settings.sse_retry_ms)
                 yield state_event(current)
                 position = current.position
                 watcher = asyncio.ensure_future(changed.wait())
                 watcher.add_done_callback(lambda _: updates.put_nowait(CHANGED))
                 try:
-                    while (item := await next_item(updates, shutdown)) is not None:
+                    while (item := await channel.next()) is not None:
                         if item is CHANGED:
                             return
                         assert isinstance(item, Record)
@@ -80,7 +80,7 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
                     watcher.cancel()
 
             # The subscription ends with the response, however it ends.
-            return event_source(svc, request, stream, on_close=unsubscribe)
+            return event_source(svc, request, stream, on_close=unsubscribe, channel=updates)
         except BaseException:
             await unsubscribe()
             raise

@@ -14,7 +14,6 @@ again (`RESYNC`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -27,6 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from api.inbox import Inbox
 from contracts.lookups import StoredNotice
 from contracts.notices import Notice, notice_decoder
 from contracts.topology import LIVE_NOTICES_ALL
@@ -47,8 +47,8 @@ class Unavailable:
 
 UNAVAILABLE: Final = Unavailable()
 Item = StoredNotice | Resync | Unavailable
-Waiters = defaultdict[str, set[asyncio.Queue[Item]]]
-Registration = AbstractAsyncContextManager[asyncio.Queue[Item]]
+Waiters = defaultdict[str, set[Inbox[Item]]]
+Registration = AbstractAsyncContextManager[Inbox[Item]]
 
 
 class NoticeRelay:
@@ -86,13 +86,13 @@ class NoticeRelay:
             for queue in queues:
                 queue.put_nowait(UNAVAILABLE)
 
-    def command(self, command_id: str) -> Registration:
-        """Receive the notice of one command while inside the block."""
-        return _register(self._by_command, command_id)
+    def command(self, command_id: str, inbox: Inbox[Item] | None = None) -> Registration:
+        """Receive the notice of one command while inside the block (into `inbox`, or a new one)."""
+        return _register(self._by_command, command_id, inbox or Inbox())
 
-    def session(self, session_id: str) -> Registration:
+    def session(self, session_id: str, inbox: Inbox[Item] | None = None) -> Registration:
         """Receive every notice of one session while inside the block."""
-        return _register(self._by_session, session_id)
+        return _register(self._by_session, session_id, inbox or Inbox())
 
     async def _on_msg(self, msg: Msg) -> None:
         _, _, session_id, command_id = msg.subject.split(".", 3)
@@ -113,13 +113,12 @@ class NoticeRelay:
 
 
 @asynccontextmanager
-async def _register(index: Waiters, key: str) -> AsyncIterator[asyncio.Queue[Item]]:
-    queue: asyncio.Queue[Item] = asyncio.Queue()
-    index[key].add(queue)
+async def _register(index: Waiters, key: str, inbox: Inbox[Item]) -> AsyncIterator[Inbox[Item]]:
+    index[key].add(inbox)
     try:
-        yield queue
+        yield inbox
     finally:
         waiting = index[key]
-        waiting.discard(queue)
+        waiting.discard(inbox)
         if not waiting:
             del index[key]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sse_starlette import ServerSentEvent
 
 from api.problems import UNAVAILABLE
@@ -20,6 +22,11 @@ def notice_event(stored: StoredNotice, event_id: str) -> ServerSentEvent:
         id=event_id,
         sep=SEP,
     )
+
+
+def ping_comment() -> bytes:
+    """A keep-alive comment, sent while a stream has nothing to say."""
+    return ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=SEP).encode()
 
 
 def timeout_event(command_id: str, status_url: str) -> ServerSentEvent:

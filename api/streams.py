@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
 
-import anyio
-import nats.errors
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.limits import LimitedEventSource, holder_of
+from api.eventstream import Channel, EventStream
+from api.inbox import Inbox
+from api.limits import holder_of
 from api.problems import invalid_query, not_found
 from api.relay import Item, Resync, Unavailable
 from api.services import Services, services, session_id
 from api.sse import (
-    SEP,
     connected_event,
     hello_event,
     notice_event,
@@ -50,64 +49,34 @@ from contracts.lookups import (
 
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def event_source(
     svc: Services,
     request: Request,
-    stream: Callable[[anyio.Event], AsyncIterator[ServerSentEvent]],
+    stream: Callable[[Channel[Any]], AsyncGenerator[ServerSentEvent, None]],
     on_close: Callable[[], Awaitable[None]] | None = None,
+    channel: Channel[Any] | None = None,
 ) -> Response:
-    """An SSE response whose generator ends by itself when the server shuts down.
+    """An SSE response (`api.eventstream`) holding a slot of the stream limits.
 
-    sse-starlette sets `shutdown` when uvicorn begins to stop; a generator that
-    returns then lets the response end with a proper last chunk instead of
-    being cancelled mid-body (which uvicorn logs as an error).
+    The generator is handed the stream's channel: what it waits for comes
+    through it, and it ends (`channel.ended`) when the client leaves or the
+    server stops; the generator then returns and the response ends cleanly.
+    A NATS failure midway ends the stream with `event: unavailable` and a
+    retry hint.
     """
-    shutdown = anyio.Event()
-    return LimitedEventSource(
-        _ending_cleanly(stream(shutdown), svc.settings.sse_retry_ms),
+    return EventStream(
+        stream,
         limits=svc.limits,
         holder=holder_of(request),
         on_close=on_close,
         ping=svc.settings.sse_ping,
         send_timeout=svc.settings.sse_send_timeout,
-        sep=SEP,
         headers=HEADERS,
-        shutdown_event=shutdown,
-        shutdown_grace_period=1.0,
+        channel=channel,
+        unavailable=unavailable_event(svc.settings.sse_retry_ms),
     )
-
-
-async def _ending_cleanly(
-    stream: AsyncIterator[ServerSentEvent], retry_ms: int
-) -> AsyncIterator[ServerSentEvent]:
-    """The stream, ended by `event: unavailable` (with a retry hint) if NATS fails
-    under it midway (the connection lost, a cluster electing a leader): the
-    client is told and reconnects, rather than seeing its stream cut off."""
-    try:
-        async for event in stream:
-            yield event
-    except nats.errors.Error as exc:
-        log.warning("event stream ended: NATS %s", type(exc).__name__)
-        yield unavailable_event(retry_ms)
-
-
-async def next_item(
-    queue: asyncio.Queue[T], shutdown: anyio.Event | None = None, within: float | None = None
-) -> T | None:
-    """The next relayed item; None if `within` seconds pass or the server shuts down first."""
-    getter = asyncio.ensure_future(queue.get())
-    waiters: set[asyncio.Future[Any]] = {getter}
-    if shutdown is not None:
-        waiters.add(asyncio.ensure_future(shutdown.wait()))
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when the stream itself is cancelled (the client went away)
-        for task in waiters:
-            task.cancel()
-    return getter.result() if getter in done else None
 
 
 # ---- one command -----------------------------------------------------------
@@ -124,18 +93,18 @@ async def command_events(request: Request) -> Response:
     ):
         raise not_found("The command")
     return event_source(
-        svc, request, lambda shutdown: _command_stream(svc, command_id, wait_s, shutdown)
+        svc, request, lambda channel: _command_stream(svc, command_id, wait_s, channel)
     )
 
 
 async def _command_stream(
-    svc: Services, command_id: str, wait_s: float, shutdown: anyio.Event
-) -> AsyncIterator[ServerSentEvent]:
+    svc: Services, command_id: str, wait_s: float, channel: Channel[Item]
+) -> AsyncGenerator[ServerSentEvent, None]:
     svc.metrics.streams_opened.labels("command").inc()
     yield hello_event(svc.settings.sse_retry_ms)
-    async with svc.relay.command(command_id) as queue:
-        stored = await wait_for_notice(svc, command_id, queue, wait_s, shutdown)
-    if shutdown.is_set():
+    async with svc.relay.command(command_id, channel):
+        stored = await wait_for_notice(svc, command_id, channel, wait_s)
+    if channel.ended:  # the client left, or the server is stopping
         return
     if stored is None:
         yield timeout_event(command_id, status_url(command_id))
@@ -144,22 +113,19 @@ async def _command_stream(
 
 
 async def wait_for_notice(
-    svc: Services,
-    command_id: str,
-    queue: asyncio.Queue[Item],
-    wait_s: float,
-    shutdown: anyio.Event | None = None,
+    svc: Services, command_id: str, inbox: Inbox[Item], wait_s: float
 ) -> StoredNotice | None:
-    """The command's notice, or None if none is stored within `wait_s` seconds.
+    """The command's notice, or None if none is stored within `wait_s` seconds (or
+    the inbox is ended first).
 
-    `queue` must be registered with the relay for `command_id` already: this
+    `inbox` must be registered with the relay for `command_id` already: this
     looks in the store first, then waits for the relay.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     stored = await find_notice(svc.js, command_id)
     while stored is None:
-        item = await next_item(queue, shutdown, within=max(0.0, deadline - loop.time()))
+        item = await inbox.next(within=deadline - loop.time())
         if item is None:
             return None
         if isinstance(item, Unavailable):
@@ -190,16 +156,16 @@ async def session_events(request: Request) -> Response:
     cursor = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     session = session_id(request)
     return event_source(
-        svc, request, lambda shutdown: _session_stream(svc, session, cursor, shutdown)
+        svc, request, lambda channel: _session_stream(svc, session, cursor, channel)
     )
 
 
 async def _session_stream(
-    svc: Services, session: str, cursor: str | None, shutdown: anyio.Event
-) -> AsyncIterator[ServerSentEvent]:
+    svc: Services, session: str, cursor: str | None, channel: Channel[Item]
+) -> AsyncGenerator[ServerSentEvent, None]:
     svc.metrics.streams_opened.labels("session").inc()
     yield hello_event(svc.settings.sse_retry_ms)
-    async with svc.relay.session(session) as queue:
+    async with svc.relay.session(session, channel):
 
         def event_id(position: int) -> str:
             return svc.cursors.encode(position, session)
@@ -216,7 +182,7 @@ async def _session_stream(
             async for stored in session_notices_after(svc.js, session, position):
                 yield notice_event(stored, event_id(stored.seq))
                 position = stored.seq
-        while (item := await next_item(queue, shutdown)) is not None:
+        while (item := await channel.next()) is not None:
             if isinstance(item, Unavailable):
                 # Say so and end: the client reconnects after the retry hint, and is
                 # answered "unavailable" at once until NATS is back (api.outage).

@@ -1,0 +1,75 @@
+"""A waiter's inbox: what the relay hands it, and one future to wake it.
+
+Ten thousand clients may each wait for their command's notice on one API
+process, so a waiter is kept small: a list, at most one pending future
+and, while it waits with a deadline, one timer. Waiting for "the next item,
+the deadline, or the end" needs no task: whoever puts an item or ends the
+inbox resolves the future the waiter is suspended on (an `asyncio.Queue`
+would need a task per wait to race its `get()` against anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Inbox(Generic[T]):
+    __slots__ = ("_items", "_waiter", "ended")
+
+    def __init__(self) -> None:
+        self._items: list[T] = []  # a deque is ~600 bytes even empty; this holds one or two
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended = False  # no more items will be waited for (client gone, server stopping)
+
+    def put_nowait(self, item: T) -> None:
+        self._items.append(item)
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    def end(self) -> None:
+        """Stop waiting: a pending `next` returns None now, and every later one at once."""
+        self.ended = True
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> T:
+        """The next item, however long it takes (as `asyncio.Queue.get`)."""
+        while (item := await self.next()) is None:
+            if self.ended:
+                raise EOFError("the inbox was ended")
+        return item
+
+    async def next(self, within: float | None = None) -> T | None:
+        """The next item; None once `within` seconds pass or the inbox is ended first."""
+        if self.ended:
+            return None
+        if self._items:
+            return self._items.pop(0)
+        if within is not None and within <= 0:
+            return None
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if within is None else loop.call_later(within, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        return None if self.ended or not self._items else self._items.pop(0)
