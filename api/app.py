@@ -22,17 +22,15 @@ from starlette.routing import BaseRoute, Route
 from api import commands, live, ops, sessions, status, streams, web
 from api import reads as reads_api
 from api.cursors import Cursors
+from api.edge import Edge
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
 from api.metrics import Metrics
-from api.outage import FailFast
 from api.passwords import Passwords
 from api.problems import UNAVAILABLE, HTTPProblem, problem_response
 from api.relay import NoticeRelay
-from api.requests import RequestIds
-from api.security import SecurityHeaders
 from api.services import Endpoint, Services, services
-from api.session import Accounts, SessionMiddleware, SessionStore
+from api.session import Accounts, SessionStore
 from api.settings import Settings
 from api.signin_limits import SignInLimits
 from contracts.connection import connect
@@ -124,12 +122,7 @@ def create_app(
         routes=[*api_routes(registry), *web.routes(registry, settings.web_dir, dev=settings.dev)],
         lifespan=lifespan,
         middleware=[
-            Middleware(RequestIds),
-            Middleware(SecurityHeaders),
-            Middleware(
-                SessionMiddleware, secret=settings.session_secret, secure=settings.cookie_secure
-            ),
-            Middleware(FailFast),
+            Middleware(Edge, secret=settings.session_secret, secure=settings.cookie_secure),
         ],
         exception_handlers={
             HTTPProblem: _on_problem,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api.problems import UNAVAILABLE, problem_response
 from api.services import Services
@@ -26,26 +26,22 @@ def needs_nats(path: str) -> bool:
     return path.startswith("/api/") or path == "/readyz"
 
 
-class FailFast:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def unavailable(scope: Scope) -> Services | None:
+    """The services, if NATS is unreachable and this request needs it; else None."""
+    svc = scope["state"].get("services")
+    if isinstance(svc, Services) and not svc.nc.is_connected and needs_nats(scope["path"]):
+        return svc
+    return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        svc = scope.get("state", {}).get("services")
-        if (
-            scope["type"] != "http"
-            or not isinstance(svc, Services)
-            or svc.nc.is_connected
-            or not needs_nats(scope["path"])
-        ):
-            await self.app(scope, receive, send)
-            return
-        svc.metrics.refused.labels("nats-unavailable").inc()
-        if scope["path"] == "/api/events":
-            await _unavailable_stream(send, svc.settings.sse_retry_ms)
-            return
-        response = problem_response(UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})
-        await response(scope, receive, send)
+
+async def refuse(svc: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer at once: 503 problem+json, or for the session stream an in-band `unavailable`."""
+    svc.metrics.refused.labels("nats-unavailable").inc()
+    if scope["path"] == "/api/events":
+        await _unavailable_stream(send, svc.settings.sse_retry_ms)
+        return
+    response = problem_response(UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})
+    await response(scope, receive, send)
 
 
 async def _unavailable_stream(send: Send, retry_ms: int) -> None:

@@ -12,34 +12,13 @@ import re
 import uuid
 from typing import Final
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from contracts import tracing
-from contracts.logs import bound
 
 VALID: Final = re.compile(r"^[\w.:-]{1,128}$", re.ASCII)
 
 
-class RequestIds:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if VALID.match(given) else uuid.uuid4().hex
-        trace = tracing.parse(headers.get(b"traceparent", b"").decode("latin-1"))
-        state = scope.setdefault("state", {})
-        state["request_id"], state["trace"] = request_id, trace
-
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["x-request-id"] = request_id
-            await send(message)
-
-        with bound(request_id=request_id, trace_id=tracing.trace_id(trace)):
-            await self.app(scope, receive, with_id)
+def request_ids(given_id: bytes, traceparent: bytes) -> tuple[str, str | None]:
+    """The request's id (the client's valid X-Request-ID, else a new one) and its trace."""
+    given = given_id.decode("latin-1")
+    request_id = given if VALID.match(given) else uuid.uuid4().hex
+    return request_id, tracing.parse(traceparent.decode("latin-1"))

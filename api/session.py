@@ -27,8 +27,6 @@ from typing import Any, Final
 import msgspec
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.signin_limits import SignInLimits
 from contracts.commands import encoder
@@ -70,37 +68,10 @@ def session_from_cookie(header: str | None, secret: bytes = DEV_SECRET.encode())
     return found.group(1)
 
 
-class SessionMiddleware:
-    def __init__(self, app: ASGIApp, *, secret: str = DEV_SECRET, secure: bool = False) -> None:
-        self.app = app
-        self.secret = secret.encode()
-        self.secure = secure
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        raw = headers.get(b"cookie")
-        session_id = session_from_cookie(raw.decode("latin-1") if raw else None, self.secret)
-        is_new = session_id is None
-        scope.setdefault("state", {})["session_id"] = session_id or new_session_id()
-
-        async def send_with_cookie(message: Message) -> None:
-            state = scope["state"]
-            if (is_new or state.get("session_rotated")) and message[
-                "type"
-            ] == "http.response.start":
-                attrs = f"Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
-                if self.secure:
-                    attrs += "; Secure"
-                MutableHeaders(scope=message).append(
-                    "set-cookie",
-                    f"{COOKIE}={cookie_value(self.secret, state['session_id'])}; {attrs}",
-                )
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
+def set_cookie(secret: bytes, session_id: str, *, secure: bool) -> bytes:
+    """The Set-Cookie value that hands the browser this session."""
+    attrs = f"Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+    return f"{COOKIE}={cookie_value(secret, session_id)}; {attrs}".encode("latin-1")
 
 
 def rotate(state: Any) -> str:

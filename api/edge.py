@@ -1,0 +1,69 @@
+"""The one layer every HTTP request passes through first, before the routes.
+
+What it does for each request, reading the request's headers once and adding
+to the response's in one place (three middlewares did this apart, each with
+its own header dict and its own `send` wrapper, on the accept hop of every
+command):
+- ids (`api.requests`): the request id and the trace of its `traceparent`,
+  in `scope["state"]`, bound to every log line of the request, and the id
+  answered in `X-Request-ID`;
+- the browser session (`api.session`): a valid signed `sid` cookie's id, or a
+  new one, in `scope["state"]["session_id"]`; a new (or rotated) one goes out
+  in `Set-Cookie`;
+- security headers (`api.security`) on every response, unless the route set
+  its own;
+- NATS unreachable (`api.outage`): a route that needs it is answered at once.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.outage import refuse, unavailable
+from api.requests import request_ids
+from api.security import RAW_HEADERS
+from api.session import DEV_SECRET, new_session_id, session_from_cookie, set_cookie
+from contracts import tracing
+from contracts.logs import bound
+
+_WANTED = (b"x-request-id", b"traceparent", b"cookie")
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, *, secret: str = DEV_SECRET, secure: bool = False) -> None:
+        self.app = app
+        self.secret = secret.encode()
+        self.secure = secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = {name: value for name, value in scope["headers"] if name in _WANTED}
+        request_id, trace = request_ids(
+            given.get(b"x-request-id", b""), given.get(b"traceparent", b"")
+        )
+        cookie = given.get(b"cookie")
+        session_id = session_from_cookie(cookie.decode("latin-1") if cookie else None, self.secret)
+        is_new = session_id is None
+        state = scope.setdefault("state", {})
+        state["request_id"], state["trace"] = request_id, trace
+        state["session_id"] = session_id or new_session_id()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(n, v) for n, v in message.get("headers", ()) if n != b"x-request-id"]
+                present = {name for name, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers += [(n, v) for n, v in RAW_HEADERS if n not in present]
+                if is_new or state.get("session_rotated"):
+                    cookie = set_cookie(self.secret, state["session_id"], secure=self.secure)
+                    headers.append((b"set-cookie", cookie))
+                message["headers"] = headers
+            await send(message)
+
+        with bound(request_id=request_id, trace_id=tracing.trace_id(trace)):
+            if (svc := unavailable(scope)) is not None:
+                await refuse(svc, scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
