@@ -122,7 +122,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         traceparent=tracing.child(request.state.trace),  # parsed by api.requests
     )
     accept = time.perf_counter() - arrived  # in, parsed, checked, ready to publish
-    svc.metrics.hop.labels("accept", svc.metrics.domain_of(spec.name)).observe(accept)
+    svc.metrics.observe_hop("accept", spec.name, accept)
     if started is None:
         return _to_response(
             await _accept(
@@ -215,9 +215,7 @@ async def _publish_accepted(svc: Services, command: Command, republish: bool) ->
         await _publish(svc, command)
     publish_ms = (time.perf_counter() - started) * 1000
     svc.metrics.command_accepted(command.type)
-    svc.metrics.hop.labels("publish", svc.metrics.domain_of(command.type)).observe(
-        publish_ms / 1000
-    )
+    svc.metrics.observe_hop("publish", command.type, publish_ms / 1000)
     return _accepted(command.command_id, publish_ms)
 
 

@@ -107,6 +107,8 @@ class Metrics:
             "notify_deadletters", "Messages in DEADLETTERS", ["domain"], registry=r
         )
         self._progress: KeyValue | None = None
+        self._hops: dict[tuple[str, str], Histogram] = {}
+        self._accepted: dict[str, Counter] = {}
         self.behind = Gauge(
             "notify_view_behind_events",
             "Events an async view or aggregator has still to fold",
@@ -118,8 +120,25 @@ class Metrics:
         found = self._domains.command_domain.get(command_type) if self._domains else None
         return found.name if found is not None else "unknown"
 
+    def observe_hop(self, hop: str, command_type: str, seconds: float) -> None:
+        """One hop of one command (its domain's histogram)."""
+        self._hop(hop, self.domain_of(command_type)).observe(max(0.0, seconds))
+
+    def _hop(self, hop: str, domain: str) -> Histogram:
+        # prometheus_client's labels() validates and locks on every call: several
+        # times a command on the accept path, so each child is looked up once.
+        child = self._hops.get((hop, domain))
+        if child is None:
+            child = self._hops[(hop, domain)] = self.hop.labels(hop, domain)
+        return child
+
     def command_accepted(self, command_type: str) -> None:
-        self.accepted.labels(self.domain_of(command_type), command_type).inc()
+        child = self._accepted.get(command_type)
+        if child is None:
+            child = self._accepted[command_type] = self.accepted.labels(
+                self.domain_of(command_type), command_type
+            )
+        child.inc()
 
     def observe_notice(self, notice: Notice, received_at: float | None = None) -> None:
         """The reactor's hops of a notice (from its timings), and its relay to here."""
@@ -130,10 +149,10 @@ class Metrics:
         domain = self.domain_of(notice.type)
         for hop, start, end in REACTOR_HOPS:
             if start in times and end in times:
-                self.hop.labels(hop, domain).observe(max(0.0, times[end] - times[start]))
+                self._hop(hop, domain).observe(max(0.0, times[end] - times[start]))
         if "sent" in times:
             now = time.time() if received_at is None else received_at
-            self.hop.labels("relay", domain).observe(max(0.0, now - times["sent"]))
+            self._hop("relay", domain).observe(max(0.0, now - times["sent"]))
 
     async def refresh(self, js: JetStreamContext, views: ViewBuckets) -> None:
         """Read the gauges that live in NATS (at most SCRAPE_TIMEOUT; else nats_up 0)."""
