@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             host=env.get("API_HOST", "127.0.0.1"),
             port=int(env.get("API_PORT", "8000")),
             notice_timeout=float(env.get("NOTICE_TIMEOUT", "10")),
+            sse_ping=float(env.get("SSE_PING", "15")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
             header_timeout=float(env.get("HEADER_TIMEOUT", "10")),
             body_timeout=float(env.get("BODY_TIMEOUT", "10")),

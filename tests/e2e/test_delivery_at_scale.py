@@ -223,3 +223,31 @@ async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: Nat
     assert not any("Task was destroyed but it is pending" in line for line in process.lines), (
         process.output()
     )
+
+
+async def test_an_idle_stream_is_kept_alive_by_pings_and_a_head_request_opens_none(
+    nats_server: NatsServer,
+) -> None:
+    process = api(nats_server.url, env={"SSE_PING": "0.2"}).start()
+    try:
+        async with session(base_url(process)) as client:
+            command_id = await submit(client)  # no reactor here: it stays pending
+            url = f"/api/commands/{command_id}/events?timeout=30"
+            async with client.stream("GET", url) as response:
+                lines = response.aiter_lines()
+                pings = 0
+                async with asyncio.timeout(10):
+                    while pings < 3:
+                        pings += (await lines.__anext__()).startswith(": ping")
+            head = await client.head(url)
+            assert head.status_code == 200
+            assert head.headers["content-type"].startswith("text/event-stream")
+            assert head.content == b""
+
+            async def all_closed() -> bool | None:
+                metrics = (await client.get("/metrics")).text
+                return True if "notify_sse_streams_open 0.0\n" in metrics else None
+
+            await eventually(all_closed)
+    finally:
+        process.stop()
