@@ -202,6 +202,12 @@ async def test_twenty_sessions_fifty_commands_each_get_exactly_their_own(
         assert set(received) == set(sent)  # none missing, none foreign
 
 
+async def every_stream_closed(client: httpx.AsyncClient) -> bool | None:
+    """True once the API's /metrics counts no open event stream (None before: poll again)."""
+    metrics = (await client.get("/metrics")).text
+    return True if "notify_sse_streams_open 0.0\n" in metrics else None
+
+
 async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: NatsServer) -> None:
     process = api(nats_server.url).start()
     try:
@@ -213,11 +219,7 @@ async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: Nat
                 async with client.stream("GET", f"/api/commands/{command_id}/events") as response:
                     await response.aiter_bytes().__anext__()  # connected, then gone
 
-            async def all_closed() -> bool | None:
-                metrics = (await client.get("/metrics")).text
-                return True if "notify_sse_streams_open 0.0\n" in metrics else None
-
-            await eventually(all_closed)
+            await eventually(lambda: every_stream_closed(client))
     finally:
         process.stop()
     assert not any("Task was destroyed but it is pending" in line for line in process.lines), (
@@ -244,10 +246,6 @@ async def test_an_idle_stream_is_kept_alive_by_pings_and_a_head_request_opens_no
             assert head.headers["content-type"].startswith("text/event-stream")
             assert head.content == b""
 
-            async def all_closed() -> bool | None:
-                metrics = (await client.get("/metrics")).text
-                return True if "notify_sse_streams_open 0.0\n" in metrics else None
-
-            await eventually(all_closed)
+            await eventually(lambda: every_stream_closed(client))
     finally:
         process.stop()

@@ -44,27 +44,27 @@ async def test_the_end_wakes_the_waiter_and_every_later_wait_is_none_at_once() -
     assert inbox.ended
 
 
-async def test_a_channel_pings_while_it_waits_and_not_after_the_deadline() -> None:
+def bound_channel(ping: float) -> tuple[Channel[str], list[bytes]]:
+    """A channel whose sends (its pings) are collected in the list."""
     sent: list[bytes] = []
 
     async def send(body: bytes) -> None:
         sent.append(body)
 
     channel: Channel[str] = Channel()
-    channel.bind(send, ping=0.05)
+    channel.bind(send, ping=ping)
+    return channel, sent
+
+
+async def test_a_channel_pings_while_it_waits_and_not_after_the_deadline() -> None:
+    channel, sent = bound_channel(ping=0.05)
     assert await channel.next(within=0.28) is None
     assert 2 <= len(sent) <= 5  # one each 0.05 s of silence at most, none at the deadline
     assert all(body.startswith(b": ping") and body.endswith(b"\n\n") for body in sent)
 
 
 async def test_a_channel_hands_over_an_item_without_a_ping() -> None:
-    sent: list[bytes] = []
-
-    async def send(body: bytes) -> None:
-        sent.append(body)
-
-    channel: Channel[str] = Channel()
-    channel.bind(send, ping=5)
+    channel, sent = bound_channel(ping=5)
     channel.put_nowait("notice")
     assert await channel.next() == "notice"
     assert sent == []
