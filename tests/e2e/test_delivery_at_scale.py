@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -228,9 +229,12 @@ async def test_clients_that_leave_mid_wait_leave_nothing_behind(nats_server: Nat
 
 
 async def test_an_idle_stream_is_kept_alive_by_pings_and_a_head_request_opens_none(
-    nats_server: NatsServer,
+    tmp_path: Path,
 ) -> None:
-    process = api(nats_server.url, env={"SSE_PING": "0.2"}).start()
+    # A server of its own: the session's server has reactors of other tests on it,
+    # which would answer the command and end the stream.
+    server = NatsServer(tmp_path / "store").start()
+    process = api(server.url, env={"SSE_PING": "0.2"}).start()
     try:
         async with session(base_url(process)) as client:
             command_id = await submit(client)  # no reactor here: it stays pending
@@ -249,3 +253,4 @@ async def test_an_idle_stream_is_kept_alive_by_pings_and_a_head_request_opens_no
             await eventually(lambda: every_stream_closed(client))
     finally:
         process.stop()
+        server.stop()
