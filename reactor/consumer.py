@@ -2,13 +2,8 @@
 
 Protocol:
 - One durable pull consumer (`reactor`) on COMMANDS, explicit acks, shared by
-  every reactor process. A pull request is always outstanding
-  (`reactor.pull.PullStream`: half of `max_in_flight` a request, asked again
-  as soon as one ends), so a command is handled as soon as it arrives, with
-  no request per command; up to `max_in_flight` commands are handled
-  concurrently. (nats-py's `fetch` made two requests a call, a no-wait probe
-  and a long poll, and a timer task per message: at a steady rate, a call per
-  command or two.)
+  every reactor process. Fetches long-poll, so a command is handled as soon
+  as it arrives; up to `max_in_flight` commands are handled concurrently.
 - Per command: handle (`reactor.handling`: decide, append the events, write
   the inline views) -> publish the notice to NOTICES -> ack. The notice's
   `Nats-Msg-Id` is notice:<command id>:<command stream seq>, so a re-emit for
@@ -58,7 +53,6 @@ from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
 from reactor.jobs import pause
 from reactor.notices import unprocessable
-from reactor.pull import PullStream
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +135,7 @@ class Reactor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish or hand back in-flight commands."""
-        sub: PullStream | None = await self._bind()
+        sub: JetStreamContext.PullSubscription | None = await self._bind()
         log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
         try:
             while not stop.is_set():
@@ -151,7 +145,12 @@ class Reactor:
                     continue
                 try:
                     sub = sub or await self._bind()
-                    msgs = await sub.take(free, wait=1.0)
+                    msgs = await sub.fetch(batch=free, timeout=1.0)
+                except TimeoutError:
+                    # Nothing to fetch. nats-py raises nats.errors.TimeoutError or,
+                    # when its deadline runs out between two requests, a bare
+                    # asyncio.TimeoutError: both are TimeoutError.
+                    continue
                 except nats.errors.Error as exc:
                     # The consumer or stream went away (purge, server restart
                     # without its store, JetStream still starting): bind again.
@@ -161,7 +160,7 @@ class Reactor:
                         exc,
                     )
                     if sub is not None:
-                        await self._unbind(sub)
+                        await _quietly(sub.unsubscribe())
                     sub, self.bound = None, False
                     await pause(stop, 1.0)
                     continue
@@ -170,9 +169,10 @@ class Reactor:
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
         finally:
-            # Stop pulling, then let what was started finish, or hand it back.
+            # Unsubscribe before anyone drains (PITFALLS: drain after an empty
+            # fetch can hang), then let what was started finish, or hand it back.
             if sub is not None:
-                await self._unbind(sub)
+                await _quietly(sub.unsubscribe())
             await self._finish_in_flight()
 
     async def _finish_in_flight(self) -> None:
@@ -188,25 +188,15 @@ class Reactor:
             log.warning("handed back %d unfinished commands", len(unfinished))
             await asyncio.wait(unfinished, timeout=5)
 
-    async def _bind(self) -> PullStream:
-        """Create or update the durable consumer (not pull_subscribe: it would keep an
-        existing durable's old config, nats.py #506), then pull from it."""
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        """Create or update the durable consumer, then bind to it (not pull_subscribe: it
+        would keep an existing durable's old config, nats.py #506)."""
         if self._prepare is not None:
             await self._prepare()  # the streams and buckets, after a purge or a new server
         await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._ack_wait))
-        batch = max(1, self._max_in_flight // 2)
-        # expires 1 s: a stopping reactor's last request ends soon after it stops.
-        pull = PullStream(self._js._nc, COMMANDS_STREAM, REACTOR_CONSUMER, batch, expires=1.0)
-        await pull.start()
+        sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
         self.bound = True
-        return pull
-
-    async def _unbind(self, pull: PullStream) -> None:
-        """Stop pulling; the commands pulled and not started go back at once (nak),
-        to this or another reactor, rather than after the ack wait."""
-        await _quietly(pull.close())
-        for msg in pull.drop_buffered():
-            await _quietly(msg.nak())
+        return sub
 
     async def _process(self, msg: Msg) -> None:
         try:

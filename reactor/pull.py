@@ -17,10 +17,9 @@ subscription callback into a list; the caller takes what has arrived. About
   too, unless it says the consumer is gone, which is an error, as is 503
   (no responders: no such consumer); 100 is a heartbeat.
 - A request lost on the way (a reconnect drops the server's pending pulls)
-  would leave the reader waiting for ever: after a reconnect the request is
-  made again at the next `take`, and one that has had no answer `expires` +
-  LOST_AFTER seconds after it was made is an error. The caller makes its
-  consumer again from its position.
+  would leave the reader waiting for ever: one that has had no answer
+  `expires` + LOST_AFTER seconds after it was made is an error too. The
+  caller makes its consumer again from its position.
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ class PullStream:
         self._arrived = asyncio.Event()
         self._outstanding = 0  # messages the open request may still bring
         self._asked_at = 0.0
-        self._reconnects = 0  # the connection's reconnect count when the request was made
         self._failure: str | None = None
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
@@ -69,11 +67,6 @@ class PullStream:
         if sub is not None:
             await sub.unsubscribe()
 
-    def drop_buffered(self) -> list[Msg]:
-        """The messages arrived and not taken, handed over (for a caller that stops)."""
-        dropped, self._buffer = self._buffer, []
-        return dropped
-
     @property
     def buffered(self) -> int:
         """Messages arrived and not taken yet."""
@@ -83,11 +76,6 @@ class PullStream:
         """Up to `most` messages, waiting up to `wait` seconds for the first."""
         if not self._buffer:
             self._check()
-            if self._outstanding > 0 and self._nc.stats["reconnects"] != self._reconnects:
-                # The server may have lost the request with the connection: ask again
-                # now rather than after `expires` + LOST_AFTER.
-                self._outstanding = 0
-                await self._ask()
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), wait)
@@ -113,7 +101,6 @@ class PullStream:
             return
         self._outstanding = room
         self._asked_at = asyncio.get_running_loop().time()
-        self._reconnects = self._nc.stats["reconnects"]
         request = {"batch": room, "max_bytes": MAX_BYTES, "expires": int(self._expires * 1e9)}
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
 
