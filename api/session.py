@@ -58,11 +58,13 @@ def session_from_cookie(header: str | None, secret: bytes = DEV_SECRET.encode())
         return None
     # Our cookie only, found directly: a parse of the whole header (SimpleCookie)
     # costs on every request and gives up on all of it for one odd cookie of another site.
-    value = _COOKIE.search(header)
-    found = _VALID.match(value.group(1).strip().strip('"')) if value is not None else None
-    if found is None or not hmac.compare_digest(found.group(2), _mac(secret, found.group(1))):
-        return None
-    return found.group(1)
+    # A browser may send several `sid` (a stale one of a parent path or domain
+    # first): the first one the server signed counts.
+    for value in _COOKIE.findall(header):
+        found = _VALID.match(value.strip().strip('"'))
+        if found and hmac.compare_digest(found.group(2), _mac(secret, found.group(1))):
+            return found.group(1)
+    return None
 
 
 def set_cookie(secret: bytes, session_id: str, *, secure: bool) -> bytes:

@@ -64,7 +64,7 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
         f"  pending      {info.num_pending}  (accepted commands not yet delivered: the lag)",
         f"  in flight    {info.num_ack_pending}  (delivered, not yet acknowledged)",
         f"  redelivered  {info.num_redelivered}  (in flight after a failed or lost attempt)",
-        f"  waiting pulls {info.num_waiting}  (open pull requests: about one per reactor)",
+        f"  waiting pulls {info.num_waiting}  (open fetches: about one per idle reactor)",
         f"  acked up to  {info.ack_floor.stream_seq if info.ack_floor else 0}"
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]
