@@ -30,7 +30,6 @@ from api.headers import idempotency_key, prefer_wait
 from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
 from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
-from api.requests import VALID as VALID_REQUEST_ID
 from api.services import Endpoint, Services, services, session_id
 from api.status import Accepted
 from api.streams import wait_for_notice
@@ -107,7 +106,6 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         await _release(svc, started)
         raise
 
-    given_id = request.headers.get("x-request-id", "")
     submitted_at = datetime.now(UTC)
     command = Command(
         command_id=command_id,
@@ -115,11 +113,11 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         aggregate_id=aggregate_id or new_aggregate_id(command_id, submitted_at),
         submitted_at=submitted_at,
         session_id=session_id(request),
-        # The client's X-Request-ID when it gave a valid one (api.requests), else our own.
-        correlation_id=given_id if VALID_REQUEST_ID.match(given_id) else command_id,
+        # The client's X-Request-ID when it gave a valid one (api.edge), else our own.
+        correlation_id=request.state.client_request_id or command_id,
         payload=msgspec.Raw(encoder.encode(payload)),
         simulate_delay_s=delay,
-        traceparent=tracing.child(request.state.trace),  # parsed by api.requests
+        traceparent=tracing.child(request.state.trace),  # parsed by api.edge
     )
     accept = time.perf_counter() - arrived  # in, parsed, checked, ready to publish
     svc.metrics.observe_hop("accept", spec.name, accept)

@@ -4,9 +4,9 @@ What it does for each request, reading the request's headers once and adding
 to the response's in one place (three middlewares did this apart, each with
 its own header dict and its own `send` wrapper, on the accept hop of every
 command):
-- ids (`api.requests`): the request id and the trace of its `traceparent`,
-  in `scope["state"]`, bound to every log line of the request, and the id
-  answered in `X-Request-ID`;
+- ids (`api.requests`): the request id (and the client's own, if it gave a
+  valid one) and the trace of its `traceparent`, in `scope["state"]`, bound
+  to every log line of the request, and the id answered in `X-Request-ID`;
 - the browser session (`api.session`): a valid signed `sid` cookie's id, or a
   new one, in `scope["state"]["session_id"]`; a new (or rotated) one goes out
   in `Set-Cookie`;
@@ -40,14 +40,15 @@ class Edge:
             await self.app(scope, receive, send)
             return
         given = {name: value for name, value in scope["headers"] if name in _WANTED}
-        request_id, trace = request_ids(
+        client_id, request_id, trace = request_ids(
             given.get(b"x-request-id", b""), given.get(b"traceparent", b"")
         )
         cookie = given.get(b"cookie")
         session_id = session_from_cookie(cookie.decode("latin-1") if cookie else None, self.secret)
         is_new = session_id is None
         state = scope.setdefault("state", {})
-        state["request_id"], state["trace"] = request_id, trace
+        state["client_request_id"], state["request_id"] = client_id, request_id
+        state["trace"] = trace
         state["session_id"] = session_id or new_session_id()
 
         async def send_with_headers(message: Message) -> None:

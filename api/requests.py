@@ -17,8 +17,9 @@ from contracts import tracing
 VALID: Final = re.compile(r"^[\w.:-]{1,128}$", re.ASCII)
 
 
-def request_ids(given_id: bytes, traceparent: bytes) -> tuple[str, str | None]:
-    """The request's id (the client's valid X-Request-ID, else a new one) and its trace."""
+def request_ids(given_id: bytes, traceparent: bytes) -> tuple[str | None, str, str | None]:
+    """The client's X-Request-ID if it is valid (else None), the request's id (that one,
+    else a new one) and its trace."""
     given = given_id.decode("latin-1")
-    request_id = given if VALID.match(given) else uuid.uuid4().hex
-    return request_id, tracing.parse(traceparent.decode("latin-1"))
+    client_id = given if VALID.match(given) else None
+    return client_id, client_id or uuid.uuid4().hex, tracing.parse(traceparent.decode("latin-1"))
