@@ -9,8 +9,8 @@ disconnect; everything it waits for arrives through its `Channel` (an
 the server stops. Keep-alive pings are sent by the stream's own wait when it
 has been idle for `ping` seconds, so no task sleeps beside it.
 
-If NATS fails under a stream midway, `unavailable` (an event with a retry
-hint) is its last event, so the client is told and reconnects.
+If NATS fails under a stream midway, `event: unavailable` with a `retry:`
+hint of `retry_ms` is its last event, so the client is told and reconnects.
 
 The stream holds a slot of the stream limits from the response's creation
 until the ASGI call ends, however it ends (a client gone before the first
@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.inbox import Inbox
 from api.limits import Holder, StreamLimits
-from api.sse import ping_comment
+from api.sse import ping_comment, unavailable_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,8 +93,8 @@ class EventStream(Response):
         send_timeout: float,
         headers: dict[str, str],
         on_close: Callable[[], Awaitable[None]] | None = None,
+        retry_ms: int,
         channel: Channel[Any] | None = None,
-        unavailable: ServerSentEvent | None = None,
     ) -> None:
         limits.acquire(holder)
         self._limits = limits
@@ -104,7 +104,7 @@ class EventStream(Response):
         self._send_timeout = send_timeout
         self._on_close = on_close
         self._channel = channel
-        self._unavailable = unavailable
+        self._retry_ms = retry_ms
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -139,11 +139,10 @@ class EventStream(Response):
                     await chunk(event.encode())
             except nats.errors.Error as exc:
                 # NATS failed under the stream (the connection lost, a cluster electing
-                # a leader): say so, rather than cut the body off; the client comes back.
-                if self._unavailable is None:
-                    raise
+                # a leader): say so, rather than cut the body off; the client comes back
+                # after the retry hint.
                 log.warning("event stream ended: NATS %s", type(exc).__name__)
-                await chunk(self._unavailable.encode())
+                await chunk(unavailable_event(self._retry_ms).encode())
         except TimeoutError:
             # The client has read nothing for send_timeout seconds (its buffers are
             # full): it is dropped; uvicorn closes the connection.

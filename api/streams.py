@@ -74,8 +74,8 @@ def event_source(
         ping=svc.settings.sse_ping,
         send_timeout=svc.settings.sse_send_timeout,
         headers=HEADERS,
+        retry_ms=svc.settings.sse_retry_ms,
         channel=channel,
-        unavailable=unavailable_event(svc.settings.sse_retry_ms),
     )
 
 
