@@ -43,18 +43,6 @@ class Inbox(Generic[T]):
     def empty(self) -> bool:
         return not self._items
 
-    def get_nowait(self) -> T:
-        if not self._items:
-            raise asyncio.QueueEmpty
-        return self._items.pop(0)
-
-    async def get(self) -> T:
-        """The next item, however long it takes (as `asyncio.Queue.get`)."""
-        while (item := await self.next()) is None:
-            if self.ended:
-                raise EOFError("the inbox was ended")
-        return item
-
     async def next(self, within: float | None = None) -> T | None:
         """The next item; None once `within` seconds pass or the inbox is ended first."""
         if self.ended:

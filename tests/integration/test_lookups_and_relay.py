@@ -53,7 +53,7 @@ async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_on
             assert relay.waiters == 2
             notice = make_notice(mine)
             seq = await store_notice(js, uuid.uuid4().hex, notice)
-            item = await asyncio.wait_for(my_queue.get(), 5)
+            item = await my_queue.next(within=5)
             assert item == StoredNotice(notice, seq)
             assert other_queue.empty()
         assert relay.waiters == 0
@@ -65,8 +65,8 @@ async def test_resync_wakes_every_waiter() -> None:
     relay = NoticeRelay()
     async with relay.command("a" * 32) as qa, relay.command("b" * 32) as qb:
         relay.resync()
-        assert isinstance(qa.get_nowait(), Resync)
-        assert isinstance(qb.get_nowait(), Resync)
+        assert isinstance(await qa.next(within=0), Resync)
+        assert isinstance(await qb.next(within=0), Resync)
 
 
 async def test_session_notices_after_reads_only_that_session_in_order(js: JetStreamContext) -> None:
@@ -90,7 +90,7 @@ async def test_relay_routes_by_session_too(nc: Client, js: JetStreamContext) -> 
         async with relay.session(mine) as my_queue, relay.session(other) as other_queue:
             notice = make_notice(uuid.uuid4().hex)
             seq = await store_notice(js, mine, notice)
-            assert await asyncio.wait_for(my_queue.get(), 5) == StoredNotice(notice, seq)
+            assert await my_queue.next(within=5) == StoredNotice(notice, seq)
             assert other_queue.empty()
     finally:
         await relay.stop()

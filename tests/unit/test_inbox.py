@@ -20,7 +20,7 @@ async def test_items_come_out_in_the_order_they_went_in() -> None:
     inbox: Inbox[int] = Inbox()
     for n in range(3):
         inbox.put_nowait(n)
-    assert [await inbox.next(), await inbox.next(), await inbox.get()] == [0, 1, 2]
+    assert [await inbox.next(), await inbox.next(), await inbox.next()] == [0, 1, 2]
     assert inbox.empty()
 
 
