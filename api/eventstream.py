@@ -78,6 +78,10 @@ class Channel(Inbox[T]):
                 await self._send(ping_comment())
 
 
+class _SendTimeout(Exception):
+    """A chunk waited send_timeout to be sent (told apart from a generator's own timeouts)."""
+
+
 class EventStream(Response):
     """`stream(channel)` yields the events; the response sends them as they come."""
 
@@ -124,8 +128,11 @@ class EventStream(Response):
             return
 
         async def chunk(body: bytes) -> None:
-            async with asyncio.timeout(self._send_timeout):
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+            except TimeoutError:
+                raise _SendTimeout from None
 
         channel: Channel[Any] = self._channel or Channel()
         channel.bind(chunk, self._ping_every)
@@ -143,7 +150,7 @@ class EventStream(Response):
                 # after the retry hint.
                 log.warning("event stream ended: NATS %s", type(exc).__name__)
                 await chunk(unavailable_event(self._retry_ms).encode())
-        except TimeoutError:
+        except _SendTimeout:
             # The client has read nothing for send_timeout seconds (its buffers are
             # full): it is dropped; uvicorn closes the connection.
             log.info("event stream dropped: the client read nothing for %ss", self._send_timeout)

@@ -172,6 +172,16 @@ async def _session_stream(
 
         bounds = await notice_bounds(svc.js)
         position = bounds.last_seq
+
+        async def caught_up() -> AsyncGenerator[ServerSentEvent, None]:
+            """The stored notices after `position`; no further reads once the client left."""
+            nonlocal position
+            async for stored in session_notices_after(svc.js, session, position):
+                yield notice_event(stored, event_id(stored.seq))
+                position = stored.seq
+                if channel.ended:
+                    return
+
         resume = None if cursor is None else svc.cursors.decode(cursor, session)
         if cursor is None:
             yield connected_event(event_id(position))
@@ -179,9 +189,8 @@ async def _session_stream(
             yield reset_event(event_id(position), reason)
         else:
             position = resume or 0
-            async for stored in session_notices_after(svc.js, session, position):
-                yield notice_event(stored, event_id(stored.seq))
-                position = stored.seq
+            async for event in caught_up():
+                yield event
         while (item := await channel.next()) is not None:
             if isinstance(item, Unavailable):
                 # Say so and end: the client reconnects after the retry hint, and is
@@ -189,9 +198,8 @@ async def _session_stream(
                 yield unavailable_event(svc.settings.sse_retry_ms)
                 return
             if isinstance(item, Resync):
-                async for stored in session_notices_after(svc.js, session, position):
-                    yield notice_event(stored, event_id(stored.seq))
-                    position = stored.seq
+                async for event in caught_up():
+                    yield event
             elif item.seq > position:
                 yield notice_event(item, event_id(item.seq))
                 position = item.seq
