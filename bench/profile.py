@@ -1,25 +1,35 @@
-"""Where each process spends its CPU under load: py-spy on the API and the reactor.
+"""Where each process spends its CPU under load: the API, the reactor and nats-server.
 
     python -m bench.profile [--rate 400] [--seconds 20] [--out bench/results]
 
 Starts its own stack (nats-server with `sync_interval: always`, a reactor, the
 API), drives scenario 1 (POST a location, wait for `succeeded` on the session
-stream) at `--rate` commands/s, and samples the API and the reactor with py-spy
-meanwhile (`--idle` off, so only time on the CPU counts; `--nonblocking`, so
-sampling does not stop the process). Writes for each process a flame graph
-(`profile-<name>.svg`) and prints the functions with the most samples on the
-CPU, by own time and by time under them, as a share of the process's samples.
+stream) at `--rate` commands/s, and samples meanwhile:
+
+- the API and the reactor with py-spy (`--idle` off, so only time on the CPU
+  counts; `--nonblocking`, so sampling does not stop the process);
+- nats-server with `perf record -g` (its Go frames and the kernel's under
+  them), when `perf` is installed and allowed to sample the process (root, or
+  `kernel.perf_event_paranoid` <= 1); otherwise it says why and goes on.
+
+Writes a flame graph per process (`profile-<name>.svg`, drawn by
+`bench.flamegraph` from one recording) and prints the heaviest functions, by
+own time and by time under them, as a share of the process's samples; for
+nats-server also where its time goes by kind (fsync, sockets, Go runtime,
+its own code).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.flamegraph import Stacks, parse_collapsed, parse_perf_script, svg
 from bench.loadgen import open_loop
 from bench.stack import running_stack
 from bench.stats import summarize
@@ -27,7 +37,8 @@ from bench.stats import summarize
 HERE = Path(__file__).resolve().parent
 
 
-def py_spy(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[bytes]:
+def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy's collapsed stacks (`raw`) of `pid` for `seconds` into `out`."""
     return subprocess.Popen(
         [
             "py-spy",
@@ -40,7 +51,7 @@ def py_spy(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[by
             "250",
             "--nonblocking",
             "--format",
-            fmt,
+            "raw",
             "--output",
             str(out),
         ],
@@ -49,27 +60,54 @@ def py_spy(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[by
     )
 
 
+def perf(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | str:
+    """`perf record -g` of `pid` for `seconds` into `out`, or why it cannot run."""
+    if shutil.which("perf") is None:
+        return "perf is not installed (Debian: linux-perf)"
+    command = ["perf", "record", "-F", "999", "-g", "-o", str(out), "-p", str(pid)]
+    return subprocess.Popen(
+        [*command, "--", "sleep", str(int(seconds))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def perf_stacks(recording: Path) -> Stacks:
+    script = subprocess.run(
+        ["perf", "script", "-F", "ip,sym", "-i", str(recording)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return parse_perf_script(script.stdout)
+
+
 def _frame(line: str) -> str:
     """`name (path/to/file.py:12)` -> `name (file.py)`: one row per function, not per line."""
     name, _, where = line.partition(" (")
+    if not where:
+        return name
     file = where.rsplit(":", 1)[0].rstrip(")")
     parts = Path(file).parts
     short = "/".join(parts[-2:]) if len(parts) > 1 else file
     return f"{name} ({short})"
 
 
-def top(collapsed: Path, rows: int) -> str:
-    """The heaviest functions of a py-spy `raw` (collapsed stacks) file."""
+def by_function(stacks: Stacks) -> Stacks:
+    """py-spy's frames are per line: merge them per function."""
+    merged: Stacks = Counter()
+    for stack, n in stacks.items():
+        merged[tuple(_frame(f) for f in stack)] += n
+    return merged
+
+
+def top(stacks: Stacks, rows: int) -> str:
+    """The heaviest functions: by own time (the leaf) and by time under them."""
     own: Counter[str] = Counter()
     under: Counter[str] = Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
+    for frames, n in stacks.items():
         total += n
-        frames = [_frame(f) for f in stack.split(";")]
         own[frames[-1]] += n
         for frame in set(frames):
             under[frame] += n
@@ -83,31 +121,73 @@ def top(collapsed: Path, rows: int) -> str:
     return "\n".join(lines)
 
 
+# nats-server's samples by kind, the first that matches a frame of the stack.
+KINDS = (
+    ("fsync (sync_interval: always), kernel and Go", ("do_fsync", "syscall.Fsync")),
+    ("socket reads and writes", ("tcp_sendmsg", "tcp_recvmsg", "sock_read_iter", "sock_write")),
+    ("nats-server's own code (routing, JetStream, store)", ("server.",)),
+)
+OTHER_KIND = "Go runtime (scheduler, sysmon, GC, timers) and the rest"
+
+
+def kinds(stacks: Stacks) -> str:
+    counts: Counter[str] = Counter()
+    for frames, n in stacks.items():
+        kind = next(
+            (name for name, marks in KINDS if any(f.startswith(m) for f in frames for m in marks)),
+            OTHER_KIND,
+        )
+        counts[kind] += n
+    total = sum(counts.values()) or 1
+    return "\n".join(
+        f"    {100 * counts[name] / total:5.1f} %  {name}"
+        for name in [*(k for k, _ in KINDS), OTHER_KIND]
+    )
+
+
 async def profile(rate: float, seconds: float, out: Path, rows: int) -> None:
     with running_stack(durable=True) as stack:
         await open_loop(stack.url, 100, 2)  # warm-up: imports, connections, first views
-        targets = {"api": stack.api.pid, "reactor": stack.reactor.pid}
         spies = {
-            name: (
-                py_spy(pid, seconds, out / f"profile-{name}.txt", "raw"),
-                py_spy(pid, seconds, out / f"profile-{name}.svg", "flamegraph"),
-            )
-            for name, pid in targets.items()
+            name: py_spy(pid, seconds, out / f"profile-{name}.txt")
+            for name, pid in (("api", stack.api.pid), ("reactor", stack.reactor.pid))
         }
+        perf_data = out / "profile-nats.data"
+        nats_spy = perf(stack.server.pid, seconds, perf_data)
         result = await open_loop(stack.url, rate, seconds)
-        for name, pair in spies.items():
-            for spy in pair:
-                _, err = spy.communicate(timeout=seconds + 30)
-                if spy.returncode != 0:
-                    raise SystemExit(f"py-spy on the {name} failed: {err.decode().strip()}")
+        for name, spy in spies.items():
+            _, err = spy.communicate(timeout=seconds + 30)
+            if spy.returncode != 0:
+                raise SystemExit(f"py-spy on the {name} failed: {err.decode().strip()}")
+        nats_unavailable = nats_spy if isinstance(nats_spy, str) else ""
+        if isinstance(nats_spy, subprocess.Popen):
+            _, err = nats_spy.communicate(timeout=seconds + 30)
+            if nats_spy.returncode != 0:
+                nats_unavailable = f"perf record failed: {err.decode().strip()[-300:]}"
     s = summarize(result.latencies)
     print(
         f"scenario 1 at {rate:.0f}/s for {seconds:.0f} s: {len(result.latencies)} commands, "
-        f"p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms (with py-spy sampling)"
+        f"p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms (while sampled)"
     )
-    for name in targets:
-        print(f"\n{name} ({out / f'profile-{name}.svg'}):")
-        print(top(out / f"profile-{name}.txt", rows))
+    for name in spies:
+        raw = (out / f"profile-{name}.txt").read_text().splitlines()
+        stacks = by_function(parse_collapsed(raw))
+        graph = out / f"profile-{name}.svg"
+        graph.write_text(svg(stacks, f"{name} at {rate:.0f} commands/s (py-spy, on the CPU)"))
+        print(f"\n{name} ({graph}):")
+        print(top(stacks, rows))
+    print("\nnats-server", end=" ")
+    if nats_unavailable:
+        print(f"(not sampled: {nats_unavailable})")
+        return
+    stacks = perf_stacks(perf_data)
+    perf_data.unlink()
+    graph = out / "profile-nats.svg"
+    graph.write_text(svg(stacks, f"nats-server at {rate:.0f} commands/s (perf, on the CPU)"))
+    print(f"({graph}):")
+    print(top(stacks, rows))
+    print("  by kind:")
+    print(kinds(stacks))
 
 
 def main() -> int:

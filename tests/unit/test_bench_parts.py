@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
 import pytest
 
+from bench.flamegraph import WIDTH, parse_collapsed, parse_perf_script, svg
 from bench.loadgen import HOPS, Sample, hops
+from bench.profile import by_function, kinds, top
 from bench.report import table
 from bench.stats import percentile, summarize
 from tests.helpers import make_notice
@@ -55,3 +58,57 @@ def test_table_aligns_columns() -> None:
     assert lines[0].startswith("name     ")
     assert lines[2].endswith("    1")
     assert len({len(line) for line in lines}) == 1
+
+
+PERF_SCRIPT = """
+\tffffffff81711bbb do_fsync+0x1b
+\t          4d4f11 github.com/nats-io/nats-server/v2/server.(*msgBlock).flushPendingMsgsLocked
+\t           92c41 runtime.goexit.abi0
+
+\t          4d4f11 github.com/nats-io/nats-server/v2/server.(*client).readLoop+0x20
+\t           92c41 runtime.goexit.abi0
+
+\t           10f4e runtime.usleep.abi0
+\t           92c41 runtime.sysmon
+"""
+
+
+def test_perf_script_stacks_are_collapsed_root_first() -> None:
+    stacks = parse_perf_script(PERF_SCRIPT)
+    assert stacks == {
+        ("runtime.goexit.abi0", "server.(*msgBlock).flushPendingMsgsLocked", "do_fsync"): 1,
+        ("runtime.goexit.abi0", "server.(*client).readLoop"): 1,
+        ("runtime.sysmon", "runtime.usleep.abi0"): 1,
+    }
+
+
+def test_nats_server_samples_by_kind() -> None:
+    lines = kinds(parse_perf_script(PERF_SCRIPT)).splitlines()
+    assert [line.split("%")[0].strip() for line in lines] == ["33.3", "0.0", "33.3", "33.3"]
+    assert "fsync" in lines[0]
+    assert "own code" in lines[2]
+
+
+def test_py_spy_frames_merge_per_function() -> None:
+    stacks = by_function(
+        parse_collapsed(
+            [
+                "run (/usr/lib/asyncio/runners.py:118);_handle (reactor/handling.py:170) 3",
+                "run (/usr/lib/asyncio/runners.py:118);_handle (reactor/handling.py:190) 2",
+                "not a sample line",
+            ]
+        )
+    )
+    assert stacks == {("run (asyncio/runners.py)", "_handle (reactor/handling.py)"): 5}
+    assert "100.0 %  _handle (reactor/handling.py)" in top(stacks, 3)
+
+
+def test_a_flame_graph_frame_is_as_wide_as_its_share_of_the_samples() -> None:
+    stacks = parse_collapsed(["main;a<b> 3", "main;c 1", "main;c;tiny 0"])
+    graph = svg(stacks, "t & t")
+    widths = {
+        title.split(" (")[0]: float(width)
+        for title, width in re.findall(r"<title>(.*?)</title><rect [^>]*width=\"([\d.]+)\"", graph)
+    }
+    assert widths == {"all": WIDTH, "main": WIDTH, "a&lt;b&gt;": WIDTH * 3 / 4, "c": WIDTH / 4}
+    assert "t &amp; t" in graph
