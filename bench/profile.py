@@ -125,7 +125,7 @@ def top(stacks: Stacks, rows: int) -> str:
 KINDS = (
     ("fsync (sync_interval: always), kernel and Go", ("do_fsync", "syscall.Fsync")),
     ("socket reads and writes", ("tcp_sendmsg", "tcp_recvmsg", "sock_read_iter", "sock_write")),
-    ("nats-server's own code (routing, JetStream, store)", ("server.",)),
+    ("nats-server's code and the syscalls it makes (routing, JetStream, wake-ups)", ("server.",)),
 )
 OTHER_KIND = "Go runtime (scheduler, sysmon, GC, timers) and the rest"
 
