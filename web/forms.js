@@ -73,3 +73,20 @@ export function el(tag, text = "", props = {}) {
 export function finder(root) {
   return (id) => byId(root, id);
 }
+
+/**
+ * A form field's markup: its label (and a hint in brackets), its control and the
+ * place its error goes (`#<id>-error`, where showProblem puts it). `attrs` are the
+ * control's other attributes; `tag` "textarea" or "select" (with its `content`).
+ */
+export function field(id, label, attrs = "", { tag = "input", name = id, hint = "", content = "" } = {}) {
+  const note = hint ? ` <span class="hint">(${hint})</span>` : "";
+  const open = `<${tag} id="${id}" name="${name}"${attrs ? ` ${attrs}` : ""}>`;
+  const control = tag === "input" ? open : `${open}${content}</${tag}>`;
+  return `
+    <div class="field">
+      <label for="${id}">${label}${note}</label>
+      ${control}
+      <p class="error" id="${id}-error" hidden></p>
+    </div>`;
+}

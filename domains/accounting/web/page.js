@@ -3,7 +3,7 @@
 // A charge (sent by the billing policy when a shipment is delivered) updates an
 // account on screen as its notice arrives.
 
-import { busy, clearErrors, el, finder, minorUnits, money, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, minorUnits, money, showProblem } from "/static/forms.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -15,11 +15,7 @@ export async function render(view, path) {
     <section aria-labelledby="open-title">
       <form id="open-form" novalidate>
         <h1 id="open-title">Open an account</h1>
-        <div class="field">
-          <label for="holder">Holder</label>
-          <input id="holder" name="holder" maxlength="100" required autocomplete="off">
-          <p class="error" id="holder-error" hidden></p>
-        </div>
+        ${field("holder", "Holder", 'maxlength="100" required autocomplete="off"')}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="open">Open account</button>
       </form>
@@ -76,16 +72,8 @@ async function showOne(view, id) {
       <article id="account"></article>
       <form id="pay-form" novalidate hidden>
         <h2>Record a payment</h2>
-        <div class="field">
-          <label for="amount">Amount</label>
-          <input id="amount" name="amount" inputmode="decimal" autocomplete="off" placeholder="12.50">
-          <p class="error" id="amount-error" hidden></p>
-        </div>
-        <div class="field">
-          <label for="reference">Reference <span class="hint">(applied once, for ever)</span></label>
-          <input id="reference" name="reference" maxlength="100" autocomplete="off">
-          <p class="error" id="reference-error" hidden></p>
-        </div>
+        ${field("amount", "Amount", 'inputmode="decimal" autocomplete="off" placeholder="12.50"')}
+        ${field("reference", "Reference", 'maxlength="100" autocomplete="off"', { hint: "applied once, for ever" })}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="pay">Record payment</button>
       </form>

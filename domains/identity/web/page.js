@@ -3,7 +3,7 @@
 // was free); the page then signs the new user in with the same email and password,
 // so sign-up ends signed in. Signing in and out are plain requests to /api/sessions.
 
-import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
 
 const SIGNUP = ["email", "password", "display_name"];
 const SIGNIN = ["email", "password"];
@@ -14,24 +14,15 @@ export async function render(view, path) {
   return whoAmI(view);
 }
 
-function field(id, label, type = "text", extra = "") {
-  return `
-    <div class="field">
-      <label for="${id}">${label}</label>
-      <input id="${id}" name="${id}" type="${type}" ${extra} required>
-      <p class="error" id="${id}-error" hidden></p>
-    </div>`;
-}
-
 // ---- sign up ------------------------------------------------------------------------------
 function signUp(view) {
   view.root.innerHTML = `
     <section aria-labelledby="signup-title">
       <form id="signup-form" novalidate>
         <h1 id="signup-title">Sign up</h1>
-        ${field("display_name", "Your name", "text", 'maxlength="60" autocomplete="name"')}
-        ${field("email", "Email", "email", 'maxlength="254" autocomplete="email"')}
-        ${field("password", "Password <span class=\"hint\">(at least 8 characters)</span>", "password", 'minlength="8" maxlength="128" autocomplete="new-password"')}
+        ${field("display_name", "Your name", 'type="text" maxlength="60" autocomplete="name" required')}
+        ${field("email", "Email", 'type="email" maxlength="254" autocomplete="email" required')}
+        ${field("password", "Password", 'type="password" minlength="8" maxlength="128" autocomplete="new-password" required', { hint: "at least 8 characters" })}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="signup">Sign up</button>
         <p class="hint">Already registered? <a href="/account/signin" data-nav>Sign in</a></p>
@@ -79,8 +70,8 @@ function signIn(view) {
     <section aria-labelledby="signin-title">
       <form id="signin-form" novalidate>
         <h1 id="signin-title">Sign in</h1>
-        ${field("email", "Email", "email", 'maxlength="254" autocomplete="email"')}
-        ${field("password", "Password", "password", 'maxlength="128" autocomplete="current-password"')}
+        ${field("email", "Email", 'type="email" maxlength="254" autocomplete="email" required')}
+        ${field("password", "Password", 'type="password" maxlength="128" autocomplete="current-password" required')}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="signin">Sign in</button>
         <p class="hint">New here? <a href="/account/signup" data-nav>Sign up</a></p>

@@ -3,7 +3,7 @@
 // command module), so waiting, the "shortly" fallback and the late "ready" are
 // not this page's concern.
 
-import { busy, clearErrors, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, field, finder, showProblem } from "/static/forms.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const FIELDS = ["name", "category", "description"];
@@ -13,23 +13,12 @@ const FORM = `
   <section id="home-view" aria-labelledby="create-title">
     <form id="create-form" novalidate>
       <h1 id="create-title">New location</h1>
-      <div class="field">
-        <label for="name">Name</label>
-        <input id="name" name="name" maxlength="100" required autocomplete="off">
-        <p class="error" id="name-error" hidden></p>
-      </div>
-      <div class="field">
-        <label for="category">Category</label>
-        <select id="category" name="category" required>
-          ${CATEGORIES.map((c) => `<option${c === "City" ? " selected" : ""}>${c}</option>`).join("")}
-        </select>
-        <p class="error" id="category-error" hidden></p>
-      </div>
-      <div class="field">
-        <label for="description">Description <span class="hint">(optional)</span></label>
-        <textarea id="description" name="description" maxlength="1000" rows="3"></textarea>
-        <p class="error" id="description-error" hidden></p>
-      </div>
+      ${field("name", "Name", 'maxlength="100" required autocomplete="off"')}
+      ${field("category", "Category", "required", {
+        tag: "select",
+        content: CATEGORIES.map((c) => `<option${c === "City" ? " selected" : ""}>${c}</option>`).join(""),
+      })}
+      ${field("description", "Description", 'maxlength="1000" rows="3"', { tag: "textarea", hint: "optional" })}
       <p class="error" id="form-error" role="alert" hidden></p>
       <button type="submit" id="submit">Create location</button>
     </form>

@@ -4,7 +4,7 @@
 // change; after each notice the page reads it at the notice's position
 // (?min_position=), so what it shows is never behind what you just did.
 
-import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
 import { getJson, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -117,16 +117,8 @@ function showForms(view, $, who) {
     <form id="post-form" novalidate>
       <h2 id="post-form-title">Write a post</h2>
       <input type="hidden" id="editing" value="">
-      <div class="field">
-        <label for="title">Title</label>
-        <input id="title" name="title" maxlength="200" required autocomplete="off">
-        <p class="error" id="title-error" hidden></p>
-      </div>
-      <div class="field">
-        <label for="body">Text</label>
-        <textarea id="body" name="body" rows="4" maxlength="20000" required></textarea>
-        <p class="error" id="body-error" hidden></p>
-      </div>
+      ${field("title", "Title", 'maxlength="200" required autocomplete="off"')}
+      ${field("body", "Text", 'rows="4" maxlength="20000" required', { tag: "textarea" })}
       <p class="error" id="form-error" role="alert" hidden></p>
       <div class="actions">
         <button type="submit" id="save">Publish</button>
@@ -135,16 +127,8 @@ function showForms(view, $, who) {
     </form>
     <form id="profile-form" novalidate>
       <h2>Your profile</h2>
-      <div class="field">
-        <label for="profile-display_name">Display name</label>
-        <input id="profile-display_name" name="display_name" maxlength="60" required autocomplete="name">
-        <p class="error" id="profile-display_name-error" hidden></p>
-      </div>
-      <div class="field">
-        <label for="profile-bio">Bio <span class="hint">(optional)</span></label>
-        <textarea id="profile-bio" name="bio" rows="2" maxlength="500"></textarea>
-        <p class="error" id="profile-bio-error" hidden></p>
-      </div>
+      ${field("profile-display_name", "Display name", 'maxlength="60" required autocomplete="name"', { name: "display_name" })}
+      ${field("profile-bio", "Bio", 'rows="2" maxlength="500"', { tag: "textarea", name: "bio", hint: "optional" })}
       <p class="error" id="profile-form-error" role="alert" hidden></p>
       <button type="submit" id="save-profile">Save profile</button>
     </form>`;

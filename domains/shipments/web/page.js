@@ -3,7 +3,7 @@
 // state allows. Delivering shows the delivery's outcome at once, then the charge
 // the billing policy makes as its notice (caused by the delivery) arrives.
 
-import { busy, clearErrors, el, finder, money, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, money, showProblem } from "/static/forms.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -22,27 +22,11 @@ export async function render(view, path) {
     <section aria-labelledby="create-title">
       <form id="create-form" novalidate>
         <h1 id="create-title">New shipment</h1>
-        <div class="field">
-          <label for="account_id">Account</label>
-          <select id="account_id" name="account_id" required></select>
-          <p class="error" id="account_id-error" hidden></p>
-        </div>
+        ${field("account_id", "Account", "required", { tag: "select" })}
         <div class="row">
-          <div class="field">
-            <label for="origin">From <span class="hint">(country code)</span></label>
-            <input id="origin" name="origin" maxlength="2" required autocomplete="off" placeholder="GB">
-            <p class="error" id="origin-error" hidden></p>
-          </div>
-          <div class="field">
-            <label for="destination">To <span class="hint">(country code)</span></label>
-            <input id="destination" name="destination" maxlength="2" required autocomplete="off" placeholder="FR">
-            <p class="error" id="destination-error" hidden></p>
-          </div>
-          <div class="field">
-            <label for="weight_grams">Weight <span class="hint">(grams)</span></label>
-            <input id="weight_grams" name="weight_grams" type="number" min="1" max="30000" required>
-            <p class="error" id="weight_grams-error" hidden></p>
-          </div>
+          ${field("origin", "From", 'maxlength="2" required autocomplete="off" placeholder="GB"', { hint: "country code" })}
+          ${field("destination", "To", 'maxlength="2" required autocomplete="off" placeholder="FR"', { hint: "country code" })}
+          ${field("weight_grams", "Weight", 'type="number" min="1" max="30000" required', { hint: "grams" })}
         </div>
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="submit">Create shipment</button>

@@ -3,7 +3,7 @@
 // count followed live (/api/videos/{id}/live), a "watch" button, and a rename form
 // for its owner. A viewing has an id of its own: sending it again never counts twice.
 
-import { busy, clearErrors, el, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -37,21 +37,9 @@ export async function render(view, path) {
     $("publish-area").innerHTML = `
       <form id="publish-form" novalidate>
         <h2>Publish a video</h2>
-        <div class="field">
-          <label for="title">Title</label>
-          <input id="title" name="title" maxlength="200" required autocomplete="off">
-          <p class="error" id="title-error" hidden></p>
-        </div>
-        <div class="field">
-          <label for="url">Address of the video</label>
-          <input id="url" name="url" type="url" maxlength="2000" required placeholder="https://…">
-          <p class="error" id="url-error" hidden></p>
-        </div>
-        <div class="field">
-          <label for="description">Description <span class="hint">(optional)</span></label>
-          <textarea id="description" name="description" maxlength="5000" rows="2"></textarea>
-          <p class="error" id="description-error" hidden></p>
-        </div>
+        ${field("title", "Title", 'maxlength="200" required autocomplete="off"')}
+        ${field("url", "Address of the video", 'type="url" maxlength="2000" required placeholder="https://…"')}
+        ${field("description", "Description", 'maxlength="5000" rows="2"', { tag: "textarea", hint: "optional" })}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="publish">Publish</button>
       </form>`;
@@ -129,11 +117,7 @@ async function showOne(view, id) {
       <p class="error" id="watch-error" role="alert" hidden></p>
       <form id="rename-form" novalidate hidden>
         <h2>Rename</h2>
-        <div class="field">
-          <label for="title">New title</label>
-          <input id="title" name="title" maxlength="200" required autocomplete="off">
-          <p class="error" id="title-error" hidden></p>
-        </div>
+        ${field("title", "New title", 'maxlength="200" required autocomplete="off"')}
         <p class="error" id="form-error" role="alert" hidden></p>
         <button type="submit" id="rename">Rename</button>
       </form>
