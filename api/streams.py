@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from sse_starlette import ServerSentEvent
@@ -176,11 +177,14 @@ async def _session_stream(
         async def caught_up() -> AsyncGenerator[ServerSentEvent, None]:
             """The stored notices after `position`; no further reads once the client left."""
             nonlocal position
-            async for stored in session_notices_after(svc.js, session, position):
-                yield notice_event(stored, event_id(stored.seq))
-                position = stored.seq
-                if channel.ended:
-                    return
+            if channel.ended:
+                return
+            async with aclosing(session_notices_after(svc.js, session, position)) as found:
+                async for stored in found:
+                    yield notice_event(stored, event_id(stored.seq))
+                    position = stored.seq
+                    if channel.ended:
+                        return
 
         resume = None if cursor is None else svc.cursors.decode(cursor, session)
         if cursor is None:
@@ -189,8 +193,9 @@ async def _session_stream(
             yield reset_event(event_id(position), reason)
         else:
             position = resume or 0
-            async for event in caught_up():
-                yield event
+            async with aclosing(caught_up()) as events:
+                async for event in events:
+                    yield event
         while (item := await channel.next()) is not None:
             if isinstance(item, Unavailable):
                 # Say so and end: the client reconnects after the retry hint, and is
@@ -198,8 +203,9 @@ async def _session_stream(
                 yield unavailable_event(svc.settings.sse_retry_ms)
                 return
             if isinstance(item, Resync):
-                async for event in caught_up():
-                    yield event
+                async with aclosing(caught_up()) as events:
+                    async for event in events:
+                        yield event
             elif item.seq > position:
                 yield notice_event(item, event_id(item.seq))
                 position = item.seq

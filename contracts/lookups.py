@@ -8,7 +8,7 @@ message for subject" gets, one per notice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final, NamedTuple
 
 from nats.js import JetStreamContext
@@ -57,7 +57,7 @@ async def find_command(js: JetStreamContext, command_id: str) -> Command | None:
 
 async def session_notices_after(
     js: JetStreamContext, session_id: str, after_seq: int
-) -> AsyncIterator[StoredNotice]:
+) -> AsyncGenerator[StoredNotice, None]:
     """The session's notices with a sequence above `after_seq`, in order.
 
     One "next message for subject" get each: a session has few notices, and
