@@ -30,6 +30,7 @@ MIN_PX = 0.3  # frames narrower than this are left out
 
 
 def parse_collapsed(lines: Iterable[str]) -> Stacks:
+    """`a;b;c 12` lines; others (py-spy writes ` 12` for samples without a stack) are left out."""
     stacks: Stacks = Counter()
     for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
@@ -85,17 +86,16 @@ def svg(stacks: Stacks, title: str) -> str:
     boxes: list[tuple[float, float, int, _Node]] = []  # x, width, level, frame
     scale = WIDTH / root.count if root.count else 0.0
 
-    def place(node: _Node, x: float, level: int) -> None:
+    todo = [(root, 0.0, 0)] if root.count else []  # no recursion: stacks can be deep
+    while todo:
+        node, x, level = todo.pop()
         width = node.count * scale
         if width < MIN_PX:
-            return
+            continue
         boxes.append((x, width, level, node))
         for child in sorted(node.children.values(), key=lambda c: c.name):
-            place(child, x, level + 1)
+            todo.append((child, x, level + 1))
             x += child.count * scale
-
-    if root.count:
-        place(root, 0.0, 0)
     levels = 1 + max((level for _, _, level, _ in boxes), default=0)
     height = 2 * ROW + levels * ROW + 4  # the title's room above
     parts = [

@@ -64,6 +64,7 @@ def perf(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | str:
     """`perf record -g` of `pid` for `seconds` into `out`, or why it cannot run."""
     if shutil.which("perf") is None:
         return "perf is not installed (Debian: linux-perf)"
+    # -g: call chains (Go keeps frame pointers); perf script then splits samples by blank lines.
     command = ["perf", "record", "-F", "999", "-g", "-o", str(out), "-p", str(pid)]
     return subprocess.Popen(
         [*command, "--", "sleep", str(int(seconds))],
@@ -121,7 +122,8 @@ def top(stacks: Stacks, rows: int) -> str:
     return "\n".join(lines)
 
 
-# nats-server's samples by kind, the first that matches a frame of the stack.
+# nats-server's samples by kind: a sample is of the first kind in this order with a
+# mark among its frames (an fsync under the stream's code counts as fsync).
 KINDS = (
     ("fsync (sync_interval: always), kernel and Go", ("do_fsync", "syscall.Fsync")),
     ("socket reads and writes", ("tcp_sendmsg", "tcp_recvmsg", "sock_read_iter", "sock_write")),
@@ -145,6 +147,18 @@ def kinds(stacks: Stacks) -> str:
     )
 
 
+def finished(sampler: subprocess.Popen[bytes], seconds: float) -> str:
+    """Wait for a sampler; "" if it recorded, else why not."""
+    _, err = sampler.communicate(timeout=seconds + 30)
+    return "" if sampler.returncode == 0 else err.decode().strip()[-300:]
+
+
+def report(name: str, stacks: Stacks, graph: Path, title: str, rows: int) -> None:
+    graph.write_text(svg(stacks, title))
+    print(f"\n{name} ({graph}):")
+    print(top(stacks, rows))
+
+
 async def profile(rate: float, seconds: float, out: Path, rows: int) -> None:
     with running_stack(durable=True) as stack:
         await open_loop(stack.url, 100, 2)  # warm-up: imports, connections, first views
@@ -155,15 +169,12 @@ async def profile(rate: float, seconds: float, out: Path, rows: int) -> None:
         perf_data = out / "profile-nats.data"
         nats_spy = perf(stack.server.pid, seconds, perf_data)
         result = await open_loop(stack.url, rate, seconds)
-        for name, spy in spies.items():
-            _, err = spy.communicate(timeout=seconds + 30)
-            if spy.returncode != 0:
-                raise SystemExit(f"py-spy on the {name} failed: {err.decode().strip()}")
-        nats_unavailable = nats_spy if isinstance(nats_spy, str) else ""
-        if isinstance(nats_spy, subprocess.Popen):
-            _, err = nats_spy.communicate(timeout=seconds + 30)
-            if nats_spy.returncode != 0:
-                nats_unavailable = f"perf record failed: {err.decode().strip()[-300:]}"
+        # Every sampler is waited for before any failure is reported: none is left running.
+        failures = {name: finished(spy, seconds) for name, spy in spies.items()}
+        nats_unavailable = nats_spy if isinstance(nats_spy, str) else finished(nats_spy, seconds)
+    for name, failure in failures.items():
+        if failure:
+            raise SystemExit(f"py-spy on the {name} failed: {failure}")
     s = summarize(result.latencies)
     print(
         f"scenario 1 at {rate:.0f}/s for {seconds:.0f} s: {len(result.latencies)} commands, "
@@ -171,21 +182,20 @@ async def profile(rate: float, seconds: float, out: Path, rows: int) -> None:
     )
     for name in spies:
         raw = (out / f"profile-{name}.txt").read_text().splitlines()
-        stacks = by_function(parse_collapsed(raw))
-        graph = out / f"profile-{name}.svg"
-        graph.write_text(svg(stacks, f"{name} at {rate:.0f} commands/s (py-spy, on the CPU)"))
-        print(f"\n{name} ({graph}):")
-        print(top(stacks, rows))
-    print("\nnats-server", end=" ")
+        title = f"{name} at {rate:.0f} commands/s (py-spy, on the CPU)"
+        report(name, by_function(parse_collapsed(raw)), out / f"profile-{name}.svg", title, rows)
+    if not nats_unavailable:
+        try:
+            stacks = perf_stacks(perf_data)
+        except subprocess.CalledProcessError as exc:
+            nats_unavailable = f"perf script failed: {(exc.stderr or '').strip()[-300:]}"
+        finally:
+            perf_data.unlink(missing_ok=True)
     if nats_unavailable:
-        print(f"(not sampled: {nats_unavailable})")
+        print(f"\nnats-server (not sampled: {nats_unavailable})")
         return
-    stacks = perf_stacks(perf_data)
-    perf_data.unlink()
-    graph = out / "profile-nats.svg"
-    graph.write_text(svg(stacks, f"nats-server at {rate:.0f} commands/s (perf, on the CPU)"))
-    print(f"({graph}):")
-    print(top(stacks, rows))
+    title = f"nats-server at {rate:.0f} commands/s (perf, on the CPU)"
+    report("nats-server", stacks, out / "profile-nats.svg", title, rows)
     print("  by kind:")
     print(kinds(stacks))
 

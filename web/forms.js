@@ -20,11 +20,11 @@ export function clearErrors(root, fields, prefix = "") {
 export function showProblem(root, fields, problem, { prefix = "", conflictField = null } = {}) {
   let placed = false;
   for (const err of problem.errors || []) {
-    const field = (err.loc || "").replace(/^\$\./, "");
-    if (!fields.includes(field)) continue;
-    const p = byId(root, `${prefix}${field}-error`);
-    const input = byId(root, `${prefix}${field}`);
-    const label = field.replaceAll("_", " ");
+    const key = (err.loc || "").replace(/^\$\./, "");
+    if (!fields.includes(key)) continue;
+    const p = byId(root, `${prefix}${key}-error`);
+    const input = byId(root, `${prefix}${key}`);
+    const label = key.replaceAll("_", " ");
     p.textContent = `${label[0].toUpperCase()}${label.slice(1)} ${err.msg}.`;
     p.hidden = false;
     input.setAttribute("aria-invalid", "true");
@@ -78,6 +78,7 @@ export function finder(root) {
  * A form field's markup: its label (and a hint in brackets), its control and the
  * place its error goes (`#<id>-error`, where showProblem puts it). `attrs` are the
  * control's other attributes; `tag` "textarea" or "select" (with its `content`).
+ * Every argument is markup, not text: pass literals, never what a user typed.
  */
 export function field(id, label, attrs = "", { tag = "input", name = id, hint = "", content = "" } = {}) {
   const note = hint ? ` <span class="hint">(${hint})</span>` : "";

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bench.census import kind
 from bench.flamegraph import WIDTH, parse_collapsed, parse_perf_script, svg
 from bench.loadgen import HOPS, Sample, hops
-from bench.profile import by_function, kinds, top
+from bench.profile import KINDS, OTHER_KIND, by_function, kinds, top
 from bench.report import table
 from bench.stats import percentile, summarize
 from tests.helpers import make_notice
@@ -84,9 +85,9 @@ def test_perf_script_stacks_are_collapsed_root_first() -> None:
 
 def test_nats_server_samples_by_kind() -> None:
     lines = kinds(parse_perf_script(PERF_SCRIPT)).splitlines()
-    assert [line.split("%")[0].strip() for line in lines] == ["33.3", "0.0", "33.3", "33.3"]
-    assert "fsync" in lines[0]
-    assert "own code" in lines[2]
+    shares = {line.split("%", 1)[1].strip(): line.split("%")[0].strip() for line in lines}
+    fsync, sockets, code = (name for name, _ in KINDS)
+    assert shares == {fsync: "33.3", sockets: "0.0", code: "33.3", OTHER_KIND: "33.3"}
 
 
 def test_py_spy_frames_merge_per_function() -> None:
@@ -112,3 +113,14 @@ def test_a_flame_graph_frame_is_as_wide_as_its_share_of_the_samples() -> None:
     }
     assert widths == {"all": WIDTH, "main": WIDTH, "a&lt;b&gt;": WIDTH * 3 / 4, "c": WIDTH / 4}
     assert "t &amp; t" in graph
+
+
+def test_the_census_counts_subjects_without_their_ids() -> None:
+    assert kind("$KV.view_locations.abc123") == "$KV.view_locations.*"
+    assert kind("ev.location.0123456789abcdef01234567") == "ev.location.*"
+    assert kind("notice.3f2a.9b1c") == "notice.*.*"
+    assert kind("_INBOX.x1y2.7") == kind("_INBOX.other.8")
+    assert kind("$JS.API.STREAM.INFO.EVENTS") == "$JS.API.STREAM.INFO.EVENTS"
+    assert kind("$JS.EVENT.ADVISORY.CONSUMER.CREATED.COMMANDS.Do3O7mIv") == (
+        "$JS.EVENT.ADVISORY.CONSUMER.CREATED.COMMANDS.*"
+    )
