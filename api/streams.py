@@ -173,39 +173,32 @@ async def _session_stream(
 
         bounds = await notice_bounds(svc.js)
         position = bounds.last_seq
-
-        async def caught_up() -> AsyncGenerator[ServerSentEvent, None]:
-            """The stored notices after `position`; no further reads once the client left."""
-            nonlocal position
-            if channel.ended:
-                return
-            async with aclosing(session_notices_after(svc.js, session, position)) as found:
-                async for stored in found:
-                    yield notice_event(stored, event_id(stored.seq))
-                    position = stored.seq
-                    if channel.ended:
-                        return
-
         resume = None if cursor is None else svc.cursors.decode(cursor, session)
+        catch_up = False  # read the stored notices after `position` before the next live one
         if cursor is None:
             yield connected_event(event_id(position))
         elif (reason := _cursor_problem(resume, bounds.first_seq, bounds.last_seq)) is not None:
             yield reset_event(event_id(position), reason)
         else:
-            position = resume or 0
-            async with aclosing(caught_up()) as events:
-                async for event in events:
-                    yield event
-        while (item := await channel.next()) is not None:
+            position, catch_up = resume or 0, True
+        while True:
+            if catch_up and not channel.ended:  # no reads for a client that has left
+                async with aclosing(session_notices_after(svc.js, session, position)) as found:
+                    async for stored in found:
+                        yield notice_event(stored, event_id(stored.seq))
+                        position = stored.seq
+                        if channel.ended:
+                            break
+            catch_up = False
+            if (item := await channel.next()) is None:
+                return
             if isinstance(item, Unavailable):
                 # Say so and end: the client reconnects after the retry hint, and is
                 # answered "unavailable" at once until NATS is back (api.outage).
                 yield unavailable_event(svc.settings.sse_retry_ms)
                 return
             if isinstance(item, Resync):
-                async with aclosing(caught_up()) as events:
-                    async for event in events:
-                        yield event
+                catch_up = True
             elif item.seq > position:
                 yield notice_event(item, event_id(item.seq))
                 position = item.seq
