@@ -37,27 +37,14 @@ from bench.stats import summarize
 HERE = Path(__file__).resolve().parent
 
 
+def _sampler(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     """py-spy's collapsed stacks (`raw`) of `pid` for `seconds` into `out`."""
-    return subprocess.Popen(
-        [
-            "py-spy",
-            "record",
-            "--pid",
-            str(pid),
-            "--duration",
-            str(int(seconds)),
-            "--rate",
-            "250",
-            "--nonblocking",
-            "--format",
-            "raw",
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds))]
+    return _sampler([*command, "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)])
 
 
 def perf(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | str:
@@ -66,11 +53,7 @@ def perf(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | str:
         return "perf is not installed (Debian: linux-perf)"
     # -g: call chains (Go keeps frame pointers); perf script then splits samples by blank lines.
     command = ["perf", "record", "-F", "999", "-g", "-o", str(out), "-p", str(pid)]
-    return subprocess.Popen(
-        [*command, "--", "sleep", str(int(seconds))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return _sampler([*command, "--", "sleep", str(int(seconds))])
 
 
 def perf_stacks(recording: Path) -> Stacks:
@@ -136,7 +119,7 @@ def kinds(stacks: Stacks) -> str:
     counts: Counter[str] = Counter()
     for frames, n in stacks.items():
         kind = next(
-            (name for name, marks in KINDS if any(f.startswith(m) for f in frames for m in marks)),
+            (name for name, marks in KINDS if any(f.startswith(marks) for f in frames)),
             OTHER_KIND,
         )
         counts[kind] += n
@@ -184,13 +167,12 @@ async def profile(rate: float, seconds: float, out: Path, rows: int) -> None:
         raw = (out / f"profile-{name}.txt").read_text().splitlines()
         title = f"{name} at {rate:.0f} commands/s (py-spy, on the CPU)"
         report(name, by_function(parse_collapsed(raw)), out / f"profile-{name}.svg", title, rows)
-    if not nats_unavailable:
-        try:
-            stacks = perf_stacks(perf_data)
-        except subprocess.CalledProcessError as exc:
-            nats_unavailable = f"perf script failed: {(exc.stderr or '').strip()[-300:]}"
-        finally:
-            perf_data.unlink(missing_ok=True)
+    try:
+        stacks = Stacks() if nats_unavailable else perf_stacks(perf_data)
+    except subprocess.CalledProcessError as exc:
+        nats_unavailable = f"perf script failed: {(exc.stderr or '').strip()[-300:]}"
+    finally:
+        perf_data.unlink(missing_ok=True)  # even a failed recording's
     if nats_unavailable:
         print(f"\nnats-server (not sampled: {nats_unavailable})")
         return

@@ -31,10 +31,9 @@ from nats.js import api
 
 from bench.stats import summarize
 from reactor.batch import Message, publish_atomic
+from reactor.eventstore import EXPECTED_SUBJECT_SEQ
 from tests.conftest import connect_test_client
 from tests.processes import NatsServer
-
-EXPECT = "Nats-Expected-Last-Subject-Sequence"
 
 
 async def measure(url: str, n: int, rounds: int) -> dict[str, tuple[float, float]]:
@@ -48,18 +47,18 @@ async def measure(url: str, n: int, rounds: int) -> dict[str, tuple[float, float
         payload = b'{"name":"writes","category":"City","description":"x"}' * 2
 
         async def single(i: str) -> None:
-            await js.publish(f"w.ev.{i}", payload, headers={EXPECT: "0"})
+            await js.publish(f"w.ev.{i}", payload, headers={EXPECTED_SUBJECT_SEQ: "0"})
 
         async def reserve_then_publish(i: str) -> None:
             await kv.create(f"r{i}", i.encode())
-            await js.publish(f"w.ev2.{i}", payload, headers={EXPECT: "0"})
+            await js.publish(f"w.ev2.{i}", payload, headers={EXPECTED_SUBJECT_SEQ: "0"})
 
         async def batch(i: str) -> None:
             await publish_atomic(
                 nc,
                 [
-                    Message(f"w.res.{i}", i.encode(), {EXPECT: "0"}),
-                    Message(f"w.ev3.{i}", payload, {EXPECT: "0"}),
+                    Message(f"w.res.{i}", i.encode(), {EXPECTED_SUBJECT_SEQ: "0"}),
+                    Message(f"w.ev3.{i}", payload, {EXPECTED_SUBJECT_SEQ: "0"}),
                 ],
             )
 
