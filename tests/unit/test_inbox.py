@@ -61,6 +61,9 @@ async def test_a_channel_pings_while_it_waits_and_not_after_the_deadline() -> No
     assert await channel.next(within=0.28) is None
     assert 2 <= len(sent) <= 5  # one each 0.05 s of silence at most, none at the deadline
     assert all(body.startswith(b": ping") and body.endswith(b"\n\n") for body in sent)
+    sent.clear()
+    assert await channel.next(within=0.05) is None  # the ping's time is the deadline's
+    assert sent == []
 
 
 async def test_a_channel_hands_over_an_item_without_a_ping() -> None:
