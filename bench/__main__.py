@@ -28,13 +28,21 @@ from bench.floor import nats_floor
 from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hops, open_loop, to_builtins
 from bench.posts import posts
 from bench.report import latency_cells, plot_cdf, table, write_json
-from bench.stack import cpu_seconds, crud_baseline, running_cluster, running_stack
+from bench.stack import (
+    busy_cores,
+    cpu_seconds,
+    crud_baseline,
+    machine_jiffies,
+    running_cluster,
+    running_stack,
+)
 from bench.stats import percentile, summarize
 from tests.processes import Stack, reactor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 P99_LIMIT_MS = 100.0
 CPU_OF = ("api", "reactor", "nats")  # the processes whose CPU share a capacity step shows
+MACHINE = "machine"  # a step's busy cores on the whole machine: every process and the kernel
 R3 = "R3 sync always"  # three nats-servers in a cluster, every stream on all three
 CAPACITY_RUNS = (
     ("s2", "sync always"),
@@ -115,9 +123,10 @@ async def ladder(
 
     for rate in plan.rates:
         for _ in (1, 2):  # a failed step gets one more run
-            before = cpu()
+            before, machine = cpu(), machine_jiffies()
             result = await step(rate)
             result.others = {n: (used - before[n]) / result.wall for n, used in cpu().items()}
+            result.others[MACHINE] = busy_cores(machine, machine_jiffies())
             steps.append(result)
             if not failed(result, rate):
                 break
@@ -284,6 +293,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                     str(r.errors),
                     f"{r.generator_cpu_share:.2f}",
                     *(f"{r.others[n]:.2f}" if n in r.others else "-" for n in CPU_OF),
+                    f"{r.others.get(MACHINE, 0.0):.2f}",
                 ]
             )
         capacity_figure = f"{best.target_rate:g}/s" if best else "below the first step"
@@ -295,6 +305,7 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                     *("target/s", "achieved/s", "p50", "p90", "p99", "max", "errors"),
                     "gen CPU",
                     *(f"{n} CPU" for n in CPU_OF),
+                    "machine busy",
                 ],
                 step_rows,
             ),

@@ -95,6 +95,20 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """The whole machine's CPU time so far, (busy, all), in clock ticks summed over its
+    cores: busy is everything but idle and I/O wait, the kernel's own work included."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    every = sum(ticks[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+    return every - ticks[3] - ticks[4], every
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores' worth of the machine busy between two `machine_jiffies` readings."""
+    busy, every = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / every if every else 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from bench.flamegraph import WIDTH, parse_collapsed, parse_perf_script, svg
 from bench.loadgen import HOPS, Sample, hops
 from bench.profile import KINDS, OTHER_KIND, by_function, kinds, top
 from bench.report import table
+from bench.stack import busy_cores, machine_jiffies
 from bench.stats import percentile, summarize
 from tests.helpers import make_notice
 
@@ -124,3 +126,13 @@ def test_the_census_counts_subjects_without_their_ids() -> None:
     assert kind("$JS.EVENT.ADVISORY.CONSUMER.CREATED.COMMANDS.Do3O7mIv") == (
         "$JS.EVENT.ADVISORY.CONSUMER.CREATED.COMMANDS.*"
     )
+
+
+def test_busy_cores_is_the_machines_busy_share_of_the_time_between_two_readings() -> None:
+    cores = os.cpu_count() or 1
+    assert busy_cores((100, 1000), (400, 2000)) == pytest.approx(0.3 * cores)
+    assert busy_cores((5, 10), (5, 10)) == 0.0  # no time passed: nothing to divide by
+    first = machine_jiffies()
+    sum(i * i for i in range(200_000))  # some work on this core between the readings
+    busy, every = machine_jiffies()
+    assert 0 <= busy - first[0] <= every - first[1]
