@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -45,14 +45,18 @@ def nats_config(durable: bool, directory: Path) -> Path:
 
 
 @contextmanager
-def running_stack(durable: bool = True) -> Iterator[Stack]:
+def running_stack(
+    durable: bool = True, reactor_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """The stack on a temp store; `reactor_env` adds to the reactor's environment (the
+    process helpers pass none of the caller's `REACTOR_*` variables on)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = nats_config(durable, Path(tmp))
         with own_stack(
             Path(tmp) / "store",
             config=config,
             api_env=API_ENV,
-            reactor_env={"REACTOR_ACCESS_LOG": "0"},
+            reactor_env={"REACTOR_ACCESS_LOG": "0", **(reactor_env or {})},
         ) as stack:
             yield stack
 
