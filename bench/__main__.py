@@ -25,17 +25,10 @@ from bench import chat
 from bench.crowd import CrowdResult, waiting_crowd
 from bench.deliveries import Deliveries, deliveries
 from bench.floor import nats_floor
-from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hops, open_loop, to_builtins
+from bench.loadgen import HOPS, Result, Sample, crud_open_loop, hop_ms, open_loop, to_builtins
 from bench.posts import posts
 from bench.report import latency_cells, plot_cdf, table, write_json
-from bench.stack import (
-    busy_cores,
-    cpu_seconds,
-    crud_baseline,
-    machine_jiffies,
-    running_cluster,
-    running_stack,
-)
+from bench.stack import CpuMeter, crud_baseline, running_cluster, running_stack
 from bench.stats import percentile, summarize
 from tests.processes import Stack, reactor
 
@@ -114,19 +107,15 @@ async def ladder(
     steps: list[Result] = []
     best = None
 
-    def cpu() -> dict[str, float]:
-        return {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-
     def failed(result: Result, rate: float) -> bool:
         p99 = summarize(result.latencies).p99_ms
         return bool(result.errors) or p99 > P99_LIMIT_MS or result.achieved_rate < 0.9 * rate
 
     for rate in plan.rates:
         for _ in (1, 2):  # a failed step gets one more run
-            before, machine = cpu(), machine_jiffies()
+            meter = CpuMeter(pids)
             result = await step(rate)
-            result.others = {n: (used - before[n]) / result.wall for n, used in cpu().items()}
-            result.others[MACHINE] = busy_cores(machine, machine_jiffies())
+            result.others = {**meter.cores(result.wall), MACHINE: meter.machine()}
             steps.append(result)
             if not failed(result, rate):
                 break
@@ -313,11 +302,10 @@ def render(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ]
         data[f"capacity [{config}]"] = best.target_rate if best else None
 
-    per_hop = [h for sample in out["s1"].samples if (h := hops(sample)) is not None]
-    hop_rows = []
-    for i, name in enumerate(HOPS):
-        values = sorted(h[i] * 1000 for h in per_hop)
-        hop_rows.append([name, f"{statistics.median(values):.2f}", f"{percentile(values, 99):.2f}"])
+    hop_rows = [
+        [name, f"{statistics.median(values):.2f}", f"{percentile(values, 99):.2f}"]
+        for name, values in zip(HOPS, hop_ms(out["s1"].samples), strict=True)
+    ]
     lines += [
         "Where the time goes, scenario 1 [sync always] (from timestamps in the messages)",
         table(["hop", "p50 ms", "p99 ms"], hop_rows),

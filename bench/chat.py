@@ -37,7 +37,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 
 from bench.chatsim import Traffic
 from bench.rawhttp import Client
-from bench.stack import API_ENV, cpu_seconds
+from bench.stack import API_ENV, CpuMeter
 from contracts.events import read_event
 from contracts.topology import (
     COMMANDS_STREAM,
@@ -195,14 +195,14 @@ async def ingestion(stack: Stack, n: int, *others: Process) -> Ingestion:
         await all_counted(js)
         pids = {"api": stack.api.pid, "reactor": stack.reactor.pid, "nats": stack.server.pid}
         pids.update({f"reactor {i + 2}": process.pid for i, process in enumerate(others)})
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        meter = CpuMeter({name: [pid] for name, pid in pids.items()})
         own = time.process_time()
         started = time.monotonic()
         await post_all(stack.url, bodies[1:])
         accepted = time.monotonic() - started
         await all_counted(js)
         counted = time.monotonic() - started
-        cores = {name: (cpu_seconds(pid) - before[name]) / counted for name, pid in pids.items()}
+        cores = meter.cores(counted)
         cores["load generator"] = (time.process_time() - own) / counted
         return Ingestion(n * 1000, accepted, counted, cores)
     finally:

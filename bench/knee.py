@@ -18,9 +18,9 @@ import os
 import statistics
 import sys
 
-from bench.loadgen import HOPS, hops, open_loop
+from bench.loadgen import HOPS, hop_ms, open_loop
 from bench.report import table
-from bench.stack import busy_cores, cpu_seconds, machine_jiffies, running_stack
+from bench.stack import CpuMeter, running_stack
 from bench.stats import summarize
 
 
@@ -28,26 +28,25 @@ async def at(rate: float, seconds: float, concurrency: int, durable: bool) -> li
     """One rate's row."""
     with running_stack(durable, {"REACTOR_CONCURRENCY": str(concurrency)}) as stack:
         await open_loop(stack.url, 100, 2)  # warm-up: imports, connections, first views
-        pids = {
-            "api": stack.api.pid,
-            "reactor": stack.reactor.pid,
-            "nats": stack.server.pid,
-            "gen": os.getpid(),
-        }
-        before, machine = {n: cpu_seconds(p) for n, p in pids.items()}, machine_jiffies()
+        meter = CpuMeter(  # in the order of the table's columns
+            {
+                "api": [stack.api.pid],
+                "reactor": [stack.reactor.pid],
+                "nats": [stack.server.pid],
+                "gen": [os.getpid()],
+            }
+        )
         result = await open_loop(stack.url, rate, seconds)
-        busy = busy_cores(machine, machine_jiffies())
-        cores = {n: (cpu_seconds(p) - before[n]) / result.wall for n, p in pids.items()}
+        busy, cores = meter.machine(), meter.cores(result.wall)
     s = summarize(result.latencies)
-    per_hop = [h for sample in result.samples if (h := hops(sample)) is not None]
-    hop_p50 = [statistics.median(h[i] for h in per_hop) * 1000 for i in range(len(HOPS))]
+    hop_p50 = [statistics.median(values) for values in hop_ms(result.samples)]
     return [
         f"{rate:g}",
         f"{result.achieved_rate:.0f}",
         f"{s.p50_ms:.1f}",
         f"{s.p99_ms:.1f}",
         str(result.errors),
-        *(f"{cores[n]:.2f}" for n in pids),
+        *(f"{v:.2f}" for v in cores.values()),
         f"{busy:.2f}",
         *(f"{v:.2f}" for v in hop_p50),
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,6 +243,12 @@ def hops(sample: Sample) -> list[float] | None:
         t["sent"] - t["decided"],
         sample.done - t["sent"],
     ]
+
+
+def hop_ms(samples: Iterable[Sample]) -> list[list[float]]:
+    """Each hop of HOPS in milliseconds, sorted, over the samples that carry their timings."""
+    per_sample = [h for sample in samples if (h := hops(sample)) is not None]
+    return [sorted(h[i] * 1000 for h in per_sample) for i in range(len(HOPS))]
 
 
 def to_builtins(result: Result) -> dict[str, object]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -99,18 +99,43 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """The whole machine's CPU time so far, (busy, all), in clock ticks summed over its
-    cores: busy is everything but idle and I/O wait, the kernel's own work included."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+def jiffies(stat_line: str) -> tuple[int, int]:
+    """(busy, all) clock ticks from `/proc/stat`'s first (`cpu`) line: busy is everything
+    but idle and I/O wait, the kernel's own work included."""
+    ticks = [int(v) for v in stat_line.split()[1:]]
     every = sum(ticks[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
     return every - ticks[3] - ticks[4], every
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """The whole machine's CPU time so far, (busy, all), in clock ticks summed over its cores."""
+    return jiffies(Path("/proc/stat").read_text().split("\n", 1)[0])
 
 
 def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
     """Cores' worth of the machine busy between two `machine_jiffies` readings."""
     busy, every = after[0] - before[0], after[1] - before[1]
     return (os.cpu_count() or 1) * busy / every if every else 0.0
+
+
+class CpuMeter:
+    """The CPU named groups of processes, and the whole machine, use from now on."""
+
+    def __init__(self, pids: Mapping[str, Sequence[int]]) -> None:
+        self._pids = pids
+        self._start = self._used()
+        self._machine = machine_jiffies()
+
+    def _used(self) -> dict[str, float]:
+        return {name: sum(map(cpu_seconds, group)) for name, group in self._pids.items()}
+
+    def cores(self, seconds: float) -> dict[str, float]:
+        """Cores' worth each group has used, as a share of `seconds`."""
+        return {name: (used - self._start[name]) / seconds for name, used in self._used().items()}
+
+    def machine(self) -> float:
+        """Busy cores of the whole machine since the meter was made."""
+        return busy_cores(self._machine, machine_jiffies())
 
 
 def cpu_seconds(pid: int) -> float:

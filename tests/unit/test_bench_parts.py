@@ -14,7 +14,7 @@ from bench.flamegraph import WIDTH, parse_collapsed, parse_perf_script, svg
 from bench.loadgen import HOPS, Sample, hops
 from bench.profile import KINDS, OTHER_KIND, by_function, kinds, top
 from bench.report import table
-from bench.stack import busy_cores, machine_jiffies
+from bench.stack import busy_cores, jiffies, machine_jiffies
 from bench.stats import percentile, summarize
 from tests.helpers import make_notice
 
@@ -133,6 +133,11 @@ def test_busy_cores_is_the_machines_busy_share_of_the_time_between_two_readings(
     assert busy_cores((100, 1000), (400, 2000)) == pytest.approx(0.3 * cores)
     assert busy_cores((5, 10), (5, 10)) == 0.0  # no time passed: nothing to divide by
     first = machine_jiffies()
-    sum(i * i for i in range(200_000))  # some work on this core between the readings
     busy, every = machine_jiffies()
     assert 0 <= busy - first[0] <= every - first[1]
+
+
+def test_jiffies_count_all_but_idle_and_io_wait_as_busy() -> None:
+    #            user nice system idle iowait irq softirq steal guest guest_nice
+    line = "cpu  100 5 50 800 20 1 10 2 7 0"
+    assert jiffies(line) == (100 + 5 + 50 + 1 + 10 + 2, 988)
