@@ -33,20 +33,21 @@ from bench.loadgen import crud_open_loop, open_loop
 from bench.stack import crud_baseline, running_cluster, running_stack
 from bench.stats import summarize
 
+async def measured(drive, url, seconds):
+    await drive(url, 50, 1)  # warm-up
+    return summarize((await drive(url, 100, seconds)).latencies)
+
 async def r3(seconds):
     with running_cluster() as (stack, _):
-        await open_loop(stack.url, 50, 1)  # warm-up
-        return summarize((await open_loop(stack.url, 100, seconds)).latencies).p50_ms
+        return (await measured(open_loop, stack.url, seconds)).p50_ms
 
 async def side(seconds, with_r3):
     with running_stack(durable=True) as stack:
-        await open_loop(stack.url, 50, 1)  # warm-up
-        s1 = summarize((await open_loop(stack.url, 100, seconds)).latencies)
+        s1 = await measured(open_loop, stack.url, seconds)
         with crud_baseline(stack.server) as crud:
             # (url, pid) since the CRUD ladder; the URL alone before it
             crud_url = crud[0] if isinstance(crud, tuple) else crud
-            await crud_open_loop(crud_url, 50, 1)
-            crud = summarize((await crud_open_loop(crud_url, 100, seconds)).latencies)
+            crud = await measured(crud_open_loop, crud_url, seconds)
     got = {"s1_p50": s1.p50_ms, "s1_p99": s1.p99_ms, "crud_p50": crud.p50_ms}
     if with_r3:
         got["r3_p50"] = await r3(seconds)
