@@ -2,8 +2,11 @@
 
 Protocol:
 - One durable pull consumer (`reactor`) on COMMANDS, explicit acks, shared by
-  every reactor process. Fetches long-poll, so a command is handled as soon
-  as it arrives; up to `max_in_flight` commands are handled concurrently.
+  every reactor process. A pull request is open whenever there is room
+  (`reactor.pull.BoundedPull`: it asks for the room there is, and is asked
+  again when it ends), so a command is handled as soon as it arrives, with
+  no request per command at a steady rate; up to `max_in_flight` commands
+  are handled concurrently, and never more are pulled than that.
 - Per command: handle (`reactor.handling`: decide, append the events, write
   the inline views) -> publish the notice to NOTICES -> ack. The notice's
   `Nats-Msg-Id` is notice:<command id>:<command stream seq>, so a re-emit for
@@ -24,8 +27,12 @@ Protocol:
 - A message that is not a command at all (bad JSON, unknown type, a payload
   that breaks its schema) is dead-lettered, logged once and terminated; the
   next command is not held up.
-- Stop: no new fetches; in-flight commands get `stop_grace` seconds to
-  finish, the rest are cancelled and nak'ed for immediate redelivery.
+- Stop: no new requests; what the open request still brings (it expires
+  within a second) and what was pulled and not started is nak'ed for
+  immediate redelivery, and the subscription ends only after that request
+  (a message sent to a request nobody listens to would wait out the ack
+  wait); in-flight commands get `stop_grace` seconds to finish, the rest
+  are cancelled and nak'ed too.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
 from reactor.jobs import pause
 from reactor.notices import unprocessable
+from reactor.pull import BoundedPull
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,11 @@ async def _quietly(awaitable: Awaitable[None]) -> None:
         log.debug("ignored during clean-up: %r", exc)
 
 
+async def _set_when(happened: asyncio.Event, then: asyncio.Event) -> None:
+    await happened.wait()
+    then.set()
+
+
 def retry_delay(num_delivered: int) -> float:
     """Backoff before redelivery: 0.5 s, 1 s, 2 s, ... capped at 30 s."""
     return float(min(0.5 * 2 ** (num_delivered - 1), 30.0))
@@ -131,49 +144,62 @@ class Reactor:
         self._backoff = backoff
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
-        self.bound = False  # bound to the durable consumer, fetching
+        self._wake = asyncio.Event()
+        self.bound = False  # bound to the durable consumer, pulling
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish or hand back in-flight commands."""
-        sub: JetStreamContext.PullSubscription | None = await self._bind()
-        log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
+        wake = self._wake = asyncio.Event()  # a command arrived or finished, or stop
+        waker = asyncio.create_task(_set_when(stop, wake))
+        pull: BoundedPull | None = None
         try:
+            pull = await self._bind()
+            log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
             while not stop.is_set():
-                free = self._max_in_flight - len(self._in_flight)
-                if free <= 0:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
                 try:
-                    sub = sub or await self._bind()
-                    msgs = await sub.fetch(batch=free, timeout=1.0)
-                except TimeoutError:
-                    # Nothing to fetch. nats-py raises nats.errors.TimeoutError or,
-                    # when its deadline runs out between two requests, a bare
-                    # asyncio.TimeoutError: both are TimeoutError.
-                    continue
+                    pull = pull or await self._bind()
+                    wake.clear()
+                    await pull.ask(self._max_in_flight - len(self._in_flight) - pull.held)
+                    msgs = pull.take()
                 except nats.errors.Error as exc:
                     # The consumer or stream went away (purge, server restart
                     # without its store, JetStream still starting): bind again.
                     log.warning(
-                        "fetching commands failed (%s: %s); binding again in 1s",
+                        "pulling commands failed (%s: %s); binding again in 1s",
                         type(exc).__name__,
                         exc,
                     )
-                    if sub is not None:
-                        await _quietly(sub.unsubscribe())
-                    sub, self.bound = None, False
+                    if pull is not None:
+                        await self._hand_back(await pull.close(wait=False))
+                    pull, self.bound = None, False
                     await pause(stop, 1.0)
+                    continue
+                if not msgs:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await wake.wait()
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
                     self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+                    task.add_done_callback(self._finished)
         finally:
-            # Unsubscribe before anyone drains (PITFALLS: drain after an empty
-            # fetch can hang), then let what was started finish, or hand it back.
-            if sub is not None:
-                await _quietly(sub.unsubscribe())
+            waker.cancel()
+            # Stop asking; what arrives for the open request, or arrived and was
+            # not started, goes back at once. Then let what was started finish,
+            # or hand it back.
+            if pull is not None:
+                await self._hand_back(await pull.close())
             await self._finish_in_flight()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # room for another
+
+    async def _hand_back(self, msgs: list[Msg]) -> None:
+        """Commands pulled and not started: redelivered now, to this or another reactor."""
+        for msg in msgs:
+            await _quietly(msg.nak())
 
     async def _finish_in_flight(self) -> None:
         if not self._in_flight:
@@ -188,15 +214,18 @@ class Reactor:
             log.warning("handed back %d unfinished commands", len(unfinished))
             await asyncio.wait(unfinished, timeout=5)
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        """Create or update the durable consumer, then bind to it (not pull_subscribe: it
-        would keep an existing durable's old config, nats.py #506)."""
+    async def _bind(self) -> BoundedPull:
+        """Create or update the durable consumer (not pull_subscribe: it would keep an
+        existing durable's old config, nats.py #506), then pull from it."""
         if self._prepare is not None:
             await self._prepare()  # the streams and buckets, after a purge or a new server
         await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._ack_wait))
-        sub = await self._js.pull_subscribe_bind(REACTOR_CONSUMER, COMMANDS_STREAM)
+        # The context's own connection (nats-py keeps it private). A request
+        # expires after 1 s: a stopping reactor waits at most that for its last.
+        pull = BoundedPull(self._js._nc, COMMANDS_STREAM, REACTOR_CONSUMER, self._wake, expires=1.0)
+        await pull.start()
         self.bound = True
-        return sub
+        return pull
 
     async def _process(self, msg: Msg) -> None:
         try:

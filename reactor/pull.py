@@ -1,4 +1,4 @@
-"""Pulling a consumer's messages into a buffer, one request ahead, with no future per message.
+"""Pulling a consumer's messages into a buffer with no future per message.
 
 nats-py's `fetch()` awaits each message of a batch with its own timeout (a
 task per message on Python 3.11): measured here at about 50 µs of CPU per
@@ -20,11 +20,18 @@ subscription callback into a list; the caller takes what has arrived. About
   would leave the reader waiting for ever: one that has had no answer
   `expires` + LOST_AFTER seconds after it was made is an error too. The
   caller makes its consumer again from its position.
+
+`PullStream` reads an ephemeral consumer (the event readers: one request
+ahead, the buffer its own). `BoundedPull` serves a durable consumer to a
+caller that must hold at most so many messages (the reactor's commands: the
+caller says how much room it has, and stopping hands nothing to a request
+that nobody will serve).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Final
 
@@ -105,8 +112,7 @@ class PullStream:
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
 
     async def _on_msg(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        status = headers.get("Status") if not msg.data else None
+        status, failure = _status(msg)
         if status is None:
             self._buffer.append(msg)
             self._outstanding -= 1
@@ -115,9 +121,150 @@ class PullStream:
                 return
         elif status == "100":
             return  # a heartbeat: the request is alive
-        elif status == "503" or (status == "409" and "Deleted" in headers.get(DESCRIPTION, "")):
-            self._failure = f"pull: {status} {headers.get(DESCRIPTION, '')}".strip()
+        elif failure is not None:
+            self._failure = failure
             self._arrived.set()
             return
         self._outstanding = 0  # the request is over (404, 408, 409, or the batch is in)
         await self._ask()
+
+
+def _status(msg: Msg) -> tuple[str | None, str | None]:
+    """A pull's reply: (None, None) for a message, else its status and, if the
+    consumer is gone (503 no responders, 409 deleted), what to fail with."""
+    headers = msg.headers or {}
+    status = headers.get("Status") if not msg.data else None
+    if status == "503" or (status == "409" and "Deleted" in headers.get(DESCRIPTION, "")):
+        return status, f"pull: {status} {headers.get(DESCRIPTION, '')}".strip()
+    return status, None
+
+
+class _Request:
+    __slots__ = ("asked_at", "left")
+
+    def __init__(self, left: int, asked_at: float) -> None:
+        self.left = left  # messages it may still bring
+        self.asked_at = asked_at
+
+
+class BoundedPull:
+    """A durable consumer's messages for a caller that holds at most so many at a time.
+
+    - The caller `ask`s with the room it has (its limit, less what it is
+      working on and `held` here); a request is made for that room if none
+      is open. So what the caller works on, what waits here and what an open
+      request may still bring never add up to more than its limit. A request
+      ends when its last message is in, or with a status (408 at `expires`).
+    - Each request has a reply subject of its own, so a status ends the
+      request it answers and no other (a late 408 of a request taken as lost
+      does not end the one made after it).
+    - `wake` is set whenever anything arrives (the caller waits on it, and
+      may set it too).
+    - `close` stops asking and waits (at most `expires` + LOST_AFTER) for the
+      open request to end before unsubscribing: a message the server sends
+      to a request whose subscription is gone would be nobody's until the
+      consumer's ack wait ran out. What arrived and was not taken is returned
+      for the caller to hand back.
+    - A request made before a reconnect, or unanswered `expires` + LOST_AFTER
+      after it was made, is taken as lost (the server dropped it), and a new
+      one is made.
+    """
+
+    def __init__(
+        self, nc: Client, stream: str, consumer: str, wake: asyncio.Event, expires: float = 1.0
+    ) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._expires = expires
+        self._wake = wake
+        self._inbox = nc.new_inbox()
+        self._requests: dict[str, _Request] = {}
+        self._made = 0
+        self._reconnects = 0
+        self._buffer: list[Msg] = []
+        self._failure: str | None = None
+        self._asking = True
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+
+    @property
+    def buffered(self) -> int:
+        """Messages arrived and not taken yet."""
+        return len(self._buffer)
+
+    @property
+    def held(self) -> int:
+        """Messages arrived and not taken, and those the open request may still bring."""
+        return len(self._buffer) + sum(r.left for r in self._requests.values())
+
+    def take(self) -> list[Msg]:
+        """Every message arrived and not taken yet (raises PullFailed if the consumer is gone)."""
+        if self._failure is not None:
+            raise PullFailed(self._failure)
+        taken, self._buffer = self._buffer, []
+        return taken
+
+    async def ask(self, room: int) -> None:
+        """Ask for up to `room` messages, unless a request is open."""
+        self._forget_lost()
+        if self._requests or room <= 0 or not self._asking or self._sub is None:
+            return
+        self._made += 1
+        token = str(self._made)
+        self._requests[token] = _Request(room, asyncio.get_running_loop().time())
+        self._reconnects = self._nc.stats["reconnects"]
+        request = {"batch": room, "expires": int(self._expires * 1e9)}
+        await self._nc.publish(
+            self._subject, json.dumps(request).encode(), reply=f"{self._inbox}.{token}"
+        )
+
+    async def close(self, wait: bool = True) -> list[Msg]:
+        """Stop asking; unsubscribe once no request can still bring anything (unless not
+        `wait`: the consumer is gone or the connection failed); what was not taken."""
+        self._asking = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._expires + LOST_AFTER
+        while wait and self._failure is None and self._forget_lost() and loop.time() < deadline:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - loop.time()):
+                    await self._wake.wait()
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+        left, self._buffer = self._buffer, []
+        return left
+
+    def _forget_lost(self) -> bool:
+        """Drop the requests the server no longer has; whether one is still open."""
+        if self._requests:
+            now = asyncio.get_running_loop().time()
+            if self._nc.stats["reconnects"] != self._reconnects:
+                self._requests.clear()
+            for token, request in list(self._requests.items()):
+                if now - request.asked_at > self._expires + LOST_AFTER:
+                    del self._requests[token]
+        return bool(self._requests)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status, failure = _status(msg)
+        if status is None:
+            # A message comes with its stream subject, not the request's: it is
+            # the open request's (a request taken as lost may still bring one,
+            # and it is kept: it is a delivery like any other).
+            self._buffer.append(msg)
+            for token, request in self._requests.items():
+                request.left -= 1
+                if request.left <= 0:
+                    del self._requests[token]
+                break
+        elif status == "100":
+            return  # a heartbeat
+        elif failure is not None:
+            self._failure = failure
+        else:  # 404, 408, 409: the request it answers (its reply subject) is over
+            self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
+        self._wake.set()

@@ -6,7 +6,7 @@ down or slower than the arrival rate), `redelivered` small and not growing
 (transient failures), `dead letters` 0, `dropped` 0 (messages given up on
 that not even DEADLETTERS or NOTICES would take: each is listed with its
 sequence) and `waiting pulls` at least one per running reactor (an idle
-reactor keeps a fetch open). Then, per async view, policy and aggregator (its
+reactor keeps a pull request open). Then, per async view, policy and aggregator (its
 slowest partition), how far it has read EVENTS and its lag behind the
 stream's end.
 """
@@ -64,7 +64,7 @@ async def report(js: JetStreamContext, registry: Registry | None = None) -> list
         f"  pending      {info.num_pending}  (accepted commands not yet delivered: the lag)",
         f"  in flight    {info.num_ack_pending}  (delivered, not yet acknowledged)",
         f"  redelivered  {info.num_redelivered}  (in flight after a failed or lost attempt)",
-        f"  waiting pulls {info.num_waiting}  (open fetches: about one per idle reactor)",
+        f"  waiting pulls {info.num_waiting}  (open pull requests: about one per idle reactor)",
         f"  acked up to  {info.ack_floor.stream_seq if info.ack_floor else 0}"
         f" of {info.delivered.stream_seq if info.delivered else 0} delivered",
     ]

@@ -249,3 +249,73 @@ async def test_poison_that_cannot_be_dead_lettered_is_bounded_and_listed(
     status = await report(fresh_js, REGISTRY)
     assert "  dropped      1  (not even dead-lettered; each stays in its stream)" in status
     assert any("COMMANDS seq 1  cmd.CreateLocation.000" in line for line in status)
+
+
+class Holding:
+    """A handler that holds every command until `release` is set (or it is cancelled)."""
+
+    def __init__(self, inner: Handler) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    def payload(self, command: Command) -> object:
+        return self.inner.payload(command)
+
+    async def handle(self, command: Command) -> Notice:
+        self.calls += 1
+        await self.release.wait()
+        return await self.inner.handle(command)
+
+
+async def delivered_unacked(js: JetStreamContext) -> tuple[int, int]:
+    """The reactor consumer's (delivered and not acked, not delivered yet)."""
+    info = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+    return info.num_ack_pending, info.num_pending
+
+
+async def test_a_reactor_never_holds_more_commands_than_its_max_in_flight(
+    fresh_js: JetStreamContext,
+) -> None:
+    handler = Holding(await real_handler(fresh_js))
+    commands = [make_command() for _ in range(12)]
+    for command in commands:  # a backlog before it starts: one pull could take them all
+        await publish_command(fresh_js, command)
+    async with running(fast_reactor(fresh_js, handler, max_in_flight=4)):
+
+        async def four_started() -> tuple[int, int] | None:
+            held = await delivered_unacked(fresh_js)
+            return held if handler.calls == 4 and sum(held) == 12 else None
+
+        assert await eventually(four_started) == (4, 8)
+        assert handler.calls == 4
+        handler.release.set()
+        stored = [await outcome(fresh_js, command) for command in commands]
+    assert {s.notice.status for s in stored} == {"succeeded"}
+    assert handler.calls == 12
+
+
+async def test_a_stopped_reactor_hands_back_what_it_holds_at_once(
+    fresh_js: JetStreamContext,
+) -> None:
+    holding = Holding(await real_handler(fresh_js))
+    commands = [make_command() for _ in range(6)]
+    first = fast_reactor(fresh_js, holding, max_in_flight=4, stop_grace=0.2)
+    async with asyncio.timeout(10):  # stopping does not wait for a command to finish
+        async with running(first):
+            for command in commands:
+                await publish_command(fresh_js, command)
+
+            async def all_delivered() -> bool | None:
+                held = await delivered_unacked(fresh_js)
+                return True if holding.calls == 4 and sum(held) == 6 else None
+
+            await eventually(all_delivered)
+    # The four it held were cancelled and handed back (nak'ed), and nothing was
+    # pulled for it that nobody will handle: the next reactor has all six well
+    # before the 30 s ack wait would let them go.
+    handler = Counting(await real_handler(fresh_js))
+    async with running(fast_reactor(fresh_js, handler)):
+        stored = [await outcome(fresh_js, command) for command in commands]
+    assert {s.notice.status for s in stored} == {"succeeded"}
+    assert handler.calls == 6

@@ -1,0 +1,103 @@
+"""BoundedPull on the reactor's durable consumer: a request for the room there is, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER
+from reactor.consumer import consumer_config
+from reactor.pull import LOST_AFTER, BoundedPull, PullFailed
+from tests.helpers import eventually, make_command, publish_command
+
+EXPIRES = 0.2
+
+
+async def pull_on(nc: Client, js: JetStreamContext) -> BoundedPull:
+    await js.add_consumer(COMMANDS_STREAM, consumer_config())
+    pull = BoundedPull(nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), expires=EXPIRES)
+    await pull.start()
+    return pull
+
+
+async def test_one_request_at_a_time_for_the_room_asked(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    pull = await pull_on(fresh_nc, fresh_js)
+    for _ in range(5):
+        await publish_command(fresh_js, make_command())
+    await pull.ask(2)
+    await pull.ask(3)  # a request is open: no second one
+    await eventually(lambda: _arrived(pull, 2))
+    assert pull.held == 2  # the two arrived; the request is over, none asked since
+    assert len(pull.take()) == 2
+    assert pull.held == 0
+    await pull.ask(3)
+    await eventually(lambda: _arrived(pull, 3))
+    assert len(pull.take()) == 3
+    info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+    assert (info.num_ack_pending, info.num_pending) == (5, 0)
+    assert await pull.close() == []
+
+
+async def test_an_expired_request_ends_with_its_408_and_the_next_ask_makes_another(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    pull = await pull_on(fresh_nc, fresh_js)
+    await pull.ask(4)
+    assert pull.held == 4
+
+    async def over() -> bool | None:
+        return True if pull.held == 0 else None
+
+    # Well before a request would be taken as lost (expires + LOST_AFTER).
+    await eventually(over, within=LOST_AFTER / 2)
+    await pull.ask(4)
+    assert pull.held == 4
+    command = make_command()
+    await publish_command(fresh_js, command)
+    await eventually(lambda: _arrived(pull, 1))
+    [msg] = pull.take()
+    assert command.command_id.encode() in msg.data
+    assert pull.held == 3
+    assert await pull.close() == []
+
+
+async def test_close_waits_out_the_open_request_and_hands_back_what_came(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    pull = await pull_on(fresh_nc, fresh_js)
+    await pull.ask(3)
+    command = make_command()
+    await publish_command(fresh_js, command)
+    await eventually(lambda: _arrived(pull, 1))
+    [msg] = await pull.close()  # arrived, not taken: the caller hands it back
+    assert command.command_id.encode() in msg.data
+    assert pull.held == 0
+
+
+async def test_a_deleted_consumer_fails_the_pull(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    pull = await pull_on(fresh_nc, fresh_js)
+    await fresh_js.delete_consumer(COMMANDS_STREAM, REACTOR_CONSUMER)
+    await pull.ask(3)
+
+    async def failed() -> bool | None:
+        try:
+            pull.take()
+        except PullFailed:
+            return True
+        return None
+
+    await eventually(failed)
+    with pytest.raises(PullFailed):
+        pull.take()
+    await pull.close(wait=False)
+
+
+async def _arrived(pull: BoundedPull, n: int) -> bool | None:
+    return True if pull.buffered == n else None
