@@ -156,9 +156,9 @@ class Reactor:
             pull = await self._bind()
             log.info("reactor ready (dev mode: %s)", "on" if self._dev else "off")
             while not stop.is_set():
+                wake.clear()  # before anything that waits, so no wake-up is lost
                 try:
                     pull = pull or await self._bind()
-                    wake.clear()
                     await pull.ask(self._max_in_flight - len(self._in_flight) - pull.held)
                     msgs = pull.take()
                 except nats.errors.Error as exc:

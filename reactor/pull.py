@@ -140,11 +140,18 @@ def _status(msg: Msg) -> tuple[str | None, str | None]:
 
 
 class _Request:
-    __slots__ = ("asked_at", "left")
+    __slots__ = ("left", "until")
 
-    def __init__(self, left: int, asked_at: float) -> None:
+    def __init__(self, left: int, until: float) -> None:
         self.left = left  # messages it may still bring
-        self.asked_at = asked_at
+        self.until = until  # by then the server has ended it, or never had it
+
+
+# What ends a request as asked (the rest ends it because something is wrong:
+# a limit of the consumer's, a bad request, a push consumer; asking again at
+# once would get the same answer).
+_ENDED = {("404", ""), ("408", ""), ("409", "Leadership Change"), ("409", "Batch Completed")}
+RECONNECT_MARGIN: Final = 0.5
 
 
 class BoundedPull:
@@ -152,22 +159,26 @@ class BoundedPull:
 
     - The caller `ask`s with the room it has (its limit, less what it is
       working on and `held` here); a request is made for that room if none
-      is open. So what the caller works on, what waits here and what an open
-      request may still bring never add up to more than its limit. A request
-      ends when its last message is in, or with a status (408 at `expires`).
+      is open and the connection is up. So what the caller works on, what
+      waits here and what an open request may still bring never add up to
+      more than its limit. A request ends when its last message is in, or
+      with a 404, 408 or 409 (leadership change); another status is an
+      error (PullFailed), as is the consumer being gone.
     - Each request has a reply subject of its own, so a status ends the
-      request it answers and no other (a late 408 of a request taken as lost
-      does not end the one made after it).
+      request it answers and no other.
     - `wake` is set whenever anything arrives (the caller waits on it, and
       may set it too).
-    - `close` stops asking and waits (at most `expires` + LOST_AFTER) for the
-      open request to end before unsubscribing: a message the server sends
-      to a request whose subscription is gone would be nobody's until the
-      consumer's ack wait ran out. What arrived and was not taken is returned
-      for the caller to hand back.
-    - A request made before a reconnect, or unanswered `expires` + LOST_AFTER
-      after it was made, is taken as lost (the server dropped it), and a new
-      one is made.
+    - `close` stops asking and waits for the open request to end before
+      unsubscribing: a message the server sends to a request whose
+      subscription is gone would be nobody's until the consumer's ack wait
+      ran out. What arrived and was not taken is returned for the caller to
+      hand back.
+    - A request is over for certain `expires` after the server has it: it is
+      counted until then (`expires` + LOST_AFTER after it was made), then
+      taken as lost. After a reconnect, a request made before it may reach
+      the server only now (the client keeps what is published while it is
+      disconnected) or still be there (a short break): it is counted until
+      `expires` after the reconnect is seen.
     """
 
     def __init__(
@@ -180,7 +191,7 @@ class BoundedPull:
         self._inbox = nc.new_inbox()
         self._requests: dict[str, _Request] = {}
         self._made = 0
-        self._reconnects = 0
+        self._reconnects = nc.stats["reconnects"]
         self._buffer: list[Msg] = []
         self._failure: str | None = None
         self._asking = True
@@ -200,21 +211,22 @@ class BoundedPull:
         return len(self._buffer) + sum(r.left for r in self._requests.values())
 
     def take(self) -> list[Msg]:
-        """Every message arrived and not taken yet (raises PullFailed if the consumer is gone)."""
+        """Every message arrived and not taken yet (raises PullFailed if the pull failed)."""
         if self._failure is not None:
             raise PullFailed(self._failure)
         taken, self._buffer = self._buffer, []
         return taken
 
     async def ask(self, room: int) -> None:
-        """Ask for up to `room` messages, unless a request is open."""
-        self._forget_lost()
-        if self._requests or room <= 0 or not self._asking or self._sub is None:
+        """Ask for up to `room` messages, unless a request is open or the connection is down."""
+        if self._open() or room <= 0 or not self._asking or self._sub is None:
             return
+        if not self._nc.is_connected:
+            return  # asked once it is back (the caller asks again within a second)
         self._made += 1
         token = str(self._made)
-        self._requests[token] = _Request(room, asyncio.get_running_loop().time())
-        self._reconnects = self._nc.stats["reconnects"]
+        until = asyncio.get_running_loop().time() + self._expires + LOST_AFTER
+        self._requests[token] = _Request(room, until)
         request = {"batch": room, "expires": int(self._expires * 1e9)}
         await self._nc.publish(
             self._subject, json.dumps(request).encode(), reply=f"{self._inbox}.{token}"
@@ -222,14 +234,14 @@ class BoundedPull:
 
     async def close(self, wait: bool = True) -> list[Msg]:
         """Stop asking; unsubscribe once no request can still bring anything (unless not
-        `wait`: the consumer is gone or the connection failed); what was not taken."""
+        `wait`: the pull failed); what arrived and was not taken."""
         self._asking = False
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._expires + LOST_AFTER
-        while wait and self._failure is None and self._forget_lost() and loop.time() < deadline:
+        while wait and self._failure is None and self._open():
             self._wake.clear()
+            until = max(r.until for r in self._requests.values())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline - loop.time()):
+                async with asyncio.timeout(max(until - loop.time(), 0.0)):
                     await self._wake.wait()
         sub, self._sub = self._sub, None
         if sub is not None:
@@ -238,23 +250,27 @@ class BoundedPull:
         left, self._buffer = self._buffer, []
         return left
 
-    def _forget_lost(self) -> bool:
-        """Drop the requests the server no longer has; whether one is still open."""
-        if self._requests:
-            now = asyncio.get_running_loop().time()
-            if self._nc.stats["reconnects"] != self._reconnects:
-                self._requests.clear()
-            for token, request in list(self._requests.items()):
-                if now - request.asked_at > self._expires + LOST_AFTER:
-                    del self._requests[token]
+    def _open(self) -> bool:
+        """Whether a request may still bring messages (those surely over are dropped)."""
+        if not self._requests:
+            return False
+        now = asyncio.get_running_loop().time()
+        reconnects = self._nc.stats["reconnects"]
+        if reconnects != self._reconnects:
+            self._reconnects = reconnects
+            for request in self._requests.values():
+                request.until = max(request.until, now + self._expires + RECONNECT_MARGIN)
+        for token, request in list(self._requests.items()):
+            if now > request.until:
+                del self._requests[token]
         return bool(self._requests)
 
     async def _on_msg(self, msg: Msg) -> None:
         status, failure = _status(msg)
         if status is None:
             # A message comes with its stream subject, not the request's: it is
-            # the open request's (a request taken as lost may still bring one,
-            # and it is kept: it is a delivery like any other).
+            # the open request's (one taken as lost may still bring one, and it
+            # is kept: it is a delivery like any other).
             self._buffer.append(msg)
             for token, request in self._requests.items():
                 request.left -= 1
@@ -265,6 +281,10 @@ class BoundedPull:
             return  # a heartbeat
         elif failure is not None:
             self._failure = failure
-        else:  # 404, 408, 409: the request it answers (its reply subject) is over
-            self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
+        else:
+            description = (msg.headers or {}).get(DESCRIPTION, "")
+            if (status, "" if status != "409" else description) in _ENDED:
+                self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
+            else:
+                self._failure = f"pull: {status} {description}".strip()
         self._wake.set()

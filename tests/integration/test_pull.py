@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from nats.aio.client import Client
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 
 from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER
 from reactor.consumer import consumer_config
@@ -16,9 +16,9 @@ from tests.helpers import eventually, make_command, publish_command
 EXPIRES = 0.2
 
 
-async def pull_on(nc: Client, js: JetStreamContext) -> BoundedPull:
+async def pull_on(nc: Client, js: JetStreamContext, expires: float = EXPIRES) -> BoundedPull:
     await js.add_consumer(COMMANDS_STREAM, consumer_config())
-    pull = BoundedPull(nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), expires=EXPIRES)
+    pull = BoundedPull(nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), expires=expires)
     await pull.start()
     return pull
 
@@ -46,15 +46,15 @@ async def test_one_request_at_a_time_for_the_room_asked(
 async def test_an_expired_request_ends_with_its_408_and_the_next_ask_makes_another(
     fresh_nc: Client, fresh_js: JetStreamContext
 ) -> None:
-    pull = await pull_on(fresh_nc, fresh_js)
+    pull = await pull_on(fresh_nc, fresh_js, expires=1.0)
     await pull.ask(4)
     assert pull.held == 4
 
     async def over() -> bool | None:
         return True if pull.held == 0 else None
 
-    # Well before a request would be taken as lost (expires + LOST_AFTER).
-    await eventually(over, within=LOST_AFTER / 2)
+    # Its 408 at 1 s, well before it would be taken as lost (1 s + LOST_AFTER).
+    await eventually(over, within=1.0 + LOST_AFTER / 2)
     await pull.ask(4)
     assert pull.held == 4
     command = make_command()
@@ -62,21 +62,45 @@ async def test_an_expired_request_ends_with_its_408_and_the_next_ask_makes_anoth
     await eventually(lambda: _arrived(pull, 1))
     [msg] = pull.take()
     assert command.command_id.encode() in msg.data
-    assert pull.held == 3
+    assert pull.held <= 3  # 3 while the request is open, 0 once it expired
     assert await pull.close() == []
 
 
-async def test_close_waits_out_the_open_request_and_hands_back_what_came(
+async def test_close_waits_out_the_open_request_and_hands_back_what_it_brings(
     fresh_nc: Client, fresh_js: JetStreamContext
 ) -> None:
-    pull = await pull_on(fresh_nc, fresh_js)
+    pull = await pull_on(fresh_nc, fresh_js, expires=1.0)
     await pull.ask(3)
+    closing = asyncio.create_task(pull.close())
+    await asyncio.sleep(0)  # closing: no more asking, waiting for the request's end
     command = make_command()
-    await publish_command(fresh_js, command)
-    await eventually(lambda: _arrived(pull, 1))
-    [msg] = await pull.close()  # arrived, not taken: the caller hands it back
+    await publish_command(fresh_js, command)  # comes through the open request
+    [msg] = await closing  # arrived, not taken: the caller hands it back
     assert command.command_id.encode() in msg.data
     assert pull.held == 0
+
+
+async def test_a_status_other_than_an_end_fails_the_pull(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    # A pull from a push consumer gets "409 Consumer is push based": asked
+    # again at once it would get the same answer.
+    await fresh_js.add_consumer(
+        COMMANDS_STREAM, api.ConsumerConfig(durable_name="pushed", deliver_subject="elsewhere")
+    )
+    pull = BoundedPull(fresh_nc, COMMANDS_STREAM, "pushed", asyncio.Event())
+    await pull.start()
+    await pull.ask(3)
+
+    async def failed() -> str | None:
+        try:
+            pull.take()
+        except PullFailed as exc:
+            return str(exc)
+        return None
+
+    assert "push based" in await eventually(failed)
+    await pull.close(wait=False)
 
 
 async def test_a_deleted_consumer_fails_the_pull(
