@@ -222,7 +222,16 @@ class Reactor:
         await self._js.add_consumer(COMMANDS_STREAM, consumer_config(self._ack_wait))
         # The context's own connection (nats-py keeps it private). A request
         # expires after 1 s: a stopping reactor waits at most that for its last.
-        pull = BoundedPull(self._js._nc, COMMANDS_STREAM, REACTOR_CONSUMER, self._wake, expires=1.0)
+        # At most half the limit a request: after a reconnect, the request from
+        # before (perhaps still alive) leaves room for a new one at once.
+        pull = BoundedPull(
+            self._js._nc,
+            COMMANDS_STREAM,
+            REACTOR_CONSUMER,
+            self._wake,
+            most=max(1, self._max_in_flight // 2),
+            expires=1.0,
+        )
         await pull.start()
         self.bound = True
         return pull

@@ -140,11 +140,12 @@ def _status(msg: Msg) -> tuple[str | None, str | None]:
 
 
 class _Request:
-    __slots__ = ("left", "until")
+    __slots__ = ("left", "suspect", "until")
 
     def __init__(self, left: int, until: float) -> None:
         self.left = left  # messages it may still bring
         self.until = until  # by then the server has ended it, or never had it
+        self.suspect = False  # made before a reconnect: perhaps gone, perhaps not
 
 
 # What ends a request as asked (the rest ends it because something is wrong:
@@ -158,10 +159,10 @@ class BoundedPull:
     """A durable consumer's messages for a caller that holds at most so many at a time.
 
     - The caller `ask`s with the room it has (its limit, less what it is
-      working on and `held` here); a request is made for that room if none
-      is open and the connection is up. So what the caller works on, what
-      waits here and what an open request may still bring never add up to
-      more than its limit. A request ends when its last message is in, or
+      working on and `held` here); a request is made for that room (at most
+      `most`) if none is open and the connection is up. So what the caller
+      works on, what waits here and what an open request may still bring
+      never add up to more than its limit. A request ends when its last message is in, or
       with a 404, 408 or 409 (leadership change); another status is an
       error (PullFailed), as is the consumer being gone.
     - Each request has a reply subject of its own, so a status ends the
@@ -178,13 +179,24 @@ class BoundedPull:
       taken as lost. After a reconnect, a request made before it may reach
       the server only now (the client keeps what is published while it is
       disconnected) or still be there (a short break): it is counted until
-      `expires` after the reconnect is seen.
+      `expires` after the reconnect is seen, but does not hold up a new
+      request for the room left beside it (with `most` at half the caller's
+      limit, there is room for one at once). A message is charged to the
+      newest request: after a server's restart the old one is gone.
     """
 
     def __init__(
-        self, nc: Client, stream: str, consumer: str, wake: asyncio.Event, expires: float = 1.0
+        self,
+        nc: Client,
+        stream: str,
+        consumer: str,
+        wake: asyncio.Event,
+        *,
+        most: int,
+        expires: float = 1.0,
     ) -> None:
         self._nc = nc
+        self._most = most
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._expires = expires
         self._wake = wake
@@ -219,15 +231,18 @@ class BoundedPull:
 
     async def ask(self, room: int) -> None:
         """Ask for up to `room` messages, unless a request is open or the connection is down."""
-        if self._open() or room <= 0 or not self._asking or self._sub is None:
+        self._settle()
+        trusted = any(not r.suspect for r in self._requests.values())
+        if trusted or room <= 0 or not self._asking or self._sub is None:
             return
         if not self._nc.is_connected:
             return  # asked once it is back (the caller asks again within a second)
         self._made += 1
         token = str(self._made)
         until = asyncio.get_running_loop().time() + self._expires + LOST_AFTER
-        self._requests[token] = _Request(room, until)
-        request = {"batch": room, "expires": int(self._expires * 1e9)}
+        batch = min(room, self._most)
+        self._requests[token] = _Request(batch, until)
+        request = {"batch": batch, "expires": int(self._expires * 1e9)}
         await self._nc.publish(
             self._subject, json.dumps(request).encode(), reply=f"{self._inbox}.{token}"
         )
@@ -237,7 +252,7 @@ class BoundedPull:
         `wait`: the pull failed); what arrived and was not taken."""
         self._asking = False
         loop = asyncio.get_running_loop()
-        while wait and self._failure is None and self._open():
+        while wait and self._failure is None and self._settle():
             self._wake.clear()
             until = max(r.until for r in self._requests.values())
             with contextlib.suppress(TimeoutError):
@@ -250,7 +265,7 @@ class BoundedPull:
         left, self._buffer = self._buffer, []
         return left
 
-    def _open(self) -> bool:
+    def _settle(self) -> bool:
         """Whether a request may still bring messages (those surely over are dropped)."""
         if not self._requests:
             return False
@@ -259,6 +274,7 @@ class BoundedPull:
         if reconnects != self._reconnects:
             self._reconnects = reconnects
             for request in self._requests.values():
+                request.suspect = True
                 request.until = max(request.until, now + self._expires + RECONNECT_MARGIN)
         for token, request in list(self._requests.items()):
             if now > request.until:
@@ -269,14 +285,14 @@ class BoundedPull:
         status, failure = _status(msg)
         if status is None:
             # A message comes with its stream subject, not the request's: it is
-            # the open request's (one taken as lost may still bring one, and it
-            # is kept: it is a delivery like any other).
+            # charged to the newest request (one taken as lost may still bring
+            # one, and it is kept: it is a delivery like any other).
             self._buffer.append(msg)
-            for token, request in self._requests.items():
-                request.left -= 1
-                if request.left <= 0:
+            if self._requests:
+                token = next(reversed(self._requests))
+                self._requests[token].left -= 1
+                if self._requests[token].left <= 0:
                     del self._requests[token]
-                break
         elif status == "100":
             return  # a heartbeat
         elif failure is not None:

@@ -18,7 +18,9 @@ EXPIRES = 0.2
 
 async def pull_on(nc: Client, js: JetStreamContext, expires: float = EXPIRES) -> BoundedPull:
     await js.add_consumer(COMMANDS_STREAM, consumer_config())
-    pull = BoundedPull(nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), expires=expires)
+    pull = BoundedPull(
+        nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), most=10, expires=expires
+    )
     await pull.start()
     return pull
 
@@ -88,7 +90,7 @@ async def test_a_status_other_than_an_end_fails_the_pull(
     await fresh_js.add_consumer(
         COMMANDS_STREAM, api.ConsumerConfig(durable_name="pushed", deliver_subject="elsewhere")
     )
-    pull = BoundedPull(fresh_nc, COMMANDS_STREAM, "pushed", asyncio.Event())
+    pull = BoundedPull(fresh_nc, COMMANDS_STREAM, "pushed", asyncio.Event(), most=10)
     await pull.start()
     await pull.ask(3)
 
@@ -125,3 +127,12 @@ async def test_a_deleted_consumer_fails_the_pull(
 
 async def _arrived(pull: BoundedPull, n: int) -> bool | None:
     return True if pull.buffered == n else None
+
+
+async def test_a_request_asks_for_at_most_most(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    pull = await pull_on(fresh_nc, fresh_js)
+    await pull.ask(25)  # most is 10
+    assert pull.held == 10
+    assert await pull.close() == []
