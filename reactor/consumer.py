@@ -144,12 +144,12 @@ class Reactor:
         self._backoff = backoff
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # a command arrived or finished, or stop
         self.bound = False  # bound to the durable consumer, pulling
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish or hand back in-flight commands."""
-        wake = self._wake = asyncio.Event()  # a command arrived or finished, or stop
+        wake = self._wake
         waker = asyncio.create_task(_set_when(stop, wake))
         pull: BoundedPull | None = None
         try:

@@ -112,7 +112,7 @@ class PullStream:
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
 
     async def _on_msg(self, msg: Msg) -> None:
-        status, failure = _status(msg)
+        status, description = _status(msg)
         if status is None:
             self._buffer.append(msg)
             self._outstanding -= 1
@@ -121,22 +121,24 @@ class PullStream:
                 return
         elif status == "100":
             return  # a heartbeat: the request is alive
-        elif failure is not None:
-            self._failure = failure
+        elif status == "503" or (status == "409" and "Deleted" in description):
+            self._failure = _failure(status, description)  # the consumer is gone
             self._arrived.set()
             return
         self._outstanding = 0  # the request is over (404, 408, 409, or the batch is in)
         await self._ask()
 
 
-def _status(msg: Msg) -> tuple[str | None, str | None]:
-    """A pull's reply: (None, None) for a message, else its status and, if the
-    consumer is gone (503 no responders, 409 deleted), what to fail with."""
+def _status(msg: Msg) -> tuple[str | None, str]:
+    """A pull's reply: (None, "") for a message, else its status and description."""
+    if msg.data:
+        return None, ""
     headers = msg.headers or {}
-    status = headers.get("Status") if not msg.data else None
-    if status == "503" or (status == "409" and "Deleted" in headers.get(DESCRIPTION, "")):
-        return status, f"pull: {status} {headers.get(DESCRIPTION, '')}".strip()
-    return status, None
+    return headers.get("Status"), headers.get(DESCRIPTION, "")
+
+
+def _failure(status: str, description: str) -> str:
+    return f"pull: {status} {description}".strip()
 
 
 class _Request:
@@ -148,10 +150,15 @@ class _Request:
         self.suspect = False  # made before a reconnect: perhaps gone, perhaps not
 
 
-# What ends a request as asked (the rest ends it because something is wrong:
-# a limit of the consumer's, a bad request, a push consumer; asking again at
-# once would get the same answer).
-_ENDED = {("404", ""), ("408", ""), ("409", "Leadership Change"), ("409", "Batch Completed")}
+def _ends(status: str, description: str) -> bool:
+    """Whether a status ends a request as asked. Any other means something is wrong
+    (the consumer gone, one of its limits, a bad request, a push consumer): asked
+    again at once, the answer would be the same."""
+    return status in ("404", "408") or (
+        status == "409" and description in ("Leadership Change", "Batch Completed")
+    )
+
+
 RECONNECT_MARGIN: Final = 0.5
 
 
@@ -282,7 +289,7 @@ class BoundedPull:
         return bool(self._requests)
 
     async def _on_msg(self, msg: Msg) -> None:
-        status, failure = _status(msg)
+        status, description = _status(msg)
         if status is None:
             # A message comes with its stream subject, not the request's: it is
             # charged to the newest request (one taken as lost may still bring
@@ -290,17 +297,14 @@ class BoundedPull:
             self._buffer.append(msg)
             if self._requests:
                 token = next(reversed(self._requests))
-                self._requests[token].left -= 1
-                if self._requests[token].left <= 0:
+                request = self._requests[token]
+                request.left -= 1
+                if request.left <= 0:
                     del self._requests[token]
         elif status == "100":
             return  # a heartbeat
-        elif failure is not None:
-            self._failure = failure
+        elif _ends(status, description):  # the request it answers (its reply subject)
+            self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
         else:
-            description = (msg.headers or {}).get(DESCRIPTION, "")
-            if (status, "" if status != "409" else description) in _ENDED:
-                self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
-            else:
-                self._failure = f"pull: {status} {description}".strip()
+            self._failure = _failure(status, description)
         self._wake.set()

@@ -25,6 +25,19 @@ async def pull_on(nc: Client, js: JetStreamContext, expires: float = EXPIRES) ->
     return pull
 
 
+async def _arrived(pull: BoundedPull, n: int) -> bool | None:
+    return True if pull.buffered == n else None
+
+
+async def _failure(pull: BoundedPull) -> str | None:
+    """Why the pull failed, once it has."""
+    try:
+        pull.take()
+    except PullFailed as exc:
+        return str(exc)
+    return None
+
+
 async def test_one_request_at_a_time_for_the_room_asked(
     fresh_nc: Client, fresh_js: JetStreamContext
 ) -> None:
@@ -93,15 +106,7 @@ async def test_a_status_other_than_an_end_fails_the_pull(
     pull = BoundedPull(fresh_nc, COMMANDS_STREAM, "pushed", asyncio.Event(), most=10)
     await pull.start()
     await pull.ask(3)
-
-    async def failed() -> str | None:
-        try:
-            pull.take()
-        except PullFailed as exc:
-            return str(exc)
-        return None
-
-    assert "push based" in await eventually(failed)
+    assert "push based" in await eventually(lambda: _failure(pull))
     await pull.close(wait=False)
 
 
@@ -111,22 +116,10 @@ async def test_a_deleted_consumer_fails_the_pull(
     pull = await pull_on(fresh_nc, fresh_js)
     await fresh_js.delete_consumer(COMMANDS_STREAM, REACTOR_CONSUMER)
     await pull.ask(3)
-
-    async def failed() -> bool | None:
-        try:
-            pull.take()
-        except PullFailed:
-            return True
-        return None
-
-    await eventually(failed)
+    assert "503" in await eventually(lambda: _failure(pull))  # no responders
     with pytest.raises(PullFailed):
         pull.take()
     await pull.close(wait=False)
-
-
-async def _arrived(pull: BoundedPull, n: int) -> bool | None:
-    return True if pull.buffered == n else None
 
 
 async def test_a_request_asks_for_at_most_most(

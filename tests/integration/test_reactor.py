@@ -267,6 +267,14 @@ class Holding:
         await self.release.wait()
         return await self.inner.handle(command)
 
+    async def started(self, n: int) -> None:
+        """Wait until `n` commands are being held."""
+
+        async def holding_n() -> bool | None:
+            return True if self.calls == n else None
+
+        await eventually(holding_n)
+
 
 async def delivered_unacked(js: JetStreamContext) -> tuple[int, int]:
     """The reactor consumer's (delivered and not acked, not delivered yet)."""
@@ -282,11 +290,7 @@ async def test_a_reactor_never_holds_more_commands_than_its_max_in_flight(
     for command in commands:  # a backlog before it starts: one pull could take them all
         await publish_command(fresh_js, command)
     async with running(fast_reactor(fresh_js, handler, max_in_flight=4)):
-
-        async def four_started() -> bool | None:
-            return True if handler.calls == 4 else None
-
-        await eventually(four_started)
+        await handler.started(4)
         assert await delivered_unacked(fresh_js) == (4, 8)
         # Nothing more over time either: past a pull request's expiry (1 s), when
         # a reactor that lost count would ask again.
@@ -309,12 +313,7 @@ async def test_a_stopped_reactor_hands_back_what_it_holds_at_once(
         async with running(first):
             for command in commands:
                 await publish_command(fresh_js, command)
-
-            async def all_delivered() -> bool | None:
-                held = await delivered_unacked(fresh_js)
-                return True if holding.calls == 4 and sum(held) == 6 else None
-
-            await eventually(all_delivered)
+            await holding.started(4)
     # The four it held were cancelled and handed back (nak'ed), and nothing was
     # pulled for it that nobody will handle: the next reactor has all six well
     # before the 30 s ack wait would let them go.
@@ -335,11 +334,7 @@ async def test_a_reactor_stopping_with_a_pull_open_hands_back_what_it_brings(
     task = asyncio.create_task(first.run(stop))
     for command in commands:
         await publish_command(fresh_js, command)
-
-    async def three_held() -> bool | None:
-        return True if holding.calls == 3 else None
-
-    await eventually(three_held)  # one slot free: a pull request for it is open
+    await holding.started(3)  # one slot free: a pull request for it is open
     stop.set()
     late = make_command()
     await publish_command(fresh_js, late)  # while it stops: through that request, or not
