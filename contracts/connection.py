@@ -4,6 +4,17 @@ nats-py's connect() retries an unreachable server for about two minutes and
 logs a traceback per attempt (PITFALLS.md). Here start-up waits a bounded
 time, logs one line per distinct error, and then fails with one clear line;
 once connected the client reconnects for ever.
+
+nats-py awaits its disconnected and reconnected callbacks inside its reconnect
+task. An exception from the reconnected one (a JetStream request that times
+out while a cluster elects, say) sends that task round its loop again without
+stopping the read loop it has just started: it leaks a connection, and the
+stale read loop can then read the new socket while the next handshake does,
+which kills the reconnect task for good (`RuntimeError: readuntil() called
+while another coroutine is already waiting`) and leaves the client
+disconnected until its process restarts. So a process's reconnected callback
+runs in a task of its own, its failure logged, and the disconnected one never
+lets an exception through.
 """
 
 from __future__ import annotations
@@ -110,13 +121,26 @@ async def connect(
             return  # our own close(), not an outage
         log.warning("NATS disconnected; reconnecting")
         if disconnected_cb is not None:
-            await disconnected_cb()
+            try:
+                await disconnected_cb()
+            except Exception:
+                log.exception("after a disconnect from NATS")
+
+    after_reconnect: set[asyncio.Future[None]] = set()
+
+    def finished(task: asyncio.Future[None]) -> None:
+        after_reconnect.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("after a reconnect to NATS: %s: %s", type(exc).__name__, exc)
 
     async def on_reconnect() -> None:
         log.info("NATS reconnected")
         seen.clear()  # the next outage's errors are news again
         if reconnected_cb is not None:
-            await reconnected_cb()
+            # Not awaited here: nats-py's reconnect must neither wait on it nor see it fail.
+            task = asyncio.ensure_future(reconnected_cb())
+            after_reconnect.add(task)
+            task.add_done_callback(finished)
 
     options: dict[str, object] = {}
     if settings.creds_file:

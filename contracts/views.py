@@ -38,6 +38,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from contracts.connection import while_unavailable
 from contracts.domain import Aggregator, Readable
 from contracts.lookups import bucket_keys
 from contracts.topology import PARTITIONS, VIEW_PROGRESS, VIEW_VERSIONS_BUCKET, view_bucket
@@ -45,6 +46,9 @@ from contracts.topology import PARTITIONS, VIEW_PROGRESS, VIEW_VERSIONS_BUCKET, 
 log = logging.getLogger(__name__)
 
 POINTER_KEY: Final = "active"
+# How long a refresh after a reconnect asks again while NATS is unavailable
+# (longer than a cluster's election, ~9 s).
+REFRESH_PATIENCE: Final = 30.0
 
 
 class Record(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -231,9 +235,17 @@ class ActiveViews:
         await self.refresh()
 
     async def refresh(self) -> None:
-        """Read the pointer again: after a reconnect, a move may have gone by unseen."""
-        if self._js is not None:
-            await self._switch(await read_pointer(self._js))
+        """Read the pointer again: after a reconnect, a move may have gone by unseen.
+
+        Asked again for up to REFRESH_PATIENCE while NATS answers as unavailable:
+        a reconnect after a server's death meets the election of a new leader.
+        """
+        js = self._js
+        if js is not None:
+            version = await while_unavailable(
+                lambda: read_pointer(js), within=REFRESH_PATIENCE, what="the view version pointer"
+            )
+            await self._switch(version)
 
     async def stop(self) -> None:
         """Stop following the pointer (from when the server has the unsubscribe)."""

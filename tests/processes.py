@@ -199,11 +199,15 @@ class NatsServer(Process):
         assert found, self.output()
         return f"http://127.0.0.1:{found[-1].group(1)}"
 
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Stop it; a later start() listens on the same port (clients reconnect to it)."""
+        if any(_LISTENING.search(line) for line in self.lines):
+            self.argv[self.argv.index("-p") + 1] = str(self.port)
+        return super().stop(sig, timeout)
+
     def restart(self) -> NatsServer:
         """Stop and start again on the same port and store."""
-        port = self.port
         self.stop()
-        self.argv[self.argv.index("-p") + 1] = str(port)
         return self.start()
 
 
