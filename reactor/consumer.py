@@ -192,6 +192,10 @@ class Reactor:
                 await self._hand_back(await pull.close())
             await self._finish_in_flight()
 
+    def wake(self) -> None:
+        """Look again now, not at the loop's next tick (after a reconnect: ask for commands)."""
+        self._wake.set()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._wake.set()  # room for another

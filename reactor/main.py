@@ -117,9 +117,15 @@ async def run(
             loop.add_signal_handler(sig, stop.set)
 
     active = ActiveViews()
+    reactor: Reactor | None = None
+
+    async def on_reconnect() -> None:
+        if reactor is not None:
+            reactor.wake()  # ask for commands now, not at its loop's next tick
+        await active.refresh()  # a move of the view version pointer may have gone by unseen
+
     async with AsyncExitStack() as stack:
-        # A reconnect reads the view version pointer again: a move may have gone by unseen.
-        nc = await connect(settings, name="reactor", reconnected_cb=active.refresh, stop=stop)
+        nc = await connect(settings, name="reactor", reconnected_cb=on_reconnect, stop=stop)
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
         await refuse_legacy_store(js, registry.legacy_buckets())

@@ -155,8 +155,16 @@ def _ends(status: str, description: str) -> bool:
     (the consumer gone, one of its limits, a bad request, a push consumer): asked
     again at once, the answer would be the same."""
     return status in ("404", "408") or (
-        status == "409" and description in ("Leadership Change", "Batch Completed")
+        status == "409" and description in ("Leadership Change", "Batch Completed", SHUTDOWN)
     )
+
+
+# What a server going down sends to every pull request open on it (of an R1
+# consumer), 50 ms before it goes: the request is over, and one made now would
+# be lost with the server. The next is asked once reconnected (to it or
+# another; if the consumer is gone by then, that one fails), or after
+# `expires` + LOST_AFTER if no reconnect is seen.
+SHUTDOWN: Final = "Server Shutdown"
 
 
 RECONNECT_MARGIN: Final = 0.5
@@ -170,8 +178,9 @@ class BoundedPull:
       `most`) if none is open and the connection is up. So what the caller
       works on, what waits here and what an open request may still bring
       never add up to more than its limit. A request ends when its last message is in, or
-      with a 404, 408 or 409 (leadership change); another status is an
-      error (PullFailed), as is the consumer being gone.
+      with a 404, 408 or 409 (leadership change, server shutdown: then no
+      request is made until a reconnect); another status is an error
+      (PullFailed), as is the consumer being gone.
     - Each request has a reply subject of its own, so a status ends the
       request it answers and no other.
     - `wake` is set whenever anything arrives (the caller waits on it, and
@@ -211,6 +220,8 @@ class BoundedPull:
         self._requests: dict[str, _Request] = {}
         self._made = 0
         self._reconnects = nc.stats["reconnects"]
+        # (reconnects, until): its server is going down; ask again after a reconnect.
+        self._going: tuple[int, float] | None = None
         self._buffer: list[Msg] = []
         self._failure: str | None = None
         self._asking = True
@@ -244,6 +255,14 @@ class BoundedPull:
             return
         if not self._nc.is_connected:
             return  # asked once it is back (the caller asks again within a second)
+        if self._going is not None:
+            reconnects, until = self._going
+            if (
+                self._nc.stats["reconnects"] == reconnects
+                and asyncio.get_running_loop().time() < until
+            ):
+                return
+            self._going = None
         self._made += 1
         token = str(self._made)
         until = asyncio.get_running_loop().time() + self._expires + LOST_AFTER
@@ -305,6 +324,9 @@ class BoundedPull:
             return  # a heartbeat
         elif _ends(status, description):  # the request it answers (its reply subject)
             self._requests.pop(msg.subject.rsplit(".", 1)[-1], None)
+            if description == SHUTDOWN:
+                until = asyncio.get_running_loop().time() + self._expires + LOST_AFTER
+                self._going = (self._nc.stats["reconnects"], until)
         else:
             self._failure = _failure(status, description)
         self._wake.set()

@@ -8,18 +8,23 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
-from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER
+from contracts.connection import NatsSettings, connect
+from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER, ensure_topology
 from reactor.consumer import consumer_config
 from reactor.pull import LOST_AFTER, BoundedPull, PullFailed
+from tests.conftest import REGISTRY
 from tests.helpers import eventually, make_command, publish_command
+from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer
 
 EXPIRES = 0.2
 
 
-async def pull_on(nc: Client, js: JetStreamContext, expires: float = EXPIRES) -> BoundedPull:
+async def pull_on(
+    nc: Client, js: JetStreamContext, expires: float = EXPIRES, wake: asyncio.Event | None = None
+) -> BoundedPull:
     await js.add_consumer(COMMANDS_STREAM, consumer_config())
     pull = BoundedPull(
-        nc, COMMANDS_STREAM, REACTOR_CONSUMER, asyncio.Event(), most=10, expires=expires
+        nc, COMMANDS_STREAM, REACTOR_CONSUMER, wake or asyncio.Event(), most=10, expires=expires
     )
     await pull.start()
     return pull
@@ -27,6 +32,15 @@ async def pull_on(nc: Client, js: JetStreamContext, expires: float = EXPIRES) ->
 
 async def _arrived(pull: BoundedPull, n: int) -> bool | None:
     return True if pull.buffered == n else None
+
+
+async def _brings_the_next_command(pull: BoundedPull, js: JetStreamContext) -> None:
+    """A command published now arrives through the request open (and is taken)."""
+    command = make_command()
+    await publish_command(js, command)
+    await eventually(lambda: _arrived(pull, 1))
+    [msg] = pull.take()
+    assert command.command_id.encode() in msg.data
 
 
 async def _failure(pull: BoundedPull) -> str | None:
@@ -72,11 +86,7 @@ async def test_an_expired_request_ends_with_its_408_and_the_next_ask_makes_anoth
     await eventually(over, within=1.0 + LOST_AFTER / 2)
     await pull.ask(4)
     assert pull.held == 4
-    command = make_command()
-    await publish_command(fresh_js, command)
-    await eventually(lambda: _arrived(pull, 1))
-    [msg] = pull.take()
-    assert command.command_id.encode() in msg.data
+    await _brings_the_next_command(pull, fresh_js)
     assert pull.held <= 3  # 3 while the request is open, 0 once it expired
     assert await pull.close() == []
 
@@ -129,3 +139,34 @@ async def test_a_request_asks_for_at_most_most(
     await pull.ask(25)  # most is 10
     assert pull.held == 10
     assert await pull.close() == []
+
+
+async def test_a_server_shutdown_ends_the_request_and_pulling_goes_on_after_a_reconnect(
+    fresh_server: NatsServer,
+) -> None:
+    settings = NatsSettings(url=fresh_server.url, user=NATS_USER, password=NATS_PASSWORD)
+    nc = await connect(settings, "pull")
+    try:
+        js = nc.jetstream()
+        await ensure_topology(js, REGISTRY.buckets)
+        wake = asyncio.Event()
+        pull = await pull_on(nc, js, expires=30.0, wake=wake)  # open when the server goes down
+        await pull.ask(4)
+        assert pull.held == 4
+        restarting = asyncio.ensure_future(asyncio.to_thread(fresh_server.restart))
+        await asyncio.wait_for(wake.wait(), 10)  # its 409 "Server Shutdown", 50 ms before it goes
+        assert pull.take() == []  # an end, not a failure
+        await pull.ask(4)  # a request now would be lost with the server: none is made
+        assert pull.held == 0
+        await restarting
+
+        async def reconnected() -> bool | None:
+            return True if nc.is_connected else None
+
+        await eventually(reconnected)
+        await pull.ask(4)  # reconnected: a new one
+        assert pull.held == 4
+        await _brings_the_next_command(pull, js)
+        await pull.close(wait=False)
+    finally:
+        await nc.close()
