@@ -204,6 +204,8 @@ class Reactor:
         """Commands pulled and not started: redelivered now, to this or another reactor."""
         for msg in msgs:
             await _quietly(msg.nak())
+        if msgs:
+            log.info("handed back %d commands pulled and not started", len(msgs))
 
     async def _finish_in_flight(self) -> None:
         if not self._in_flight:
