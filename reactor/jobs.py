@@ -52,7 +52,6 @@ from reactor.views import ViewWriter, save_position
 log = logging.getLogger(__name__)
 
 IDLE_WAIT: Final = 1.0  # a fetch waits this long for events before the job checks the end
-SETTLE_WAIT: Final = 0.05  # ... and this long again after reading where the end is
 
 
 class Superseded(Exception):
@@ -227,6 +226,7 @@ class Runner:
         self.lease = Lease(leases, job.name, holder)
         self._gate = gate
         self.active = False  # holding the lease and reading
+        self._has_read = False  # this run of the job has read from EVENTS
 
     async def _acquire(self) -> bool:
         if self._gate is None:
@@ -243,6 +243,7 @@ class Runner:
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            self._has_read = False
             try:
                 if await self._acquire():
                     log.info("%s: running here", self.job.name)
@@ -255,9 +256,11 @@ class Runner:
                 # catch-up, moved the job on. Start again from what is stored.
                 log.warning("%s: %s; starting again from what is stored", self.job.name, exc)
             except (nats.errors.Error, TimeoutError) as exc:
-                failures += 1
+                # An outage after the job had been reading is a new one: waited
+                # out from the shortest pause again, not the last outage's longest.
+                failures = 1 if self._has_read else failures + 1
                 log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
-                await pause(stop, min(2.0**failures, 30.0))
+                await pause(stop, min(2.0 ** (failures - 1), 30.0))  # 1 s, 2 s, ... 30 s
             except Exception:
                 # A bug in the domain's code or a broken record: the job stops
                 # moving (its position stays), and says so; nothing is skipped.
@@ -296,17 +299,15 @@ class Runner:
                         return
                     renew_at = loop.time() + RENEW_EVERY
                 batch = await reader.next_batch(wait=IDLE_WAIT)
+                self._has_read = True
                 if batch.last_seq is None:
-                    # Nothing new: everything up to the stream's end now has been read
-                    # unless an event lands between these two steps, which the
-                    # second fetch then returns.
-                    end = await reader.last_seq()
-                    batch = await reader.next_batch(wait=SETTLE_WAIT)
-                    if batch.last_seq is None:
-                        if end > position:
-                            position = end
-                            await self.job.save(position)
-                        continue
+                    # Nothing came: if the reader's consumer says all is read, the
+                    # position moves to the stream's end (events of other jobs).
+                    end = await reader.read_to_end()
+                    if end is not None and end > position:
+                        position = end
+                        await self.job.save(position)
+                    continue
                 if batch.events:
                     await self.job.handle(batch.events)
                 assert batch.last_seq is not None

@@ -52,6 +52,7 @@ class EventReader:
         self.position = position  # every event up to here has been read
         self._pull: PullStream | None = None
         self._consumer: str | None = None
+        self._received = 0  # the consumer sequence of the last message taken from it
         self._unknown: set[str] = set()
 
     async def next_batch(self, wait: float) -> Batch:
@@ -67,6 +68,7 @@ class EventReader:
             return Batch([], None, True)
         events: list[StoredEvent] = []
         for msg in msgs:
+            self._received = msg.metadata.sequence.consumer
             seq = msg.metadata.sequence.stream
             if seq <= self.position:
                 continue  # already read (a consumer made again)
@@ -92,7 +94,7 @@ class EventReader:
             num_replicas=1,
         )
         info = await self._js.add_consumer(EVENTS_STREAM, config)
-        self._consumer = info.name
+        self._consumer, self._received = info.name, 0
         pull = PullStream(self._nc, EVENTS_STREAM, info.name, self._batch)
         await pull.start()
         return pull
@@ -112,6 +114,33 @@ class EventReader:
     async def last_seq(self) -> int:
         """The stream's last sequence now."""
         return (await self._js.stream_info(EVENTS_STREAM)).state.last_seq
+
+    async def read_to_end(self) -> int | None:
+        """The stream's last sequence, if every event of this reader's up to it has
+        been read; None if that cannot be said yet (some are on their way, or
+        pending on the server: read on).
+
+        A fetch that brings nothing does not show it: its pull may have been lost
+        (a reconnect, the server's restart) or be slow. So after reading the end,
+        the reader's consumer must have nothing pending, and nothing delivered
+        that was not taken (by its consumer sequence: its stream sequence moves
+        on over events of other subjects); a consumer the server no longer has
+        is an error (the reader is made again from its position).
+        """
+        try:
+            end = await self.last_seq()
+            if self._pull is None:
+                self._pull = await self._open()
+            pull, consumer = self._pull, self._consumer
+            assert consumer is not None  # made with the pull
+            info = await self._js.consumer_info(EVENTS_STREAM, consumer)
+        except nats.errors.Error:
+            await self.close()
+            raise
+        delivered = (info.delivered.consumer_seq if info.delivered else None) or 0
+        if info.num_pending or pull.buffered or delivered > self._received:
+            return None
+        return end
 
     def _skip(self, why: str) -> None:
         """An event this process cannot read: skipped, and said once per kind."""

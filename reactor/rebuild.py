@@ -66,9 +66,11 @@ class Fold:
     async def until_caught_up(self) -> int:
         """Fold everything stored now; the position every view has reached."""
         while True:
-            end = await self._reader.last_seq()
             batch = await self._reader.next_batch(wait=0.2)
             if batch.last_seq is None:
+                end = await self._reader.read_to_end()
+                if end is None:
+                    continue  # on their way: not the end yet
                 position = max(self._reader.position, end)
                 for view in self.views:
                     if not view.inline:

@@ -12,7 +12,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from contracts.commands import derived_command_id
-from contracts.connection import NatsSettings
+from contracts.connection import NatsSettings, connect, while_unavailable
 from contracts.lookups import find_command, find_notice, session_notices_after
 from contracts.topology import LEASES_BUCKET
 from contracts.views import ViewBuckets
@@ -119,3 +119,42 @@ async def _holder(leases: KeyValue, job: str) -> str | None:
     except (KeyNotFoundError, KeyDeletedError):
         return None
     return (entry.value or b"").decode() or None
+
+
+async def test_an_event_appended_just_after_a_restart_of_the_server_is_not_skipped(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    """The server's restart loses the readers' consumers (in memory) and their
+    open pulls; an idle reader must not take "nothing arrived" for "nothing
+    there" and move its position over an event it never received."""
+    settings = NatsSettings(url=fresh_server.url, user=NATS_USER, password=NATS_PASSWORD)
+    nc = await connect(settings, "test")  # reconnects, as the reactor's does
+    js = nc.jetstream()
+    try:
+        async with reactor_in_process(fresh_server):
+            first = envelope(WriteMemo("before", folder="restart"))
+            await publish_command(js, first)
+
+            async def counted(n: int) -> bool | None:
+                state = await view_state(js, "memo_folders", "restart")
+                return True if state == {"folder": "restart", "memos": n} else None
+
+            await eventually(partial(counted, 1))
+            await asyncio.to_thread(fresh_server.restart)
+            after = envelope(WriteMemo("after", folder="restart"))
+            await while_unavailable(
+                partial(publish_command, js, after), within=10, what="the command"
+            )
+            assert (await eventually(partial(find_notice, js, after.command_id))).notice.status == (
+                "succeeded"
+            )
+            # The async view and the policy each read it, once their readers are made again.
+            await eventually(partial(counted, 2), within=30)
+
+            async def stamped() -> bool | None:
+                state = await view_state(js, "memos", after.aggregate_id)
+                return True if state and state["stamps"] == ["seen"] else None
+
+            await eventually(stamped, within=30)
+    finally:
+        await nc.close()

@@ -59,3 +59,35 @@ async def test_a_lost_consumer_is_an_error_then_made_again_from_the_position(
         assert await read_all(reader) == ["c"]  # from where it had got to, nothing twice
     finally:
         await reader.close()
+
+
+async def test_the_end_is_read_only_when_its_consumer_says_so(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    store = EventStore(fresh_nc, REGISTRY)
+    await written(store, ["a", "b"])
+    others = EventReader(fresh_js, REGISTRY, ["ev.location.>"], 0)  # none of its subjects
+    reader = EventReader(fresh_js, REGISTRY, ["ev.memo.>"], 0)
+    try:
+        assert await read_all(others) == []
+        assert await others.read_to_end() == 2  # past the events of other subjects
+        assert await read_all(reader) == ["a", "b"]
+        assert await reader.read_to_end() == 2
+        # Its pull goes deaf (as one lost in a reconnect): an event written now
+        # does not arrive, and a fetch bringing nothing is not the end.
+        assert reader._pull is not None
+        await reader._pull.close()
+        await written(store, ["c"])
+        assert (await reader.next_batch(wait=0.3)).last_seq is None
+        assert await reader.read_to_end() is None
+        # Its consumer gone (as after the server's restart): an error, then read
+        # again from where it had got to.
+        for info in await fresh_js.consumers_info(EVENTS_STREAM):
+            await fresh_js.delete_consumer(EVENTS_STREAM, info.name)
+        with pytest.raises(nats.errors.Error):
+            await reader.read_to_end()
+        assert await read_all(reader) == ["c"]
+        assert await reader.read_to_end() == 3
+    finally:
+        await reader.close()
+        await others.close()
