@@ -3,7 +3,9 @@
 An ephemeral pull consumer with no acks, starting after `position` and
 filtered to the subjects the reader needs. It is the reader's own, so it
 delivers each event once and in order; when it is lost (a reconnect, a
-server restart), it is made again from the last event read. Nothing about it
+server restart), or one of its messages is (a gap in its consumer
+sequence, or one delivered and still not here at the next look), it is
+made again from the last event read. Nothing about it
 needs to survive the process: whoever folds stores its own position.
 Messages are pulled ahead into a buffer (`reactor.pull`), not fetched one
 future at a time.
@@ -53,6 +55,7 @@ class EventReader:
         self._pull: PullStream | None = None
         self._consumer: str | None = None
         self._received = 0  # the consumer sequence of the last message taken from it
+        self._awaited: int | None = None  # delivered, not yet taken, at the last look
         self._unknown: set[str] = set()
 
     async def next_batch(self, wait: float) -> Batch:
@@ -68,6 +71,14 @@ class EventReader:
             return Batch([], None, True)
         events: list[StoredEvent] = []
         for msg in msgs:
+            if msg.metadata.sequence.consumer != self._received + 1:
+                # One went missing on the way (delivered while the connection was
+                # down; nothing is redelivered without acks): read again from here.
+                log.info("an event was lost on its way to a reader; reading again")
+                await self.close()
+                if not events:
+                    return await self.next_batch(wait)
+                return Batch(events, self.position, False)
             self._received = msg.metadata.sequence.consumer
             seq = msg.metadata.sequence.stream
             if seq <= self.position:
@@ -94,7 +105,7 @@ class EventReader:
             num_replicas=1,
         )
         info = await self._js.add_consumer(EVENTS_STREAM, config)
-        self._consumer, self._received = info.name, 0
+        self._consumer, self._received, self._awaited = info.name, 0, None
         pull = PullStream(self._nc, EVENTS_STREAM, info.name, self._batch)
         await pull.start()
         return pull
@@ -138,8 +149,17 @@ class EventReader:
             await self.close()
             raise
         delivered = (info.delivered.consumer_seq if info.delivered else None) or 0
-        if info.num_pending or pull.buffered or delivered > self._received:
+        if info.num_pending or pull.buffered:
             return None
+        if delivered > self._received:
+            if self._awaited is not None and self._received < self._awaited:
+                # Delivered at the last look too and still not here: lost on the way.
+                log.info("an event was lost on its way to a reader; reading again")
+                await self.close()
+            else:
+                self._awaited = delivered  # on its way, surely, by the next look
+            return None
+        self._awaited = None
         return end
 
     def _skip(self, why: str) -> None:

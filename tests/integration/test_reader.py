@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from contracts.topology import EVENTS_STREAM
@@ -14,7 +16,7 @@ from reactor.eventstore import EventStore
 from reactor.reader import EventReader
 from tests.conftest import REGISTRY
 from tests.domains.memos import MemoWritten, WriteMemo
-from tests.helpers import envelope
+from tests.helpers import envelope, eventually
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -91,3 +93,64 @@ async def test_the_end_is_read_only_when_its_consumer_says_so(
     finally:
         await reader.close()
         await others.close()
+
+
+async def _lost_on_the_way(reader: EventReader, write: Awaitable[None]) -> None:
+    """`write` an event that the server delivers and the reader never receives
+    (as one in the socket when a connection drops): its pull drops the next
+    message that comes."""
+    pull = reader._pull
+    assert pull is not None
+    keep = pull._on_msg
+    dropped: list[Msg] = []
+
+    async def dropping(msg: Msg) -> None:
+        if msg.data and not dropped:
+            dropped.append(msg)
+            return
+        await keep(msg)
+
+    await pull.close()
+    pull._on_msg = dropping  # type: ignore[method-assign]
+    await pull.start()  # listening again, through `dropping`
+    await write
+
+    async def gone() -> bool | None:
+        return True if dropped else None
+
+    await eventually(gone)
+
+
+@pytest.fixture
+async def lost_b(
+    fresh_nc: Client, fresh_js: JetStreamContext
+) -> AsyncIterator[tuple[EventStore, EventReader]]:
+    """A reader that has read "a", and "b" written after it and lost on its way."""
+    store = EventStore(fresh_nc, REGISTRY)
+    await written(store, ["a"])
+    reader = EventReader(fresh_js, REGISTRY, ["ev.memo.>"], 0)
+    try:
+        assert await read_all(reader) == ["a"]
+        await _lost_on_the_way(reader, written(store, ["b"]))
+        yield store, reader
+    finally:
+        await reader.close()
+
+
+async def test_an_event_lost_on_its_way_is_read_again_when_the_next_one_comes(
+    lost_b: tuple[EventStore, EventReader],
+) -> None:
+    store, reader = lost_b
+    await written(store, ["c"])  # comes with a gap in the consumer's sequence
+    assert await read_all(reader) == ["b", "c"]
+
+
+async def test_an_event_lost_on_its_way_with_none_after_it_is_read_again(
+    lost_b: tuple[EventStore, EventReader],
+) -> None:
+    _, reader = lost_b
+    assert (await reader.next_batch(wait=0.2)).last_seq is None
+    assert await reader.read_to_end() is None  # delivered: on its way, perhaps
+    assert await reader.read_to_end() is None  # still not here: lost; read again
+    assert await read_all(reader) == ["b"]
+    assert await reader.read_to_end() == 2
