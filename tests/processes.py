@@ -239,12 +239,16 @@ class NatsCluster:
     """
 
     def __init__(self, root: Path, size: int = 3) -> None:
-        ports = free_ports(2 * size)
-        clients, routes = ports[:size], ports[size:]
+        self.root, self.size = root, size
+        self.servers = self._servers()
+
+    def _servers(self) -> list[NatsServer]:
+        ports = free_ports(2 * self.size)
+        clients, routes = ports[: self.size], ports[self.size :]
         solicit = ",".join(f"nats://127.0.0.1:{port}" for port in routes)
-        self.servers = [
+        return [
             NatsServer(
-                root / f"n{i}",
+                self.root / f"n{i}",
                 clients[i - 1],
                 name=f"n{i}",
                 extra=[
@@ -252,13 +256,26 @@ class NatsCluster:
                     *("--cluster", f"nats://127.0.0.1:{routes[i - 1]}", "--routes", solicit),
                 ],
             )
-            for i in range(1, size + 1)
+            for i in range(1, self.size + 1)
         ]
 
-    def start(self, within: float = 30.0) -> NatsCluster:
-        """Start every server; ready once each says its JetStream is (a leader elected)."""
+    def start(self, within: float = 30.0, tries: int = 3) -> NatsCluster:
+        """Start every server; ready once each says its JetStream is (a leader elected).
+
+        Its ports are chosen before the servers start, and another process (an
+        outgoing connection's local port) may take one meanwhile: then the
+        cluster is made again on other ports, with empty stores.
+        """
         for server in self.servers:
-            server.start()
+            try:
+                server.start()
+            except RuntimeError:
+                if tries <= 1 or "address already in use" not in server.output():
+                    raise
+                self.stop()
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.servers = self._servers()
+                return self.start(within, tries - 1)
         deadline = time.monotonic() + within
         for server in self.servers:
             while not healthy(server):
