@@ -390,9 +390,9 @@ class Refold:
             try:
                 while True:
                     batch = await reader.next_batch(wait=0.2)
-                    if batch.last_seq is None and await reader.read_to_end() is not None:
-                        break  # all that is stored of this partition is read
                     if batch.last_seq is None:
+                        if await reader.read_to_end() is not None:
+                            break  # all that is stored of this partition is read
                         continue
                     await fold.apply(batch.events)
                 await fold.flush(max(end, reader.position))

@@ -255,14 +255,8 @@ class BoundedPull:
             return
         if not self._nc.is_connected:
             return  # asked once it is back (the caller asks again within a second)
-        if self._going is not None:
-            reconnects, until = self._going
-            if (
-                self._nc.stats["reconnects"] == reconnects
-                and asyncio.get_running_loop().time() < until
-            ):
-                return
-            self._going = None
+        if self._server_going():
+            return
         self._made += 1
         token = str(self._made)
         until = asyncio.get_running_loop().time() + self._expires + LOST_AFTER
@@ -290,6 +284,16 @@ class BoundedPull:
                 await sub.unsubscribe()
         left, self._buffer = self._buffer, []
         return left
+
+    def _server_going(self) -> bool:
+        """Its server said it is shutting down, and no reconnect is seen since."""
+        if self._going is None:
+            return False
+        reconnects, until = self._going
+        if self._nc.stats["reconnects"] == reconnects and asyncio.get_running_loop().time() < until:
+            return True
+        self._going = None
+        return False
 
     def _settle(self) -> bool:
         """Whether a request may still bring messages (those surely over are dropped)."""

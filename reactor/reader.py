@@ -61,9 +61,8 @@ class EventReader:
     async def next_batch(self, wait: float) -> Batch:
         """Up to `batch` events after `position`, waiting up to `wait` seconds for the first."""
         try:
-            if self._pull is None:
-                self._pull = await self._open()
-            msgs = await self._pull.take(self._batch, wait)
+            pull = await self._opened()
+            msgs = await pull.take(self._batch, wait)
         except nats.errors.Error:
             await self.close()  # the consumer is gone: make it again next time
             raise
@@ -74,8 +73,7 @@ class EventReader:
             if msg.metadata.sequence.consumer != self._received + 1:
                 # One went missing on the way (delivered while the connection was
                 # down; nothing is redelivered without acks): read again from here.
-                log.info("an event was lost on its way to a reader; reading again")
-                await self.close()
+                await self._lost()
                 if not events:
                     return await self.next_batch(wait)
                 return Batch(events, self.position, False)
@@ -90,8 +88,18 @@ class EventReader:
             self.position = seq
         # Caught up: nothing left on the server past the last message delivered, nor
         # delivered and not taken yet (messages are pulled ahead).
-        pending = msgs[-1].metadata.num_pending + self._pull.buffered
+        pending = msgs[-1].metadata.num_pending + pull.buffered
         return Batch(events, self.position, not pending)
+
+    async def _opened(self) -> PullStream:
+        """The reader's pull, its consumer made first if there is none."""
+        if self._pull is None:
+            self._pull = await self._open()
+        return self._pull
+
+    async def _lost(self) -> None:
+        log.info("an event was lost on its way to a reader; reading again")
+        await self.close()
 
     async def _open(self) -> PullStream:
         start = self.position + 1
@@ -140,9 +148,7 @@ class EventReader:
         """
         try:
             end = await self.last_seq()
-            if self._pull is None:
-                self._pull = await self._open()
-            pull, consumer = self._pull, self._consumer
+            pull, consumer = await self._opened(), self._consumer
             assert consumer is not None  # made with the pull
             info = await self._js.consumer_info(EVENTS_STREAM, consumer)
         except nats.errors.Error:
@@ -153,9 +159,7 @@ class EventReader:
             return None
         if delivered > self._received:
             if self._awaited is not None and self._received < self._awaited:
-                # Delivered at the last look too and still not here: lost on the way.
-                log.info("an event was lost on its way to a reader; reading again")
-                await self.close()
+                await self._lost()  # delivered at the last look too, and still not here
             else:
                 self._awaited = delivered  # on its way, surely, by the next look
             return None
