@@ -3,6 +3,12 @@
 - An aggregate's events live on one subject, `ev.<aggregate>.<id>`. Loading
   reads that subject alone with batched direct gets (ADR-31: up to 256 events
   a request, `next_by_subj`), never the whole stream.
+- Any replica answers a direct get, and a follower may not have applied
+  the last events yet (under load it is often a round behind). A load that
+  only feeds an append is checked by the append's guard; one that a
+  refusal or a no-op stands on is not, so on a replicated stream `missed`
+  asks the stream's leader (`STREAM.MSG.GET`, which only it answers) for
+  the aggregate's last sequence, and the events past the load.
 - Appending is optimistic: `Nats-Expected-Last-Subject-Sequence` = the
   sequence of the last event the decision was made on (0 for a new
   aggregate). A decision of one event is one publish; of several, one atomic
@@ -27,7 +33,8 @@ from typing import Final, NamedTuple
 
 import msgspec
 from nats.aio.client import Client
-from nats.js.errors import BadRequestError
+from nats.js.api import RawStreamMsg
+from nats.js.errors import BadRequestError, NotFoundError
 
 from contracts.commands import Command, encoder
 from contracts.events import StoredEvent, event_headers, read_event
@@ -60,10 +67,14 @@ class _DirectRequest(msgspec.Struct, omit_defaults=True):
 
 
 class EventStore:
-    def __init__(self, nc: Client, registry: Registry, timeout: float = 5.0) -> None:
+    def __init__(
+        self, nc: Client, registry: Registry, timeout: float = 5.0, *, replicated: bool = False
+    ) -> None:
+        """`replicated`: EVENTS is kept by more than one server (direct gets may lag)."""
         self._nc = nc
         self._registry = registry
         self._timeout = timeout
+        self._replicated = replicated
         self._direct_subject = f"$JS.API.DIRECT.GET.{EVENTS_STREAM}"
 
     async def load(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
@@ -77,6 +88,26 @@ class EventStore:
             if not more or not got:
                 return events
             seq = got[-1].meta.seq + 1
+
+    async def missed(self, aggregate: str, aggregate_id: str, position: int) -> list[StoredEvent]:
+        """The aggregate's events past `position` (a load's last) that the stream's leader
+        holds and the replica that answered the load did not yet; none unless replicated."""
+        if not self._replicated:
+            return []
+        subject = event_subject(aggregate, aggregate_id)
+        js = self._nc.jetstream(timeout=self._timeout)
+        try:
+            last = _seq(await js.get_msg(EVENTS_STREAM, subject=subject))
+        except NotFoundError:
+            return []
+        events: list[StoredEvent] = []
+        seq = position + 1
+        while seq <= last:  # one message a request: the leader answers no batches
+            msg = await js.get_msg(EVENTS_STREAM, seq=seq, subject=subject, next=True)
+            seq = _seq(msg)
+            events.append(read_event(self._registry, subject, seq, msg.headers, msg.data or b""))
+            seq += 1
+        return events
 
     async def _direct_batch(self, subject: str, seq: int) -> tuple[list[StoredEvent], bool]:
         """Up to DIRECT_BATCH events on `subject` from `seq`; and whether more are left."""
@@ -174,3 +205,9 @@ class EventStore:
         if event_type is None:
             raise TypeError(f"{name} is not a registered event")
         return event_headers(command, name, event_type.spec.version, at, n)
+
+
+def _seq(msg: RawStreamMsg) -> int:
+    if msg.seq is None:
+        raise ValueError(f"{EVENTS_STREAM}: a message got without its sequence")
+    return msg.seq

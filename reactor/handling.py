@@ -11,6 +11,10 @@
   from what this process remembers of it (`Remembered`) or loaded from its
   subject. A `Conflict` on append (the aggregate moved on, or this decision
   is stored already) reloads and decides again.
+- A refusal or a no-op is checked by no append, so it is decided on the
+  store's latest: one decided on what this process remembers loads first,
+  and on a replicated store one decided on a load takes the events the
+  stream's leader has past it (a replica answering the load may lag).
 - A command whose id is already among the aggregate's causations was
   handled before (a redelivery after a crash): it appends nothing, and its
   outcome is told again from the events it appended then (deciding it again
@@ -195,11 +199,19 @@ class CommandHandler:
                 refused = self._refusal_recorded(aggregate, history, mine[0], payload)
                 break
             decision = aggregate.decide(loaded.state, payload)
-            if remembered and (isinstance(decision, Rejection) or not decision):
-                # Decided on what this process remembers, which may be behind: an
-                # append would be checked, a refusal or a no-op would not. Load.
-                loaded, remembered = await self._load(spec, command.aggregate_id), False
-                continue
+            if isinstance(decision, Rejection) or not decision:
+                # An append is checked by the store; a refusal or a no-op is not, so
+                # it must stand on the latest events. What this process remembers may
+                # be behind (load), and so may a replica that answered a load.
+                if remembered:
+                    loaded, remembered = await self._load(spec, command.aggregate_id), False
+                    continue
+                missed = await self._store.missed(
+                    spec.aggregate, command.aggregate_id, loaded.position
+                )
+                if missed:
+                    loaded = Loaded([*history, *missed], fold(aggregate, loaded.state, missed))
+                    continue
             if isinstance(decision, Rejection):
                 if claim is not None and claim.new:
                     await self._reservations.release(claim)
@@ -271,7 +283,10 @@ class CommandHandler:
     async def state(self, aggregate: str, aggregate_id: str) -> Any:
         """An aggregate's state as stored now (loaded, not remembered)."""
         found = self._registry.aggregates[aggregate]
-        return fold(found, found.initial, await self._store.load(aggregate, aggregate_id))
+        history = await self._store.load(aggregate, aggregate_id)
+        position = history[-1].meta.seq if history else 0
+        history += await self._store.missed(aggregate, aggregate_id, position)
+        return fold(found, found.initial, history)
 
     async def _load(self, spec: CommandSpec, aggregate_id: str) -> Loaded:
         aggregate = self._registry.aggregates[spec.aggregate]

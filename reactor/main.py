@@ -18,13 +18,21 @@ from nats.js.kv import KeyValue
 
 from contracts import logs
 from contracts.cli import program
-from contracts.connection import Interrupted, NatsSettings, NatsUnavailable, connect
+from contracts.connection import (
+    Interrupted,
+    NatsSettings,
+    NatsUnavailable,
+    connect,
+    while_unavailable,
+)
 from contracts.registry import Registry, RegistryError
 from contracts.topology import (
+    EVENTS_STREAM,
     LEASES_BUCKET,
     PARTITIONS,
     RESERVATIONS_BUCKET,
     RUNNER_PROGRESS_BUCKET,
+    TOPOLOGY_PATIENCE,
     LegacyStore,
     StoreUnsupported,
     ensure_topology,
@@ -142,9 +150,14 @@ async def run(
         await prepare()  # before the buckets are opened
         await active.start(nc)
         stack.push_async_callback(active.stop)
+        # Read from the stream, not the setting: a store made R3 stays R3.
+        events = await while_unavailable(
+            lambda: js.stream_info(EVENTS_STREAM), within=TOPOLOGY_PATIENCE, what="EVENTS"
+        )
+        replicas = events.config.num_replicas or 1
         handler = CommandHandler(
             registry,
-            EventStore(nc, registry),
+            EventStore(nc, registry, replicated=replicas > 1),
             Reservations(await js.key_value(RESERVATIONS_BUCKET)),
             lambda: active.current,
         )

@@ -203,7 +203,12 @@ async def test_a_leader_killed_under_load_loses_nothing_and_repeats_nothing(
     # Every accepted command has exactly one outcome, and it is `succeeded`.
     await settled(js)
     outcomes = await asyncio.gather(*(find_notice(js, c) for c in clients.accepted))
-    assert [o.notice.status if o else None for o in outcomes] == ["succeeded"] * len(outcomes)
+    other = [
+        f"{command}: {o.notice.status} {o.notice.error}" if o else f"{command}: no outcome"
+        for command, o in zip(clients.accepted, outcomes, strict=True)
+        if o is None or o.notice.status != "succeeded"
+    ]
+    assert other == [], f"{len(other)} of {len(outcomes)} did not succeed: {other[:5]}"
 
     # Each delivery charged its account once (the billing policy, across the fault).
     async def charged() -> list[Msg] | None:
