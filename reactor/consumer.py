@@ -19,8 +19,9 @@ Protocol:
   waited out in place for up to NATS_PATIENCE, and is not an attempt.
 - Any other exception is transient: nak with backoff. The attempt limit is the
   reactor's, not the server's (the consumer redelivers without limit): on
-  the last attempt the command is copied to DEADLETTERS, gets a `failed`
-  "could not be processed" notice and is terminated. Each step is
+  the last attempt the command gives back a value it reserved for an
+  aggregate that never came to be (`abandon`), is copied to DEADLETTERS, gets
+  a `failed` "could not be processed" notice and is terminated. Each step is
   idempotent, so a crash halfway repeats it on the next delivery instead of
   leaving the command with no outcome.
 - A business rejection is an outcome, not an error: a `failed` notice, ack.
@@ -84,6 +85,9 @@ class Handler(Protocol):
 
     async def handle(self, command: Command) -> Notice:
         """Decide, append, write the inline views; the notice to publish."""
+
+    async def abandon(self, command: Command) -> bool:
+        """A command given up on: give back what it reserved for nothing; whether it did."""
 
 
 def consumer_config(ack_wait: float = ACK_WAIT) -> api.ConsumerConfig:
@@ -328,6 +332,11 @@ class Reactor:
             "command %s failed %d times (%s); dead-lettered", command.command_id, delivered, reason
         )
         try:
+            if await self._handler.abandon(command):
+                log.info(
+                    "command %s: its aggregate never came to be; its reservation is released",
+                    command.command_id,
+                )
             await self._deadletter(msg, "exhausted", reason)
             await self._publish(command, unprocessable(command, reason, self._clock()), msg)
             await msg.term()

@@ -20,6 +20,9 @@
   outcome is told again from the events it appended then (deciding it again
   on the state before them tells a recorded refusal from a success: decide
   is pure).
+- A command given up on (dead-lettered) gives back the value it reserved if
+  its aggregate never came to be (`abandon`); an aggregate that exists keeps
+  it, as its events stand.
 - A refusal may record events of its own (`Rejection.record`): they are
   appended like any decision, and the notice is still `failed`.
 - Inline views get every event of the aggregate of their types: each record
@@ -37,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 import msgspec
+from nats.js.errors import KeyWrongLastSequenceError
 
 from contracts.commands import Command
 from contracts.domain import Aggregate, CommandSpec, EventMeta, Rejection
@@ -283,10 +287,32 @@ class CommandHandler:
     async def state(self, aggregate: str, aggregate_id: str) -> Any:
         """An aggregate's state as stored now (loaded, not remembered)."""
         found = self._registry.aggregates[aggregate]
+        return fold(found, found.initial, await self._stored(aggregate, aggregate_id))
+
+    async def abandon(self, command: Command) -> bool:
+        """A command given up on: give back the value it reserved if its aggregate never
+        came to be (no event of it is stored), so the value can be taken again.
+        Whether it gave one back."""
+        spec, payload = self.payload(command)
+        if spec.unique is None:
+            return False
+        async with self._turns.of(event_subject(spec.aggregate, command.aggregate_id)):
+            claim = await self._reservations.held(spec.unique.scope, spec.unique.value(payload))
+            if claim is None or claim.owner != command.aggregate_id:
+                return False
+            if await self._stored(spec.aggregate, command.aggregate_id):
+                return False  # it exists: the value is its own
+            try:
+                await self._reservations.release(claim)
+            except KeyWrongLastSequenceError:
+                return False  # changed hands since it was read: not this command's to give
+            return True
+
+    async def _stored(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        """Every event of an aggregate as the store has it now (the leader's latest)."""
         history = await self._store.load(aggregate, aggregate_id)
         position = history[-1].meta.seq if history else 0
-        history += await self._store.missed(aggregate, aggregate_id, position)
-        return fold(found, found.initial, history)
+        return history + await self._store.missed(aggregate, aggregate_id, position)
 
     async def _load(self, spec: CommandSpec, aggregate_id: str) -> Loaded:
         aggregate = self._registry.aggregates[spec.aggregate]

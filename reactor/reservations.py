@@ -5,7 +5,9 @@ The key is `<scope>.<sha256 of the normalised value>` (NFKC, case-folded, so
 of the aggregate holding it. `create` fails if the key exists, so of two
 commands racing for one value exactly one claims it; the other reads the
 owner and is refused. A redelivered command finds the claim its own and goes
-on. A claim made by a command that was then refused is released.
+on. A claim made by a command that was then refused is released, and so is
+one held for an aggregate that never came to be by a command given up on
+(dead-lettered), so the value can be taken again.
 """
 
 from __future__ import annotations
@@ -62,9 +64,16 @@ class Reservations:
         """Give back a value this command claimed (only if nobody changed it since)."""
         await self._kv.delete(claim.key, last=claim.revision)
 
-    async def owner(self, scope: str, value: str) -> str | None:
+    async def held(self, scope: str, value: str) -> Claim | None:
+        """Who holds `value` now, as a claim that `release` can give back; None if nobody."""
+        key = reservation_key(scope, value)
         try:
-            entry = await self._kv.get(reservation_key(scope, value))
+            entry = await self._kv.get(key)
         except (KeyNotFoundError, KeyDeletedError):
             return None
-        return (entry.value or b"").decode() or None
+        assert entry.revision is not None
+        return Claim(key, (entry.value or b"").decode(), entry.revision, False)
+
+    async def owner(self, scope: str, value: str) -> str | None:
+        claim = await self.held(scope, value)
+        return (claim.owner or None) if claim is not None else None

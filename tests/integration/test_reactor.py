@@ -20,16 +20,24 @@ from contracts.topology import (
     NOTICES_STREAM,
     REACTOR_CONSUMER,
     RESERVATIONS_BUCKET,
+    event_subject,
 )
 from contracts.views import ViewBuckets
 from reactor.consumer import GIVE_UP_RETRIES, Handler, Reactor
-from reactor.eventstore import EventStore
+from reactor.eventstore import Appended, EventStore
 from reactor.handling import CommandHandler
 from reactor.reservations import Reservations
 from reactor.status import report
 from tests.conftest import REGISTRY
 from tests.e2e.faults import settled
-from tests.helpers import eventually, make_command, publish_command, view_state
+from tests.helpers import (
+    event_types,
+    eventually,
+    make_command,
+    payload_of,
+    publish_command,
+    view_state,
+)
 
 
 async def real_handler(js: JetStreamContext) -> CommandHandler:
@@ -55,6 +63,9 @@ class Counting:
         if self.calls <= self.failures:
             raise ConnectionError(f"simulated outage {self.calls}")
         return await self.inner.handle(command)
+
+    async def abandon(self, command: Command) -> bool:
+        return await self.inner.abandon(command)
 
 
 @asynccontextmanager
@@ -122,6 +133,68 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
     assert dead.headers["Dlq-Reason"] == "exhausted"
     assert "simulated outage 3" in dead.headers["Dlq-Error"]  # for the operator
     assert dead.headers["Dlq-Deliveries"] == "3"
+
+
+class FailingAppends(EventStore):
+    """The real store, every append failing: an outage after the name was claimed."""
+
+    async def append(self, *args: Any, **kwargs: Any) -> Appended:
+        raise ConnectionError("simulated outage at the append")
+
+
+class FailingAfter:
+    """The real handler, every command failing after it was handled (appended)."""
+
+    def __init__(self, inner: CommandHandler) -> None:
+        self.inner = inner
+
+    def payload(self, command: Command) -> object:
+        return self.inner.payload(command)
+
+    async def handle(self, command: Command) -> Notice:
+        await self.inner.handle(command)
+        raise ConnectionError("simulated outage after the append")
+
+    async def abandon(self, command: Command) -> bool:
+        return await self.inner.abandon(command)
+
+
+async def test_a_command_given_up_before_its_append_gives_its_name_back(
+    fresh_js: JetStreamContext,
+) -> None:
+    reservations = Reservations(await fresh_js.key_value(RESERVATIONS_BUCKET))
+    buckets = ViewBuckets(fresh_js, 1)
+    store = FailingAppends(fresh_js._nc, REGISTRY)
+    failing = CommandHandler(REGISTRY, store, reservations, lambda: buckets)
+    command = make_command()
+    name = payload_of(command).name
+    async with running(fast_reactor(fresh_js, failing, max_attempts=2)):
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
+    assert stored.notice.error is not None
+    assert stored.notice.error.title == "Command could not be processed"
+    assert await reservations.owner("location-name", name) is None
+    # So the name can be had: by another command, or by this one replayed.
+    again = await (await real_handler(fresh_js)).handle(make_command(name=name))
+    assert again.status == "succeeded", again.error
+
+
+async def test_a_command_given_up_after_its_append_keeps_its_name(
+    fresh_js: JetStreamContext,
+) -> None:
+    handler = FailingAfter(await real_handler(fresh_js))
+    command = make_command()
+    async with running(fast_reactor(fresh_js, handler, max_attempts=2)):
+        await publish_command(fresh_js, command)
+        stored = await outcome(fresh_js, command)
+    assert stored.notice.status == "failed"
+    # Its location exists (its event stands): the name is the location's.
+    subject = event_subject("location", command.aggregate_id)
+    assert await event_types(fresh_js, subject) == [(subject, "LocationCreated")]
+    reservations = Reservations(await fresh_js.key_value(RESERVATIONS_BUCKET))
+    assert await reservations.owner("location-name", payload_of(command).name) == (
+        command.aggregate_id
+    )
 
 
 async def test_poison_message_is_dropped_and_later_commands_still_succeed(
@@ -266,6 +339,9 @@ class Holding:
         self.calls += 1
         await self.release.wait()
         return await self.inner.handle(command)
+
+    async def abandon(self, command: Command) -> bool:
+        return await self.inner.abandon(command)
 
     async def started(self, n: int) -> None:
         """Wait until `n` commands are being held."""
