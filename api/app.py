@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from api import commands, live, ops, sessions, status, streams, web
 from api import reads as reads_api
+from api.backlog import Backlog
 from api.cursors import Cursors
 from api.edge import Edge
 from api.idempotency import IdempotencyKeys
@@ -100,6 +101,9 @@ def create_app(
                         window=settings.sign_in_window,
                     ),
                 )
+            backlog = Backlog(js, settings.command_backlog_limit)
+            await backlog.start()
+            stack.push_async_callback(backlog.stop)
             svc = Services(
                 settings=settings,
                 nc=nc,
@@ -112,6 +116,7 @@ def create_app(
                 passwords=Passwords(),
                 metrics=metrics,
                 cursors=Cursors(settings.session_secret),
+                backlog=backlog,
                 accounts=accounts,
             )
             svc.metrics.waiters.set_function(lambda: relay.waiters)

@@ -210,6 +210,10 @@ async def _publish_accepted(svc: Services, command: Command, republish: bool) ->
     """Publish (a taken-over key's command only if it is not stored yet); the 202 answer."""
     started = time.perf_counter()
     if not (republish and await find_command(svc.js, command.command_id) is not None):
+        busy = svc.backlog.refusal()
+        if busy is not None:  # too many wait for a reactor: refused, nothing stored
+            svc.metrics.refused.labels("busy").inc()
+            raise busy
         await _publish(svc, command)
     publish_ms = (time.perf_counter() - started) * 1000
     svc.metrics.command_accepted(command.type)

@@ -51,7 +51,10 @@ _REASONS: Final = {
     415: "Not JSON",
     422: "Invalid (schema, parameter, or a business rule)",
     429: "Too many streams for this session, or too many failed sign-ins",
-    503: "NATS unavailable, a view behind, or too many streams: retry after Retry-After",
+    503: (
+        "NATS unavailable, a view behind, too many streams or too many commands waiting: "
+        "retry after Retry-After"
+    ),
 }
 
 _MIN_POSITION: Final = {

@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.backlog import Backlog
 from api.cursors import Cursors
 from api.idempotency import IdempotencyKeys
 from api.limits import StreamLimits
@@ -36,6 +37,7 @@ class Services:
     limits: StreamLimits
     passwords: Passwords
     cursors: Cursors
+    backlog: Backlog
     accounts: Accounts | None = None  # None: no domain declares a SignIn
     metrics: Metrics = field(default_factory=Metrics)  # create_app gives it the registry
 

@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_streams: int = 10_000  # open event streams per API process
     max_streams_per_session: int = 16
     max_streams_per_client: int = 100  # per client address (streams and Prefer waits)
+    # New commands are refused (503) while this many wait for a reactor (0: never).
+    command_backlog_limit: int = 10_000
     # Proxies whose X-Forwarded-For names the client (comma-separated addresses; "*" all).
     trusted_proxies: str = ""
     cookie_secure: bool = False
@@ -69,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_streams=int(env.get("MAX_SSE_STREAMS", "10000")),
             max_streams_per_session=int(env.get("MAX_SSE_STREAMS_PER_SESSION", "16")),
             max_streams_per_client=int(env.get("MAX_SSE_STREAMS_PER_CLIENT", "100")),
+            command_backlog_limit=int(env.get("COMMAND_BACKLOG_LIMIT", "10000")),
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
             session_secret=env.get("SESSION_SECRET") or "notify-local-dev-session-secret",
