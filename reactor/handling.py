@@ -14,7 +14,8 @@
 - A refusal or a no-op is checked by no append, so it is decided on the
   store's latest: one decided on what this process remembers loads first,
   and on a replicated store one decided on a load takes the events the
-  stream's leader has past it (a replica answering the load may lag).
+  stream's leader has past it (a replica answering the load may lag). A
+  conflict reloads to the leader's latest for the same reason.
 - A command whose id is already among the aggregate's causations was
   handled before (a redelivery after a crash): it appends nothing, and its
   outcome is told again from the events it appended then (deciding it again
@@ -230,8 +231,10 @@ class CommandHandler:
             try:
                 mine, last = await self._append(command, spec, decision, expected=loaded.position)
             except Conflict:
+                # The store has moved on: decide again on its latest (a replica
+                # as far behind as the load was would only conflict again).
                 loaded, remembered, refused = (
-                    await self._load(spec, command.aggregate_id),
+                    await self._load(spec, command.aggregate_id, latest=True),
                     False,
                     None,
                 )
@@ -314,9 +317,13 @@ class CommandHandler:
         position = history[-1].meta.seq if history else 0
         return history + await self._store.missed(aggregate, aggregate_id, position)
 
-    async def _load(self, spec: CommandSpec, aggregate_id: str) -> Loaded:
+    async def _load(self, spec: CommandSpec, aggregate_id: str, *, latest: bool = False) -> Loaded:
+        """`latest`: what the stream's leader has, not what a replica answered."""
         aggregate = self._registry.aggregates[spec.aggregate]
-        history = await self._store.load(spec.aggregate, aggregate_id)
+        if latest:
+            history = await self._stored(spec.aggregate, aggregate_id)
+        else:
+            history = await self._store.load(spec.aggregate, aggregate_id)
         return Loaded(history, fold(aggregate, aggregate.initial, history))
 
     async def _append(

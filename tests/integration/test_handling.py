@@ -11,9 +11,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from contracts.domain import Rejection, Unique
+from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import RESERVATIONS_BUCKET, event_subject
 from contracts.views import ViewBuckets
+from domains.accounting.commands import ChargeAccount, OpenAccount
 from domains.shipments.commands import CreateShipment, DeliverShipment, ShipShipment
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler, Poison
@@ -181,3 +183,51 @@ async def test_a_handler_behind_another_decides_on_the_stored_state(
     assert repeat.error is not None
     assert repeat.error.status == 409
     assert (await view_state(js, "memos", write.aggregate_id))["stamps"] == ["a", "b"]
+
+
+class OneBehind(EventStore):
+    """The real store on a replicated stream, every load answered as by a replica
+    that has not applied the aggregate's last event yet (the leader has it)."""
+
+    def __init__(self, nc: Client) -> None:
+        super().__init__(nc, REGISTRY, replicated=True)
+
+    async def load(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        return (await super().load(aggregate, aggregate_id))[:-1]
+
+
+async def lagging_handler(nc: Client, js: JetStreamContext) -> CommandHandler:
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    return CommandHandler(REGISTRY, OneBehind(nc), reservations, lambda: buckets)
+
+
+async def test_a_refusal_is_not_decided_on_a_load_behind_the_leader(
+    handler: CommandHandler, nc: Client, js: JetStreamContext
+) -> None:
+    create = envelope(CreateShipment("acct", "GB", "GB", 100))
+    assert (await handler.handle(create)).status == "succeeded"
+    # Loaded one behind it has no shipment: the leader's latest says otherwise.
+    ship = envelope(ShipShipment(), aggregate_id=create.aggregate_id)
+    shipped = await (await lagging_handler(nc, js)).handle(ship)
+    assert shipped.status == "succeeded", shipped.error
+
+
+async def test_after_a_conflict_the_decision_is_made_on_the_leaders_latest(
+    handler: CommandHandler, nc: Client, js: JetStreamContext
+) -> None:
+    opened = envelope(OpenAccount("holder"))
+    assert (await handler.handle(opened)).status == "succeeded"
+    first = envelope(ChargeAccount(100, "first"), aggregate_id=opened.aggregate_id)
+    assert (await handler.handle(first)).status == "succeeded"
+    # Loaded one behind, the charge is appended on the opening alone: a conflict.
+    # A reload through a replica as far behind would conflict again, every time.
+    second = envelope(ChargeAccount(250, "second"), aggregate_id=opened.aggregate_id)
+    charged = await (await lagging_handler(nc, js)).handle(second)
+    assert charged.status == "succeeded", charged.error
+    subject = event_subject("account", opened.aggregate_id)
+    assert [t for _, t in await event_types(js, subject)] == [
+        "AccountOpened",
+        "AccountCharged",
+        "AccountCharged",
+    ]
