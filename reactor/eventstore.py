@@ -89,6 +89,12 @@ class EventStore:
                 return events
             seq = got[-1].meta.seq + 1
 
+    async def load_latest(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        """Every event of one aggregate as the stream's leader has it now."""
+        events = await self.load(aggregate, aggregate_id)
+        position = events[-1].meta.seq if events else 0
+        return events + await self.missed(aggregate, aggregate_id, position)
+
     async def missed(self, aggregate: str, aggregate_id: str, position: int) -> list[StoredEvent]:
         """The aggregate's events past `position` (a load's last) that the stream's leader
         holds and the replica that answered the load did not yet; none unless replicated."""

@@ -290,7 +290,7 @@ class CommandHandler:
     async def state(self, aggregate: str, aggregate_id: str) -> Any:
         """An aggregate's state as stored now (loaded, not remembered)."""
         found = self._registry.aggregates[aggregate]
-        return fold(found, found.initial, await self._stored(aggregate, aggregate_id))
+        return fold(found, found.initial, await self._store.load_latest(aggregate, aggregate_id))
 
     async def abandon(self, command: Command) -> bool:
         """A command given up on: give back the value it reserved if its aggregate never
@@ -303,7 +303,7 @@ class CommandHandler:
             claim = await self._reservations.held(spec.unique.scope, spec.unique.value(payload))
             if claim is None or claim.owner != command.aggregate_id:
                 return False
-            if await self._stored(spec.aggregate, command.aggregate_id):
+            if await self._store.load_latest(spec.aggregate, command.aggregate_id):
                 return False  # it exists: the value is its own
             try:
                 await self._reservations.release(claim)
@@ -311,19 +311,11 @@ class CommandHandler:
                 return False  # changed hands since it was read: not this command's to give
             return True
 
-    async def _stored(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
-        """Every event of an aggregate as the store has it now (the leader's latest)."""
-        history = await self._store.load(aggregate, aggregate_id)
-        position = history[-1].meta.seq if history else 0
-        return history + await self._store.missed(aggregate, aggregate_id, position)
-
     async def _load(self, spec: CommandSpec, aggregate_id: str, *, latest: bool = False) -> Loaded:
         """`latest`: what the stream's leader has, not what a replica answered."""
         aggregate = self._registry.aggregates[spec.aggregate]
-        if latest:
-            history = await self._stored(spec.aggregate, aggregate_id)
-        else:
-            history = await self._store.load(spec.aggregate, aggregate_id)
+        load = self._store.load_latest if latest else self._store.load
+        history = await load(spec.aggregate, aggregate_id)
         return Loaded(history, fold(aggregate, aggregate.initial, history))
 
     async def _append(

@@ -52,12 +52,9 @@ class Reservations:
                 return Claim(key, owner, revision, True)
             except KeyWrongLastSequenceError:
                 pass
-            try:
-                entry = await self._kv.get(key)
-            except (KeyNotFoundError, KeyDeletedError):
-                continue  # released in between: claim again
-            assert entry.revision is not None
-            return Claim(key, (entry.value or b"").decode(), entry.revision, False)
+            held = await self._held(key)
+            if held is not None:
+                return held  # None: released in between, claim again
         raise RuntimeError(f"reservation {key} kept changing under us")
 
     async def release(self, claim: Claim) -> None:
@@ -66,7 +63,9 @@ class Reservations:
 
     async def held(self, scope: str, value: str) -> Claim | None:
         """Who holds `value` now, as a claim that `release` can give back; None if nobody."""
-        key = reservation_key(scope, value)
+        return await self._held(reservation_key(scope, value))
+
+    async def _held(self, key: str) -> Claim | None:
         try:
             entry = await self._kv.get(key)
         except (KeyNotFoundError, KeyDeletedError):

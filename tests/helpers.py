@@ -14,11 +14,24 @@ from nats.js import JetStreamContext
 from contracts.commands import Command, encoder, new_aggregate_id
 from contracts.events import EVENT_TYPE
 from contracts.notices import Notice
-from contracts.topology import EVENTS_STREAM, command_subject
+from contracts.topology import EVENTS_STREAM, RESERVATIONS_BUCKET, command_subject
 from contracts.views import ViewBuckets, read_pointer
 from domains.locations.commands import Category, CreateLocation
+from reactor.eventstore import EventStore
+from reactor.handling import CommandHandler
+from reactor.reservations import Reservations
+from tests.conftest import REGISTRY
 
 T = TypeVar("T")
+
+
+async def command_handler(js: JetStreamContext, store: EventStore | None = None) -> CommandHandler:
+    """A command handler on the tests' registry, views version 1, and `store` (the
+    real event store on the context's own connection if none is given)."""
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    store = store or EventStore(js._nc, REGISTRY)  # nats-py keeps the connection private
+    return CommandHandler(REGISTRY, store, reservations, lambda: buckets)
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 10.0) -> T:

@@ -25,14 +25,12 @@ import pytest
 from nats.aio.client import Client
 
 from contracts.events import StoredEvent
-from contracts.topology import EVENTS_STREAM, RESERVATIONS_BUCKET, ensure_topology
-from contracts.views import ViewBuckets
+from contracts.topology import EVENTS_STREAM, ensure_topology
 from domains.shipments.commands import CreateShipment, ShipShipment
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
-from reactor.reservations import Reservations
 from tests.conftest import REGISTRY, connect_test_client
-from tests.helpers import envelope
+from tests.helpers import command_handler, envelope
 from tests.processes import NatsCluster
 
 pytestmark = pytest.mark.cluster
@@ -81,10 +79,7 @@ async def clients(servers: NatsCluster) -> AsyncIterator[tuple[Client, Client]]:
 
 
 async def handler(nc: Client, store: EventStore) -> CommandHandler:
-    js = nc.jetstream()
-    buckets = ViewBuckets(js, 1)
-    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
-    return CommandHandler(REGISTRY, store, reservations, lambda: buckets)
+    return await command_handler(nc.jetstream(), store)
 
 
 async def test_a_command_loaded_from_a_lagging_replica_is_not_refused_on_it(

@@ -23,14 +23,20 @@ from reactor.reservations import Reservations
 from tests.conftest import REGISTRY
 from tests.domains import memos
 from tests.domains.memos import StampMemo, WriteMemo
-from tests.helpers import envelope, event_types, make_command, payload_of, unique_name, view_state
+from tests.helpers import (
+    command_handler,
+    envelope,
+    event_types,
+    make_command,
+    payload_of,
+    unique_name,
+    view_state,
+)
 
 
 @pytest.fixture
-async def handler(nc: Client, js: JetStreamContext) -> CommandHandler:
-    buckets = ViewBuckets(js, 1)
-    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
-    return CommandHandler(REGISTRY, EventStore(nc, REGISTRY), reservations, lambda: buckets)
+async def handler(js: JetStreamContext) -> CommandHandler:
+    return await command_handler(js)
 
 
 async def test_a_location_is_one_event_and_its_record(
@@ -197,9 +203,7 @@ class OneBehind(EventStore):
 
 
 async def lagging_handler(nc: Client, js: JetStreamContext) -> CommandHandler:
-    buckets = ViewBuckets(js, 1)
-    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
-    return CommandHandler(REGISTRY, OneBehind(nc), reservations, lambda: buckets)
+    return await command_handler(js, OneBehind(nc))
 
 
 async def test_a_refusal_is_not_decided_on_a_load_behind_the_leader(

@@ -22,7 +22,6 @@ from contracts.topology import (
     RESERVATIONS_BUCKET,
     event_subject,
 )
-from contracts.views import ViewBuckets
 from reactor.consumer import GIVE_UP_RETRIES, Handler, Reactor
 from reactor.eventstore import Appended, EventStore
 from reactor.handling import CommandHandler
@@ -31,6 +30,7 @@ from reactor.status import report
 from tests.conftest import REGISTRY
 from tests.e2e.faults import settled
 from tests.helpers import (
+    command_handler,
     event_types,
     eventually,
     make_command,
@@ -41,10 +41,7 @@ from tests.helpers import (
 
 
 async def real_handler(js: JetStreamContext) -> CommandHandler:
-    buckets = ViewBuckets(js, 1)
-    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
-    store = EventStore(js._nc, REGISTRY)  # the context's own connection
-    return CommandHandler(REGISTRY, store, reservations, lambda: buckets)
+    return await command_handler(js)
 
 
 class Counting:
@@ -162,10 +159,8 @@ class FailingAfter:
 async def test_a_command_given_up_before_its_append_gives_its_name_back(
     fresh_js: JetStreamContext,
 ) -> None:
+    failing = await command_handler(fresh_js, FailingAppends(fresh_js._nc, REGISTRY))
     reservations = Reservations(await fresh_js.key_value(RESERVATIONS_BUCKET))
-    buckets = ViewBuckets(fresh_js, 1)
-    store = FailingAppends(fresh_js._nc, REGISTRY)
-    failing = CommandHandler(REGISTRY, store, reservations, lambda: buckets)
     command = make_command()
     name = payload_of(command).name
     async with running(fast_reactor(fresh_js, failing, max_attempts=2)):
