@@ -99,6 +99,8 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
             )
         started, command_id = begun, begun.command_id
     try:
+        if started is None or not started.taken_over:
+            _admit(svc)  # a new command: refused before a password is hashed for it
         # After the key: a replay is answered without hashing a password again.
         payload = await take_in(svc, spec, form, who)
         await _check_references(svc, spec, payload)
@@ -210,15 +212,20 @@ async def _publish_accepted(svc: Services, command: Command, republish: bool) ->
     """Publish (a taken-over key's command only if it is not stored yet); the 202 answer."""
     started = time.perf_counter()
     if not (republish and await find_command(svc.js, command.command_id) is not None):
-        busy = svc.backlog.refusal()
-        if busy is not None:  # too many wait for a reactor: refused, nothing stored
-            svc.metrics.refused.labels("busy").inc()
-            raise busy
+        _admit(svc)  # again: the backlog may have grown while the payload was taken in
         await _publish(svc, command)
     publish_ms = (time.perf_counter() - started) * 1000
     svc.metrics.command_accepted(command.type)
     svc.metrics.observe_hop("publish", command.type, publish_ms / 1000)
     return _accepted(command.command_id, publish_ms)
+
+
+def _admit(svc: Services) -> None:
+    """503 busy while too many commands wait for a reactor (api.backlog): nothing stored."""
+    busy = svc.backlog.refusal()
+    if busy is not None:
+        svc.metrics.refused.labels("busy").inc()
+        raise busy
 
 
 def _accepted(command_id: str, publish_ms: float) -> StoredResponse:

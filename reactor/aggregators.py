@@ -46,6 +46,7 @@ from nats.js.kv import KeyValue
 from contracts.commands import encoder
 from contracts.domain import MAX_PARTS, Aggregator
 from contracts.events import StoredEvent
+from contracts.kv import WRONG_LAST_SEQUENCE
 from contracts.registry import Registry
 from contracts.topology import PARTITIONS, view_bucket
 from contracts.views import (
@@ -68,7 +69,6 @@ from reactor.reader import EventReader
 
 log = logging.getLogger(__name__)
 
-WRONG_LAST_SEQUENCE: Final = 10071
 # A write is one atomic batch (the server takes 1,000 messages): the position,
 # the ranking, and a record and its memo for each key changed since the last.
 MAX_KEYS_PER_WRITE: Final = (MAX_DECISION - 2) // 2
@@ -269,7 +269,7 @@ class PartitionFold:
                 return ack.seq
             batch = await publish_atomic(self._nc, messages)
         except (BadRequestError, BatchRejected) as exc:  # one message; a batch
-            if exc.err_code == WRONG_LAST_SEQUENCE:
+            if exc.err_code in WRONG_LAST_SEQUENCE:
                 raise Superseded(f"partition {self.partition} was written by another") from None
             raise
         return batch.seq - batch.size + 1

@@ -331,12 +331,8 @@ class Reactor:
         log.error(
             "command %s failed %d times (%s); dead-lettered", command.command_id, delivered, reason
         )
+        await self._abandon(command)
         try:
-            if await self._handler.abandon(command):
-                log.info(
-                    "command %s: its aggregate never came to be; its reservation is released",
-                    command.command_id,
-                )
             await self._deadletter(msg, "exhausted", reason)
             await self._publish(command, unprocessable(command, reason, self._clock()), msg)
             await msg.term()
@@ -357,6 +353,22 @@ class Reactor:
             # Not terminated, so redelivered: the next delivery tries these steps again.
             log.exception("could not dead-letter command %s yet", command.command_id)
             await _quietly(msg.nak(delay=self._backoff(delivered)))
+
+    async def _abandon(self, command: Command) -> None:
+        """Best effort: give back what the command reserved for an aggregate that never
+        came to be. If that fails too (the outage that exhausted the command), the value
+        stays held, and the dead letter and the notice still go out."""
+        try:
+            if await self._handler.abandon(command):
+                log.info(
+                    "command %s: its aggregate never came to be; its reservation is released",
+                    command.command_id,
+                )
+        except Exception:
+            log.exception(
+                "command %s: could not give back what it reserved; it stays held",
+                command.command_id,
+            )
 
     async def _poison(self, msg: Msg, exc: Exception) -> None:
         log.error("dead-lettering %s: not a command (%s)", msg.subject, exc)

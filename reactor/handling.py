@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError
 
 from contracts.commands import Command
 from contracts.domain import Aggregate, CommandSpec, EventMeta, Rejection
@@ -305,11 +304,8 @@ class CommandHandler:
                 return False
             if await self._store.load_latest(spec.aggregate, command.aggregate_id):
                 return False  # it exists: the value is its own
-            try:
-                await self._reservations.release(claim)
-            except KeyWrongLastSequenceError:
-                return False  # changed hands since it was read: not this command's to give
-            return True
+            # False if it changed hands since it was read: not this command's to give.
+            return await self._reservations.release(claim)
 
     async def _load(self, spec: CommandSpec, aggregate_id: str, *, latest: bool = False) -> Loaded:
         """`latest`: what the stream's leader has, not what a replica answered."""

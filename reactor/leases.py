@@ -17,13 +17,13 @@ keeps its jobs moving.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Final
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from contracts.kv import delete_unless_changed
 from contracts.topology import LEASE_TTL
 
 RENEW_EVERY: Final = LEASE_TTL / 3
@@ -81,5 +81,4 @@ class Lease:
         """Give the job up at once (a clean stop), so a standby need not wait for the TTL."""
         if self._revision is not None:
             revision, self._revision = self._revision, None
-            with contextlib.suppress(KeyWrongLastSequenceError):  # lost already
-                await self._kv.delete(self.job, last=revision)
+            await delete_unless_changed(self._kv, self.job, revision)  # False: lost already

@@ -20,6 +20,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequen
 from nats.js.kv import KeyValue
 
 from contracts.domain import folded
+from contracts.kv import delete_unless_changed
 
 SCOPE: Final = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 MAX_ATTEMPTS: Final = 5
@@ -57,9 +58,9 @@ class Reservations:
                 return held  # None: released in between, claim again
         raise RuntimeError(f"reservation {key} kept changing under us")
 
-    async def release(self, claim: Claim) -> None:
-        """Give back a value this command claimed (only if nobody changed it since)."""
-        await self._kv.delete(claim.key, last=claim.revision)
+    async def release(self, claim: Claim) -> bool:
+        """Give back a claimed value, only if nobody changed it since; whether it was."""
+        return await delete_unless_changed(self._kv, claim.key, claim.revision)
 
     async def held(self, scope: str, value: str) -> Claim | None:
         """Who holds `value` now, as a claim that `release` can give back; None if nobody."""

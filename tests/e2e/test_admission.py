@@ -3,7 +3,8 @@
 A stack whose API refuses at a backlog of 3 (COMMAND_BACKLOG_LIMIT): with
 its reactor stopped, commands are accepted until three wait, then a new one
 gets 503 `/problems/busy` with Retry-After and is not stored, while a
-replayed Idempotency-Key is still answered. Once the reactor is back and
+replayed Idempotency-Key is still answered, and a refused one is free to be
+retried. Once the reactor is back and
 has worked through them, commands are accepted again, and every one that
 was accepted succeeded.
 """
@@ -62,6 +63,13 @@ async def test_a_full_backlog_refuses_new_commands_until_the_reactor_catches_up(
             # Nothing of the refused one was stored: COMMANDS holds the accepted only.
             assert await stream_messages(js, COMMANDS_STREAM) == len(accepted)
 
+            # A keyed command refused busy leaves its key free for the retry (below).
+            retried = {"Idempotency-Key": "admission-2"}
+            retried_name = unique_name("Retried")
+            refused_keyed = await post_location(client, retried_name, **retried)
+            assert refused_keyed.status_code == 503, refused_keyed.text
+            assert await stream_messages(js, COMMANDS_STREAM) == len(accepted)
+
             # An accepted command's key is replayed, not refused.
             again = await post_location(client, name, **keyed)
             assert again.status_code == 202
@@ -75,6 +83,11 @@ async def test_a_full_backlog_refuses_new_commands_until_the_reactor_catches_up(
                 return response if response.status_code == 202 else None
 
             accepted.append((await eventually(admitted, within=30)).json()["command_id"])
+            # The refused key, retried: a new command, not a replay nor "in progress".
+            retry = await post_location(client, retried_name, **retried)
+            assert retry.status_code == 202, retry.text
+            assert "idempotent-replayed" not in retry.headers
+            accepted.append(retry.json()["command_id"])
             for command_id in accepted:
                 events = await command_events(client, command_id, wait_s=20)
                 assert [e.event for e in events] == ["succeeded"], command_id

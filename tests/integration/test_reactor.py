@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -111,10 +112,20 @@ async def test_transient_failure_is_retried_then_succeeds(fresh_js: JetStreamCon
     assert handler.calls == 3
 
 
+class AbandonFails(Counting):
+    """Every attempt fails, and so does giving back what the command reserved."""
+
+    async def abandon(self, command: Command) -> bool:
+        raise ConnectionError("simulated outage at the reservations")
+
+
+@pytest.mark.parametrize("wrap", [Counting, AbandonFails], ids=["plain", "release-fails-too"])
 async def test_after_max_deliveries_the_command_fails_as_not_processed(
-    fresh_js: JetStreamContext,
+    fresh_js: JetStreamContext, wrap: type[Counting]
 ) -> None:
-    handler = Counting(await real_handler(fresh_js), failures=1000)
+    """Dead-lettered with a failed notice, at once, even when what it reserved cannot be
+    given back (the outage that exhausted it may be the one that stops the release)."""
+    handler = wrap(await real_handler(fresh_js), failures=1000)
     command = make_command()
     async with running(fast_reactor(fresh_js, handler, max_attempts=3)):
         await publish_command(fresh_js, command)

@@ -101,8 +101,13 @@ async def test_a_value_is_reserved_for_one_aggregate_whatever_its_case(
     assert again.owner in owners
     assert not again.new
     winner = next(c for c in claims if c.new)
-    await reservations.release(winner)
+    assert await reservations.release(winner)
     assert await reservations.owner("test-scope", value) is None
+    # A claim read before the value changed hands gives back nothing.
+    taken = await reservations.claim("test-scope", value, "newcomer")
+    assert taken.new
+    assert not await reservations.release(winner)
+    assert await reservations.owner("test-scope", value) == "newcomer"
 
 
 async def test_a_lease_is_held_by_one_and_taken_over_once_released(js: JetStreamContext) -> None:
@@ -115,6 +120,20 @@ async def test_a_lease_is_held_by_one_and_taken_over_once_released(js: JetStream
     await first.release()
     assert await second.acquire()
     assert not await first.renew()  # it was lost
+
+
+async def test_releasing_a_lease_lost_meanwhile_leaves_the_new_holder_alone(
+    js: JetStreamContext,
+) -> None:
+    kv = await js.key_value(LEASES_BUCKET)
+    job = f"job.{uuid.uuid4().hex}"
+    first, second = Lease(kv, job), Lease(kv, job)
+    assert await first.acquire()
+    await kv.delete(job)  # lost (as if expired) without it knowing
+    assert await second.acquire()
+    await first.release()  # its revision is stale: nothing deleted, nothing raised
+    assert await second.renew()
+    assert (await kv.get(job)).value == second.holder.encode()
 
 
 async def test_a_holder_restarted_under_its_id_takes_its_lease_back(js: JetStreamContext) -> None:

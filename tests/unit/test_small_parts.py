@@ -6,11 +6,9 @@ import ast
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
-from api.backlog import MAX_RETRY_AFTER, Backlog
 from api.metrics import Metrics
 from api.problems import HTTPProblem
 from api.session import cookie_value, new_session_id, session_from_cookie
@@ -85,26 +83,6 @@ def test_metrics_render_prometheus_text_with_hops_by_domain() -> None:
 def test_retry_delay_backs_off_and_caps() -> None:
     assert [retry_delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
     assert retry_delay(20) == 30.0
-
-
-def test_admission_refuses_at_the_limit_with_the_time_to_get_under_it() -> None:
-    backlog = Backlog(cast("Any", None), limit=100)  # no sampling here: figures set by hand
-    assert backlog.refusal() is None  # not known yet: admitted
-    backlog.waiting, backlog.pace = 99, 50.0
-    assert backlog.refusal() is None
-    backlog.waiting = 200
-    busy = backlog.refusal()
-    assert busy is not None
-    assert busy.problem.status == 503
-    assert busy.problem.type == "/problems/busy"
-    assert busy.headers["Retry-After"] == "3"  # 101 to go at 50 a second
-    assert busy.problem.detail.endswith("Try again in 3 s.")
-    assert backlog.retry_after(100) == 1  # one to go: at least a second
-    backlog.pace = 0.0  # no reactor working
-    assert backlog.retry_after(200) == MAX_RETRY_AFTER
-    backlog.pace = 0.5
-    assert backlog.retry_after(200) == MAX_RETRY_AFTER  # capped
-    assert Backlog(cast("Any", None), limit=0).refusal() is None  # off
 
 
 def test_watch_describes_undecodable_messages_without_failing() -> None:
