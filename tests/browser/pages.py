@@ -17,6 +17,9 @@ class LocationsPage:
     async def open(self, path: str = "/locations") -> LocationsPage:
         await self.page.goto(self.base_url + path)
         await self.live()
+        # Rendered too (its module imported): the stream can be live before that, and
+        # a test that then stops the API would leave the page without its form.
+        await expect(self.page.locator("#page > *").first).to_be_attached()
         return self
 
     async def live(self) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.browser.pages import LOCATION_URL, LocationsPage
 from tests.helpers import unique_name
@@ -94,6 +94,28 @@ async def test_the_page_reconnects_after_the_api_restarts(
     await locations.create(name)
     await expect(page).to_have_url(LOCATION_URL)
     await expect(conn).to_have_text("live")
+
+
+async def test_a_page_that_fails_to_load_says_so_and_loads_on_retry(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    failed: list[str] = []
+
+    async def fail_once(route: Route) -> None:
+        if not failed:
+            failed.append(route.request.url)
+            await route.abort("connectionreset")  # as if the API restarted meanwhile
+        else:
+            await route.continue_()
+
+    await page.route("**/domains/locations/**/*.js", fail_once)
+    await page.goto(base_url(api_process) + "/locations")
+    state = page.locator("#page .state")
+    await expect(state).to_have_attribute("data-state", "error")
+    await expect(state).to_contain_text("Could not load this page.")
+    assert failed
+    await state.get_by_role("button", name="Retry").click()
+    await expect(page.locator("#name")).to_be_visible()
 
 
 async def test_another_tab_of_the_session_sees_the_list_update(
