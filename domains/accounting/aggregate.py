@@ -4,6 +4,12 @@ The references applied so far are part of the account's state (folded from
 its events), so a charge or payment sent again, even long after any
 deduplication window, changes nothing: the same reference with the same
 amount succeeds without a new entry, with another amount it is refused.
+
+The state is immutable (the reactor remembers states and may fold more events
+onto an older one), and its references are an `immutables.Map`, a persistent
+hash map: adding one shares the rest, so a fold of n entries costs n log n,
+where copying a dict per entry cost n² (20,000 entries: 0.8 s, `python -m
+bench.fold`).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+from immutables import Map
 
 from contracts.domain import EventMeta, Rejection
 from domains.accounting.commands import ChargeAccount, OpenAccount, RecordPayment
@@ -21,7 +28,7 @@ Kind = Literal["charge", "payment"]
 
 class Account(msgspec.Struct, frozen=True):
     holder: str
-    applied: dict[str, int] = {}  # "<kind>:<reference>" -> amount
+    applied: Map[str, int] = Map()  # "<kind>:<reference>" -> amount
 
     @staticmethod
     def entry(kind: Kind, reference: str) -> str:
@@ -57,5 +64,5 @@ def evolve(state: Account | None, event: Any, meta: EventMeta) -> Account:
         return Account(event.holder)
     assert state is not None
     kind: Kind = "charge" if isinstance(event, AccountCharged) else "payment"
-    applied = {**state.applied, Account.entry(kind, event.reference): event.amount}
+    applied = state.applied.set(Account.entry(kind, event.reference), event.amount)
     return msgspec.structs.replace(state, applied=applied)

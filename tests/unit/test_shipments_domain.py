@@ -160,6 +160,22 @@ def test_a_reference_is_applied_once_for_ever() -> None:
     ]
 
 
+def test_folding_onto_an_account_state_leaves_that_state_as_it_was() -> None:
+    """The reactor folds onto states it remembers and may drop the result (a conflict):
+    the state it started from must still say what it said."""
+    before = given(accounts.evolve, OPENED)
+    charged = AccountCharged(500, "ship1")
+    after = accounts.evolve(before, charged, meta(2, charged))
+    assert when_account([OPENED, charged], ChargeAccount(500, "ship1")) == []
+    assert accounts.decide(after, ChargeAccount(500, "ship1")) == []
+    assert accounts.decide(before, ChargeAccount(500, "ship1")) == [charged]
+    # And another entry folded onto the old state does not see the first.
+    paid = PaymentRecorded(100, "p1")
+    other = accounts.evolve(before, paid, meta(2, paid))
+    assert accounts.decide(other, ChargeAccount(500, "ship1")) == [charged]
+    assert accounts.decide(other, RecordPayment(100, "p1")) == []
+
+
 def test_charges_and_payments_need_an_account() -> None:
     refused = when_account([], RecordPayment(1, "x"))
     assert isinstance(refused, Rejection)
