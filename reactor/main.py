@@ -42,7 +42,7 @@ from contracts.views import ActiveViews
 from domains import registry as default_registry
 from reactor.aggregators import PartitionJob
 from reactor.consumer import Reactor
-from reactor.eventstore import EventStore
+from reactor.eventstore import EventStore, follow_replicas
 from reactor.handling import CommandHandler
 from reactor.jobs import Job, PolicyJob, Runner, ViewJob
 from reactor.lag import sample_lag
@@ -155,9 +155,10 @@ async def run(
             lambda: js.stream_info(EVENTS_STREAM), within=TOPOLOGY_PATIENCE, what="EVENTS"
         )
         replicas = events.config.num_replicas or 1
+        store = EventStore(nc, registry, replicated=replicas > 1)
         handler = CommandHandler(
             registry,
-            EventStore(nc, registry, replicated=replicas > 1),
+            store,
             Reservations(await js.key_value(RESERVATIONS_BUCKET)),
             lambda: active.current,
         )
@@ -187,6 +188,7 @@ async def run(
         if args.jobs and registry.mailboxes:
             mailer = Mailer(js, registry, handler, SmtpSettings.from_env())
             jobs.append(asyncio.create_task(mailer.run(stop)))
+        jobs.append(asyncio.create_task(follow_replicas(js, store, stop)))
         try:
             await reactor.run(stop)
         finally:

@@ -27,10 +27,10 @@ from nats.aio.client import Client
 from contracts.events import StoredEvent
 from contracts.topology import EVENTS_STREAM, ensure_topology
 from domains.shipments.commands import CreateShipment, ShipShipment
-from reactor.eventstore import EventStore
+from reactor.eventstore import EventStore, follow_replicas
 from reactor.handling import CommandHandler
 from tests.conftest import REGISTRY, connect_test_client
-from tests.helpers import command_handler, envelope
+from tests.helpers import command_handler, envelope, eventually
 from tests.processes import NatsCluster
 
 pytestmark = pytest.mark.cluster
@@ -57,6 +57,31 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     cluster = NatsCluster(tmp_path_factory.mktemp("lagging")).start()
     yield cluster
     cluster.stop()
+
+
+async def test_a_running_reactor_learns_that_events_became_replicated(
+    servers: NatsCluster,
+) -> None:
+    """Before the others in this module, while the cluster's EVENTS is still R1."""
+    nc = await connect_test_client(servers.servers[0].url)
+    js = nc.jetstream()
+    stop = asyncio.Event()
+    try:
+        await ensure_topology(js, REGISTRY.buckets, replicas=1)
+        assert (await js.stream_info(EVENTS_STREAM)).config.num_replicas == 1
+        store = EventStore(nc, REGISTRY, replicated=False)  # as a reactor started now reads it
+        following = asyncio.create_task(follow_replicas(js, store, stop, every=0.05))
+        await ensure_topology(js, REGISTRY.buckets, replicas=3)  # another process, R3
+
+        async def replicated() -> bool | None:
+            return True if store.replicated else None
+
+        await eventually(replicated)
+        stop.set()
+        await following
+    finally:
+        stop.set()
+        await nc.close()
 
 
 @pytest.fixture
