@@ -42,7 +42,10 @@ from contracts.topology import COMMANDS_STREAM, REACTOR_CONSUMER
 log = logging.getLogger(__name__)
 
 SAMPLE_EVERY: Final = 0.25
-STALE_AFTER: Final = 4  # samples: an older one is not trusted to refuse anything
+# Seconds: a sample older than this is not trusted to refuse anything. Longer than a
+# consumer_info request may take (nats-py's 5 s), so a slow NATS or a busy event loop
+# under the very overload admission is for does not switch it off.
+STALE_AFTER: Final = 8.0
 MAX_RETRY_AFTER: Final = 30
 
 
@@ -81,7 +84,7 @@ class Backlog:
         waiting = self.waiting
         if self.limit <= 0 or waiting is None or waiting < self.limit:
             return None
-        if self._clock() - self.sampled_at > STALE_AFTER * self._every:
+        if self._clock() - self.sampled_at > STALE_AFTER:
             return None  # the sampler is stuck: not known
         seconds = self.retry_after(waiting)
         return HTTPProblem(

@@ -138,6 +138,9 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
             republish=started.taken_over,
             holder=holder_of(request),
         )
+    except Unacknowledged:
+        await _hand_over(svc, started, digest)  # maybe stored: the retry is this command
+        raise
     except HTTPProblem:
         await _release(svc, started)
         raise
@@ -206,6 +209,17 @@ async def _release(svc: Services, started: Started | None) -> None:
     if started is not None:
         with contextlib.suppress(nats.errors.Error):
             await svc.idempotency.release(started)
+
+
+async def _hand_over(svc: Services, started: Started, digest: str) -> None:
+    """Maybe accepted: the key's retry takes this command over at once (if NATS is gone
+    too, the record goes stale and is taken over the same way, later)."""
+    with contextlib.suppress(nats.errors.Error):
+        await svc.idempotency.hand_over(started, digest)
+
+
+class Unacknowledged(HTTPProblem):
+    """503 after a publish that was not acknowledged: the command may be stored."""
 
 
 async def _publish_accepted(svc: Services, command: Command, republish: bool) -> StoredResponse:
@@ -298,7 +312,7 @@ def _simulated_delay(request: Request) -> float:
 
 async def _publish(svc: Services, command: Command) -> None:
     """Publish and wait for the JetStream ack, or answer 503."""
-    unavailable = HTTPProblem(
+    unavailable = Unacknowledged(
         503,
         "Service unavailable",
         "The command store did not acknowledge the command. Retry shortly.",

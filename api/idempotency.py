@@ -13,6 +13,9 @@ The record is created with `kv.create` (fails if the key exists), so two API
 instances racing on one key cannot both publish. An in-flight record older
 than STALE_AFTER belongs to a request that died: the next request takes it
 over, reusing its command id, so at most one command is ever accepted per key.
+A request whose publish went unacknowledged (503: the command may be stored)
+hands its record over at once rather than freeing the key, so its retry is
+the same command.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Final
 import msgspec
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from contracts.kv import delete_unless_changed
 
 STALE_AFTER: Final = 90.0  # > the longest a request can take: publish + Prefer wait (30 s)
 
@@ -118,6 +123,23 @@ class IdempotencyKeys:
         )
         await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
 
-    async def release(self, started: Started) -> None:
-        """The request failed before anything was accepted: free the key for a retry."""
-        await self._kv.delete(started.key, last=started.revision)
+    async def release(self, started: Started) -> bool:
+        """The request failed before anything was accepted: free the key for a retry.
+        False if the record changed since (taken over): then it is not ours to free."""
+        return await delete_unless_changed(self._kv, started.key, started.revision)
+
+    async def hand_over(self, started: Started, fingerprint: str) -> bool:
+        """The publish's outcome is not known (no acknowledgement): the command may be
+        stored. Keep its id with the key, marked as given up on, so that a retry takes
+        it over at once with the same command id (and publishes it only if it is not
+        stored) instead of making a second command. False if the record changed since."""
+        record = Record(
+            fingerprint=fingerprint,
+            command_id=started.command_id,
+            started_at=self._clock() - STALE_AFTER - 1,
+        )
+        try:
+            await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
+        except KeyWrongLastSequenceError:
+            return False
+        return True

@@ -328,16 +328,21 @@ class Reactor:
             )
             await _quietly(msg.nak(delay=delay))
             return
+        last = delivered >= self._max_attempts + GIVE_UP_RETRIES
+        if not await self._abandon(command, last=last):
+            # Its reservation could not be given back: try that again on the next
+            # delivery (bounded like the rest of giving up), not leave it held at once.
+            await _quietly(msg.nak(delay=self._backoff(delivered)))
+            return
         log.error(
             "command %s failed %d times (%s); dead-lettered", command.command_id, delivered, reason
         )
-        await self._abandon(command)
         try:
             await self._deadletter(msg, "exhausted", reason)
             await self._publish(command, unprocessable(command, reason, self._clock()), msg)
             await msg.term()
         except Exception:
-            if delivered >= self._max_attempts + GIVE_UP_RETRIES:
+            if last:
                 # Bounded: even giving up keeps failing (NOTICES or DEADLETTERS gone?).
                 # Stop redelivering; the command stays in COMMANDS, its sequence logged
                 # and recorded for `task status`.
@@ -354,10 +359,11 @@ class Reactor:
             log.exception("could not dead-letter command %s yet", command.command_id)
             await _quietly(msg.nak(delay=self._backoff(delivered)))
 
-    async def _abandon(self, command: Command) -> None:
-        """Best effort: give back what the command reserved for an aggregate that never
-        came to be. If that fails too (the outage that exhausted the command), the value
-        stays held, and the dead letter and the notice still go out."""
+    async def _abandon(self, command: Command, *, last: bool) -> bool:
+        """Give back what the command reserved for an aggregate that never came to be;
+        False if that failed (the outage that exhausted the command, maybe) and should be
+        tried again. On the `last` delivery it is given up: the value stays held, and
+        the dead letter and the notice still go out."""
         try:
             if await self._handler.abandon(command):
                 log.info(
@@ -366,9 +372,12 @@ class Reactor:
                 )
         except Exception:
             log.exception(
-                "command %s: could not give back what it reserved; it stays held",
+                "command %s: could not give back what it reserved; %s",
                 command.command_id,
+                "it stays held" if last else "tried again at the next delivery",
             )
+            return last
+        return True
 
     async def _poison(self, msg: Msg, exc: Exception) -> None:
         log.error("dead-lettering %s: not a command (%s)", msg.subject, exc)

@@ -239,6 +239,8 @@ async def follow_replicas(
             info = await js.stream_info(EVENTS_STREAM)
         except (nats.errors.Error, TimeoutError) as exc:  # NATS away: keep what it was
             log.debug("EVENTS' replicas not read: %r", exc)
+        except Exception:  # a surprise: keep what it was, and keep following
+            log.exception("EVENTS' replicas not read")
         else:
             replicated = (info.config.num_replicas or 1) > 1
             if replicated != store.replicated:

@@ -20,6 +20,7 @@ class LocationsPage:
         # Rendered too (its module imported): the stream can be live before that, and
         # a test that then stops the API would leave the page without its form.
         await expect(self.page.locator("#page > *").first).to_be_attached()
+        await expect(self.page.locator("#page > .state[data-state=error]")).to_have_count(0)
         return self
 
     async def live(self) -> None:

@@ -60,9 +60,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
 
 
 async def test_a_running_reactor_learns_that_events_became_replicated(
-    servers: NatsCluster,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Before the others in this module, while the cluster's EVENTS is still R1."""
+    """On a cluster of its own, where EVENTS starts as R1 (the other test's is R3)."""
+    servers = NatsCluster(tmp_path_factory.mktemp("raised")).start()
     nc = await connect_test_client(servers.servers[0].url)
     js = nc.jetstream()
     stop = asyncio.Event()
@@ -82,6 +83,7 @@ async def test_a_running_reactor_learns_that_events_became_replicated(
     finally:
         stop.set()
         await nc.close()
+        servers.stop()
 
 
 @pytest.fixture

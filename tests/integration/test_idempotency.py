@@ -49,7 +49,7 @@ async def test_released_key_can_be_used_again(js: JetStreamContext) -> None:
     session = uuid.uuid4().hex
     first = await store.begin(session, "k", "print", "c1")
     assert isinstance(first, Started)
-    await store.release(first)
+    assert await store.release(first)
     again = await store.begin(session, "k", "print", "c2")
     assert isinstance(again, Started)
     assert again.command_id == "c2"
@@ -69,6 +69,30 @@ async def test_a_stale_in_flight_key_is_taken_over_with_its_command_id(
     assert takeover.taken_over
     assert takeover.command_id == "c1"
     assert isinstance(await store.begin(session, "k", "print", "c3"), InFlight)
+
+
+async def test_a_key_handed_over_is_taken_over_at_once_with_its_command_id(
+    js: JetStreamContext,
+) -> None:
+    """A publish that was not acknowledged may have stored its command: the retry is
+    that command (its id), not a second one, and need not wait for the record to go stale."""
+    store = await keys(js)
+    session = uuid.uuid4().hex
+    first = await store.begin(session, "k", "print", "c1")
+    assert isinstance(first, Started)
+    assert await store.hand_over(first, "print")
+    assert isinstance(await store.begin(session, "k", "other print", "c2"), Mismatch)
+    retry = await store.begin(session, "k", "print", "c3")
+    assert isinstance(retry, Started)
+    assert retry.taken_over
+    assert retry.command_id == "c1"
+    assert isinstance(await store.begin(session, "k", "print", "c4"), InFlight)
+    # The first request's record is no longer its own: neither hand-over nor release
+    # touches what the retry now holds.
+    assert not await store.hand_over(first, "print")
+    assert not await store.release(first)
+    await store.finish(retry, "print", RESPONSE)
+    assert await store.begin(session, "k", "print", "c5") == Replay(RESPONSE)
 
 
 async def test_keys_are_scoped_by_session(js: JetStreamContext) -> None:

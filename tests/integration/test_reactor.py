@@ -119,12 +119,17 @@ class AbandonFails(Counting):
         raise ConnectionError("simulated outage at the reservations")
 
 
-@pytest.mark.parametrize("wrap", [Counting, AbandonFails], ids=["plain", "release-fails-too"])
+@pytest.mark.parametrize(
+    ("wrap", "deliveries"),
+    [(Counting, 3), (AbandonFails, 3 + GIVE_UP_RETRIES)],  # tried once a delivery
+    ids=["plain", "release-fails-too"],
+)
 async def test_after_max_deliveries_the_command_fails_as_not_processed(
-    fresh_js: JetStreamContext, wrap: type[Counting]
+    fresh_js: JetStreamContext, wrap: type[Counting], deliveries: int
 ) -> None:
-    """Dead-lettered with a failed notice, at once, even when what it reserved cannot be
-    given back (the outage that exhausted it may be the one that stops the release)."""
+    """Dead-lettered with a failed notice, even when what it reserved cannot be given
+    back (the outage that exhausted it may be the one that stops the release): that is
+    tried again for GIVE_UP_RETRIES deliveries, then given up."""
     handler = wrap(await real_handler(fresh_js), failures=1000)
     command = make_command()
     async with running(fast_reactor(fresh_js, handler, max_attempts=3)):
@@ -134,13 +139,15 @@ async def test_after_max_deliveries_the_command_fails_as_not_processed(
     assert stored.notice.error is not None
     assert stored.notice.error.title == "Command could not be processed"
     assert "outage" not in stored.notice.error.detail  # no internals to the sender
-    assert handler.calls == 3
+    assert handler.calls == 3  # attempts: the deliveries after them only give up
     dead = await deadletter_of(fresh_js, f"cmd.CreateLocation.{command.command_id}")
     assert dead.data == encoder.encode(command)
     assert dead.headers is not None
     assert dead.headers["Dlq-Reason"] == "exhausted"
-    assert "simulated outage 3" in dead.headers["Dlq-Error"]  # for the operator
-    assert dead.headers["Dlq-Deliveries"] == "3"
+    assert dead.headers["Dlq-Error"].endswith(  # for the operator
+        "simulated outage 3" if deliveries == 3 else f"{deliveries - 1} attempts failed"
+    )
+    assert dead.headers["Dlq-Deliveries"] == str(deliveries)
 
 
 class FailingAppends(EventStore):
@@ -167,10 +174,34 @@ class FailingAfter:
         return await self.inner.abandon(command)
 
 
+class FlakyRelease:
+    """The handler, giving back a reservation failing the first `failures` times."""
+
+    def __init__(self, inner: CommandHandler, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def payload(self, command: Command) -> object:
+        return self.inner.payload(command)
+
+    async def handle(self, command: Command) -> Notice:
+        return await self.inner.handle(command)
+
+    async def abandon(self, command: Command) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("simulated outage at the reservations")
+        return await self.inner.abandon(command)
+
+
+@pytest.mark.parametrize("release_failures", [0, 1], ids=["released", "released-on-a-retry"])
 async def test_a_command_given_up_before_its_append_gives_its_name_back(
-    fresh_js: JetStreamContext,
+    fresh_js: JetStreamContext, release_failures: int
 ) -> None:
-    failing = await command_handler(fresh_js, FailingAppends(fresh_js._nc, REGISTRY))
+    failing = FlakyRelease(
+        await command_handler(fresh_js, FailingAppends(fresh_js._nc, REGISTRY)),
+        release_failures,
+    )
     reservations = Reservations(await fresh_js.key_value(RESERVATIONS_BUCKET))
     command = make_command()
     name = payload_of(command).name
