@@ -77,6 +77,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
 
     command_id = uuid.uuid4().hex
     started: Started | None = None
+    digest = ""
     if key is not None:
         digest = fingerprint(request.url.path, without_secrets(spec, form))
         begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
@@ -105,7 +106,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         payload = await take_in(svc, spec, form, who)
         await _check_references(svc, spec, payload)
     except HTTPProblem:
-        await _release(svc, started)
+        await _let_go(svc, started, digest)
         raise
 
     submitted_at = datetime.now(UTC)
@@ -138,11 +139,8 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
             republish=started.taken_over,
             holder=holder_of(request),
         )
-    except Unacknowledged:
-        await _hand_over(svc, started, digest)  # maybe stored: the retry is this command
-        raise
-    except HTTPProblem:
-        await _release(svc, started)
+    except HTTPProblem as exc:
+        await _let_go(svc, started, digest, maybe_stored=isinstance(exc, Unacknowledged))
         raise
     try:
         await svc.idempotency.finish(started, digest, response)
@@ -203,19 +201,23 @@ async def _accept(
     return _waited(stored, accepted, wait_s, created)
 
 
-async def _release(svc: Services, started: Started | None) -> None:
-    """Nothing accepted: free the key for a retry (if NATS is gone too, it goes
-    stale and is taken over instead)."""
-    if started is not None:
-        with contextlib.suppress(nats.errors.Error):
-            await svc.idempotency.release(started)
+async def _let_go(
+    svc: Services, started: Started | None, digest: str, *, maybe_stored: bool = False
+) -> None:
+    """The request answers with a problem: let its Idempotency-Key go.
 
-
-async def _hand_over(svc: Services, started: Started, digest: str) -> None:
-    """Maybe accepted: the key's retry takes this command over at once (if NATS is gone
-    too, the record goes stale and is taken over the same way, later)."""
+    Nothing accepted: the key is freed for a retry. Maybe accepted (a publish not
+    acknowledged), or a key taken over (its command id may have been published by the
+    request that died): it is handed over, so the retry takes the same command id over
+    at once and never makes a second command. If NATS is gone too, the record goes
+    stale and is taken over the same way, later."""
+    if started is None:
+        return
     with contextlib.suppress(nats.errors.Error):
-        await svc.idempotency.hand_over(started, digest)
+        if maybe_stored or started.taken_over:
+            await svc.idempotency.hand_over(started, digest)
+        else:
+            await svc.idempotency.release(started)
 
 
 class Unacknowledged(HTTPProblem):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
 from nats.js import JetStreamContext
 
+from api.commands import _let_go
 from api.idempotency import (
     STALE_AFTER,
     IdempotencyKeys,
@@ -93,6 +97,31 @@ async def test_a_key_handed_over_is_taken_over_at_once_with_its_command_id(
     assert not await store.release(first)
     await store.finish(retry, "print", RESPONSE)
     assert await store.begin(session, "k", "print", "c5") == Replay(RESPONSE)
+
+
+@pytest.mark.parametrize(
+    ("taken_over", "maybe_stored", "same_command"),
+    [(False, False, False), (False, True, True), (True, False, True)],
+    ids=["nothing-accepted", "publish-unacknowledged", "key-taken-over"],
+)
+async def test_a_request_answered_with_a_problem_lets_its_key_go_as_its_command_may_exist(
+    js: JetStreamContext, taken_over: bool, maybe_stored: bool, same_command: bool
+) -> None:
+    """Freed only when nothing was accepted; else the retry gets the same command id."""
+    clock = Clock()
+    store = await keys(js, clock)
+    services = cast("Any", SimpleNamespace(idempotency=store))
+    session = uuid.uuid4().hex
+    started = await store.begin(session, "k", "print", "c1")
+    if taken_over:  # the request holding it died; this one took it over
+        clock.now += STALE_AFTER + 1
+        started = await store.begin(session, "k", "print", "c2")
+    assert isinstance(started, Started)
+    assert started.taken_over == taken_over
+    await _let_go(services, started, "print", maybe_stored=maybe_stored)
+    retry = await store.begin(session, "k", "print", "c3")
+    assert isinstance(retry, Started)
+    assert retry.command_id == ("c1" if same_command else "c3")
 
 
 async def test_keys_are_scoped_by_session(js: JetStreamContext) -> None:
