@@ -34,7 +34,7 @@ from api.services import Endpoint, Services, services
 from api.session import Accounts, SessionStore
 from api.settings import Settings
 from api.signin_limits import SignInLimits
-from contracts.connection import connect
+from contracts.connection import close, connect
 from contracts.domain import GetRead, ListRead, SummaryRead
 from contracts.notices import Problem
 from contracts.registry import Registry
@@ -77,7 +77,7 @@ def create_app(
             nc = await connect_nats(
                 settings.nats, "api", reconnected_cb=on_reconnect, disconnected_cb=on_disconnect
             )
-            stack.push_async_callback(nc.close)
+            stack.push_async_callback(close, nc)
             js = nc.jetstream()
             await prepare_store(js, settings, registry)
             await relay.start(nc)

@@ -94,6 +94,16 @@ class NatsUnavailable(RuntimeError):
 Callback = Callable[[], Awaitable[None]]
 
 
+async def close(nc: Client) -> None:
+    """Close the connection, also when its server is gone: nats-py then writes its
+    pending bytes to a transport already closed, which uvloop refuses with a
+    RuntimeError, and a stopping process would end with a traceback."""
+    try:
+        await nc.close()
+    except RuntimeError as exc:
+        log.debug("closed with the server gone: %s", exc)
+
+
 async def connect(
     settings: NatsSettings,
     name: str,

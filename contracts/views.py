@@ -250,7 +250,8 @@ class ActiveViews:
     async def stop(self) -> None:
         """Stop following the pointer (from when the server has the unsubscribe)."""
         if self._sub is not None:
-            await self._sub.unsubscribe()
+            with contextlib.suppress(nats.errors.Error):  # the connection closed already
+                await self._sub.unsubscribe()
             self._sub = None
             if self._nc is not None:
                 with contextlib.suppress(nats.errors.Error):

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import Final
 
 import uvloop
 from nats.aio.client import Client
@@ -22,6 +23,7 @@ from contracts.connection import (
     Interrupted,
     NatsSettings,
     NatsUnavailable,
+    close,
     connect,
     while_unavailable,
 )
@@ -50,6 +52,8 @@ from reactor.mailer import Mailer, SmtpSettings
 from reactor.members import Members
 from reactor.reservations import Reservations
 from reactor.views import ViewWriter
+
+JOBS_STOP_GRACE: Final = 3.0  # seconds the jobs get to stop once the reactor has stopped
 
 log = logging.getLogger("reactor")
 
@@ -134,7 +138,7 @@ async def run(
 
     async with AsyncExitStack() as stack:
         nc = await connect(settings, name="reactor", reconnected_cb=on_reconnect, stop=stop)
-        stack.push_async_callback(nc.close)
+        stack.push_async_callback(close, nc)
         js = nc.jetstream()
         await refuse_legacy_store(js, registry.legacy_buckets())
 
@@ -193,10 +197,28 @@ async def run(
             await reactor.run(stop)
         finally:
             stop.set()
-            await asyncio.gather(*jobs, return_exceptions=True)
-        log.info("reactor stopping: in-flight work done, flushing")
-        await nc.flush(timeout=5)
+            await _stop_jobs(nc, jobs)
+        if nc.is_connected:  # with the server gone there is nothing to flush to
+            log.info("reactor stopping: in-flight work done, flushing")
+            await nc.flush(timeout=5)
     log.info("reactor stopped")
+
+
+async def _stop_jobs(nc: Client, jobs: list[asyncio.Task[None]]) -> None:
+    """Let the jobs finish (checkpoint, give their leases up), within JOBS_STOP_GRACE.
+
+    With the server gone, each stopping step (a reader's consumer deleted, a lease
+    given up) and each request still in flight would wait out its timeout: the
+    connection is closed first, so that new ones fail at once, and what is still
+    running after the grace is cancelled. Every job resumes from its checkpoint."""
+    if not jobs:
+        return
+    if not nc.is_connected:
+        await close(nc)
+    _, late = await asyncio.wait(jobs, timeout=JOBS_STOP_GRACE)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
 
 
 def job_runners(

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import msgspec
 from nats.js import JetStreamContext
@@ -259,3 +260,20 @@ async def test_purge_refuses_while_the_api_or_a_reactor_is_connected(fresh_stack
     done = run_module(server.url, "reactor.purge", "--yes", env=env)
     assert done.returncode == 0, done.stderr
     assert "deleted" in done.stdout
+
+
+def test_a_reactor_whose_server_died_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """Exit status 0 and no traceback: closing a connection whose server is gone made
+    nats-py write to a closed transport (RuntimeError under uvloop) on the way out."""
+    server = NatsServer(tmp_path / "store").start()
+    the_reactor = reactor(server.url).start()
+    try:
+        server.kill()
+        status = the_reactor.stop()  # SIGTERM, waited for (SIGKILL only past 15 s)
+    finally:
+        the_reactor.kill()
+        server.stop()
+    output = "\n".join(the_reactor.lines)
+    assert status == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "reactor stopped" in output
