@@ -77,7 +77,6 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
 
     command_id = uuid.uuid4().hex
     started: Started | None = None
-    digest = ""
     if key is not None:
         digest = fingerprint(request.url.path, without_secrets(spec, form))
         begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
@@ -106,7 +105,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         payload = await take_in(svc, spec, form, who)
         await _check_references(svc, spec, payload)
     except HTTPProblem:
-        await _let_go(svc, started, digest)
+        await _let_go(svc, started)
         raise
 
     submitted_at = datetime.now(UTC)
@@ -140,10 +139,10 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
             holder=holder_of(request),
         )
     except HTTPProblem as exc:
-        await _let_go(svc, started, digest, maybe_stored=isinstance(exc, Unacknowledged))
+        await _let_go(svc, started, maybe_stored=isinstance(exc, Unacknowledged))
         raise
     try:
-        await svc.idempotency.finish(started, digest, response)
+        await svc.idempotency.finish(started, response)
     except nats.errors.Error as exc:
         # The command is accepted whatever happens to the key's record: answer
         # as accepted. A retry meanwhile gets 409 until the record goes stale,
@@ -201,9 +200,7 @@ async def _accept(
     return _waited(stored, accepted, wait_s, created)
 
 
-async def _let_go(
-    svc: Services, started: Started | None, digest: str, *, maybe_stored: bool = False
-) -> None:
+async def _let_go(svc: Services, started: Started | None, *, maybe_stored: bool = False) -> None:
     """The request answers with a problem: let its Idempotency-Key go.
 
     Nothing accepted: the key is freed for a retry. Maybe accepted (a publish not
@@ -215,7 +212,7 @@ async def _let_go(
         return
     with contextlib.suppress(nats.errors.Error):
         if maybe_stored or started.taken_over:
-            await svc.idempotency.hand_over(started, digest)
+            await svc.idempotency.hand_over(started)
         else:
             await svc.idempotency.release(started)
 

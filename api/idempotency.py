@@ -53,6 +53,7 @@ class Started(msgspec.Struct, frozen=True):
     key: str
     revision: int
     command_id: str
+    fingerprint: str  # of the request's command, kept in every write of the record
     taken_over: bool = False
 
 
@@ -88,7 +89,7 @@ class IdempotencyKeys:
         for _ in range(3):
             try:
                 revision = await self._kv.create(kv_key, msgspec.json.encode(record))
-                return Started(kv_key, revision, command_id)
+                return Started(kv_key, revision, command_id, fingerprint)
             except KeyWrongLastSequenceError:
                 pass
             try:
@@ -111,12 +112,12 @@ class IdempotencyKeys:
                 )
             except KeyWrongLastSequenceError:
                 continue
-            return Started(kv_key, revision, existing.command_id, taken_over=True)
+            return Started(kv_key, revision, existing.command_id, fingerprint, taken_over=True)
         return InFlight()
 
-    async def finish(self, started: Started, fingerprint: str, response: StoredResponse) -> None:
+    async def finish(self, started: Started, response: StoredResponse) -> None:
         record = Record(
-            fingerprint=fingerprint,
+            fingerprint=started.fingerprint,
             command_id=started.command_id,
             started_at=self._clock(),
             response=response,
@@ -128,13 +129,13 @@ class IdempotencyKeys:
         False if the record changed since (taken over): then it is not ours to free."""
         return await delete_unless_changed(self._kv, started.key, started.revision)
 
-    async def hand_over(self, started: Started, fingerprint: str) -> bool:
+    async def hand_over(self, started: Started) -> bool:
         """The publish's outcome is not known (no acknowledgement): the command may be
         stored. Keep its id with the key, marked as given up on, so that a retry takes
         it over at once with the same command id (and publishes it only if it is not
         stored) instead of making a second command. False if the record changed since."""
         record = Record(
-            fingerprint=fingerprint,
+            fingerprint=started.fingerprint,
             command_id=started.command_id,
             started_at=self._clock() - STALE_AFTER - 1,
         )

@@ -26,17 +26,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, NamedTuple
 
 import msgspec
-import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import BadRequestError, NotFoundError
 
@@ -45,9 +41,6 @@ from contracts.events import StoredEvent, event_headers, read_event
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM, event_subject, keyed_subject
 from reactor.batch import BatchRejected, Message, publish_atomic
-from reactor.jobs import pause
-
-log = logging.getLogger(__name__)
 
 EXPECTED_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
 DIRECT_BATCH: Final = 256
@@ -56,7 +49,6 @@ KEY: Final = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # one subject token, one KV k
 # Wrong last sequence (one publish; a batch), and a batch holding a message id
 # already stored: all mean "the aggregate moved on, or this was appended".
 CONFLICT_CODES: Final = frozenset({10071, 10164, 10201})
-REPLICAS_EVERY: Final = 10.0  # seconds between reads of EVENTS' replicas (follow_replicas)
 
 
 class Conflict(Exception):
@@ -79,7 +71,7 @@ class EventStore:
         self, nc: Client, registry: Registry, timeout: float = 5.0, *, replicated: bool = False
     ) -> None:
         """`replicated`: EVENTS is kept by more than one server (direct gets may lag);
-        `follow_replicas` keeps it true to the stream while a reactor runs."""
+        `reactor.main.follow_replicas` keeps it true to the stream while a reactor runs."""
         self._nc = nc
         self._registry = registry
         self._timeout = timeout
@@ -226,24 +218,3 @@ def _seq(msg: RawStreamMsg) -> int:
     if msg.seq is None:
         raise ValueError(f"{EVENTS_STREAM}: a message got without its sequence")
     return msg.seq
-
-
-async def follow_replicas(
-    js: JetStreamContext, store: EventStore, stop: asyncio.Event, every: float = REPLICAS_EVERY
-) -> None:
-    """Keep `store.replicated` true to EVENTS' replicas, read from the stream every
-    `every` seconds: a stream raised to R3 while a reactor runs (another process started
-    with a higher NATS_REPLICAS) gets the leader's check within that, not at a restart."""
-    while not stop.is_set():
-        try:
-            info = await js.stream_info(EVENTS_STREAM)
-        except (nats.errors.Error, TimeoutError) as exc:  # NATS away: keep what it was
-            log.debug("EVENTS' replicas not read: %r", exc)
-        except Exception:  # a surprise: keep what it was, and keep following
-            log.exception("EVENTS' replicas not read")
-        else:
-            replicated = (info.config.num_replicas or 1) > 1
-            if replicated != store.replicated:
-                log.info("EVENTS is now kept by %d servers", info.config.num_replicas or 1)
-                store.replicated = replicated
-        await pause(stop, every)

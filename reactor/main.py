@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Final
 
+import nats.errors
 import uvloop
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from contracts import logs
@@ -44,9 +46,9 @@ from contracts.views import ActiveViews
 from domains import registry as default_registry
 from reactor.aggregators import PartitionJob
 from reactor.consumer import Reactor
-from reactor.eventstore import EventStore, follow_replicas
+from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
-from reactor.jobs import Job, PolicyJob, Runner, ViewJob
+from reactor.jobs import Job, PolicyJob, Runner, ViewJob, pause
 from reactor.lag import sample_lag
 from reactor.mailer import Mailer, SmtpSettings
 from reactor.members import Members
@@ -54,6 +56,7 @@ from reactor.reservations import Reservations
 from reactor.views import ViewWriter
 
 JOBS_STOP_GRACE: Final = 3.0  # seconds the jobs get to stop once the reactor has stopped
+REPLICAS_EVERY: Final = 10.0  # seconds between reads of EVENTS' replicas (follow_replicas)
 
 log = logging.getLogger("reactor")
 
@@ -202,6 +205,27 @@ async def run(
             log.info("reactor stopping: in-flight work done, flushing")
             await nc.flush(timeout=5)
     log.info("reactor stopped")
+
+
+async def follow_replicas(
+    js: JetStreamContext, store: EventStore, stop: asyncio.Event, every: float = REPLICAS_EVERY
+) -> None:
+    """Keep `store.replicated` true to EVENTS' replicas, read from the stream every
+    `every` seconds: a stream raised to R3 while a reactor runs (another process started
+    with a higher NATS_REPLICAS) gets the leader's check within that, not at a restart."""
+    while not stop.is_set():
+        try:
+            info = await js.stream_info(EVENTS_STREAM)
+        except (nats.errors.Error, TimeoutError) as exc:  # NATS away: keep what it was
+            log.debug("EVENTS' replicas not read: %r", exc)
+        except Exception:  # a surprise: keep what it was, and keep following
+            log.exception("EVENTS' replicas not read")
+        else:
+            replicated = (info.config.num_replicas or 1) > 1
+            if replicated != store.replicated:
+                log.info("EVENTS is now kept by %d servers", info.config.num_replicas or 1)
+                store.replicated = replicated
+        await pause(stop, every)
 
 
 async def _stop_jobs(nc: Client, jobs: list[asyncio.Task[None]]) -> None:

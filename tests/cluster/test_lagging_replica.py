@@ -27,8 +27,9 @@ from nats.aio.client import Client
 from contracts.events import StoredEvent
 from contracts.topology import EVENTS_STREAM, ensure_topology
 from domains.shipments.commands import CreateShipment, ShipShipment
-from reactor.eventstore import EventStore, follow_replicas
+from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler
+from reactor.main import follow_replicas
 from tests.conftest import REGISTRY, connect_test_client
 from tests.helpers import command_handler, envelope, eventually
 from tests.processes import NatsCluster

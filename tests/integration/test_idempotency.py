@@ -43,7 +43,7 @@ async def test_first_use_starts_then_replays_the_finished_response(js: JetStream
     assert isinstance(started, Started)
     assert started.command_id == "c1"
     assert isinstance(await store.begin(session, key, "print", "c2"), InFlight)
-    await store.finish(started, "print", RESPONSE)
+    await store.finish(started, RESPONSE)
     assert await store.begin(session, key, "print", "c3") == Replay(RESPONSE)
     assert isinstance(await store.begin(session, key, "other print", "c4"), Mismatch)
 
@@ -84,7 +84,7 @@ async def test_a_key_handed_over_is_taken_over_at_once_with_its_command_id(
     session = uuid.uuid4().hex
     first = await store.begin(session, "k", "print", "c1")
     assert isinstance(first, Started)
-    assert await store.hand_over(first, "print")
+    assert await store.hand_over(first)
     assert isinstance(await store.begin(session, "k", "other print", "c2"), Mismatch)
     retry = await store.begin(session, "k", "print", "c3")
     assert isinstance(retry, Started)
@@ -93,9 +93,9 @@ async def test_a_key_handed_over_is_taken_over_at_once_with_its_command_id(
     assert isinstance(await store.begin(session, "k", "print", "c4"), InFlight)
     # The first request's record is no longer its own: neither hand-over nor release
     # touches what the retry now holds.
-    assert not await store.hand_over(first, "print")
+    assert not await store.hand_over(first)
     assert not await store.release(first)
-    await store.finish(retry, "print", RESPONSE)
+    await store.finish(retry, RESPONSE)
     assert await store.begin(session, "k", "print", "c5") == Replay(RESPONSE)
 
 
@@ -118,7 +118,7 @@ async def test_a_request_answered_with_a_problem_lets_its_key_go_as_its_command_
         started = await store.begin(session, "k", "print", "c2")
     assert isinstance(started, Started)
     assert started.taken_over == taken_over
-    await _let_go(services, started, "print", maybe_stored=maybe_stored)
+    await _let_go(services, started, maybe_stored=maybe_stored)
     retry = await store.begin(session, "k", "print", "c3")
     assert isinstance(retry, Started)
     assert retry.command_id == ("c1" if same_command else "c3")
