@@ -2,7 +2,7 @@
 // developer panel. It knows no domain: the pages come from /app/manifest.json,
 // and each is an ES module with `render(view, path)` (see domains/*/web/page.js).
 import * as commands from "/static/commands.js";
-import { showState } from "/static/state.js";
+import { showState, stateIn } from "/static/state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -91,10 +91,7 @@ async function route() {
     // The API restarting or the network gone while the page loaded: say so, and offer a
     // reload (a module that failed to load may be remembered as failed until then).
     log("page error", `${page.module}: ${err}`);
-    const box = Object.assign(document.createElement("p"), { className: "state" });
-    box.setAttribute("role", "status");
-    root.replaceChildren(box);
-    showState(box, "error", "Could not load this page.", () => location.reload());
+    showState(stateIn(root), "error", "Could not load this page.", () => location.reload());
     return;
   }
   const view = {

@@ -43,15 +43,21 @@ export function showState(box, kind, text = "", retry = null) {
   } else box.replaceChildren(text);
 }
 
+/** Replace what `container` shows with a state line (for `showState`), and return it. */
+export function stateIn(container) {
+  const box = Object.assign(document.createElement("p"), { className: "state" });
+  box.setAttribute("role", "status");
+  container.replaceChildren(box);
+  return box;
+}
+
 /**
  * Read one record into `container`: a state line shows while it loads; the record's data
  * comes back, or null once the line says why not (404: "does not exist (yet)", since a
  * view may trail its command; anything else: the problem, with Retry calling `retry`).
  */
 export async function loadRecord(container, url, what, retry) {
-  const box = Object.assign(document.createElement("p"), { className: "state" });
-  box.setAttribute("role", "status");
-  container.replaceChildren(box);
+  const box = stateIn(container);
   showState(box, "loading");
   const got = await getJson(url);
   if (got.ok) return got.data;
