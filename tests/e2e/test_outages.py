@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from nats.js import JetStreamContext
 
-from contracts.topology import view_bucket
+from contracts.topology import COMMANDS_STREAM, view_bucket
 from tests.conftest import connect_test_client
+from tests.e2e.nats_proxy import NatsProxy, nats_proxy
 from tests.e2e.sse import command_events, post_location
-from tests.helpers import eventually, unique_name
-from tests.processes import Stack, api
+from tests.helpers import eventually, stream_messages, unique_name
+from tests.processes import NatsServer, Stack, api, base_url, reactor
 
 
 async def test_nats_down_answers_503_then_recovers_without_losing_accepted_commands(
@@ -126,3 +129,61 @@ async def test_a_missing_stream_or_bucket_is_a_503_that_names_it(fresh_stack: St
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert "COMMANDS" in ready.json()["detail"]
+
+
+@pytest.mark.parametrize("fault", ["ack-lost", "publish-lost"])
+async def test_a_command_whose_publish_was_not_acknowledged_is_one_command_on_retry(
+    fault: str, fresh_server: NatsServer
+) -> None:
+    """The API's publish of a keyed command is stored but its ack never comes back
+    (or the publish itself is lost): a 503, and the retry with the same key is the
+    same command (stored once, handled once), published only if it was not stored."""
+    the_reactor = reactor(fresh_server.url).start()
+    nc = await connect_test_client(fresh_server.url)
+    try:
+        async with nats_proxy(fresh_server.port) as proxy:
+            # The API reaches NATS through the proxy; started off the loop the proxy runs on.
+            the_api = await asyncio.to_thread(api(proxy.url, env={"PUBLISH_PATIENCE": "1"}).start)
+            try:
+                async with httpx.AsyncClient(base_url=base_url(the_api), timeout=15) as client:
+                    await _unacknowledged_then_retried(client, nc.jetstream(), proxy, fault)
+            finally:
+                the_api.stop()
+    finally:
+        await nc.close()
+        the_reactor.stop()
+
+
+async def _unacknowledged_then_retried(
+    client: httpx.AsyncClient, js: JetStreamContext, proxy: NatsProxy, fault: str
+) -> None:
+    name, key = unique_name("Unacked"), {"Idempotency-Key": f"unacked-{fault}"}
+    before = await stream_messages(js, COMMANDS_STREAM)
+    if fault == "ack-lost":
+        proxy.lose_acks = "cmd."
+    else:
+        proxy.drop_publishes = "cmd."
+    refused = await post_location(client, name, **key)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "2"
+    stored = await stream_messages(js, COMMANDS_STREAM) - before
+    if fault == "ack-lost":
+        assert proxy.acks_lost
+        assert stored == 1  # stored all the same
+    else:
+        assert proxy.dropped
+        assert stored == 0
+    proxy.lose_acks = proxy.drop_publishes = None
+
+    retried = await post_location(client, name, **key)
+    assert retried.status_code == 202, retried.text
+    command_id = retried.json()["command_id"]
+    events = await command_events(client, command_id, wait_s=20)
+    assert [e.event for e in events] == ["succeeded"]  # a second command would fail: name taken
+    assert await stream_messages(js, COMMANDS_STREAM) == before + 1
+    again = await post_location(client, name, **key)
+    assert again.json()["command_id"] == command_id
+    assert again.headers["idempotent-replayed"] == "true"
+    listed = (await client.get("/api/locations", params={"limit": 100})).json()
+    assert [location["name"] for location in listed["items"]].count(name) == 1
