@@ -2,7 +2,7 @@
 
 It reads the NATS protocol both ways frame by frame (`PUB`/`HPUB` and
 `MSG`/`HMSG` with their payloads, every other operation one line), so a fault
-can be aimed at one subject: publishes to it never reach the server
+can be aimed at subjects: publishes to them never reach the server
 (`drop_publishes`), or they do and are stored but the server's acknowledgement
 never comes back (`lose_acks`), as when a connection fails right after a write.
 Everything else passes untouched."""
@@ -21,10 +21,11 @@ WITH_PAYLOAD = (b"PUB", b"HPUB", b"MSG", b"HMSG")
 class NatsProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.drop_publishes: str | None = None  # publishes to subjects starting so are lost
-        self.lose_acks: str | None = None  # publishes so are stored; their replies lost
         self.dropped: list[str] = []  # the subjects of the publishes dropped
         self.acks_lost: list[str] = []  # the subjects of the publishes whose ack was lost
+        self._drop: str | None = None
+        self._lose: str | None = None
+        self._lose_left = 0
         self._lost_replies: set[str] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -35,6 +36,18 @@ class NatsProxy:
         assert self._server is not None
         port: int = self._server.sockets[0].getsockname()[1]
         return f"nats://127.0.0.1:{port}"
+
+    def drop_publishes(self, prefix: str) -> None:
+        """Publishes to subjects starting with `prefix` never reach the server."""
+        self._drop = prefix
+
+    def lose_acks(self, prefix: str, times: int = 1_000_000) -> None:
+        """The next `times` publishes to subjects starting with `prefix` reach the
+        server (and are stored); the server's reply to each never reaches the client."""
+        self._lose, self._lose_left = prefix, times
+
+    def heal(self) -> None:
+        self._drop = self._lose = None
 
     async def start(self) -> NatsProxy:
         self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
@@ -68,14 +81,16 @@ class NatsProxy:
         if not words or words[0].upper() not in (b"PUB", b"HPUB"):
             return True
         subject = words[1].decode()
-        if self.drop_publishes is not None and subject.startswith(self.drop_publishes):
+        if self._drop is not None and subject.startswith(self._drop):
             self.dropped.append(subject)
             return False
-        if self.lose_acks is not None and subject.startswith(self.lose_acks):
-            has_reply = len(words) == (4 if words[0].upper() == b"PUB" else 5)
-            if has_reply:
-                self._lost_replies.add(words[2].decode())
-                self.acks_lost.append(subject)
+        has_reply = len(words) == (4 if words[0].upper() == b"PUB" else 5)
+        if self._lose is not None and subject.startswith(self._lose) and has_reply:
+            self._lost_replies.add(words[2].decode())
+            self.acks_lost.append(subject)
+            self._lose_left -= 1
+            if self._lose_left == 0:
+                self._lose = None
         return True
 
     def _from_server(self, words: list[bytes]) -> bool:

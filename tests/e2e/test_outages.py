@@ -160,9 +160,9 @@ async def _unacknowledged_then_retried(
     name, key = unique_name("Unacked"), {"Idempotency-Key": f"unacked-{fault}"}
     before = await stream_messages(js, COMMANDS_STREAM)
     if fault == "ack-lost":
-        proxy.lose_acks = "cmd."
+        proxy.lose_acks("cmd.")
     else:
-        proxy.drop_publishes = "cmd."
+        proxy.drop_publishes("cmd.")
     refused = await post_location(client, name, **key)
     assert refused.status_code == 503, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
@@ -174,7 +174,7 @@ async def _unacknowledged_then_retried(
     else:
         assert proxy.dropped
         assert stored == 0
-    proxy.lose_acks = proxy.drop_publishes = None
+    proxy.heal()
 
     retried = await post_location(client, name, **key)
     assert retried.status_code == 202, retried.text

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 from nats.js import JetStreamContext
 
 from contracts.commands import Command
@@ -33,6 +34,7 @@ from tests.e2e.faults import (
     settled,
     wait_for_notices,
 )
+from tests.e2e.nats_proxy import nats_proxy
 from tests.helpers import (
     category_total,
     event_types,
@@ -277,3 +279,46 @@ def test_a_reactor_whose_server_died_stops_cleanly_on_sigterm(tmp_path: Path) ->
     assert status == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert "reactor stopped" in output
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "$KV.reservations.",  # the name's reservation
+        "ev.",  # the event
+        "$KV.view_locations.",  # the location's record
+        "notice.",  # the notice
+    ],
+)
+async def test_a_write_stored_but_not_acknowledged_is_applied_once(
+    write: str, fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    """Each write on a command's path is stored but its ack never reaches the reactor
+    (a NATS protocol proxy drops it): the command is tried again and succeeds, with
+    one reservation, one event, one record and one notice."""
+    async with nats_proxy(fresh_server.port) as proxy:
+        proxy.lose_acks(write, times=1)
+        # Started off the loop the proxy runs on, and stopped so too.
+        victim = await asyncio.to_thread(reactor(proxy.url).start)
+        try:
+            command = make_command(category="Town")
+            await publish_command(fresh_js, command)
+            await wait_for_notices(fresh_js, 1, within=30)
+            await settled(fresh_js)
+        finally:
+            await asyncio.to_thread(victim.stop)
+    assert len(proxy.acks_lost) == 1
+    assert proxy.acks_lost[0].startswith(write)
+
+    found = await find_notice(fresh_js, command.command_id)
+    assert found is not None
+    assert found.notice.status == "succeeded"
+    assert await notices_stored(fresh_js) == 1
+    assert await event_types(fresh_js) == [
+        (event_subject("location", command.aggregate_id), "LocationCreated")
+    ]
+    records = await ViewBuckets(fresh_js, 1).records("locations", [command.aggregate_id])
+    state = msgspec.json.decode(records[command.aggregate_id].state)
+    assert state["name"] == payload_of(command).name
+    reservations = await fresh_js.key_value(RESERVATIONS_BUCKET)
+    assert len(await reservations.keys()) == 1
