@@ -163,7 +163,8 @@ async def test_an_email_is_given_up_after_its_attempts_and_dead_lettered(tmp_pat
 async def test_failed_sign_ins_are_limited_across_api_instances(tmp_path: Path) -> None:
     limits = {"SIGNIN_FAILURES_PER_EMAIL": "3", "SIGNIN_FAILURES_PER_CLIENT": "6"}
     with own_mail_stack(tmp_path, api_env=limits) as ms:
-        second = api(ms.stack.server.url, env=limits).start()
+        # The second instance is behind a proxy on this host: it trusts its X-Forwarded-For.
+        second = api(ms.stack.server.url, env={**limits, "TRUSTED_PROXIES": "127.0.0.1"}).start()
         try:
             timeout = httpx.Timeout(20, read=30)
             async with (
@@ -184,5 +185,15 @@ async def test_failed_sign_ins_are_limited_across_api_instances(tmp_path: Path) 
                     assert unknown.status_code == 401
                 other = await sign_in(b, new_address("y"), "a wrong one")
                 assert other.status_code == 429
+                # Another client behind the trusted proxy has a count of its own; a client
+                # of the instance that trusts no proxy cannot claim to be another.
+                forwarded = {"X-Forwarded-For": "198.51.100.7"}
+                body = {"email": new_address("z"), "password": "a wrong one"}
+                assert (
+                    await b.post("/api/sessions", json=body, headers=forwarded)
+                ).status_code == 401
+                assert (
+                    await a.post("/api/sessions", json=body, headers=forwarded)
+                ).status_code == 429
         finally:
             second.stop(signal.SIGTERM)
