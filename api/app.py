@@ -62,7 +62,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         metrics = Metrics(registry)
-        relay, views = NoticeRelay(on_notice=metrics.observe_notice), ActiveViews()
+        relay = NoticeRelay(on_notice=metrics.observe_notice, on_missed=metrics.notices_missed.inc)
+        views = ActiveViews()
 
         async def on_reconnect() -> None:
             # What went by while disconnected: notices (waiters look in the

@@ -82,6 +82,11 @@ class Metrics:
             "notify_sse_streams_opened", "Event streams opened", ["stream"], registry=r
         )
         self.streams_open = Gauge("notify_sse_streams_open", "Event streams open", registry=r)
+        self.notices_missed = Counter(
+            "notify_relay_notices_missed",
+            "Live notices this process never received (relayed from the store instead)",
+            registry=r,
+        )
         self.waiters = Gauge(
             "notify_relay_waiters", "Waiters registered with the relay", registry=r
         )

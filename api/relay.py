@@ -10,10 +10,22 @@ Waiters register by command id (a command's event stream, `Prefer: wait`) or
 by session id (the session event stream). While NATS is disconnected, live
 notices are missed; on reconnect every waiter is told to look in the store
 again (`RESYNC`).
+
+Connected, a live copy can still be lost: core NATS delivers at most once (a
+route between clustered servers that fails and reconnects, a subscription
+over its pending limit). The relay receives every notice, so it sees such a
+loss as a hole in the NOTICES sequences: it reads what is missing from the
+store and relays it before the notice that showed the hole (`MAX_FILL` at
+most; a longer hole tells every waiter to look in the store). A lost last
+notice shows no hole until the next one comes, so while there are waiters
+and no notice has come for `QUIET` seconds, the relay asks the store for its
+last sequence (one request a period, per process).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -22,14 +34,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from api.inbox import Inbox
-from contracts.lookups import StoredNotice
+from contracts.lookups import StoredNotice, notice_bounds
 from contracts.notices import Notice, notice_decoder
-from contracts.topology import LIVE_NOTICES_ALL
+from contracts.topology import LIVE_NOTICES_ALL, NOTICES_STREAM
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +65,36 @@ Item = StoredNotice | Resync | Unavailable
 Waiters = defaultdict[str, set[Inbox[Item]]]
 Registration = AbstractAsyncContextManager[Inbox[Item]]
 
+# A hole in the sequences of the live notices longer than this is not read from
+# the store one notice at a time: every waiter looks in the store instead.
+MAX_FILL: Final = 256
+# With waiters and no live notice for this long, ask the store whether its last
+# notice came (a lost last notice shows no hole).
+QUIET: Final = 1.0
+
 
 class NoticeRelay:
-    def __init__(self, on_notice: Callable[[Notice, float], None] | None = None) -> None:
-        # Told of each notice this process relays, and when it came (for /metrics).
+    def __init__(
+        self,
+        on_notice: Callable[[Notice, float], None] | None = None,
+        on_missed: Callable[[int], None] | None = None,
+        quiet: float = QUIET,
+    ) -> None:
+        # Told of each notice this process relays, and when it came, and of how many
+        # live notices never came (for /metrics).
         self._on_notice = on_notice
+        self._on_missed = on_missed
+        self._quiet = quiet
         self._sub: Subscription | None = None
+        self._js: JetStreamContext | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._by_command: Waiters = defaultdict(set)
         self._by_session: Waiters = defaultdict(set)
+        # The highest sequence relayed since (re)connecting (None: not known yet), when
+        # a live notice last came, and held while a hole is read from the store.
+        self._seen: int | None = None
+        self._last_live = time.monotonic()
+        self._filling = asyncio.Lock()
 
     @property
     def waiters(self) -> int:
@@ -66,15 +103,29 @@ class NoticeRelay:
         )
 
     async def start(self, nc: Client) -> None:
+        self._js = nc.jetstream()
         self._sub = await nc.subscribe(LIVE_NOTICES_ALL, cb=self._on_msg, pending_msgs_limit=-1)
         await nc.flush()
+        # No waiter yet: what was stored before is theirs to look up (subscribe, then check).
+        self._seen = (await notice_bounds(self._js)).last_seq
+        self._watch = asyncio.create_task(self._watch_the_last())
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
 
     def resync(self) -> None:
+        """NATS is back: every waiter looks in the store; the sequences start again."""
+        self._seen = None
+        self._resync_waiters()
+
+    def _resync_waiters(self) -> None:
         for index in (self._by_command, self._by_session):
             for queues in index.values():
                 for queue in queues:
@@ -95,21 +146,81 @@ class NoticeRelay:
         return _register(self._by_session, session_id, inbox or Inbox())
 
     async def _on_msg(self, msg: Msg) -> None:
-        _, _, session_id, command_id = msg.subject.split(".", 3)
+        try:
+            seq = int((msg.headers or {})["Nats-Sequence"])
+        except (KeyError, ValueError):
+            log.error("ignoring a live notice without its sequence on %s", msg.subject)
+            return
+        self._last_live = time.monotonic()
+        if self._seen is not None and seq > self._seen + 1:
+            await self._fill(seq - 1)
+        self._relay(msg.subject.removeprefix("live."), seq, msg.data)
+
+    def _relay(self, subject: str, seq: int, data: bytes) -> None:
+        """Hand the notice stored as `seq` on `subject` (notice.<session>.<command>) to
+        its waiters."""
+        self._seen = seq if self._seen is None else max(self._seen, seq)
+        _, session_id, command_id = subject.split(".", 2)
         targets = [*self._by_command.get(command_id, ()), *self._by_session.get(session_id, ())]
         if not targets:
             return
         received = time.time()
         try:
-            seq = int((msg.headers or {})["Nats-Sequence"])
-            item = StoredNotice(notice_decoder.decode(msg.data), seq)
-        except (KeyError, ValueError, msgspec.DecodeError):
-            log.exception("ignoring malformed live notice on %s", msg.subject)
+            item = StoredNotice(notice_decoder.decode(data), seq)
+        except msgspec.DecodeError:
+            log.exception("ignoring a malformed notice on %s", subject)
             return
         if self._on_notice is not None:
             self._on_notice(item.notice, received)
         for queue in targets:
             queue.put_nowait(item)
+
+    async def _fill(self, last: int) -> None:
+        """Relay the notices after the last one relayed, up to `last`, from the store:
+        their live copies were lost."""
+        async with self._filling:  # one reader of a hole; the others find it filled
+            if self._seen is None or last <= self._seen:
+                return
+            first = self._seen + 1
+            log.warning("live notices %d to %d did not come: relayed from the store", first, last)
+            if self._on_missed is not None:
+                self._on_missed(last - first + 1)
+            if last - first >= MAX_FILL:
+                self._seen = last
+                self._resync_waiters()
+                return
+            assert self._js is not None
+            for seq in range(first, last + 1):
+                try:
+                    msg = await self._js.get_msg(NOTICES_STREAM, seq=seq)
+                except NotFoundError:
+                    continue  # removed since (expired): nothing to relay
+                except nats.errors.Error:  # NATS going away: it resyncs when back
+                    self._seen = last
+                    self._resync_waiters()
+                    return
+                assert msg.subject is not None
+                assert msg.data is not None
+                self._relay(msg.subject, seq, msg.data)
+            self._seen = max(self._seen, last)
+
+    async def _watch_the_last(self) -> None:
+        """While there are waiters and live notices have stopped, ask the store for
+        its last sequence: the last live notice may have been lost."""
+        assert self._js is not None
+        while True:
+            await asyncio.sleep(self._quiet)
+            if not self.waiters or time.monotonic() - self._last_live < self._quiet:
+                continue
+            try:
+                last = (await notice_bounds(self._js)).last_seq
+            except Exception as exc:
+                log.debug("could not read the notices' last sequence: %r", exc)
+                continue
+            if self._seen is None:
+                self._seen = last  # from here on
+            elif last > self._seen:
+                await self._fill(last)
 
 
 @asynccontextmanager

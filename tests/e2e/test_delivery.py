@@ -16,7 +16,8 @@ from nats.js import JetStreamContext
 from contracts.topology import COMMANDS_STREAM
 from tests.e2e.sse import SessionStream, command_events, command_id_of, position_of, post_location
 from tests.helpers import eventually, stream_messages, unique_name
-from tests.processes import Process, base_url
+from tests.nats_proxy import NatsProxy, nats_proxy
+from tests.processes import NatsServer, Process, api, base_url
 
 
 @pytest.fixture
@@ -81,6 +82,55 @@ async def test_a_notice_after_the_command_timed_out_still_reaches_the_session(
         (event,) = await stream.notices(1)
     assert event.event == "succeeded"
     assert command_id_of(event) == command_id
+
+
+@pytest.fixture
+async def proxied_api(
+    nats_server: NatsServer, reactor_process: Process
+) -> AsyncIterator[tuple[NatsProxy, str]]:
+    """An API that reaches NATS through a proxy (which can lose what NATS sends it), and
+    its URL."""
+    async with nats_proxy(nats_server.port) as proxy:
+        # Started and stopped off the loop the proxy runs on.
+        process = await asyncio.to_thread(api(proxy.url).start)
+        try:
+            yield proxy, base_url(process)
+        finally:
+            await asyncio.to_thread(process.stop)
+
+
+async def test_a_live_notice_lost_on_its_way_to_the_api_still_reaches_the_session(
+    proxied_api: tuple[NatsProxy, str],
+) -> None:
+    """Core NATS delivers at most once: the API relays a notice whose live copy it
+    never received (it sees the hole in the NOTICES sequence), in order."""
+    proxy, url = proxied_api
+    async with new_session(url) as client, SessionStream(client) as stream:
+        await stream.next()  # connected
+        proxy.drop_deliveries("live.notice.", times=1)
+        first = await submit(client)
+        await completed(client, first)
+        second = await submit(client)
+        events = await stream.notices(2)
+        metrics = (await client.get("/metrics")).text
+    assert len(proxy.deliveries_dropped) == 1
+    assert [command_id_of(e) for e in events] == [first, second]
+    assert "notify_relay_notices_missed_total 1.0" in metrics.splitlines()
+
+
+async def test_the_last_live_notice_lost_still_reaches_its_waiter(
+    proxied_api: tuple[NatsProxy, str],
+) -> None:
+    """No later notice shows the hole: with waiters and no live notice for a moment,
+    the API asks the store for its last sequence."""
+    proxy, url = proxied_api
+    async with new_session(url) as client:
+        proxy.drop_deliveries("live.notice.", times=1)
+        # Handled after its stream has looked in the store: only the relay can tell it.
+        command_id = await submit(client, **{"X-Simulate-Delay": "0.5"})
+        events = await command_events(client, command_id, wait_s=8)
+    assert len(proxy.deliveries_dropped) == 1
+    assert [e.event for e in events] == ["succeeded"]
 
 
 async def test_a_late_subscriber_resumes_from_its_cursor(browser: httpx.AsyncClient) -> None:

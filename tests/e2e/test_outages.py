@@ -13,9 +13,9 @@ from nats.js import JetStreamContext
 
 from contracts.topology import COMMANDS_STREAM, view_bucket
 from tests.conftest import connect_test_client
-from tests.e2e.nats_proxy import NatsProxy, nats_proxy
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
+from tests.nats_proxy import NatsProxy, nats_proxy
 from tests.processes import NatsServer, Stack, api, base_url, reactor
 
 

@@ -34,7 +34,6 @@ from tests.e2e.faults import (
     settled,
     wait_for_notices,
 )
-from tests.e2e.nats_proxy import nats_proxy
 from tests.helpers import (
     category_total,
     event_types,
@@ -43,6 +42,7 @@ from tests.helpers import (
     payload_of,
     publish_command,
 )
+from tests.nats_proxy import nats_proxy
 from tests.processes import NatsServer, Process, Stack, reactor, run_module
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from api.relay import NoticeRelay, Resync
+from api.relay import MAX_FILL, NoticeRelay, Resync
 from contracts.commands import encoder
 from contracts.lookups import (
     StoredNotice,
@@ -19,7 +21,10 @@ from contracts.lookups import (
 )
 from contracts.notices import Notice
 from contracts.topology import notice_subject
+from tests.conftest import connect_test_client
 from tests.helpers import make_command, make_notice, publish_command
+from tests.nats_proxy import NatsProxy, nats_proxy
+from tests.processes import NatsServer
 
 
 async def store_notice(js: JetStreamContext, session_id: str, notice: Notice) -> int:
@@ -67,6 +72,73 @@ async def test_resync_wakes_every_waiter() -> None:
         relay.resync()
         assert isinstance(await qa.next(within=0), Resync)
         assert isinstance(await qb.next(within=0), Resync)
+
+
+@asynccontextmanager
+async def lossy_relay(
+    server: NatsServer, quiet: float
+) -> AsyncIterator[tuple[NatsProxy, NoticeRelay]]:
+    """A relay on a client whose NATS deliveries a proxy can lose."""
+    async with nats_proxy(server.port) as proxy:
+        client = await connect_test_client(proxy.url)
+        relay = NoticeRelay(quiet=quiet)
+        await relay.start(client)
+        try:
+            yield proxy, relay
+        finally:
+            await relay.stop()
+            await client.close()
+
+
+async def test_relay_reads_live_notices_that_never_came_from_the_store(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=60) as (proxy, relay),
+        relay.session(session) as queue,
+    ):
+        proxy.drop_deliveries("live.notice.", times=2)
+        notices = [make_notice(uuid.uuid4().hex) for _ in range(3)]
+        seqs = [await store_notice(js, session, notice) for notice in notices]
+        got = [await queue.next(within=5) for _ in notices]
+    assert len(proxy.deliveries_dropped) == 2
+    assert got == [StoredNotice(n, seq) for n, seq in zip(notices, seqs, strict=True)]
+
+
+async def test_relay_finds_a_lost_last_notice_by_asking_the_store(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    command_id = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=0.2) as (proxy, relay),
+        relay.command(command_id) as queue,
+    ):
+        proxy.drop_deliveries("live.notice.", times=1)
+        notice = make_notice(command_id)
+        seq = await store_notice(js, uuid.uuid4().hex, notice)
+        assert await queue.next(within=5) == StoredNotice(notice, seq)
+    assert len(proxy.deliveries_dropped) == 1
+
+
+async def test_relay_tells_every_waiter_to_look_in_the_store_after_a_long_hole(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=60) as (proxy, relay),
+        relay.session(session) as queue,
+        relay.command(uuid.uuid4().hex) as other,
+    ):
+        proxy.drop_deliveries("live.notice.", times=MAX_FILL + 1)
+        for _ in range(MAX_FILL + 1):
+            await store_notice(js, session, make_notice(uuid.uuid4().hex))
+        last = make_notice(uuid.uuid4().hex)
+        seq = await store_notice(js, session, last)
+        assert isinstance(await queue.next(within=5), Resync)
+        assert await queue.next(within=5) == StoredNotice(last, seq)
+        assert isinstance(await other.next(within=5), Resync)
+    assert len(proxy.deliveries_dropped) == MAX_FILL + 1
 
 
 async def test_session_notices_after_reads_only_that_session_in_order(js: JetStreamContext) -> None:

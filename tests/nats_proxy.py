@@ -1,10 +1,11 @@
-"""A TCP proxy between a process and nats-server that can lose a publish or its ack.
+"""A TCP proxy between a process and nats-server that can lose a publish, its ack or a delivery.
 
 It reads the NATS protocol both ways frame by frame (`PUB`/`HPUB` and
 `MSG`/`HMSG` with their payloads, every other operation one line), so a fault
 can be aimed at subjects: publishes to them never reach the server
 (`drop_publishes`), or they do and are stored but the server's acknowledgement
-never comes back (`lose_acks`), as when a connection fails right after a write.
+never comes back (`lose_acks`), as when a connection fails right after a write;
+or messages the server delivers on a subject are lost (`drop_deliveries`).
 Everything else passes untouched."""
 
 from __future__ import annotations
@@ -13,23 +14,56 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 CRLF = b"\r\n"
 WITH_PAYLOAD = (b"PUB", b"HPUB", b"MSG", b"HMSG")
 
 
+@dataclass
+class Fault:
+    """Strikes the next `left` subjects starting with `prefix` (none while unarmed)."""
+
+    prefix: str | None = None
+    left: int = 0
+    struck: list[str] = field(default_factory=list)  # the subjects struck, in order
+
+    def arm(self, prefix: str, times: int) -> None:
+        self.prefix, self.left = prefix, times
+
+    def strikes(self, subject: str) -> bool:
+        if self.prefix is None or not subject.startswith(self.prefix):
+            return False
+        self.struck.append(subject)
+        self.left -= 1
+        if self.left == 0:
+            self.prefix = None
+        return True
+
+
 class NatsProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.dropped: list[str] = []  # the subjects of the publishes dropped
-        self.acks_lost: list[str] = []  # the subjects of the publishes whose ack was lost
-        self._drop: str | None = None
-        self._lose: str | None = None
-        self._lose_left = 0
+        self._drop, self._lose, self._deliveries = Fault(), Fault(), Fault()
         self._lost_replies: set[str] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def dropped(self) -> list[str]:
+        """The subjects of the publishes dropped."""
+        return self._drop.struck
+
+    @property
+    def acks_lost(self) -> list[str]:
+        """The subjects of the publishes whose ack was lost."""
+        return self._lose.struck
+
+    @property
+    def deliveries_dropped(self) -> list[str]:
+        """The subjects of the messages to the client dropped."""
+        return self._deliveries.struck
 
     @property
     def url(self) -> str:
@@ -37,17 +71,24 @@ class NatsProxy:
         port: int = self._server.sockets[0].getsockname()[1]
         return f"nats://127.0.0.1:{port}"
 
-    def drop_publishes(self, prefix: str) -> None:
-        """Publishes to subjects starting with `prefix` never reach the server."""
-        self._drop = prefix
+    def drop_publishes(self, prefix: str, times: int = 1_000_000) -> None:
+        """The next `times` publishes to subjects starting with `prefix` never reach the
+        server."""
+        self._drop.arm(prefix, times)
 
     def lose_acks(self, prefix: str, times: int = 1_000_000) -> None:
         """The next `times` publishes to subjects starting with `prefix` reach the
         server (and are stored); the server's reply to each never reaches the client."""
-        self._lose, self._lose_left = prefix, times
+        self._lose.arm(prefix, times)
+
+    def drop_deliveries(self, prefix: str, times: int = 1_000_000) -> None:
+        """The next `times` messages on subjects starting with `prefix` that the server
+        sends this client are lost (core NATS delivers at most once)."""
+        self._deliveries.arm(prefix, times)
 
     def heal(self) -> None:
-        self._drop = self._lose = None
+        for fault in (self._drop, self._lose, self._deliveries):
+            fault.prefix = None
 
     async def start(self) -> NatsProxy:
         self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
@@ -81,23 +122,19 @@ class NatsProxy:
         if not words or words[0].upper() not in (b"PUB", b"HPUB"):
             return True
         subject = words[1].decode()
-        if self._drop is not None and subject.startswith(self._drop):
-            self.dropped.append(subject)
+        if self._drop.strikes(subject):
             return False
         has_reply = len(words) == (4 if words[0].upper() == b"PUB" else 5)
-        if self._lose is not None and subject.startswith(self._lose) and has_reply:
+        if has_reply and self._lose.strikes(subject):
             self._lost_replies.add(words[2].decode())
-            self.acks_lost.append(subject)
-            self._lose_left -= 1
-            if self._lose_left == 0:
-                self._lose = None
         return True
 
     def _from_server(self, words: list[bytes]) -> bool:
         """Whether the server's frame goes on to the client."""
         if not words or words[0].upper() not in (b"MSG", b"HMSG"):
             return True
-        return words[1].decode() not in self._lost_replies
+        subject = words[1].decode()
+        return subject not in self._lost_replies and not self._deliveries.strikes(subject)
 
 
 async def _pump(
