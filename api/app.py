@@ -68,7 +68,7 @@ def create_app(
         async def on_reconnect() -> None:
             # What went by while disconnected: notices (waiters look in the
             # store again) and a move of the view version pointer.
-            relay.resync()
+            await relay.resync()
             await views.refresh()
 
         async def on_disconnect() -> None:

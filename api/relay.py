@@ -13,13 +13,17 @@ again (`RESYNC`).
 
 Connected, a live copy can still be lost: core NATS delivers at most once (a
 route between clustered servers that fails and reconnects, a subscription
-over its pending limit). The relay receives every notice, so it sees such a
-loss as a hole in the NOTICES sequences: it reads what is missing from the
-store and relays it before the notice that showed the hole (`MAX_FILL` at
-most; a longer hole tells every waiter to look in the store). A lost last
-notice shows no hole until the next one comes, so while there are waiters
-and no notice has come for `QUIET` seconds, the relay asks the store for its
-last sequence (one request a period, per process).
+over its pending limit, a change of the stream's leader, which republishes
+from the new one). The relay receives every notice, so it sees such a loss as
+a hole in the NOTICES sequences: it reads what is missing from the store (a
+few requests at a time, each given FILL_TIMEOUT) and relays it before the
+notice that showed the hole; a hole longer than MAX_FILL, or a read that
+fails, tells every waiter to look in the store instead. A lost last notice
+shows no hole until the next one comes, so while there are waiters and no
+notice has come for QUIET seconds, the relay asks the store for its last
+sequence (one request a period, per process). From NATS going away until
+the relay has read the store's last sequence after the reconnect, it looks
+for no holes (every waiter looks in the store once it has that sequence).
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final
 
 import msgspec
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from api.inbox import Inbox
@@ -66,8 +70,10 @@ Waiters = defaultdict[str, set[Inbox[Item]]]
 Registration = AbstractAsyncContextManager[Inbox[Item]]
 
 # A hole in the sequences of the live notices longer than this is not read from
-# the store one notice at a time: every waiter looks in the store instead.
-MAX_FILL: Final = 256
+# the store: every waiter looks in the store instead.
+MAX_FILL: Final = 1024
+FILL_AT_ONCE: Final = 64  # requests in flight while a hole is read
+FILL_TIMEOUT: Final = 1.0  # each: live notices wait while a hole is read
 # With waiters and no live notice for this long, ask the store whether its last
 # notice came (a lost last notice shows no hole).
 QUIET: Final = 1.0
@@ -90,11 +96,14 @@ class NoticeRelay:
         self._watch: asyncio.Task[None] | None = None
         self._by_command: Waiters = defaultdict(set)
         self._by_session: Waiters = defaultdict(set)
-        # The highest sequence relayed since (re)connecting (None: not known yet), when
-        # a live notice last came, and held while a hole is read from the store.
+        # The highest sequence relayed (None while NATS is away and until the store's
+        # last sequence is read after: no holes are looked for), when a live notice
+        # last came, and held while a hole is read from the store.
         self._seen: int | None = None
         self._last_live = time.monotonic()
         self._filling = asyncio.Lock()
+        self._fill_js: JetStreamContext | None = None
+        self._watch_failing = False
 
     @property
     def waiters(self) -> int:
@@ -104,26 +113,38 @@ class NoticeRelay:
 
     async def start(self, nc: Client) -> None:
         self._js = nc.jetstream()
+        self._fill_js = nc.jetstream(timeout=FILL_TIMEOUT)
         self._sub = await nc.subscribe(LIVE_NOTICES_ALL, cb=self._on_msg, pending_msgs_limit=-1)
         await nc.flush()
         # No waiter yet: what was stored before is theirs to look up (subscribe, then check).
-        self._seen = (await notice_bounds(self._js)).last_seq
+        await self._from_the_last()
         self._watch = asyncio.create_task(self._watch_the_last())
 
     async def stop(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
             self._watch = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
 
-    def resync(self) -> None:
-        """NATS is back: every waiter looks in the store; the sequences start again."""
-        self._seen = None
+    async def resync(self) -> None:
+        """NATS is back: holes are looked for again after the store's last sequence,
+        and every waiter looks in the store (after that read, so that nothing stored
+        in between is missed by both)."""
+        if self._js is not None:
+            try:
+                await self._from_the_last()
+            except Exception as exc:  # NATS gone again: the watcher reads it later
+                log.warning("the notices' last sequence not read after a reconnect: %r", exc)
         self._resync_waiters()
+
+    async def _from_the_last(self) -> None:
+        assert self._js is not None
+        last = (await notice_bounds(self._js)).last_seq
+        self._seen = max(self._seen or 0, last)
 
     def _resync_waiters(self) -> None:
         for index in (self._by_command, self._by_session):
@@ -132,7 +153,9 @@ class NoticeRelay:
                     queue.put_nowait(RESYNC)
 
     def unavailable(self) -> None:
-        """NATS went away: tell every session stream (command waiters keep waiting)."""
+        """NATS went away: tell every session stream (command waiters keep waiting).
+        Holes are not looked for until the store's last sequence is read again."""
+        self._seen = None
         for queues in self._by_session.values():
             for queue in queues:
                 queue.put_nowait(UNAVAILABLE)
@@ -152,15 +175,24 @@ class NoticeRelay:
             log.error("ignoring a live notice without its sequence on %s", msg.subject)
             return
         self._last_live = time.monotonic()
-        if self._seen is not None and seq > self._seen + 1:
+        seen = self._seen
+        if seen is not None and seq > seen + 1:
             await self._fill(seq - 1)
+        elif seen is not None and seq + MAX_FILL < seen:
+            log.warning("NOTICES starts again at %d (it was at %d): made again?", seq, seen)
+            self._seen = seq
         self._relay(msg.subject.removeprefix("live."), seq, msg.data)
 
     def _relay(self, subject: str, seq: int, data: bytes) -> None:
         """Hand the notice stored as `seq` on `subject` (notice.<session>.<command>) to
         its waiters."""
-        self._seen = seq if self._seen is None else max(self._seen, seq)
-        _, session_id, command_id = subject.split(".", 2)
+        if self._seen is not None:
+            self._seen = max(self._seen, seq)
+        parts = subject.split(".")
+        if len(parts) != 3:
+            log.error("ignoring a notice on %s (not notice.<session>.<command>)", subject)
+            return
+        _, session_id, command_id = parts
         targets = [*self._by_command.get(command_id, ()), *self._by_session.get(session_id, ())]
         if not targets:
             return
@@ -177,50 +209,82 @@ class NoticeRelay:
 
     async def _fill(self, last: int) -> None:
         """Relay the notices after the last one relayed, up to `last`, from the store:
-        their live copies were lost."""
+        their live copies were lost. If they cannot be read, every waiter looks in
+        the store."""
         async with self._filling:  # one reader of a hole; the others find it filled
-            if self._seen is None or last <= self._seen:
+            seen = self._seen
+            if seen is None or last <= seen:
                 return
-            first = self._seen + 1
-            log.warning("live notices %d to %d did not come: relayed from the store", first, last)
-            if self._on_missed is not None:
-                self._on_missed(last - first + 1)
-            if last - first >= MAX_FILL:
-                self._seen = last
+            first = seen + 1
+            try:
+                if last - first + 1 > MAX_FILL:
+                    raise OverflowError(f"{last - first + 1} notices, over {MAX_FILL}")
+                found = await self._read(first, last)
+            except Exception as exc:
+                log.warning("live notices %d to %d did not come: %r", first, last, exc)
+                if self._seen is not None:
+                    self._seen = max(self._seen, last)
                 self._resync_waiters()
                 return
-            assert self._js is not None
-            for seq in range(first, last + 1):
-                try:
-                    msg = await self._js.get_msg(NOTICES_STREAM, seq=seq)
-                except NotFoundError:
-                    continue  # removed since (expired): nothing to relay
-                except nats.errors.Error:  # NATS going away: it resyncs when back
-                    self._seen = last
-                    self._resync_waiters()
-                    return
-                assert msg.subject is not None
-                assert msg.data is not None
-                self._relay(msg.subject, seq, msg.data)
-            self._seen = max(self._seen, last)
+            for msg in found:
+                self._relay(msg.subject or "", msg.seq or 0, msg.data or b"")
+            if self._seen is not None:
+                self._seen = max(self._seen, last)
+            if found:
+                log.warning(
+                    "%d live notices (of %d to %d) did not come: relayed from the store",
+                    len(found), first, last,
+                )  # fmt: skip
+                if self._on_missed is not None:
+                    self._on_missed(len(found))
+
+    async def _read(self, first: int, last: int) -> list[RawStreamMsg]:
+        """The notices stored as `first` to `last` (those still there), in order."""
+        js = self._fill_js
+        assert js is not None
+
+        async def one(seq: int) -> RawStreamMsg | None:
+            try:
+                return await js.get_msg(NOTICES_STREAM, seq=seq)
+            except NotFoundError:
+                return None  # removed since (expired), or never a notice (a cluster's skip)
+
+        found: list[RawStreamMsg] = []
+        for start in range(first, last + 1, FILL_AT_ONCE):
+            seqs = range(start, min(start + FILL_AT_ONCE, last + 1))
+            found += [m for m in await asyncio.gather(*map(one, seqs)) if m is not None]
+        return found
 
     async def _watch_the_last(self) -> None:
         """While there are waiters and live notices have stopped, ask the store for
         its last sequence: the last live notice may have been lost."""
-        assert self._js is not None
         while True:
             await asyncio.sleep(self._quiet)
-            if not self.waiters or time.monotonic() - self._last_live < self._quiet:
-                continue
             try:
-                last = (await notice_bounds(self._js)).last_seq
+                await self._look_at_the_last()
             except Exception as exc:
-                log.debug("could not read the notices' last sequence: %r", exc)
-                continue
-            if self._seen is None:
-                self._seen = last  # from here on
-            elif last > self._seen:
-                await self._fill(last)
+                if not self._watch_failing:  # once a streak
+                    log.warning("could not look at the notices' last sequence: %r", exc)
+                self._watch_failing = True
+            else:
+                self._watch_failing = False
+
+    async def _look_at_the_last(self) -> None:
+        if time.monotonic() - self._last_live < self._quiet:
+            return
+        if not (self._by_command or self._by_session):
+            return
+        assert self._js is not None
+        last = (await notice_bounds(self._js)).last_seq
+        if self._seen is None:  # not read after the reconnect: now, and the waiters look
+            self._seen = last
+            self._resync_waiters()
+        elif last < self._seen:
+            log.warning("NOTICES ends at %d (it was at %d): made again?", last, self._seen)
+            self._seen = last
+            self._resync_waiters()
+        elif last > self._seen:
+            await self._fill(last)
 
 
 @asynccontextmanager

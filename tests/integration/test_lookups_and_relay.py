@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from api.relay import MAX_FILL, NoticeRelay, Resync
+from api.relay import MAX_FILL, NoticeRelay, Resync, Unavailable
 from contracts.commands import encoder
 from contracts.lookups import (
     StoredNotice,
@@ -20,7 +20,7 @@ from contracts.lookups import (
     session_notices_after,
 )
 from contracts.notices import Notice
-from contracts.topology import notice_subject
+from contracts.topology import NOTICES_STREAM, notice_subject
 from tests.conftest import connect_test_client
 from tests.helpers import make_command, make_notice, publish_command
 from tests.nats_proxy import NatsProxy, nats_proxy
@@ -69,7 +69,7 @@ async def test_relay_delivers_a_stored_notice_with_its_sequence_to_its_waiter_on
 async def test_resync_wakes_every_waiter() -> None:
     relay = NoticeRelay()
     async with relay.command("a" * 32) as qa, relay.command("b" * 32) as qb:
-        relay.resync()
+        await relay.resync()
         assert isinstance(await qa.next(within=0), Resync)
         assert isinstance(await qb.next(within=0), Resync)
 
@@ -139,6 +139,45 @@ async def test_relay_tells_every_waiter_to_look_in_the_store_after_a_long_hole(
         assert await queue.next(within=5) == StoredNotice(last, seq)
         assert isinstance(await other.next(within=5), Resync)
     assert len(proxy.deliveries_dropped) == MAX_FILL + 1
+
+
+async def test_relay_finds_a_lost_notice_after_nats_came_back(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    """After a reconnect the relay looks for holes from the store's last sequence, not
+    from the first live notice (which would hide a lost one before it)."""
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=60) as (proxy, relay),
+        relay.session(session) as queue,
+    ):
+        relay.unavailable()  # as on a disconnect, then the reconnect
+        await relay.resync()
+        assert isinstance(await queue.next(within=5), Unavailable)
+        assert isinstance(await queue.next(within=5), Resync)
+        proxy.drop_deliveries("live.notice.", times=1)
+        notices = [make_notice(uuid.uuid4().hex) for _ in range(2)]
+        seqs = [await store_notice(js, session, notice) for notice in notices]
+        got = [await queue.next(within=5) for _ in notices]
+    assert got == [StoredNotice(n, seq) for n, seq in zip(notices, seqs, strict=True)]
+
+
+async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=60) as (proxy, relay),
+        relay.session(session) as queue,
+    ):
+        proxy.drop_deliveries("live.notice.", times=1)
+        proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.{NOTICES_STREAM}")  # the hole's reads
+        await store_notice(js, session, make_notice(uuid.uuid4().hex))
+        last = make_notice(uuid.uuid4().hex)
+        seq = await store_notice(js, session, last)
+        assert isinstance(await queue.next(within=5), Resync)
+        assert await queue.next(within=5) == StoredNotice(last, seq)
+    assert proxy.acks_lost
 
 
 async def test_session_notices_after_reads_only_that_session_in_order(js: JetStreamContext) -> None:
