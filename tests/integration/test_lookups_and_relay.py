@@ -32,6 +32,15 @@ async def store_notice(js: JetStreamContext, session_id: str, notice: Notice) ->
     return ack.seq
 
 
+async def store_notices(js: JetStreamContext, session_id: str, n: int) -> list[StoredNotice]:
+    """`n` new notices of the session, stored one after another."""
+    stored = []
+    for _ in range(n):
+        notice = make_notice(uuid.uuid4().hex)
+        stored.append(StoredNotice(notice, await store_notice(js, session_id, notice)))
+    return stored
+
+
 async def test_find_command_by_id_alone(js: JetStreamContext) -> None:
     command = make_command()
     assert await find_command(js, command.command_id) is None
@@ -99,11 +108,10 @@ async def test_relay_reads_live_notices_that_never_came_from_the_store(
         relay.session(session) as queue,
     ):
         proxy.drop_deliveries("live.notice.", times=2)
-        notices = [make_notice(uuid.uuid4().hex) for _ in range(3)]
-        seqs = [await store_notice(js, session, notice) for notice in notices]
-        got = [await queue.next(within=5) for _ in notices]
+        stored = await store_notices(js, session, 3)
+        got = [await queue.next(within=5) for _ in stored]
     assert len(proxy.deliveries_dropped) == 2
-    assert got == [StoredNotice(n, seq) for n, seq in zip(notices, seqs, strict=True)]
+    assert got == stored
 
 
 async def test_relay_finds_a_lost_last_notice_by_asking_the_store(
@@ -131,12 +139,9 @@ async def test_relay_tells_every_waiter_to_look_in_the_store_after_a_long_hole(
         relay.command(uuid.uuid4().hex) as other,
     ):
         proxy.drop_deliveries("live.notice.", times=MAX_FILL + 1)
-        for _ in range(MAX_FILL + 1):
-            await store_notice(js, session, make_notice(uuid.uuid4().hex))
-        last = make_notice(uuid.uuid4().hex)
-        seq = await store_notice(js, session, last)
+        stored = await store_notices(js, session, MAX_FILL + 2)
         assert isinstance(await queue.next(within=5), Resync)
-        assert await queue.next(within=5) == StoredNotice(last, seq)
+        assert await queue.next(within=5) == stored[-1]
         assert isinstance(await other.next(within=5), Resync)
     assert len(proxy.deliveries_dropped) == MAX_FILL + 1
 
@@ -156,10 +161,9 @@ async def test_relay_finds_a_lost_notice_after_nats_came_back(
         assert isinstance(await queue.next(within=5), Unavailable)
         assert isinstance(await queue.next(within=5), Resync)
         proxy.drop_deliveries("live.notice.", times=1)
-        notices = [make_notice(uuid.uuid4().hex) for _ in range(2)]
-        seqs = [await store_notice(js, session, notice) for notice in notices]
-        got = [await queue.next(within=5) for _ in notices]
-    assert got == [StoredNotice(n, seq) for n, seq in zip(notices, seqs, strict=True)]
+        stored = await store_notices(js, session, 2)
+        got = [await queue.next(within=5) for _ in stored]
+    assert got == stored
 
 
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
@@ -172,11 +176,9 @@ async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
     ):
         proxy.drop_deliveries("live.notice.", times=1)
         proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.{NOTICES_STREAM}")  # the hole's reads
-        await store_notice(js, session, make_notice(uuid.uuid4().hex))
-        last = make_notice(uuid.uuid4().hex)
-        seq = await store_notice(js, session, last)
+        stored = await store_notices(js, session, 2)
         assert isinstance(await queue.next(within=5), Resync)
-        assert await queue.next(within=5) == StoredNotice(last, seq)
+        assert await queue.next(within=5) == stored[-1]
     assert proxy.acks_lost
 
 
