@@ -171,6 +171,26 @@ function awaitNotice(id, seconds) {
   });
 }
 
+// Each submission carries an Idempotency-Key. One whose answer was lost (the
+// network failed, or a 503 or 409 after which the command may be stored or still
+// be publishing) keeps its key: submitting the same form again sends it again, so
+// the server answers with the first command instead of making a second one (a
+// location made twice would fail as "name taken"). Any other answer forgets it.
+// Kept in memory only: the body may hold a password.
+const unanswered = new Map(); // url + body -> Idempotency-Key
+const MAYBE_ACCEPTED = new Set([409, 503]);
+
+function keyFor(attempt) {
+  let key = unanswered.get(attempt);
+  if (!key) {
+    // getRandomValues, not randomUUID: the page may be served over plain HTTP.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    key = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    unanswered.set(attempt, key);
+  }
+  return key;
+}
+
 /**
  * POST a command and await its outcome. `label` names it to the user ("“Leeds”").
  * Resolves with one of:
@@ -181,19 +201,22 @@ function awaitNotice(id, seconds) {
  */
 export async function submit(url, body, { label = "" } = {}) {
   const { timeout, serverWait, slowSeconds } = settings();
-  const headers = { "content-type": "application/json" };
+  const payload = JSON.stringify(body);
+  const attempt = `${url} ${payload}`;
+  const headers = { "content-type": "application/json", "idempotency-key": keyFor(attempt) };
   if (slowSeconds) headers["x-simulate-delay"] = String(slowSeconds);
   if (serverWait) headers.prefer = `wait=${Math.min(timeout, 30)}`;
   let res;
   let json;
   try {
-    res = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    res = await fetch(url, { method: "POST", headers, body: payload });
     json = await res.json();
   } catch (err) {
     log("ERROR", String(err));
     return { kind: "error", problem: { detail: "Could not reach the server. Check your connection and try again." } };
   }
   log(`POST ${res.status}`, json);
+  if (!MAYBE_ACCEPTED.has(res.status)) unanswered.delete(attempt);
   if (res.status === 201 || res.status === 200) return { kind: "succeeded", resource: json, notice: null };
   if (res.status !== 202) return { kind: "failed", problem: json };
   const id = json.command_id;

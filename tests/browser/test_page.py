@@ -55,6 +55,32 @@ async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPa
     await expect(error).to_contain_text("already exists")
 
 
+async def test_submitting_again_after_a_lost_answer_is_the_same_command(
+    locations: LocationsPage,
+) -> None:
+    """The API accepts the POST but its answer never reaches the page: the person
+    submits the form again, and gets their location, not "already exists"."""
+    page = locations.page
+    lost: list[int] = []
+
+    async def lose_the_first_answer(route: Route) -> None:
+        if route.request.method != "POST" or lost:
+            await route.continue_()
+            return
+        accepted = await route.fetch()  # the API has it (and publishes the command)
+        lost.append(accepted.status)
+        await route.abort("connectionreset")  # but the page never hears back
+
+    await page.route("**/api/locations", lose_the_first_answer)
+    name = unique_name("Again")
+    await locations.create(name)
+    await expect(page.locator("#page")).to_contain_text("Could not reach the server")
+    assert lost == [202]
+    await page.click("#submit")  # the form still holds what was typed
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+
+
 async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
     locations: LocationsPage,
 ) -> None:
