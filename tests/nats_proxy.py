@@ -6,7 +6,8 @@ can be aimed at subjects: publishes to them never reach the server
 (`drop_publishes`), or they do and are stored but the server's acknowledgement
 never comes back (`lose_acks`), as when a connection fails right after a write;
 or messages the server delivers on a subject are lost (`drop_deliveries`).
-Everything else passes untouched."""
+Everything else passes untouched. It can also cut the client off for a while
+(`cut`, `reopen`) while the server goes on."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class NatsProxy:
         self.upstream_port = upstream_port
         self._drop, self._lose, self._deliveries = Fault(), Fault(), Fault()
         self._lost_replies: set[str] = set()
+        self._refusing = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
@@ -90,6 +92,17 @@ class NatsProxy:
         for fault in (self._drop, self._lose, self._deliveries):
             fault.prefix = None
 
+    def cut(self) -> None:
+        """Close every connection, and refuse new ones until `reopen()`: the client
+        is disconnected while the server goes on."""
+        self._refusing = True
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    def reopen(self) -> None:
+        self._refusing = False
+
     async def start(self) -> NatsProxy:
         self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
         return self
@@ -107,6 +120,9 @@ class NatsProxy:
     async def _connected(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     ) -> None:
+        if self._refusing:
+            client_w.close()
+            return
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self._writers += [client_w, server_w]
         for pump in (

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
+from contracts.lookups import find_notice
 from contracts.topology import COMMANDS_STREAM
 from tests.e2e.sse import SessionStream, command_events, command_id_of, position_of, post_location
 from tests.helpers import eventually, stream_messages, unique_name
@@ -130,6 +131,33 @@ async def test_the_last_live_notice_lost_still_reaches_its_waiter(
         command_id = await submit(client, **{"X-Simulate-Delay": "0.5"})
         events = await command_events(client, command_id, wait_s=8)
     assert len(proxy.deliveries_dropped) == 1
+    assert [e.event for e in events] == ["succeeded"]
+
+
+async def test_a_waiter_learns_of_a_notice_stored_while_its_api_was_cut_off(
+    proxied_api: tuple[NatsProxy, str], js: JetStreamContext
+) -> None:
+    """The API loses NATS while the reactor goes on: a command's stream still gets the
+    notice stored meanwhile, once the API is back (every waiter looks in the store)."""
+    proxy, url = proxied_api
+    async with new_session(url) as client:
+        command_id = await submit(client, **{"X-Simulate-Delay": "1"})
+        waiting = asyncio.create_task(command_events(client, command_id, wait_s=20))
+
+        async def registered() -> bool | None:
+            metrics = (await client.get("/metrics")).text
+            return True if "notify_relay_waiters 1.0" in metrics.splitlines() else None
+
+        await eventually(registered)
+        proxy.cut()
+
+        async def stored() -> bool | None:
+            return True if await find_notice(js, command_id) is not None else None
+
+        await eventually(stored)
+        assert not waiting.done()
+        proxy.reopen()
+        events = await waiting
     assert [e.event for e in events] == ["succeeded"]
 
 
