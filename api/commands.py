@@ -104,7 +104,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         # After the key: a replay is answered without hashing a password again.
         payload = await take_in(svc, spec, form, who)
         await _check_references(svc, spec, payload)
-    except HTTPProblem:
+    except Exception:  # a problem, or NATS failing under a read: nothing published
         await _let_go(svc, started)
         raise
 
@@ -140,6 +140,9 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         )
     except HTTPProblem as exc:
         await _let_go(svc, started, maybe_stored=isinstance(exc, Unacknowledged))
+        raise
+    except Exception:  # NATS failing under the publish or the wait: maybe stored
+        await _let_go(svc, started, maybe_stored=True)
         raise
     try:
         await svc.idempotency.finish(started, response)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import pytest
@@ -17,6 +19,8 @@ from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
 from tests.nats_proxy import NatsProxy, nats_proxy
 from tests.processes import NatsServer, Stack, api, base_url, reactor
+
+WAIT: Final = {"Prefer": "wait=10"}
 
 
 async def test_nats_down_answers_503_then_recovers_without_losing_accepted_commands(
@@ -131,6 +135,28 @@ async def test_a_missing_stream_or_bucket_is_a_503_that_names_it(fresh_stack: St
         assert "COMMANDS" in ready.json()["detail"]
 
 
+@asynccontextmanager
+async def proxied_stack(
+    server: NatsServer,
+) -> AsyncIterator[tuple[NatsProxy, httpx.AsyncClient, JetStreamContext]]:
+    """A reactor, and an API that reaches `server` through a proxy (a POST waits 1 s
+    for its publish); a client of the API and the test's own JetStream."""
+    the_reactor = reactor(server.url).start()
+    nc = await connect_test_client(server.url)
+    try:
+        async with nats_proxy(server.port) as proxy:
+            # Started and stopped off the loop the proxy runs on.
+            the_api = await asyncio.to_thread(api(proxy.url, env={"PUBLISH_PATIENCE": "1"}).start)
+            try:
+                async with httpx.AsyncClient(base_url=base_url(the_api), timeout=15) as client:
+                    yield proxy, client, nc.jetstream()
+            finally:
+                await asyncio.to_thread(the_api.stop)
+    finally:
+        await nc.close()
+        the_reactor.stop()
+
+
 @pytest.mark.parametrize("fault", ["ack-lost", "publish-lost"])
 async def test_a_command_whose_publish_was_not_acknowledged_is_one_command_on_retry(
     fault: str, fresh_server: NatsServer
@@ -138,20 +164,36 @@ async def test_a_command_whose_publish_was_not_acknowledged_is_one_command_on_re
     """The API's publish of a keyed command is stored but its ack never comes back
     (or the publish itself is lost): a 503, and the retry with the same key is the
     same command (stored once, handled once), published only if it was not stored."""
-    the_reactor = reactor(fresh_server.url).start()
-    nc = await connect_test_client(fresh_server.url)
-    try:
-        async with nats_proxy(fresh_server.port) as proxy:
-            # The API reaches NATS through the proxy; started off the loop the proxy runs on.
-            the_api = await asyncio.to_thread(api(proxy.url, env={"PUBLISH_PATIENCE": "1"}).start)
-            try:
-                async with httpx.AsyncClient(base_url=base_url(the_api), timeout=15) as client:
-                    await _unacknowledged_then_retried(client, nc.jetstream(), proxy, fault)
-            finally:
-                the_api.stop()
-    finally:
-        await nc.close()
-        the_reactor.stop()
+    async with proxied_stack(fresh_server) as (proxy, client, js):
+        await _unacknowledged_then_retried(client, js, proxy, fault)
+
+
+async def test_a_nats_error_before_the_publish_frees_the_key_for_the_retry(
+    fresh_server: NatsServer,
+) -> None:
+    """NATS fails under a read the command needs (its account's record): a 503 with
+    nothing published, and the retry with the same key is taken as a new command at
+    once (not "in progress" until the key goes stale)."""
+    async with proxied_stack(fresh_server) as (proxy, client, js):
+        opened = await client.post("/api/accounts", json={"holder": "Ada"}, headers=WAIT)
+        assert opened.status_code == 201, opened.text
+        body = {
+            "account_id": opened.json()["id"],
+            "origin": "GB",
+            "destination": "FR",
+            "weight_grams": 500,
+        }
+        key = {"Idempotency-Key": "after-a-failed-read"}
+        before = await stream_messages(js, COMMANDS_STREAM)
+        proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.KV_{view_bucket('accounts', 1)}")
+        refused = await client.post("/api/shipments", json=body, headers=key)
+        assert refused.status_code == 503, refused.text
+        assert proxy.acks_lost
+        assert await stream_messages(js, COMMANDS_STREAM) == before
+        proxy.heal()
+        retried = await client.post("/api/shipments", json=body, headers=key)
+        assert retried.status_code == 202, retried.text
+        assert await stream_messages(js, COMMANDS_STREAM) == before + 1
 
 
 async def _unacknowledged_then_retried(
