@@ -10,6 +10,8 @@
 // `reset` (a cursor the server cannot resume from) the status of each pending
 // command is asked for instead.
 
+import { randomId } from "/static/forms.js";
+
 const store = {
   get cursor() { return sessionStorage.getItem("events.cursor"); },
   set cursor(id) { if (id) sessionStorage.setItem("events.cursor", id); },
@@ -162,6 +164,18 @@ async function resyncPending() {
   }
 }
 
+// The command's outcome from the status endpoint (shaped as its notice), or null while
+// it is pending or cannot be read.
+async function outcomeOf(id) {
+  try {
+    const res = await fetch(`/api/commands/${id}`);
+    const status = res.ok ? await res.json() : null;
+    return status && status.status !== "pending" ? status : null;
+  } catch {
+    return null;
+  }
+}
+
 // Resolves with the notice, or null when `seconds` pass first.
 function awaitNotice(id, seconds) {
   if (recent.has(id)) return Promise.resolve(recent.get(id));
@@ -172,24 +186,31 @@ function awaitNotice(id, seconds) {
 }
 
 // Each submission carries an Idempotency-Key. One whose answer was lost (the
-// network failed, or a 503 or 409 after which the command may be stored or still
-// be publishing) keeps its key: submitting the same form again sends it again, so
-// the server answers with the first command instead of making a second one (a
-// location made twice would fail as "name taken"). Any other answer forgets it.
-// Kept in memory only: the body may hold a password.
-const unanswered = new Map(); // url + body -> Idempotency-Key
-const MAYBE_ACCEPTED = new Set([409, 503]);
+// network failed after the POST left, a 503 after which the command may be stored,
+// or a 409 saying the first attempt is still in progress) keeps its key for ten
+// minutes: submitting the same form again sends it again, so the server answers
+// with the first command instead of making a second one (a location made twice
+// would fail as "name taken"). Any other answer forgets it. Kept in memory only:
+// the body may hold a password.
+const unanswered = new Map(); // url + body -> {key, at}
+const KEEP_KEY_MS = 10 * 60 * 1000;
+const IN_FLIGHT = "/problems/idempotency-in-flight";
 
 function keyFor(attempt) {
-  let key = unanswered.get(attempt);
-  if (!key) {
-    // getRandomValues, not randomUUID: the page may be served over plain HTTP.
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    key = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    unanswered.set(attempt, key);
-  }
-  return key;
+  const now = Date.now();
+  for (const [kept, { at }] of unanswered) if (now - at > KEEP_KEY_MS) unanswered.delete(kept);
+  if (!unanswered.has(attempt)) unanswered.set(attempt, { key: randomId(), at: now });
+  return unanswered.get(attempt).key;
 }
+
+// Whether an answer may leave the command stored, or still being published.
+function maybeAccepted(res, problem) {
+  if (res.headers.has("idempotent-replayed")) return false; // a final answer, again
+  if (res.status === 409) return problem.type === IN_FLIGHT;
+  return res.status === 503 && problem.type !== "/problems/busy"; // busy: nothing stored
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /**
  * POST a command and await its outcome. `label` names it to the user ("“Leeds”").
@@ -206,24 +227,41 @@ export async function submit(url, body, { label = "" } = {}) {
   const headers = { "content-type": "application/json", "idempotency-key": keyFor(attempt) };
   if (slowSeconds) headers["x-simulate-delay"] = String(slowSeconds);
   if (serverWait) headers.prefer = `wait=${Math.min(timeout, 30)}`;
+  const until = Date.now() + timeout * 1000;
   let res;
   let json;
-  try {
-    res = await fetch(url, { method: "POST", headers, body: payload });
-    json = await res.json();
-  } catch (err) {
-    log("ERROR", String(err));
-    return { kind: "error", problem: { detail: "Could not reach the server. Check your connection and try again." } };
+  for (;;) {
+    try {
+      res = await fetch(url, { method: "POST", headers, body: payload });
+      json = await res.json();
+    } catch (err) {
+      log("ERROR", String(err));
+      return { kind: "error", problem: { detail: "Could not reach the server. Check your connection and try again." } };
+    }
+    log(`POST ${res.status}`, json);
+    // The first attempt of this form is still being answered: ask again when it has.
+    const wait = Number(res.headers.get("retry-after") || 1) * 1000;
+    if (res.status !== 409 || json.type !== IN_FLIGHT || Date.now() + wait > until) break;
+    await sleep(wait);
   }
-  log(`POST ${res.status}`, json);
-  if (!MAYBE_ACCEPTED.has(res.status)) unanswered.delete(attempt);
+  if (!maybeAccepted(res, json)) unanswered.delete(attempt);
+  if (res.status === 409 && json.type === IN_FLIGHT) {
+    return { kind: "error", problem: { detail: "Your previous attempt is still being processed. Try again in a moment." } };
+  }
   if (res.status === 201 || res.status === 200) return { kind: "succeeded", resource: json, notice: null };
   if (res.status !== 202) return { kind: "failed", problem: json };
   const id = json.command_id;
+  // A replayed 202 is the first attempt's command: it may have finished long ago.
+  const done = res.headers.has("idempotent-replayed") ? await outcomeOf(id) : null;
+  if (done) return settled(done);
   remember(id, label);
   const notice = res.headers.has("preference-applied") ? recent.get(id) : await awaitNotice(id, timeout);
   if (!notice) return { kind: "later", commandId: id };
   forget(id);
+  return settled(notice);
+}
+
+function settled(notice) {
   return notice.status === "succeeded"
     ? { kind: "succeeded", resource: notice.resource, notice }
     : { kind: "failed", problem: notice.error };

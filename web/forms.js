@@ -44,6 +44,11 @@ export function showProblem(root, fields, problem, { prefix = "", conflictField 
   }
 }
 
+/** 32 random hex digits (getRandomValues, not randomUUID: the page may be served over plain HTTP). */
+export function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A submit button's busy state: disabled, aria-busy, and its label while busy. */
 export function busy(button, on, idle, working) {
   button.disabled = on;

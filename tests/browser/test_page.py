@@ -55,12 +55,13 @@ async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPa
     await expect(error).to_contain_text("already exists")
 
 
+@pytest.mark.parametrize("later_s", [0, 61])
 async def test_submitting_again_after_a_lost_answer_is_the_same_command(
-    locations: LocationsPage,
+    page: Page, api_process: Process, reactor_process: Process, later_s: int
 ) -> None:
     """The API accepts the POST but its answer never reaches the page: the person
-    submits the form again, and gets their location, not "already exists"."""
-    page = locations.page
+    submits the form again (at once, or a minute later, when the page no longer holds
+    the first command's notice), and gets their location, not "already exists"."""
     lost: list[int] = []
 
     async def lose_the_first_answer(route: Route) -> None:
@@ -71,11 +72,17 @@ async def test_submitting_again_after_a_lost_answer_is_the_same_command(
         lost.append(accepted.status)
         await route.abort("connectionreset")  # but the page never hears back
 
+    await page.clock.install()
+    locations = await LocationsPage(page, base_url(api_process)).open()
     await page.route("**/api/locations", lose_the_first_answer)
     name = unique_name("Again")
     await locations.create(name)
     await expect(page.locator("#page")).to_contain_text("Could not reach the server")
     assert lost == [202]
+    if later_s:
+        # Its notice came on the session stream meanwhile, then is dropped after 60 s.
+        await expect(page.locator("#log")).to_contain_text("SSE succeeded")
+        await page.clock.fast_forward(later_s * 1000)
     await page.click("#submit")  # the form still holds what was typed
     await expect(page).to_have_url(LOCATION_URL)
     await expect(page.locator("#location h1")).to_have_text(name)

@@ -3,7 +3,7 @@
 // count followed live (/api/videos/{id}/live), a "watch" button, and a rename form
 // for its owner. A viewing has an id of its own: sending it again never counts twice.
 
-import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, randomId, showProblem } from "/static/forms.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -157,13 +157,19 @@ function show(view, $, video) {
   view.title(video.title);
 }
 
+// A click's viewing id, kept until its answer comes: clicking again after a lost
+// answer is a retry of the same viewing (the same body, so the same Idempotency-Key).
+const unanswered = new Map(); // video id -> viewing id
+
 async function watch(view, $, id) {
   $("watch-error").hidden = true;
   // One viewing, one id: a retry of this click (or a redelivery) counts once.
-  const viewing = crypto.randomUUID();
+  const viewing = unanswered.get(id) ?? randomId();
+  unanswered.set(id, viewing);
   busy($("watch"), true, "Watch", "Recording…");
   try {
     const outcome = await view.submit(`/api/videos/${id}/views`, { viewing_id: viewing }, { label: "Your viewing" });
+    if (outcome.kind !== "error") unanswered.delete(id);
     if (outcome.kind === "succeeded") show(view, $, outcome.resource);
     else if (outcome.kind === "later") view.notify("warn", "Your viewing will be counted shortly.");
     else {
