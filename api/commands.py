@@ -79,7 +79,13 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
     started: Started | None = None
     if key is not None:
         digest = fingerprint(request.url.path, without_secrets(spec, form))
-        begun = await svc.idempotency.begin(session_id(request), key, digest, command_id)
+        # Asked again while NATS answers as unavailable (a KV leader election), as the
+        # publish is: a create stored before is found to be this request's own.
+        begun = await while_unavailable(
+            lambda: svc.idempotency.begin(session_id(request), key, digest, command_id),
+            within=svc.settings.publish_patience,
+            what="an Idempotency-Key",
+        )
         if isinstance(begun, Replay):
             return _to_response(begun.response, replayed=True)
         if isinstance(begun, InFlight):

@@ -99,6 +99,10 @@ class IdempotencyKeys:
             assert entry.value is not None
             assert entry.revision is not None
             existing = _decoder.decode(entry.value)
+            if existing.command_id == command_id and existing.response is None:
+                # Our own create, stored though its ack was lost (this is asked again):
+                # the command id is new to this request, so the record is this one's.
+                return Started(kv_key, entry.revision, command_id, fingerprint)
             if existing.fingerprint != fingerprint:
                 return Mismatch()
             if existing.response is not None:

@@ -48,6 +48,19 @@ async def test_first_use_starts_then_replays_the_finished_response(js: JetStream
     assert isinstance(await store.begin(session, key, "other print", "c4"), Mismatch)
 
 
+async def test_beginning_again_with_the_same_command_id_is_the_same_start(
+    js: JetStreamContext,
+) -> None:
+    """A create whose ack was lost is asked again: the record it stored is its own."""
+    store = await keys(js)
+    session = uuid.uuid4().hex
+    first = await store.begin(session, "k", "print", "c1")
+    again = await store.begin(session, "k", "print", "c1")
+    assert isinstance(first, Started)
+    assert again == first
+    assert isinstance(await store.begin(session, "k", "print", "c2"), InFlight)
+
+
 async def test_released_key_can_be_used_again(js: JetStreamContext) -> None:
     store = await keys(js)
     session = uuid.uuid4().hex
