@@ -104,6 +104,9 @@ class NoticeRelay:
         self._filling = asyncio.Lock()
         self._fill_js: JetStreamContext | None = None
         self._watch_failing = False
+        # Notices relayed from the store whose live copies have not come (late, not
+        # lost): relayed once, so their copies are not relayed again.
+        self._filled: set[int] = set()
 
     @property
     def waiters(self) -> int:
@@ -181,6 +184,9 @@ class NoticeRelay:
         elif seen is not None and seq + MAX_FILL < seen:
             log.warning("NOTICES starts again at %d (it was at %d): made again?", seq, seen)
             self._seen = seq
+        if seq in self._filled:  # relayed from the store already: a late copy
+            self._filled.discard(seq)
+            return
         self._relay(msg.subject.removeprefix("live."), seq, msg.data)
 
     def _relay(self, subject: str, seq: int, data: bytes) -> None:
@@ -226,8 +232,11 @@ class NoticeRelay:
                     self._seen = max(self._seen, last)
                 self._resync_waiters()
                 return
+            if len(self._filled) > MAX_FILL:  # copies that were lost, not late
+                self._filled.clear()
             for msg in found:
                 self._relay(msg.subject or "", msg.seq or 0, msg.data or b"")
+                self._filled.add(msg.seq or 0)
             if self._seen is not None:
                 self._seen = max(self._seen, last)
             if found:

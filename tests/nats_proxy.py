@@ -5,7 +5,8 @@ It reads the NATS protocol both ways frame by frame (`PUB`/`HPUB` and
 can be aimed at subjects: publishes to them never reach the server
 (`drop_publishes`), or they do and are stored but the server's acknowledgement
 never comes back (`lose_acks`), as when a connection fails right after a write;
-or messages the server delivers on a subject are lost (`drop_deliveries`).
+or messages the server delivers on a subject are lost (`drop_deliveries`) or
+held back and sent late (`hold_deliveries`, `release`).
 Everything else passes untouched. It can also cut the client off for a while
 (`cut`, `reopen`) while the server goes on."""
 
@@ -16,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 CRLF = b"\r\n"
 WITH_PAYLOAD = (b"PUB", b"HPUB", b"MSG", b"HMSG")
@@ -45,7 +47,8 @@ class Fault:
 class NatsProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self._drop, self._lose, self._deliveries = Fault(), Fault(), Fault()
+        self._drop, self._lose, self._deliveries, self._hold = Fault(), Fault(), Fault(), Fault()
+        self._held: list[tuple[asyncio.StreamWriter, bytes]] = []
         self._lost_replies: set[str] = set()
         self._refusing = False
         self._server: asyncio.Server | None = None
@@ -88,8 +91,24 @@ class NatsProxy:
         sends this client are lost (core NATS delivers at most once)."""
         self._deliveries.arm(prefix, times)
 
+    def hold_deliveries(self, prefix: str, times: int = 1_000_000) -> None:
+        """The next `times` messages on subjects starting with `prefix` that the server
+        sends this client are held back until `release()` (late, after later ones)."""
+        self._hold.arm(prefix, times)
+
+    def release(self) -> None:
+        """Send on what was held, in order."""
+        for writer, frame in self._held:
+            writer.write(frame)
+        self._held.clear()
+
+    @property
+    def held(self) -> list[str]:
+        """The subjects of the messages held back so far."""
+        return self._hold.struck
+
     def heal(self) -> None:
-        for fault in (self._drop, self._lose, self._deliveries):
+        for fault in (self._drop, self._lose, self._deliveries, self._hold):
             fault.prefix = None
 
     def cut(self) -> None:
@@ -126,8 +145,8 @@ class NatsProxy:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self._writers += [client_w, server_w]
         for pump in (
-            _pump(client_r, server_w, self._from_client),
-            _pump(server_r, client_w, self._from_server),
+            _pump(client_r, server_w, lambda words, _: self._from_client(words)),
+            _pump(server_r, client_w, partial(self._from_server, client_w)),
         ):
             task = asyncio.create_task(pump)
             self._tasks.add(task)
@@ -145,18 +164,21 @@ class NatsProxy:
             self._lost_replies.add(words[2].decode())
         return True
 
-    def _from_server(self, words: list[bytes]) -> bool:
-        """Whether the server's frame goes on to the client."""
+    def _from_server(self, writer: asyncio.StreamWriter, words: list[bytes], frame: bytes) -> bool:
+        """Whether the server's frame goes on to the client now."""
         if not words or words[0].upper() not in (b"MSG", b"HMSG"):
             return True
         subject = words[1].decode()
+        if self._hold.strikes(subject):
+            self._held.append((writer, frame))
+            return False
         return subject not in self._lost_replies and not self._deliveries.strikes(subject)
 
 
 async def _pump(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    passes: Callable[[list[bytes]], bool],
+    passes: Callable[[list[bytes], bytes], bool],
 ) -> None:
     with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
         while True:
@@ -164,7 +186,7 @@ async def _pump(
             words = frame.split()
             if words and words[0].upper() in WITH_PAYLOAD:
                 frame += await reader.readexactly(int(words[-1]) + len(CRLF))
-            if passes(words):
+            if passes(words, frame):
                 writer.write(frame)
                 await writer.drain()
     writer.close()

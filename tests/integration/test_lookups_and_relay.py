@@ -146,6 +146,26 @@ async def test_relay_tells_every_waiter_to_look_in_the_store_after_a_long_hole(
     assert len(proxy.deliveries_dropped) == MAX_FILL + 1
 
 
+async def test_relay_does_not_relay_a_late_live_copy_of_a_notice_it_read_from_the_store(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    """A live copy held back, so that the next notice shows a hole and the relay reads
+    it from the store, is not relayed a second time when it comes late."""
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=60) as (proxy, relay),
+        relay.session(session) as queue,
+    ):
+        proxy.hold_deliveries("live.notice.", times=1)
+        late, after = await store_notices(js, session, 2)
+        assert await queue.next(within=5) == late  # from the store
+        assert await queue.next(within=5) == after  # live; it showed no hole
+        proxy.release()
+        (last,) = await store_notices(js, session, 1)
+        assert await queue.next(within=5) == last  # not `late` again
+    assert len(proxy.held) == 1
+
+
 async def test_relay_finds_a_lost_notice_after_nats_came_back(
     nats_server: NatsServer, js: JetStreamContext
 ) -> None:
