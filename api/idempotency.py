@@ -120,13 +120,7 @@ class IdempotencyKeys:
         return InFlight()
 
     async def finish(self, started: Started, response: StoredResponse) -> None:
-        record = Record(
-            fingerprint=started.fingerprint,
-            command_id=started.command_id,
-            started_at=self._clock(),
-            response=response,
-        )
-        await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
+        await self._rewrite(started, self._clock(), response)
 
     async def release(self, started: Started) -> bool:
         """The request failed before anything was accepted: free the key for a retry.
@@ -138,13 +132,15 @@ class IdempotencyKeys:
         stored. Keep its id with the key, marked as given up on, so that a retry takes
         it over at once with the same command id (and publishes it only if it is not
         stored) instead of making a second command. False if the record changed since."""
-        record = Record(
-            fingerprint=started.fingerprint,
-            command_id=started.command_id,
-            started_at=self._clock() - STALE_AFTER - 1,
-        )
         try:
-            await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
+            await self._rewrite(started, self._clock() - STALE_AFTER - 1)
         except KeyWrongLastSequenceError:
             return False
         return True
+
+    async def _rewrite(
+        self, started: Started, started_at: float, response: StoredResponse | None = None
+    ) -> None:
+        """Write the started request's record again, unless it changed since."""
+        record = Record(started.fingerprint, started.command_id, started_at, response)
+        await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)

@@ -189,11 +189,15 @@ class NoticeRelay:
             return
         self._relay(msg.subject.removeprefix("live."), seq, msg.data)
 
+    def _advance(self, seq: int) -> None:
+        """Notices up to `seq` are relayed (or told of), unless holes are not looked for."""
+        if self._seen is not None:
+            self._seen = max(self._seen, seq)
+
     def _relay(self, subject: str, seq: int, data: bytes) -> None:
         """Hand the notice stored as `seq` on `subject` (notice.<session>.<command>) to
         its waiters."""
-        if self._seen is not None:
-            self._seen = max(self._seen, seq)
+        self._advance(seq)
         parts = subject.split(".")
         if len(parts) != 3:
             log.error("ignoring a notice on %s (not notice.<session>.<command>)", subject)
@@ -228,8 +232,7 @@ class NoticeRelay:
                 found = await self._read(first, last)
             except Exception as exc:
                 log.warning("live notices %d to %d did not come: %r", first, last, exc)
-                if self._seen is not None:
-                    self._seen = max(self._seen, last)
+                self._advance(last)
                 self._resync_waiters()
                 return
             if len(self._filled) > MAX_FILL:  # copies that were lost, not late
@@ -237,8 +240,7 @@ class NoticeRelay:
             for msg in found:
                 self._relay(msg.subject or "", msg.seq or 0, msg.data or b"")
                 self._filled.add(msg.seq or 0)
-            if self._seen is not None:
-                self._seen = max(self._seen, last)
+            self._advance(last)
             if found:
                 log.warning(
                     "%d live notices (of %d to %d) did not come: relayed from the store",
@@ -285,15 +287,15 @@ class NoticeRelay:
             return
         assert self._js is not None
         last = (await notice_bounds(self._js)).last_seq
-        if self._seen is None:  # not read after the reconnect: now, and the waiters look
-            self._seen = last
-            self._resync_waiters()
-        elif last < self._seen:
-            log.warning("NOTICES ends at %d (it was at %d): made again?", last, self._seen)
-            self._seen = last
-            self._resync_waiters()
-        elif last > self._seen:
+        if self._seen is not None and last > self._seen:
             await self._fill(last)
+        elif self._seen is None or last < self._seen:
+            # Not read after the reconnect, or NOTICES made again: from here on, and
+            # every waiter looks in the store.
+            if self._seen is not None:
+                log.warning("NOTICES ends at %d (it was at %d): made again?", last, self._seen)
+            self._seen = last
+            self._resync_waiters()
 
 
 @asynccontextmanager

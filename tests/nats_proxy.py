@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
+from tests.processes import Process
+
 CRLF = b"\r\n"
 WITH_PAYLOAD = (b"PUB", b"HPUB", b"MSG", b"HMSG")
 
@@ -199,3 +201,17 @@ async def nats_proxy(upstream_port: int) -> AsyncIterator[NatsProxy]:
         yield proxy
     finally:
         await proxy.stop()
+
+
+@asynccontextmanager
+async def behind_proxy(
+    upstream_port: int, process: Callable[[str], Process]
+) -> AsyncIterator[tuple[NatsProxy, Process]]:
+    """A process (made for a NATS URL) that reaches nats-server through a proxy; started
+    and stopped off the event loop, which the proxy runs on."""
+    async with nats_proxy(upstream_port) as proxy:
+        started = await asyncio.to_thread(process(proxy.url).start)
+        try:
+            yield proxy, started
+        finally:
+            await asyncio.to_thread(started.stop)

@@ -203,10 +203,13 @@ function keyFor(attempt) {
   return unanswered.get(attempt).key;
 }
 
+// Whether the answer says the first attempt with this key has not answered yet.
+const inFlight = (res, problem) => res.status === 409 && problem.type === IN_FLIGHT;
+
 // Whether an answer may leave the command stored, or still being published.
 function maybeAccepted(res, problem) {
   if (res.headers.has("idempotent-replayed")) return false; // a final answer, again
-  if (res.status === 409) return problem.type === IN_FLIGHT;
+  if (res.status === 409) return inFlight(res, problem);
   return res.status === 503 && problem.type !== "/problems/busy"; // busy: nothing stored
 }
 
@@ -241,11 +244,11 @@ export async function submit(url, body, { label = "" } = {}) {
     log(`POST ${res.status}`, json);
     // The first attempt of this form is still being answered: ask again when it has.
     const wait = Number(res.headers.get("retry-after") || 1) * 1000;
-    if (res.status !== 409 || json.type !== IN_FLIGHT || Date.now() + wait > until) break;
+    if (!inFlight(res, json) || Date.now() + wait > until) break;
     await sleep(wait);
   }
   if (!maybeAccepted(res, json)) unanswered.delete(attempt);
-  if (res.status === 409 && json.type === IN_FLIGHT) {
+  if (inFlight(res, json)) {
     return { kind: "error", problem: { detail: "Your previous attempt is still being processed. Try again in a moment." } };
   }
   if (res.status === 201 || res.status === 200) return { kind: "succeeded", resource: json, notice: null };

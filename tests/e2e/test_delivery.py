@@ -17,7 +17,7 @@ from contracts.lookups import find_notice
 from contracts.topology import COMMANDS_STREAM
 from tests.e2e.sse import SessionStream, command_events, command_id_of, position_of, post_location
 from tests.helpers import eventually, stream_messages, unique_name
-from tests.nats_proxy import NatsProxy, nats_proxy
+from tests.nats_proxy import NatsProxy, behind_proxy
 from tests.processes import NatsServer, Process, api, base_url
 
 
@@ -91,13 +91,8 @@ async def proxied_api(
 ) -> AsyncIterator[tuple[NatsProxy, str]]:
     """An API that reaches NATS through a proxy (which can lose what NATS sends it), and
     its URL."""
-    async with nats_proxy(nats_server.port) as proxy:
-        # Started and stopped off the loop the proxy runs on.
-        process = await asyncio.to_thread(api(proxy.url).start)
-        try:
-            yield proxy, base_url(process)
-        finally:
-            await asyncio.to_thread(process.stop)
+    async with behind_proxy(nats_server.port, api) as (proxy, process):
+        yield proxy, base_url(process)
 
 
 async def test_a_live_notice_lost_on_its_way_to_the_api_still_reaches_the_session(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,7 +17,7 @@ from contracts.topology import COMMANDS_STREAM, view_bucket
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
-from tests.nats_proxy import NatsProxy, nats_proxy
+from tests.nats_proxy import NatsProxy, behind_proxy
 from tests.processes import NatsServer, Stack, api, base_url, reactor
 
 WAIT: Final = {"Prefer": "wait=10"}
@@ -144,14 +144,12 @@ async def proxied_stack(
     the_reactor = reactor(server.url).start()
     nc = await connect_test_client(server.url)
     try:
-        async with nats_proxy(server.port) as proxy:
-            # Started and stopped off the loop the proxy runs on.
-            the_api = await asyncio.to_thread(api(proxy.url, env={"PUBLISH_PATIENCE": "1"}).start)
-            try:
-                async with httpx.AsyncClient(base_url=base_url(the_api), timeout=15) as client:
-                    yield proxy, client, nc.jetstream()
-            finally:
-                await asyncio.to_thread(the_api.stop)
+        patient_1s = partial(api, env={"PUBLISH_PATIENCE": "1"})
+        async with (
+            behind_proxy(server.port, patient_1s) as (proxy, the_api),
+            httpx.AsyncClient(base_url=base_url(the_api), timeout=15) as client,
+        ):
+            yield proxy, client, nc.jetstream()
     finally:
         await nc.close()
         the_reactor.stop()

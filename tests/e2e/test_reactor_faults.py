@@ -42,7 +42,7 @@ from tests.helpers import (
     payload_of,
     publish_command,
 )
-from tests.nats_proxy import nats_proxy
+from tests.nats_proxy import behind_proxy
 from tests.processes import NatsServer, Process, Stack, reactor, run_module
 
 
@@ -296,17 +296,12 @@ async def test_a_write_stored_but_not_acknowledged_is_applied_once(
     """Each write on a command's path is stored but its ack never reaches the reactor
     (a NATS protocol proxy drops it): the command is tried again and succeeds, with
     one reservation, one event, one record and one notice."""
-    async with nats_proxy(fresh_server.port) as proxy:
+    async with behind_proxy(fresh_server.port, reactor) as (proxy, _):
         proxy.lose_acks(write, times=1)
-        # Started off the loop the proxy runs on, and stopped so too.
-        victim = await asyncio.to_thread(reactor(proxy.url).start)
-        try:
-            command = make_command(category="Town")
-            await publish_command(fresh_js, command)
-            await wait_for_notices(fresh_js, 1, within=30)
-            await settled(fresh_js)
-        finally:
-            await asyncio.to_thread(victim.stop)
+        command = make_command(category="Town")
+        await publish_command(fresh_js, command)
+        await wait_for_notices(fresh_js, 1, within=30)
+        await settled(fresh_js)
     assert len(proxy.acks_lost) == 1
     assert proxy.acks_lost[0].startswith(write)
 

@@ -6,11 +6,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from api.relay import MAX_FILL, NoticeRelay, Resync, Unavailable
+from api.inbox import Inbox
+from api.relay import MAX_FILL, Item, NoticeRelay, Resync, Unavailable
 from contracts.commands import encoder
 from contracts.lookups import (
     StoredNotice,
@@ -99,18 +102,34 @@ async def lossy_relay(
             await client.close()
 
 
-async def test_relay_reads_live_notices_that_never_came_from_the_store(
-    nats_server: NatsServer, js: JetStreamContext
-) -> None:
+@dataclass
+class LossySession:
+    """A session's waiter on a relay whose live notices a proxy can lose."""
+
+    proxy: NatsProxy
+    relay: NoticeRelay
+    session: str
+    queue: Inbox[Item]
+
+
+@pytest.fixture
+async def lossy(nats_server: NatsServer) -> AsyncIterator[LossySession]:
+    """A session's waiter on a lossy relay that never asks for a lost last notice."""
     session = uuid.uuid4().hex
     async with (
         lossy_relay(nats_server, quiet=60) as (proxy, relay),
         relay.session(session) as queue,
     ):
-        proxy.drop_deliveries("live.notice.", times=2)
-        stored = await store_notices(js, session, 3)
-        got = [await queue.next(within=5) for _ in stored]
-    assert len(proxy.deliveries_dropped) == 2
+        yield LossySession(proxy, relay, session, queue)
+
+
+async def test_relay_reads_live_notices_that_never_came_from_the_store(
+    lossy: LossySession, js: JetStreamContext
+) -> None:
+    lossy.proxy.drop_deliveries("live.notice.", times=2)
+    stored = await store_notices(js, lossy.session, 3)
+    got = [await lossy.queue.next(within=5) for _ in stored]
+    assert len(lossy.proxy.deliveries_dropped) == 2
     assert got == stored
 
 
@@ -130,76 +149,56 @@ async def test_relay_finds_a_lost_last_notice_by_asking_the_store(
 
 
 async def test_relay_tells_every_waiter_to_look_in_the_store_after_a_long_hole(
-    nats_server: NatsServer, js: JetStreamContext
+    lossy: LossySession, js: JetStreamContext
 ) -> None:
-    session = uuid.uuid4().hex
-    async with (
-        lossy_relay(nats_server, quiet=60) as (proxy, relay),
-        relay.session(session) as queue,
-        relay.command(uuid.uuid4().hex) as other,
-    ):
-        proxy.drop_deliveries("live.notice.", times=MAX_FILL + 1)
-        stored = await store_notices(js, session, MAX_FILL + 2)
-        assert isinstance(await queue.next(within=5), Resync)
-        assert await queue.next(within=5) == stored[-1]
+    async with lossy.relay.command(uuid.uuid4().hex) as other:
+        lossy.proxy.drop_deliveries("live.notice.", times=MAX_FILL + 1)
+        stored = await store_notices(js, lossy.session, MAX_FILL + 2)
+        assert isinstance(await lossy.queue.next(within=5), Resync)
+        assert await lossy.queue.next(within=5) == stored[-1]
         assert isinstance(await other.next(within=5), Resync)
-    assert len(proxy.deliveries_dropped) == MAX_FILL + 1
+    assert len(lossy.proxy.deliveries_dropped) == MAX_FILL + 1
 
 
 async def test_relay_does_not_relay_a_late_live_copy_of_a_notice_it_read_from_the_store(
-    nats_server: NatsServer, js: JetStreamContext
+    lossy: LossySession, js: JetStreamContext
 ) -> None:
     """A live copy held back, so that the next notice shows a hole and the relay reads
     it from the store, is not relayed a second time when it comes late."""
-    session = uuid.uuid4().hex
-    async with (
-        lossy_relay(nats_server, quiet=60) as (proxy, relay),
-        relay.session(session) as queue,
-    ):
-        proxy.hold_deliveries("live.notice.", times=1)
-        late, after = await store_notices(js, session, 2)
-        assert await queue.next(within=5) == late  # from the store
-        assert await queue.next(within=5) == after  # live; it showed no hole
-        proxy.release()
-        (last,) = await store_notices(js, session, 1)
-        assert await queue.next(within=5) == last  # not `late` again
-    assert len(proxy.held) == 1
+    lossy.proxy.hold_deliveries("live.notice.", times=1)
+    late, after = await store_notices(js, lossy.session, 2)
+    assert await lossy.queue.next(within=5) == late  # from the store
+    assert await lossy.queue.next(within=5) == after  # live; it showed no hole
+    lossy.proxy.release()
+    (last,) = await store_notices(js, lossy.session, 1)
+    assert await lossy.queue.next(within=5) == last  # not `late` again
+    assert len(lossy.proxy.held) == 1
 
 
 async def test_relay_finds_a_lost_notice_after_nats_came_back(
-    nats_server: NatsServer, js: JetStreamContext
+    lossy: LossySession, js: JetStreamContext
 ) -> None:
     """After a reconnect the relay looks for holes from the store's last sequence, not
     from the first live notice (which would hide a lost one before it)."""
-    session = uuid.uuid4().hex
-    async with (
-        lossy_relay(nats_server, quiet=60) as (proxy, relay),
-        relay.session(session) as queue,
-    ):
-        relay.unavailable()  # as on a disconnect, then the reconnect
-        await relay.resync()
-        assert isinstance(await queue.next(within=5), Unavailable)
-        assert isinstance(await queue.next(within=5), Resync)
-        proxy.drop_deliveries("live.notice.", times=1)
-        stored = await store_notices(js, session, 2)
-        got = [await queue.next(within=5) for _ in stored]
+    lossy.relay.unavailable()  # as on a disconnect, then the reconnect
+    await lossy.relay.resync()
+    assert isinstance(await lossy.queue.next(within=5), Unavailable)
+    assert isinstance(await lossy.queue.next(within=5), Resync)
+    lossy.proxy.drop_deliveries("live.notice.", times=1)
+    stored = await store_notices(js, lossy.session, 2)
+    got = [await lossy.queue.next(within=5) for _ in stored]
     assert got == stored
 
 
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
-    nats_server: NatsServer, js: JetStreamContext
+    lossy: LossySession, js: JetStreamContext
 ) -> None:
-    session = uuid.uuid4().hex
-    async with (
-        lossy_relay(nats_server, quiet=60) as (proxy, relay),
-        relay.session(session) as queue,
-    ):
-        proxy.drop_deliveries("live.notice.", times=1)
-        proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.{NOTICES_STREAM}")  # the hole's reads
-        stored = await store_notices(js, session, 2)
-        assert isinstance(await queue.next(within=5), Resync)
-        assert await queue.next(within=5) == stored[-1]
-    assert proxy.acks_lost
+    lossy.proxy.drop_deliveries("live.notice.", times=1)
+    lossy.proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.{NOTICES_STREAM}")  # the hole's reads
+    stored = await store_notices(js, lossy.session, 2)
+    assert isinstance(await lossy.queue.next(within=5), Resync)
+    assert await lossy.queue.next(within=5) == stored[-1]
+    assert lossy.proxy.acks_lost
 
 
 async def test_session_notices_after_reads_only_that_session_in_order(js: JetStreamContext) -> None:

@@ -174,24 +174,18 @@ class FailingAfter:
         return await self.inner.abandon(command)
 
 
-class FlakyRelease:
-    """The handler, giving back a reservation failing the first `failures` times."""
+class FlakyRelease(Counting):
+    """The handler, giving back a reservation failing the first `release_failures` times."""
 
-    def __init__(self, inner: CommandHandler, failures: int) -> None:
-        self.inner = inner
-        self.failures = failures
-
-    def payload(self, command: Command) -> object:
-        return self.inner.payload(command)
-
-    async def handle(self, command: Command) -> Notice:
-        return await self.inner.handle(command)
+    def __init__(self, inner: Handler, release_failures: int) -> None:
+        super().__init__(inner)
+        self.release_failures = release_failures
 
     async def abandon(self, command: Command) -> bool:
-        if self.failures > 0:
-            self.failures -= 1
+        if self.release_failures > 0:
+            self.release_failures -= 1
             raise ConnectionError("simulated outage at the reservations")
-        return await self.inner.abandon(command)
+        return await super().abandon(command)
 
 
 @pytest.mark.parametrize("release_failures", [0, 1], ids=["released", "released-on-a-retry"])
