@@ -23,7 +23,9 @@ shows no hole until the next one comes, so while there are waiters and no
 notice has come for QUIET seconds, the relay asks the store for its last
 sequence (one request a period, per process). From NATS going away until
 the relay has read the store's last sequence after the reconnect, it looks
-for no holes (every waiter looks in the store once it has that sequence).
+for no holes (every waiter looks in the store once it has that sequence);
+a read that fails is made again every AWAY_RETRY seconds, whether live
+notices come or not (a lost one could hide among them).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ FILL_TIMEOUT: Final = 1.0  # each: live notices wait while a hole is read
 # With waiters and no live notice for this long, ask the store whether its last
 # notice came (a lost last notice shows no hole).
 QUIET: Final = 1.0
+# Not yet read after a reconnect (the read failed): read the store's last this often.
+AWAY_RETRY: Final = 1.0
 
 
 class NoticeRelay:
@@ -120,7 +124,7 @@ class NoticeRelay:
         self._sub = await nc.subscribe(LIVE_NOTICES_ALL, cb=self._on_msg, pending_msgs_limit=-1)
         await nc.flush()
         # No waiter yet: what was stored before is theirs to look up (subscribe, then check).
-        await self._from_the_last()
+        await self._from_the_last(self._js)
         self._watch = asyncio.create_task(self._watch_the_last())
 
     async def stop(self) -> None:
@@ -137,16 +141,15 @@ class NoticeRelay:
         """NATS is back: holes are looked for again after the store's last sequence,
         and every waiter looks in the store (after that read, so that nothing stored
         in between is missed by both)."""
-        if self._js is not None:
+        if self._fill_js is not None:
             try:
-                await self._from_the_last()
+                await self._from_the_last(self._fill_js)
             except Exception as exc:  # NATS gone again: the watcher reads it later
                 log.warning("the notices' last sequence not read after a reconnect: %r", exc)
         self._resync_waiters()
 
-    async def _from_the_last(self) -> None:
-        assert self._js is not None
-        last = (await notice_bounds(self._js)).last_seq
+    async def _from_the_last(self, js: JetStreamContext) -> None:
+        last = (await notice_bounds(js)).last_seq
         self._seen = max(self._seen or 0, last)
 
     def _resync_waiters(self) -> None:
@@ -268,9 +271,10 @@ class NoticeRelay:
 
     async def _watch_the_last(self) -> None:
         """While there are waiters and live notices have stopped, ask the store for
-        its last sequence: the last live notice may have been lost."""
+        its last sequence: the last live notice may have been lost. Not yet read after
+        a reconnect: read it, live notices or not."""
         while True:
-            await asyncio.sleep(self._quiet)
+            await asyncio.sleep(min(self._quiet, AWAY_RETRY))
             try:
                 await self._look_at_the_last()
             except Exception as exc:
@@ -281,9 +285,10 @@ class NoticeRelay:
                 self._watch_failing = False
 
     async def _look_at_the_last(self) -> None:
-        if time.monotonic() - self._last_live < self._quiet:
+        away = self._seen is None
+        if not away and time.monotonic() - self._last_live < self._quiet:
             return
-        if not (self._by_command or self._by_session):
+        if not (away or self._by_command or self._by_session):
             return
         assert self._js is not None
         last = (await notice_bounds(self._js)).last_seq

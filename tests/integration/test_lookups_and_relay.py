@@ -190,6 +190,26 @@ async def test_relay_finds_a_lost_notice_after_nats_came_back(
     assert got == stored
 
 
+async def test_relay_reads_the_stores_last_again_after_a_reconnect_whose_read_failed(
+    lossy: LossySession, js: JetStreamContext
+) -> None:
+    """The read of the store's last sequence after a reconnect is lost: the relay reads
+    it again without waiting for live notices to stop (the fixture's relay never finds
+    them quiet), every waiter looks in the store after that read, and holes are found
+    again from it."""
+    lossy.proxy.lose_acks(f"$JS.API.STREAM.INFO.{NOTICES_STREAM}", times=1)
+    lossy.relay.unavailable()  # as on a disconnect, then the reconnect
+    await lossy.relay.resync()
+    assert lossy.proxy.acks_lost
+    assert isinstance(await lossy.queue.next(within=5), Unavailable)
+    assert isinstance(await lossy.queue.next(within=5), Resync)
+    assert isinstance(await lossy.queue.next(within=5), Resync)  # after the read, again
+    lossy.proxy.drop_deliveries("live.notice.", times=1)
+    stored = await store_notices(js, lossy.session, 2)
+    got = [await lossy.queue.next(within=5) for _ in stored]
+    assert got == stored
+
+
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
     lossy: LossySession, js: JetStreamContext
 ) -> None:
