@@ -27,7 +27,15 @@ from starlette.responses import Response
 from api.access import actor, check_owner, take_in, without_secrets
 from api.body import command_payload
 from api.headers import idempotency_key, prefer_wait
-from api.idempotency import InFlight, Mismatch, Replay, Started, StoredResponse, fingerprint
+from api.idempotency import (
+    InFlight,
+    Mismatch,
+    Replay,
+    Started,
+    StoredResponse,
+    fingerprint,
+    lease,
+)
 from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
 from api.services import Endpoint, Services, services, session_id
@@ -82,7 +90,9 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         # Asked again while NATS answers as unavailable (a KV leader election), as the
         # publish is: a create stored before is found to be this request's own.
         begun = await while_unavailable(
-            lambda: svc.idempotency.begin(session_id(request), key, digest, command_id),
+            lambda: svc.idempotency.begin(
+                session_id(request), key, digest, command_id, lease(wait_s)
+            ),
             within=svc.settings.publish_patience,
             what="an Idempotency-Key",
         )

@@ -11,8 +11,12 @@ command id, and, once the first request has answered, that answer:
 
 The record is created with `kv.create` (fails if the key exists), so two API
 instances racing on one key cannot both publish. An in-flight record older
-than STALE_AFTER belongs to a request that died: the next request takes it
-over, reusing its command id, so at most one command is ever accepted per key.
+than its lease (the longest its request can take: IN_FLIGHT_FOR plus the
+request's `Prefer: wait`) belongs to a request that died, or that could not
+hand its record over: the next request takes it over, reusing its command
+id, so at most one command is ever accepted per key (a request slower than
+its lease shares the command id, and the publish's `Nats-Msg-Id`, with the
+one that took over).
 A request whose publish went unacknowledged (503: the command may be stored)
 hands its record over at once rather than freeing the key, so its retry is
 the same command.
@@ -31,7 +35,10 @@ from nats.js.kv import KeyValue
 
 from contracts.kv import delete_unless_changed
 
-STALE_AFTER: Final = 90.0  # > the longest a request can take: publish + Prefer wait (30 s)
+# A request's lease on its key: checks, reads and the publish (its patience and
+# timeout), plus its `Prefer: wait`.
+IN_FLIGHT_FOR: Final = 20.0
+STALE_AFTER: Final = 90.0  # the lease of a record written before leases were kept
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
@@ -45,6 +52,7 @@ class Record(msgspec.Struct, frozen=True):
     command_id: str
     started_at: float
     response: StoredResponse | None = None
+    lease: float = STALE_AFTER  # seconds after started_at its request may still answer
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -55,6 +63,7 @@ class Started(msgspec.Struct, frozen=True):
     command_id: str
     fingerprint: str  # of the request's command, kept in every write of the record
     taken_over: bool = False
+    lease: float = STALE_AFTER
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -73,6 +82,11 @@ Outcome = Started | Replay | InFlight | Mismatch
 _decoder: Final = msgspec.json.Decoder(Record)
 
 
+def lease(wait_s: int | None) -> float:
+    """How long a request that waits `wait_s` (Prefer: wait) may hold its key in flight."""
+    return IN_FLIGHT_FOR + (wait_s or 0)
+
+
 def fingerprint(collection: str, payload: msgspec.Struct) -> str:
     """Of the validated command, so formatting differences in the JSON do not count."""
     return hashlib.sha256(collection.encode() + b"\n" + msgspec.json.encode(payload)).hexdigest()
@@ -83,13 +97,22 @@ class IdempotencyKeys:
         self._kv = kv
         self._clock = clock
 
-    async def begin(self, session_id: str, key: str, fingerprint: str, command_id: str) -> Outcome:
+    async def begin(
+        self,
+        session_id: str,
+        key: str,
+        fingerprint: str,
+        command_id: str,
+        lease: float = IN_FLIGHT_FOR,
+    ) -> Outcome:
+        """Take the key for a request that answers within `lease` seconds (else a later
+        request with the key takes it over)."""
         kv_key = hashlib.sha256(f"{session_id}\0{key}".encode()).hexdigest()
-        record = Record(fingerprint=fingerprint, command_id=command_id, started_at=self._clock())
+        record = Record(fingerprint, command_id, self._clock(), lease=lease)
         for _ in range(3):
             try:
                 revision = await self._kv.create(kv_key, msgspec.json.encode(record))
-                return Started(kv_key, revision, command_id, fingerprint)
+                return Started(kv_key, revision, command_id, fingerprint, lease=lease)
             except KeyWrongLastSequenceError:
                 pass
             try:
@@ -102,21 +125,23 @@ class IdempotencyKeys:
             if existing.command_id == command_id and existing.response is None:
                 # Our own create, stored though its ack was lost (this is asked again):
                 # the command id is new to this request, so the record is this one's.
-                return Started(kv_key, entry.revision, command_id, fingerprint)
+                return Started(kv_key, entry.revision, command_id, fingerprint, lease=lease)
             if existing.fingerprint != fingerprint:
                 return Mismatch()
             if existing.response is not None:
                 return Replay(existing.response)
-            if self._clock() - existing.started_at < STALE_AFTER:
+            if self._clock() - existing.started_at < existing.lease:
                 return InFlight()
-            takeover = msgspec.structs.replace(existing, started_at=self._clock())
+            takeover = msgspec.structs.replace(existing, started_at=self._clock(), lease=lease)
             try:
                 revision = await self._kv.update(
                     kv_key, msgspec.json.encode(takeover), last=entry.revision
                 )
             except KeyWrongLastSequenceError:
                 continue
-            return Started(kv_key, revision, existing.command_id, fingerprint, taken_over=True)
+            return Started(
+                kv_key, revision, existing.command_id, fingerprint, taken_over=True, lease=lease
+            )
         return InFlight()
 
     async def finish(self, started: Started, response: StoredResponse) -> None:
@@ -133,7 +158,7 @@ class IdempotencyKeys:
         it over at once with the same command id (and publishes it only if it is not
         stored) instead of making a second command. False if the record changed since."""
         try:
-            await self._rewrite(started, self._clock() - STALE_AFTER - 1)
+            await self._rewrite(started, self._clock() - started.lease - 1)
         except KeyWrongLastSequenceError:
             return False
         return True
@@ -142,5 +167,7 @@ class IdempotencyKeys:
         self, started: Started, started_at: float, response: StoredResponse | None = None
     ) -> None:
         """Write the started request's record again, unless it changed since."""
-        record = Record(started.fingerprint, started.command_id, started_at, response)
+        record = Record(
+            started.fingerprint, started.command_id, started_at, response, lease=started.lease
+        )
         await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)

@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 
 from api.commands import _let_go
 from api.idempotency import (
+    IN_FLIGHT_FOR,
     STALE_AFTER,
     IdempotencyKeys,
     InFlight,
@@ -18,6 +19,7 @@ from api.idempotency import (
     Replay,
     Started,
     StoredResponse,
+    lease,
 )
 from contracts.topology import IDEMPOTENCY_BUCKET
 
@@ -86,6 +88,37 @@ async def test_a_stale_in_flight_key_is_taken_over_with_its_command_id(
     assert takeover.taken_over
     assert takeover.command_id == "c1"
     assert isinstance(await store.begin(session, "k", "print", "c3"), InFlight)
+
+
+async def test_a_key_is_in_flight_for_as_long_as_its_request_can_take(
+    js: JetStreamContext,
+) -> None:
+    """A request that could not hand its key over (NATS gone under the answer) holds
+    it for its own lease only: IN_FLIGHT_FOR, plus its Prefer wait. A record written
+    before leases were kept is in flight for STALE_AFTER."""
+    clock = Clock()
+    store = await keys(js, clock)
+    session = uuid.uuid4().hex
+    plain = await store.begin(session, "plain", "print", "c1", lease(None))
+    waiting = await store.begin(session, "waiting", "print", "c2", lease(30))
+    assert isinstance(plain, Started)
+    assert isinstance(waiting, Started)
+    clock.now += IN_FLIGHT_FOR + 1
+    taken = await store.begin(session, "plain", "print", "c3")
+    assert isinstance(taken, Started)
+    assert (taken.taken_over, taken.command_id) == (True, "c1")
+    assert isinstance(await store.begin(session, "waiting", "print", "c4"), InFlight)
+    clock.now += 30
+    assert isinstance(await store.begin(session, "waiting", "print", "c5"), Started)
+
+    old = await store.begin(session, "old", "print", "c6")
+    assert isinstance(old, Started)
+    record = b'{"fingerprint":"print","command_id":"c6","started_at":%f}' % clock.now
+    await store._kv.update(old.key, record, last=old.revision)
+    clock.now += IN_FLIGHT_FOR + 1
+    assert isinstance(await store.begin(session, "old", "print", "c7"), InFlight)
+    clock.now += STALE_AFTER
+    assert isinstance(await store.begin(session, "old", "print", "c8"), Started)
 
 
 async def test_a_key_handed_over_is_taken_over_at_once_with_its_command_id(
