@@ -190,17 +190,42 @@ function awaitNotice(id, seconds) {
 // or a 409 saying the first attempt is still in progress) keeps its key for ten
 // minutes: submitting the same form again sends it again, so the server answers
 // with the first command instead of making a second one (a location made twice
-// would fail as "name taken"). Any other answer forgets it. Kept in memory only:
-// the body may hold a password.
-const unanswered = new Map(); // url + body -> {key, at}
+// would fail as "name taken"). Any other answer forgets it. Kept in sessionStorage,
+// so a reload keeps them too, except for a body with a secret in it (a field
+// named like a password, secret or token): that one is kept in memory only.
+const KEPT_KEYS = "unanswered";
 const KEEP_KEY_MS = 10 * 60 * 1000;
 const IN_FLIGHT = "/problems/idempotency-in-flight";
+const SECRET_FIELD = /"[^"]*(pass|secret|token)[^"]*"\s*:/i;
+
+function keptKeys() {
+  try {
+    return new Map(JSON.parse(sessionStorage.getItem(KEPT_KEYS) || "[]"));
+  } catch {
+    return new Map(); // unreadable: start afresh
+  }
+}
+
+const unanswered = keptKeys(); // url + body -> {key, at, secret}
+
+function keepKeys() {
+  const kept = [...unanswered].filter(([, { secret }]) => !secret);
+  sessionStorage.setItem(KEPT_KEYS, JSON.stringify(kept));
+}
 
 function keyFor(attempt) {
   const now = Date.now();
   for (const [kept, { at }] of unanswered) if (now - at > KEEP_KEY_MS) unanswered.delete(kept);
-  if (!unanswered.has(attempt)) unanswered.set(attempt, { key: randomId(), at: now });
+  if (!unanswered.has(attempt)) {
+    unanswered.set(attempt, { key: randomId(), at: now, secret: SECRET_FIELD.test(attempt) });
+  }
+  keepKeys();
   return unanswered.get(attempt).key;
+}
+
+function answered(attempt) {
+  unanswered.delete(attempt);
+  keepKeys();
 }
 
 // Whether the answer says the first attempt with this key has not answered yet.
@@ -247,7 +272,7 @@ export async function submit(url, body, { label = "" } = {}) {
     if (!inFlight(res, json) || Date.now() + wait > until) break;
     await sleep(wait);
   }
-  if (!maybeAccepted(res, json)) unanswered.delete(attempt);
+  if (!maybeAccepted(res, json)) answered(attempt);
   if (inFlight(res, json)) {
     return { kind: "error", problem: { detail: "Your previous attempt is still being processed. Try again in a moment." } };
   }

@@ -55,13 +55,14 @@ async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPa
     await expect(error).to_contain_text("already exists")
 
 
-@pytest.mark.parametrize("later_s", [0, 61])
+@pytest.mark.parametrize("again", ["at-once", "a-minute-later", "after-a-reload"])
 async def test_submitting_again_after_a_lost_answer_is_the_same_command(
-    page: Page, api_process: Process, reactor_process: Process, later_s: int
+    page: Page, api_process: Process, reactor_process: Process, again: str
 ) -> None:
     """The API accepts the POST but its answer never reaches the page: the person
-    submits the form again (at once, or a minute later, when the page no longer holds
-    the first command's notice), and gets their location, not "already exists"."""
+    submits the form again (at once; a minute later, when the page no longer holds
+    the first command's notice; or after reloading the page and typing it again),
+    and gets their location, not "already exists"."""
     lost: list[int] = []
 
     async def lose_the_first_answer(route: Route) -> None:
@@ -79,13 +80,38 @@ async def test_submitting_again_after_a_lost_answer_is_the_same_command(
     await locations.create(name)
     await expect(page.locator("#page")).to_contain_text("Could not reach the server")
     assert lost == [202]
-    if later_s:
+    if again == "a-minute-later":
         # Its notice came on the session stream meanwhile, then is dropped after 60 s.
         await expect(page.locator("#log")).to_contain_text("SSE succeeded")
-        await page.clock.fast_forward(later_s * 1000)
-    await page.click("#submit")  # the form still holds what was typed
+        await page.clock.fast_forward(61_000)
+    if again == "after-a-reload":
+        await page.reload()
+        await locations.live()
+        await locations.create(name)  # the same form, typed again
+    else:
+        await page.click("#submit")  # the form still holds what was typed
     await expect(page).to_have_url(LOCATION_URL)
     await expect(page.locator("#location h1")).to_have_text(name)
+
+
+async def test_a_lost_answers_key_is_kept_for_a_reload_but_never_with_a_secret(
+    locations: LocationsPage,
+) -> None:
+    """A form whose answer was lost keeps its Idempotency-Key in sessionStorage, keyed
+    by what was sent; one whose body holds a password keeps it in memory only."""
+    page = locations.page
+    await page.route("**/api/*", lambda route: route.abort("connectionreset"))
+    kept = await page.evaluate(
+        """async () => {
+          const { submit } = await import("/static/commands.js");
+          await submit("/api/locations", { name: "Kept", category: "Town" });
+          await submit("/api/users", { email: "a@b.c", password: "hunter two" });
+          return sessionStorage.getItem("unanswered");
+        }"""
+    )
+    assert "Kept" in kept
+    assert "a@b.c" not in kept
+    assert "hunter two" not in kept
 
 
 async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
