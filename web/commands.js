@@ -210,7 +210,11 @@ const unanswered = keptKeys(); // url + body -> {key, at, secret}
 
 function keepKeys() {
   const kept = [...unanswered].filter(([, { secret }]) => !secret);
-  sessionStorage.setItem(KEPT_KEYS, JSON.stringify(kept));
+  try {
+    sessionStorage.setItem(KEPT_KEYS, JSON.stringify(kept));
+  } catch {
+    // storage full or refused: the keys are still kept in memory
+  }
 }
 
 function keyFor(attempt) {
