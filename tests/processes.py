@@ -166,12 +166,13 @@ class NatsServer(Process):
         *,
         name: str = "nats-server",
         extra: Sequence[str] = (),
+        monitor_port: int = -1,
     ) -> None:
         binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
         env = dict(os.environ, NATS_STORE_DIR=str(store_dir), **role_env(hashes=True))
         super().__init__(
             name,
-            [binary, "-c", str(config), "-p", str(port), "-m", "-1", *extra],
+            [binary, "-c", str(config), "-p", str(port), "-m", str(monitor_port), *extra],
             env=env,
             ready=r"Server is ready",
         )
@@ -243,14 +244,17 @@ class NatsCluster:
         self.servers = self._servers()
 
     def _servers(self) -> list[NatsServer]:
-        ports = free_ports(2 * self.size)
-        clients, routes = ports[: self.size], ports[self.size :]
+        # Every port chosen at once, the monitoring ones too: a random one (-m -1) taken
+        # by a server that starts first could be a later server's route port.
+        ports = free_ports(3 * self.size)
+        clients, routes, monitors = (ports[i * self.size : (i + 1) * self.size] for i in range(3))
         solicit = ",".join(f"nats://127.0.0.1:{port}" for port in routes)
         return [
             NatsServer(
                 self.root / f"n{i}",
                 clients[i - 1],
                 name=f"n{i}",
+                monitor_port=monitors[i - 1],
                 extra=[
                     *("--server_name", f"n{i}", "--cluster_name", "notify"),
                     *("--cluster", f"nats://127.0.0.1:{routes[i - 1]}", "--routes", solicit),
@@ -264,23 +268,28 @@ class NatsCluster:
 
         Its ports are chosen before the servers start, and another process (an
         outgoing connection's local port) may take one meanwhile: then the
-        cluster is made again on other ports, with empty stores.
+        cluster is made again on other ports, with empty stores. (A server says
+        it is ready before it listens for routes, so a route port taken shows as
+        a server that exits while the cluster forms.) Started servers are
+        stopped if it fails.
         """
-        for server in self.servers:
-            try:
+        try:
+            for server in self.servers:
                 server.start()
-            except RuntimeError:
-                if tries <= 1 or "address already in use" not in server.output():
-                    raise
-                self.stop()
-                shutil.rmtree(self.root, ignore_errors=True)
-                self.servers = self._servers()
-                return self.start(within, tries - 1)
-        deadline = time.monotonic() + within
-        for server in self.servers:
-            while not healthy(server):
-                assert time.monotonic() < deadline, f"{server.name}: {server.output()}"
-                time.sleep(0.1)
+            deadline = time.monotonic() + within
+            for server in self.servers:
+                while not healthy(server):
+                    assert all(s.running() for s in self.servers), "a server exited"
+                    assert time.monotonic() < deadline, f"{server.name}: {server.output()}"
+                    time.sleep(0.1)
+        except (RuntimeError, AssertionError):
+            self.stop()
+            taken = any("address already in use" in s.output() for s in self.servers)
+            if tries <= 1 or not taken:
+                raise
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.servers = self._servers()
+            return self.start(within, tries - 1)
         return self
 
     def stop(self) -> None:
