@@ -34,7 +34,7 @@ from api.idempotency import (
     Started,
     StoredResponse,
     fingerprint,
-    lease,
+    lease_for,
 )
 from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
@@ -91,7 +91,7 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         # publish is: a create stored before is found to be this request's own.
         begun = await while_unavailable(
             lambda: svc.idempotency.begin(
-                session_id(request), key, digest, command_id, lease(wait_s)
+                session_id(request), key, digest, command_id, lease_for(wait_s)
             ),
             within=svc.settings.publish_patience,
             what="an Idempotency-Key",

@@ -62,8 +62,8 @@ class Started(msgspec.Struct, frozen=True):
     revision: int
     command_id: str
     fingerprint: str  # of the request's command, kept in every write of the record
+    lease: float  # seconds it may hold the key in flight (its record's lease)
     taken_over: bool = False
-    lease: float = STALE_AFTER
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -82,7 +82,7 @@ Outcome = Started | Replay | InFlight | Mismatch
 _decoder: Final = msgspec.json.Decoder(Record)
 
 
-def lease(wait_s: int | None) -> float:
+def lease_for(wait_s: int | None) -> float:
     """How long a request that waits `wait_s` (Prefer: wait) may hold its key in flight."""
     return IN_FLIGHT_FOR + (wait_s or 0)
 

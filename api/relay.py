@@ -285,11 +285,10 @@ class NoticeRelay:
                 self._watch_failing = False
 
     async def _look_at_the_last(self) -> None:
-        away = self._seen is None
-        if not away and time.monotonic() - self._last_live < self._quiet:
-            return
-        if not (away or self._by_command or self._by_session):
-            return
+        if self._seen is not None:  # holes are looked for: only a lost last one is left
+            quiet = time.monotonic() - self._last_live >= self._quiet
+            if not quiet or not (self._by_command or self._by_session):
+                return
         assert self._js is not None
         last = (await notice_bounds(self._js)).last_seq
         if self._seen is not None and last > self._seen:

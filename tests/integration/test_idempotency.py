@@ -19,7 +19,7 @@ from api.idempotency import (
     Replay,
     Started,
     StoredResponse,
-    lease,
+    lease_for,
 )
 from contracts.topology import IDEMPOTENCY_BUCKET
 
@@ -99,8 +99,8 @@ async def test_a_key_is_in_flight_for_as_long_as_its_request_can_take(
     clock = Clock()
     store = await keys(js, clock)
     session = uuid.uuid4().hex
-    plain = await store.begin(session, "plain", "print", "c1", lease(None))
-    waiting = await store.begin(session, "waiting", "print", "c2", lease(30))
+    plain = await store.begin(session, "plain", "print", "c1", lease_for(None))
+    waiting = await store.begin(session, "waiting", "print", "c2", lease_for(30))
     assert isinstance(plain, Started)
     assert isinstance(waiting, Started)
     clock.now += IN_FLIGHT_FOR + 1
