@@ -1,8 +1,12 @@
 """Idempotency-Key for POSTs (IETF draft-ietf-httpapi-idempotency-key-header).
 
 A key is scoped to the browser session that sent it and kept 24 hours (the KV
-bucket's TTL). Its record holds a fingerprint of the validated command, the
-command id, and, once the first request has answered, that answer:
+bucket's TTL). A request that brings no session cookie is in a session derived
+from its key (`api.session.session_for_key`), so its retry, with or without the
+cookie the first answer gave, is in the same one.
+
+A key's record holds a fingerprint of the validated command, the command id,
+and, once the first request has answered, that answer:
 
 - the same key and body again -> the same answer, nothing published;
 - the same key, another body -> 422;

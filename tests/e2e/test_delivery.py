@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -352,6 +353,38 @@ async def test_keys_belong_to_their_session(api_process: Process, reactor_proces
         b = await post_location(bob, name, **{"Idempotency-Key": "shared"})
     assert a.status_code == b.status_code == 202
     assert a.json()["command_id"] != b.json()["command_id"]
+
+
+async def test_a_client_that_keeps_no_cookie_has_its_retry_answered_as_the_first(
+    api_process: Process, reactor_process: Process, js: JetStreamContext
+) -> None:
+    """curl without a cookie jar, or a first request whose answer (its cookie with it) was
+    lost: a request without a session cookie is in the session of its key, so its retry
+    is too, with no cookie or with the one the first answer gave; another session's key
+    of the same name is another key."""
+    url = base_url(api_process)
+    name, key = unique_name("Jarless"), uuid.uuid4().hex
+    before = await stream_messages(js, COMMANDS_STREAM)
+    answers = []
+    for _ in range(2):
+        async with httpx.AsyncClient(base_url=url, timeout=10.0) as jarless:
+            answers.append(await post_location(jarless, name, **{"Idempotency-Key": key}))
+    first, again = answers
+    assert first.status_code == again.status_code == 202, again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    async with httpx.AsyncClient(base_url=url, cookies=first.cookies, timeout=10.0) as kept:
+        with_cookie = await post_location(kept, name, **{"Idempotency-Key": key})
+    assert with_cookie.status_code == 202
+    assert with_cookie.headers["idempotent-replayed"] == "true"
+    assert with_cookie.json() == first.json()
+    assert await stream_messages(js, COMMANDS_STREAM) == before + 1
+    async with new_session(url) as session:
+        own = await post_location(session, name, **{"Idempotency-Key": key})
+    assert own.status_code == 202
+    assert "idempotent-replayed" not in own.headers
+    assert own.json()["command_id"] != first.json()["command_id"]
 
 
 @pytest.mark.parametrize("key", ['""', "has space", "x" * 256])
