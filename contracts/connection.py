@@ -97,11 +97,19 @@ Callback = Callable[[], Awaitable[None]]
 async def close(nc: Client) -> None:
     """Close the connection, also when its server is gone: nats-py then writes its
     pending bytes to a transport already closed, which uvloop refuses with a
-    RuntimeError, and a stopping process would end with a traceback."""
+    RuntimeError, and a stopping process would end with a traceback.
+
+    Requests still waiting on a reply fail at once (ConnectionClosedError): nats-py's
+    close ends its subscriptions' waits but leaves its requests to their timeouts,
+    so a process stopping with its server gone waited those out."""
     try:
         await nc.close()
     except RuntimeError as exc:
         log.debug("closed with the server gone: %s", exc)
+    for waiting in list(nc._resp_map.values()):
+        if not waiting.done():
+            waiting.set_exception(nats.errors.ConnectionClosedError())
+            waiting.exception()  # raised to its request, if one still awaits it; else no log
 
 
 async def connect(

@@ -256,6 +256,9 @@ class Runner:
                 # catch-up, moved the job on. Start again from what is stored.
                 log.warning("%s: %s; starting again from what is stored", self.job.name, exc)
             except (nats.errors.Error, TimeoutError) as exc:
+                if stop.is_set():  # stopping with the server gone: its connection closed
+                    log.debug("%s: stopped with %r", self.job.name, exc)
+                    continue
                 # An outage after the job had been reading is a new one: waited
                 # out from the shortest pause again, not the last outage's longest.
                 failures = 1 if self._has_read else failures + 1

@@ -142,6 +142,8 @@ class Mailer:
                 except TimeoutError:  # nothing to send (nats-py raises either kind)
                     continue
                 except nats.errors.Error as exc:
+                    if stop.is_set():  # stopping with the server gone: its connection closed
+                        break
                     log.warning(
                         "mailer %s: %s: %s; again in 1s", box.aggregate, type(exc).__name__, exc
                     )

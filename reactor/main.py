@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Final
 
@@ -196,11 +196,13 @@ async def run(
             mailer = Mailer(js, registry, handler, SmtpSettings.from_env())
             jobs.append(asyncio.create_task(mailer.run(stop)))
         jobs.append(asyncio.create_task(follow_replicas(js, store, stop)))
+        away = asyncio.create_task(_close_if_away(nc, stop, reactor.wake))
         try:
             await reactor.run(stop)
         finally:
             stop.set()
-            await _stop_jobs(nc, jobs)
+            await _stop_jobs(jobs)
+            await away
         if nc.is_connected:  # with the server gone there is nothing to flush to
             log.info("reactor stopping: in-flight work done, flushing")
             await nc.flush(timeout=5)
@@ -228,17 +230,23 @@ async def follow_replicas(
         await pause(stop, every)
 
 
-async def _stop_jobs(nc: Client, jobs: list[asyncio.Task[None]]) -> None:
-    """Let the jobs finish (checkpoint, give their leases up), within JOBS_STOP_GRACE.
-
-    With the server gone, each stopping step (a reader's consumer deleted, a lease
-    given up) and each request still in flight would wait out its timeout: the
-    connection is closed first, so that new ones fail at once, and what is still
-    running after the grace is cancelled. Every job resumes from its checkpoint."""
-    if not jobs:
-        return
+async def _close_if_away(nc: Client, stop: asyncio.Event, wake: Callable[[], None]) -> None:
+    """Stopping with the server gone: close the connection at once, so that each
+    stopping step (the last pull request's expiry, a command's or a job's request
+    in flight, a lease given up) fails at once rather than waits out its timeout.
+    Nothing is lost: what was not acknowledged is redelivered, every job resumes
+    from its checkpoint."""
+    await stop.wait()
     if not nc.is_connected:
         await close(nc)
+        wake()  # the consumer, if it waits on its last pull request
+
+
+async def _stop_jobs(jobs: list[asyncio.Task[None]]) -> None:
+    """Let the jobs finish (checkpoint, give their leases up), within JOBS_STOP_GRACE;
+    what is still running after it is cancelled. Every job resumes from its checkpoint."""
+    if not jobs:
+        return
     _, late = await asyncio.wait(jobs, timeout=JOBS_STOP_GRACE)
     for task in late:
         task.cancel()

@@ -68,6 +68,8 @@ class Members:
                         renew_at = loop.time() + RENEW_EVERY
                     self.count = max(1, await self._live())
                 except (nats.errors.Error, TimeoutError) as exc:
+                    if stop.is_set():  # stopping with the server gone: its connection closed
+                        break
                     log.warning("members: %s: %s; again shortly", type(exc).__name__, exc)
                 await pause(stop, RETRY_EVERY)
         finally:

@@ -269,10 +269,11 @@ class BoundedPull:
 
     async def close(self, wait: bool = True) -> list[Msg]:
         """Stop asking; unsubscribe once no request can still bring anything (unless not
-        `wait`: the pull failed); what arrived and was not taken."""
+        `wait`: the pull failed, or the connection is closed); what arrived and was not
+        taken."""
         self._asking = False
         loop = asyncio.get_running_loop()
-        while wait and self._failure is None and self._settle():
+        while wait and self._failure is None and not self._nc.is_closed and self._settle():
             self._wake.clear()
             until = max(r.until for r in self._requests.values())
             with contextlib.suppress(TimeoutError):

@@ -264,13 +264,22 @@ async def test_purge_refuses_while_the_api_or_a_reactor_is_connected(fresh_stack
     assert "deleted" in done.stdout
 
 
-def test_a_reactor_whose_server_died_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+async def test_a_reactor_whose_server_died_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """Exit status 0 and no traceback: closing a connection whose server is gone made
-    nats-py write to a closed transport (RuntimeError under uvloop) on the way out."""
+    nats-py write to a closed transport (RuntimeError under uvloop) on the way out.
+    And no stopping step waits out a request's timeout, nor says it will try again: the
+    connection is closed at once, failing the requests in flight (nats-py left them to
+    their timeouts, and the jobs warned `nats: timeout; again shortly` as they stopped)."""
     server = NatsServer(tmp_path / "store").start()
     the_reactor = reactor(server.url).start()
     try:
         server.kill()
+
+        async def told() -> bool | None:
+            return True if any("NATS disconnected" in line for line in the_reactor.lines) else None
+
+        await eventually(told)  # it knows its server is gone (as after any real death)
+        before_stop = len(the_reactor.lines)
         status = the_reactor.stop()  # SIGTERM, waited for (SIGKILL only past 15 s)
     finally:
         the_reactor.kill()
@@ -279,6 +288,9 @@ def test_a_reactor_whose_server_died_stops_cleanly_on_sigterm(tmp_path: Path) ->
     assert status == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert "reactor stopped" in output
+    stopping = "\n".join(the_reactor.lines[before_stop:])
+    assert "timeout" not in stopping, stopping
+    assert "again" not in stopping, stopping
 
 
 @pytest.mark.parametrize(
