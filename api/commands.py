@@ -38,7 +38,7 @@ from api.idempotency import (
 )
 from api.limits import Holder, holder_of
 from api.problems import PROBLEM_JSON, HTTPProblem
-from api.services import Endpoint, Services, services, session_id
+from api.services import Endpoint, Services, services, session_id, session_sent
 from api.status import Accepted
 from api.streams import wait_for_notice
 from api.urls import events_url, resource_id_param, status_url
@@ -91,7 +91,12 @@ async def _submit(request: Request, spec: CommandSpec) -> Response:
         # publish is: a create stored before is found to be this request's own.
         begun = await while_unavailable(
             lambda: svc.idempotency.begin(
-                session_id(request), key, digest, command_id, lease_for(wait_s)
+                session_id(request),
+                key,
+                digest,
+                command_id,
+                lease_for(wait_s),
+                cookie=session_sent(request),
             ),
             within=svc.settings.publish_patience,
             what="an Idempotency-Key",

@@ -8,9 +8,8 @@ command):
   valid one) and the trace of its `traceparent`, in `scope["state"]`, bound
   to every log line of the request, and the id answered in `X-Request-ID`;
 - the browser session (`api.session`): a valid signed `sid` cookie's id, or a
-  new one (derived from the request's Idempotency-Key, if it has one), in
-  `scope["state"]["session_id"]`; a new (or rotated) one goes out in
-  `Set-Cookie`;
+  new one, in `scope["state"]["session_id"]` (`session_sent`: whether the
+  request brought it); a new (or rotated) one goes out in `Set-Cookie`;
 - security headers (`api.security`) on every response, unless the route set
   its own;
 - NATS unreachable (`api.outage`): a route that needs it is answered at once.
@@ -20,31 +19,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.headers import idempotency_key
 from api.outage import refuse, unavailable
 from api.requests import request_ids
 from api.security import RAW_HEADERS
-from api.session import (
-    DEV_SECRET,
-    new_session_id,
-    session_for_key,
-    session_from_cookie,
-    set_cookie,
-)
+from api.session import DEV_SECRET, new_session_id, session_from_cookie, set_cookie
 from contracts import tracing
 from contracts.logs import bound
 
-_WANTED = (b"x-request-id", b"traceparent", b"cookie", b"idempotency-key")
-
-
-def _keyed_session(header: bytes | None, secret: bytes) -> str | None:
-    """A cookieless request's session, when it sends a valid Idempotency-Key (a bad one
-    is the route's 400 to give): its retry's, with or without the cookie given."""
-    try:
-        key = idempotency_key(header.decode("latin-1") if header else None)
-    except ValueError:
-        return None
-    return None if key is None else session_for_key(secret, key)
+_WANTED = (b"x-request-id", b"traceparent", b"cookie")
 
 
 class Edge:
@@ -64,12 +46,11 @@ class Edge:
         cookie = given.get(b"cookie")
         session_id = session_from_cookie(cookie.decode("latin-1") if cookie else None, self.secret)
         is_new = session_id is None
-        if session_id is None:
-            session_id = _keyed_session(given.get(b"idempotency-key"), self.secret)
         state = scope.setdefault("state", {})
         state["client_request_id"], state["request_id"] = client_id, request_id
         state["trace"] = trace
         state["session_id"] = session_id or new_session_id()
+        state["session_sent"] = not is_new
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

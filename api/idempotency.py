@@ -1,12 +1,14 @@
 """Idempotency-Key for POSTs (IETF draft-ietf-httpapi-idempotency-key-header).
 
 A key is scoped to the browser session that sent it and kept 24 hours (the KV
-bucket's TTL). A request that brings no session cookie is in a session derived
-from its key (`api.session.session_for_key`), so its retry, with or without the
-cookie the first answer gave, is in the same one.
+bucket's TTL). A request that brings no session cookie is a new session, and so
+would its retry be: its key is scoped by the key alone (ANONYMOUS), and its
+record names the session its answer's cookie gives, so that a retry with that
+cookie (the answer came, a 503 say, and its cookie with it) finds it too. The
+key gives no session: the sessions stay random.
 
-A key's record holds a fingerprint of the validated command, the command id,
-and, once the first request has answered, that answer:
+Its record holds a fingerprint of the validated command, the
+command id, and, once the first request has answered, that answer:
 
 - the same key and body again -> the same answer, nothing published;
 - the same key, another body -> 422;
@@ -28,6 +30,7 @@ the same command.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from contracts.kv import delete_unless_changed
 # timeout), plus its `Prefer: wait`.
 IN_FLIGHT_FOR: Final = 20.0
 STALE_AFTER: Final = 90.0  # the lease of a record written before leases were kept
+ANONYMOUS: Final = ""  # the scope of keys sent without a session cookie (never a session id)
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
@@ -57,6 +61,7 @@ class Record(msgspec.Struct, frozen=True):
     started_at: float
     response: StoredResponse | None = None
     lease: float = STALE_AFTER  # seconds after started_at its request may still answer
+    session: str | None = None  # sent without a cookie: the session its answer gave
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -68,6 +73,7 @@ class Started(msgspec.Struct, frozen=True):
     fingerprint: str  # of the request's command, kept in every write of the record
     lease: float  # seconds it may hold the key in flight (its record's lease)
     taken_over: bool = False
+    session: str | None = None  # its record's, kept in every write of it
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -108,17 +114,60 @@ class IdempotencyKeys:
         fingerprint: str,
         command_id: str,
         lease: float = IN_FLIGHT_FOR,
+        *,
+        cookie: bool = True,
     ) -> Outcome:
         """Take the key for a request that answers within `lease` seconds (else a later
-        request with the key takes it over)."""
-        kv_key = hashlib.sha256(f"{session_id}\0{key}".encode()).hexdigest()
-        record = Record(fingerprint, command_id, self._clock(), lease=lease)
+        request with the key takes it over). `cookie`: the request brought its session's
+        cookie (else `session_id` is new, the one its answer's cookie gives)."""
+        record = Record(
+            fingerprint,
+            command_id,
+            self._clock(),
+            lease=lease,
+            session=None if cookie else session_id,
+        )
+        if not cookie:
+            return await self._take(_kv_key(ANONYMOUS, key), record)
+        own_key = _kv_key(session_id, key)
+        own, first = await asyncio.gather(
+            self._create(own_key, record), self._first_without_cookie(session_id, key)
+        )
+        if first is None:
+            return own or await self._take(own_key, record, created=False)
+        # The first request with the key came without a cookie, and this session is
+        # the one its answer gave: its record is this request's.
+        if own is not None:
+            await delete_unless_changed(self._kv, own_key, own.revision)
+        return await self._take(first, record)
+
+    async def _create(self, kv_key: str, record: Record) -> Started | None:
+        """The key taken anew, or None if it has a record."""
+        try:
+            revision = await self._kv.create(kv_key, msgspec.json.encode(record))
+        except KeyWrongLastSequenceError:
+            return None
+        return _started(kv_key, revision, record)
+
+    async def _first_without_cookie(self, session_id: str, key: str) -> str | None:
+        """The KV key of the key's record made without a cookie, if its answer gave this
+        session."""
+        kv_key = _kv_key(ANONYMOUS, key)
+        try:
+            entry = await self._kv.get(kv_key)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        found = _decoder.decode(entry.value or b"")
+        return kv_key if found.session == session_id else None
+
+    async def _take(self, kv_key: str, record: Record, *, created: bool = True) -> Outcome:
+        """Create the key's record, or answer from the one it has (unless `created` is
+        False: it has one, create no more)."""
+        fingerprint, command_id, lease = record.fingerprint, record.command_id, record.lease
         for _ in range(3):
-            try:
-                revision = await self._kv.create(kv_key, msgspec.json.encode(record))
-                return Started(kv_key, revision, command_id, fingerprint, lease=lease)
-            except KeyWrongLastSequenceError:
-                pass
+            if created and (started := await self._create(kv_key, record)) is not None:
+                return started
+            created = True
             try:
                 entry = await self._kv.get(kv_key)
             except (KeyNotFoundError, KeyDeletedError):
@@ -129,7 +178,7 @@ class IdempotencyKeys:
             if existing.command_id == command_id and existing.response is None:
                 # Our own create, stored though its ack was lost (this is asked again):
                 # the command id is new to this request, so the record is this one's.
-                return Started(kv_key, entry.revision, command_id, fingerprint, lease=lease)
+                return _started(kv_key, entry.revision, existing)
             if existing.fingerprint != fingerprint:
                 return Mismatch()
             if existing.response is not None:
@@ -143,9 +192,7 @@ class IdempotencyKeys:
                 )
             except KeyWrongLastSequenceError:
                 continue
-            return Started(
-                kv_key, revision, existing.command_id, fingerprint, taken_over=True, lease=lease
-            )
+            return _started(kv_key, revision, takeover, taken_over=True)
         return InFlight()
 
     async def finish(self, started: Started, response: StoredResponse) -> None:
@@ -172,6 +219,27 @@ class IdempotencyKeys:
     ) -> None:
         """Write the started request's record again, unless it changed since."""
         record = Record(
-            started.fingerprint, started.command_id, started_at, response, lease=started.lease
+            started.fingerprint,
+            started.command_id,
+            started_at,
+            response,
+            lease=started.lease,
+            session=started.session,
         )
         await self._kv.update(started.key, msgspec.json.encode(record), last=started.revision)
+
+
+def _kv_key(scope: str, key: str) -> str:
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+
+
+def _started(kv_key: str, revision: int, record: Record, *, taken_over: bool = False) -> Started:
+    return Started(
+        kv_key,
+        revision,
+        record.command_id,
+        record.fingerprint,
+        lease=record.lease,
+        taken_over=taken_over,
+        session=record.session,
+    )

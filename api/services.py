@@ -52,3 +52,8 @@ def session_id(request: Request) -> str:
     sid = request.state.session_id
     assert isinstance(sid, str)
     return sid
+
+
+def session_sent(request: Request) -> bool:
+    """Did the request bring its session's cookie (else its session is new)?"""
+    return bool(request.state.session_sent)

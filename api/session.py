@@ -7,11 +7,7 @@ deployment shares the secret.
 
 Commands carry the session id; their notices are published under it. A
 request without a valid cookie gets a new session (curl without a cookie jar
-simply gets a fresh one each time; its per-command URLs still work), except
-one that sends an `Idempotency-Key`: its session is derived from the key
-(`session_for_key`), since a key belongs to its session and the request's
-retry, cookieless too (its answer, cookie and all, was lost) or with the
-cookie the answer gave, must be in the same one. A
+simply gets a fresh one each time; its per-command URLs still work). A
 session may be signed in as a user (`api.sessions`); signing in or out gives
 the browser a new id (`rotate`), so an id known before signing in is worth
 nothing after it.
@@ -44,13 +40,6 @@ DEV_SECRET = "notify-local-dev-session-secret"  # SESSION_SECRET replaces it in 
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
-
-
-def session_for_key(secret: bytes, key: str) -> str:
-    """The session of a request that brought no session cookie but an Idempotency-Key:
-    the same for every such request with that key, and unknown to whoever lacks it
-    (an HMAC with the server's secret, told apart from a cookie's signature)."""
-    return hmac.new(secret, b"idempotency-key\0" + key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _mac(secret: bytes, session_id: str) -> str:

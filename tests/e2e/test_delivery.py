@@ -359,9 +359,9 @@ async def test_a_client_that_keeps_no_cookie_has_its_retry_answered_as_the_first
     api_process: Process, reactor_process: Process, js: JetStreamContext
 ) -> None:
     """curl without a cookie jar, or a first request whose answer (its cookie with it) was
-    lost: a request without a session cookie is in the session of its key, so its retry
-    is too, with no cookie or with the one the first answer gave; another session's key
-    of the same name is another key."""
+    lost: a key sent without a session cookie is scoped by the key alone, so its retry
+    finds it, with no cookie or with the one the first answer gave; another session's
+    key of the same name is another key."""
     url = base_url(api_process)
     name, key = unique_name("Jarless"), uuid.uuid4().hex
     before = await stream_messages(js, COMMANDS_STREAM)

@@ -176,3 +176,36 @@ async def test_keys_are_scoped_by_session(js: JetStreamContext) -> None:
     b = await store.begin(uuid.uuid4().hex, "same", "print", "c2")
     assert isinstance(a, Started)
     assert isinstance(b, Started)
+
+
+async def test_a_key_sent_without_a_cookie_is_the_keys_alone_and_found_by_its_answers_session(
+    js: JetStreamContext,
+) -> None:
+    """A request without a session cookie (a new session each time) scopes its key by the
+    key alone: its cookieless retry finds it, and so does a retry with the cookie its
+    answer gave (the answer, a 503 say, came); another session's key is its own."""
+    store = await keys(js)
+    key = uuid.uuid4().hex
+    given, other = uuid.uuid4().hex, uuid.uuid4().hex
+    first = await store.begin(given, key, "print", "c1", cookie=False)
+    assert isinstance(first, Started)
+    assert isinstance(
+        await store.begin(uuid.uuid4().hex, key, "print", "c2", cookie=False), InFlight
+    )
+    assert isinstance(await store.begin(given, key, "print", "c3"), InFlight)  # its cookie now
+    assert await store.hand_over(first)  # the publish was not acknowledged: a 503
+    retry = await store.begin(given, key, "print", "c4")
+    assert isinstance(retry, Started)
+    assert retry.taken_over
+    assert retry.command_id == "c1"
+    assert isinstance(await store.begin(given, key, "print", "c5"), InFlight)
+    await store.finish(retry, RESPONSE)
+    assert await store.begin(given, key, "print", "c6") == Replay(RESPONSE)
+    assert await store.begin(uuid.uuid4().hex, key, "print", "c7", cookie=False) == Replay(RESPONSE)
+    assert isinstance(
+        await store.begin(uuid.uuid4().hex, key, "other", "c8", cookie=False), Mismatch
+    )
+    # A session other than the one the first answer gave: the key is its own.
+    mine = await store.begin(other, key, "other print", "c9")
+    assert isinstance(mine, Started)
+    assert mine.command_id == "c9"

@@ -11,7 +11,7 @@ import pytest
 
 from api.metrics import Metrics
 from api.problems import HTTPProblem
-from api.session import cookie_value, new_session_id, session_for_key, session_from_cookie
+from api.session import cookie_value, new_session_id, session_from_cookie
 from reactor.consumer import retry_delay
 from reactor.watch import describe
 from tests.conftest import REGISTRY
@@ -24,15 +24,6 @@ def test_session_ids_are_random_128_bit_hex() -> None:
     ids = {new_session_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
-
-
-def test_a_keys_session_is_the_same_for_its_retries_and_secret_to_others() -> None:
-    ours = session_for_key(b"secret", "order-7")
-    assert ours == session_for_key(b"secret", "order-7")
-    assert re.fullmatch(r"[0-9a-f]{32}", ours)  # a session id like any other: it has a cookie
-    assert session_from_cookie("sid=" + cookie_value(b"secret", ours), b"secret") == ours
-    assert ours != session_for_key(b"secret", "order-8")
-    assert ours != session_for_key(b"other", "order-7")  # another deployment's secret
 
 
 SIGNED_A = cookie_value(b"secret", "a" * 32)
