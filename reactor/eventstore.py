@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Final, NamedTuple
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.js.api import RawStreamMsg
 from nats.js.errors import BadRequestError, NotFoundError
@@ -131,8 +132,10 @@ class EventStore:
                 status = headers.get("Status")
                 if status == "404":
                     return events, False  # nothing (more) on the subject
-                if status is not None:  # 204: end of this batch
+                if status == "204":  # end of this batch
                     return events, pending > 0
+                if status is not None:  # not an end: an aggregate is never taken as empty
+                    raise _refused(status, headers.get("Description", ""))
                 pending = int(headers.get("Nats-Num-Pending", "0"))
                 subject, stored_seq = headers["Nats-Subject"], int(headers["Nats-Sequence"])
                 events.append(read_event(self._registry, subject, stored_seq, headers, msg.data))
@@ -218,3 +221,11 @@ def _seq(msg: RawStreamMsg) -> int:
     if msg.seq is None:
         raise ValueError(f"{EVENTS_STREAM}: a message got without its sequence")
     return msg.seq
+
+
+def _refused(status: str, description: str) -> nats.errors.Error:
+    """A direct get answered neither with events nor with their end: no server holds the
+    stream (503, no responders: waited out as an outage), or it refused the request."""
+    if status == "503":
+        return nats.errors.NoRespondersError()
+    return nats.errors.Error(f"direct get of EVENTS answered {status} {description}".rstrip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -104,6 +105,17 @@ async def test_an_aggregate_of_many_events_loads_whole_and_in_order(store: Event
 
 async def test_an_unknown_aggregate_loads_empty(store: EventStore) -> None:
     assert await store.load("memo", uuid.uuid4().hex) == []
+
+
+async def test_a_load_no_server_answers_is_an_outage_not_an_empty_aggregate(
+    fresh_nc: Client,
+) -> None:
+    """No server holds EVENTS (its one server down in a cluster, JetStream starting): the
+    direct get meets no responders (a 503 status). Taken as "no more events", a command
+    on an aggregate that exists was decided on an empty one (refused as unknown, acked)."""
+    store = EventStore(fresh_nc, REGISTRY, timeout=1.0)
+    with pytest.raises(nats.errors.NoRespondersError):
+        await store.load("memo", uuid.uuid4().hex)
 
 
 async def test_a_batch_with_one_bad_message_stores_none_of_it(
