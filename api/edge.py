@@ -9,7 +9,11 @@ command):
   to every log line of the request, and the id answered in `X-Request-ID`;
 - the browser session (`api.session`): a valid signed `sid` cookie's id, or a
   new one, in `scope["state"]["session_id"]` (`session_sent`: whether the
-  request brought it); a new (or rotated) one goes out in `Set-Cookie`;
+  request brought it); a new (or rotated) one goes out in `Set-Cookie`,
+  except a new one for a cross-site write (`Sec-Fetch-Site: cross-site`, not
+  GET or HEAD): a SameSite=Lax cookie is not sent with another site's form
+  POST, but a browser keeps the cookie such a navigation's answer sets, so
+  another site could sign its visitors out by replacing theirs;
 - security headers (`api.security`) on every response, unless the route set
   its own;
 - NATS unreachable (`api.outage`): a route that needs it is answered at once.
@@ -26,7 +30,8 @@ from api.session import DEV_SECRET, new_session_id, session_from_cookie, set_coo
 from contracts import tracing
 from contracts.logs import bound
 
-_WANTED = (b"x-request-id", b"traceparent", b"cookie")
+_WANTED = (b"x-request-id", b"traceparent", b"cookie", b"sec-fetch-site")
+_READS = ("GET", "HEAD")
 
 
 class Edge:
@@ -45,12 +50,17 @@ class Edge:
         )
         cookie = given.get(b"cookie")
         session_id = session_from_cookie(cookie.decode("latin-1") if cookie else None, self.secret)
-        is_new = session_id is None
+        # A new session goes out in a cookie, unless another site's page sent the request
+        # (a form POST): the browser would replace the cookie it has (not sent) with it.
+        sent = session_id is not None
+        issue = not sent and not (
+            given.get(b"sec-fetch-site") == b"cross-site" and scope["method"] not in _READS
+        )
         state = scope.setdefault("state", {})
         state["client_request_id"], state["request_id"] = client_id, request_id
         state["trace"] = trace
         state["session_id"] = session_id or new_session_id()
-        state["session_sent"] = not is_new
+        state["session_sent"] = sent
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -58,7 +68,7 @@ class Edge:
                 present = {name for name, _ in headers}
                 headers.append((b"x-request-id", request_id.encode()))
                 headers += [(n, v) for n, v in RAW_HEADERS if n not in present]
-                if is_new or state.get("session_rotated"):
+                if issue or state.get("session_rotated"):
                     cookie = set_cookie(self.secret, state["session_id"], secure=self.secure)
                     headers.append((b"set-cookie", cookie))
                 message["headers"] = headers

@@ -70,6 +70,34 @@ async def test_a_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -
     assert events.status_code == 405
 
 
+async def test_another_sites_form_post_does_not_replace_the_session_cookie(
+    api_process: Process,
+) -> None:
+    """A SameSite=Lax cookie is not sent with another site's form POST, but the browser
+    keeps a cookie its answer sets: a new session there would sign the visitor out."""
+    async with httpx.AsyncClient(base_url=base_url(api_process)) as fresh:
+        forged = await fresh.post(
+            "/api/locations",
+            content=b"name=Selby",
+            headers={"content-type": "application/x-www-form-urlencoded", **CROSS_SITE},
+        )
+        assert forged.status_code == 415
+        assert "set-cookie" not in forged.headers
+        # A visitor's first page, from another site's link: a session as ever.
+        arrived = await fresh.get("/", headers=CROSS_SITE)
+        assert arrived.headers["set-cookie"].startswith("sid=")
+        fresh.cookies.clear()
+        own = await fresh.post(
+            "/api/locations",
+            content=b"name=Selby",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert own.headers["set-cookie"].startswith("sid=")  # a cookieless request of our own
+
+
+CROSS_SITE = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+
+
 async def test_a_session_id_the_client_chose_is_not_taken(api_process: Process) -> None:
     chosen = "c" * 32
     async with httpx.AsyncClient(base_url=base_url(api_process)) as fresh:
