@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import sys
@@ -15,6 +16,7 @@ from nats.aio.client import Client
 
 from api.app import create_app, prepare_store
 from api.protocol import GuardedHttpToolsProtocol
+from api.session import DEV_SECRET
 from api.settings import Settings
 from contracts import logs
 from contracts.cli import program
@@ -55,9 +57,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exposed_with_the_dev_secret(settings: Settings) -> str | None:
+    """Why not to start: listening beyond this machine with the development session
+    secret, which anyone can read here, and so forge any session's cookie."""
+    if settings.session_secret != DEV_SECRET or _loopback(settings.host):
+        return None
+    return (
+        f"SESSION_SECRET is not set: refusing to listen on {settings.host} with the "
+        "development secret (anyone could forge session cookies); set it to a long random "
+        "value, the same on every API instance"
+    )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings.from_env()
+    if (refused := exposed_with_the_dev_secret(settings)) is not None:
+        print(f"api: {refused}", file=sys.stderr)
+        return 1
     try:
         registry = default_registry()
     except RegistryError as exc:

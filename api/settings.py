@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from api.session import DEV_SECRET
 from contracts.connection import NatsSettings
 
 # The page: web/ at the top of the repository, linked as api/web so that an
@@ -42,7 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: str = ""
     cookie_secure: bool = False
     # Signs the session cookie: the same on every API instance, secret in production.
-    session_secret: str = "notify-local-dev-session-secret"
+    session_secret: str = DEV_SECRET
     # Failed sign-ins allowed per email address and per client in a window (seconds).
     sign_in_failures_per_email: int = 5
     sign_in_failures_per_client: int = 20
@@ -74,7 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             command_backlog_limit=int(env.get("COMMAND_BACKLOG_LIMIT", "10000")),
             trusted_proxies=env.get("TRUSTED_PROXIES", ""),
             cookie_secure=env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
-            session_secret=env.get("SESSION_SECRET") or "notify-local-dev-session-secret",
+            session_secret=env.get("SESSION_SECRET") or DEV_SECRET,
             sign_in_failures_per_email=int(env.get("SIGNIN_FAILURES_PER_EMAIL", "5")),
             sign_in_failures_per_client=int(env.get("SIGNIN_FAILURES_PER_CLIENT", "20")),
             sign_in_window=float(env.get("SIGNIN_WINDOW", "900")),

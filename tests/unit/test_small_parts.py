@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from api.main import exposed_with_the_dev_secret
 from api.metrics import Metrics
 from api.problems import HTTPProblem
 from api.session import cookie_value, new_session_id, session_from_cookie
+from api.settings import Settings
 from reactor.consumer import retry_delay
 from reactor.watch import describe
 from tests.conftest import REGISTRY
@@ -121,3 +123,26 @@ def test_generic_code_names_no_domain() -> None:
                 text = path.read_text()
                 for domain in DOMAINS:
                     assert re.search(rf"\b{domain.name}\b", text) is None, (path, domain.name)
+
+
+@pytest.mark.parametrize(
+    ("host", "secret", "refused"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("192.0.2.7", None, True),
+        ("api.example.org", None, True),
+        ("0.0.0.0", "a-long-random-secret", False),
+    ],
+)
+def test_the_api_will_not_listen_beyond_this_machine_with_the_dev_secret(
+    host: str, secret: str | None, refused: bool
+) -> None:
+    env = {"API_HOST": host, **({"SESSION_SECRET": secret} if secret else {})}
+    reason = exposed_with_the_dev_secret(Settings.from_env(env))
+    assert (reason is not None) == refused
+    if reason is not None:
+        assert "SESSION_SECRET is not set" in reason
+        assert host in reason
