@@ -16,7 +16,10 @@ Protocol:
   view writes are checkpointed, and a redelivered command whose notice is
   already stored re-emits that very notice.
 - NATS answering as unavailable (a cluster electing a stream's leader) is
-  waited out in place for up to NATS_PATIENCE, and is not an attempt.
+  waited out in place for up to NATS_PATIENCE, and is not an attempt. A
+  command handled for longer than a third of the ack wait is kept (`+WPI`,
+  every third of it) so that it is not redelivered to another reactor while
+  this one still works on it.
 - Any other exception is transient: nak with backoff. The attempt limit is the
   reactor's, not the server's (the consumer redelivers without limit): on
   the last attempt the command gives back a value it reserved for an
@@ -148,6 +151,7 @@ class Reactor:
         self._backoff = backoff
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._since: dict[asyncio.Task[None], tuple[Msg, float]] = {}  # each one's, and when
         self._wake = asyncio.Event()  # a command arrived or finished, or stop
         self.bound = False  # bound to the durable consumer, pulling
 
@@ -155,6 +159,7 @@ class Reactor:
         """Consume until `stop` is set, then finish or hand back in-flight commands."""
         wake = self._wake
         waker = asyncio.create_task(_set_when(stop, wake))
+        keeper = asyncio.create_task(self._keep_handled(self._ack_wait / 3))
         pull: BoundedPull | None = None
         try:
             pull = await self._bind()
@@ -183,18 +188,23 @@ class Reactor:
                         async with asyncio.timeout(1.0):
                             await wake.wait()
                     continue
+                now = asyncio.get_running_loop().time()
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
                     self._in_flight.add(task)
+                    self._since[task] = (msg, now)
                     task.add_done_callback(self._finished)
         finally:
             waker.cancel()
             # Stop asking; what arrives for the open request, or arrived and was
             # not started, goes back at once. Then let what was started finish,
             # or hand it back.
-            if pull is not None:
-                await self._hand_back(await pull.close())
-            await self._finish_in_flight()
+            try:
+                if pull is not None:
+                    await self._hand_back(await pull.close())
+                await self._finish_in_flight()  # kept meanwhile, as they run
+            finally:
+                keeper.cancel()
 
     def wake(self) -> None:
         """Look again now, not at the loop's next tick (after a reconnect: ask for commands)."""
@@ -202,7 +212,22 @@ class Reactor:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._since.pop(task, None)
         self._wake.set()  # room for another
+
+    async def _keep_handled(self, every: float) -> None:
+        """Every `every` seconds, tell the server that each command handled for that long
+        is still being handled (`+WPI` starts its ack wait again). Its steps wait NATS out
+        in place (twice NATS_PATIENCE at most, plus their requests' timeouts): without
+        this, past the ack wait another reactor would get it too, and its deliveries,
+        counted as attempts, would run out while it is still being worked on."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for msg, since in list(self._since.values()):
+                if now - since >= every:
+                    await _quietly(msg.in_progress())
 
     async def _hand_back(self, msgs: list[Msg]) -> None:
         """Commands pulled and not started: redelivered now, to this or another reactor."""
@@ -264,7 +289,7 @@ class Reactor:
     async def _handle_delivery(self, msg: Msg, command: Command, delivered: int) -> None:
         try:
             if self._dev and command.simulate_delay_s > 0:
-                await self._simulate_delay(msg, command.simulate_delay_s)
+                await self._simulate_delay(command.simulate_delay_s)
             if delivered > self._max_attempts:
                 raise _GiveUp(f"{delivered - 1} attempts failed")
             # A cluster electing a stream's leader is not the command's fault: asked
@@ -406,14 +431,9 @@ class Reactor:
     async def _deadletter(self, msg: Msg, reason: str, error: str) -> None:
         await deadletter(self._js, msg, reason, error, self._clock())
 
-    async def _simulate_delay(self, msg: Msg, seconds: float) -> None:
-        """Dev mode only: sleep, telling the server we are still at it."""
-        remaining = min(seconds, MAX_SIMULATED_DELAY)
-        while remaining > 0:
-            step = min(remaining, self._ack_wait / 3)
-            await asyncio.sleep(step)
-            remaining -= step
-            await msg.in_progress()
+    async def _simulate_delay(self, seconds: float) -> None:
+        """Dev mode only: sleep (the command is kept meanwhile, as any slow one)."""
+        await asyncio.sleep(min(seconds, MAX_SIMULATED_DELAY))
 
 
 class _GiveUp(Exception):

@@ -389,6 +389,27 @@ async def delivered_unacked(js: JetStreamContext) -> tuple[int, int]:
     return info.num_ack_pending, info.num_pending
 
 
+async def test_a_command_handled_past_the_ack_wait_is_kept_not_redelivered(
+    fresh_js: JetStreamContext,
+) -> None:
+    """A slow step (NATS waited out in place) can outlast the ack wait: the reactor tells
+    the server it is still at it, so the command is not delivered again meanwhile (to
+    another reactor, or this one), and its one delivery ends with its notice."""
+    handler = Holding(await real_handler(fresh_js))
+    command = make_command()
+    async with running(fast_reactor(fresh_js, handler, ack_wait=1.0)):
+        await publish_command(fresh_js, command)
+        await handler.started(1)
+        await asyncio.sleep(3.5)  # three and a half ack waits
+        info = await fresh_js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)
+        assert (info.num_ack_pending, info.num_redelivered) == (1, 0)
+        assert handler.calls == 1
+        handler.release.set()
+        stored = await outcome(fresh_js, command)
+    assert stored.notice.status == "succeeded"
+    assert handler.calls == 1
+
+
 async def test_a_reactor_never_holds_more_commands_than_its_max_in_flight(
     fresh_js: JetStreamContext,
 ) -> None:
