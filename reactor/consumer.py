@@ -272,11 +272,12 @@ class Reactor:
         return pull
 
     async def _process(self, msg: Msg) -> None:
+        envelope: Command | None = None
         try:
-            command = command_decoder.decode(msg.data)
+            command = envelope = command_decoder.decode(msg.data)
             self._handler.payload(command)
         except (msgspec.DecodeError, Poison, UnicodeDecodeError, RecursionError) as exc:
-            await self._poison(msg, exc)
+            await self._poison(msg, exc, envelope)
             return
         delivered = msg.metadata.num_delivered or 1
         with bound(
@@ -404,11 +405,17 @@ class Reactor:
             return last
         return True
 
-    async def _poison(self, msg: Msg, exc: Exception) -> None:
+    async def _poison(self, msg: Msg, exc: Exception, envelope: Command | None) -> None:
+        """Dead-letter what is not a command. If its envelope is one (an unknown type, a
+        payload its schema refuses: an API newer than this reactor), its sender is told
+        it failed, rather than left waiting."""
         log.error("dead-lettering %s: not a command (%s)", msg.subject, exc)
         delivered = msg.metadata.num_delivered or 1
         try:
             await self._deadletter(msg, "poison", str(exc))
+            if envelope is not None:
+                reason = f"not a command: {exc}"
+                await self._publish(envelope, unprocessable(envelope, reason, self._clock()), msg)
             await msg.term()
         except nats.errors.Error:
             if delivered >= 1 + GIVE_UP_RETRIES:  # bounded, as for a command (above)

@@ -261,6 +261,14 @@ async def test_poison_message_is_dropped_and_later_commands_still_succeed(
         assert dead.data == data
         assert dead.headers is not None
         assert dead.headers["Dlq-Reason"] == "poison"
+    # An envelope that is a command (an unknown type, a payload its schema refuses: an
+    # API newer than this reactor): its sender is told it failed, not left waiting.
+    for sent in (unknown, bad_payload):
+        told = await find_notice(fresh_js, sent.command_id)
+        assert told is not None
+        assert told.notice.status == "failed"
+        assert told.notice.error is not None
+        assert told.notice.error.type == "/problems/not-processed"
 
 
 async def deadletter_of(js: JetStreamContext, subject: str) -> Any:
