@@ -63,7 +63,7 @@ from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, 
 from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
 from reactor.jobs import pause
-from reactor.notices import unprocessable
+from reactor.notices import unfinished, unprocessable
 from reactor.pull import BoundedPull
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ class Handler(Protocol):
 
     async def abandon(self, command: Command) -> bool:
         """A command given up on: give back what it reserved for nothing; whether it did."""
+
+    async def took_effect(self, command: Command) -> bool:
+        """Whether an event the command decided is stored (read from the stream's leader)."""
 
 
 def consumer_config(ack_wait: float = ACK_WAIT) -> api.ConsumerConfig:
@@ -365,7 +368,7 @@ class Reactor:
         )
         try:
             await self._deadletter(msg, "exhausted", reason)
-            await self._publish(command, unprocessable(command, reason, self._clock()), msg)
+            await self._publish(command, await self._given_up(command, reason), msg)
             await msg.term()
         except Exception:
             if last:
@@ -384,6 +387,19 @@ class Reactor:
             # Not terminated, so redelivered: the next delivery tries these steps again.
             log.exception("could not dead-letter command %s yet", command.command_id)
             await _quietly(msg.nak(delay=self._backoff(delivered)))
+
+    async def _given_up(self, command: Command, reason: str) -> Notice:
+        """The notice of a command given up on: not to be sent again if its events stand
+        (its views were not written, say), else that it could not be processed."""
+        try:
+            stands = await self._handler.took_effect(command)
+        except Exception as exc:  # the outage that exhausted it, maybe: not known
+            log.warning(
+                "command %s: whether it took effect is not known: %r", command.command_id, exc
+            )
+            stands = False
+        make = unfinished if stands else unprocessable
+        return make(command, reason, self._clock())
 
     async def _abandon(self, command: Command, *, last: bool) -> bool:
         """Give back what the command reserved for an aggregate that never came to be;

@@ -307,6 +307,12 @@ class CommandHandler:
             # False if it changed hands since it was read: not this command's to give.
             return await self._reservations.release(claim)
 
+    async def took_effect(self, command: Command) -> bool:
+        """Whether an event the command decided is stored (read from the stream's leader)."""
+        spec, _ = self.payload(command)
+        history = await self._store.load_latest(spec.aggregate, command.aggregate_id)
+        return any(e.meta.command_id == command.command_id for e in history)
+
     async def _load(self, spec: CommandSpec, aggregate_id: str, *, latest: bool = False) -> Loaded:
         """`latest`: what the stream's leader has, not what a replica answered."""
         aggregate = self._registry.aggregates[spec.aggregate]

@@ -78,3 +78,22 @@ def unprocessable(command: Command, reason: str, completed_at: datetime) -> Noti
             "(a dead letter).",
         ),
     )
+
+
+def unfinished(command: Command, reason: str, completed_at: datetime) -> Notice:
+    """The notice for a command given up on after its events were stored: it took
+    effect, so it must not be sent again, but what it changes is not readable yet (an
+    inline view could not be written): an operator replays it (`task dlq:replay`),
+    which writes the views and tells `succeeded`. `reason` is not told, as above."""
+    return failed(
+        command,
+        completed_at,
+        Problem(
+            type="/problems/not-finished",
+            title="Command took effect, not yet visible",
+            status=500,
+            detail="The command took effect, but what it changes could not be shown yet; "
+            "it was set aside for an operator (a dead letter), who will finish it. "
+            "Do not send it again.",
+        ),
+    )

@@ -65,6 +65,9 @@ class Counting:
     async def abandon(self, command: Command) -> bool:
         return await self.inner.abandon(command)
 
+    async def took_effect(self, command: Command) -> bool:
+        return await self.inner.took_effect(command)
+
 
 @asynccontextmanager
 async def running(reactor: Reactor) -> AsyncIterator[None]:
@@ -173,6 +176,9 @@ class FailingAfter:
     async def abandon(self, command: Command) -> bool:
         return await self.inner.abandon(command)
 
+    async def took_effect(self, command: Command) -> bool:
+        return await self.inner.took_effect(command)
+
 
 class FlakyRelease(Counting):
     """The handler, giving back a reservation failing the first `release_failures` times."""
@@ -219,6 +225,11 @@ async def test_a_command_given_up_after_its_append_keeps_its_name(
         await publish_command(fresh_js, command)
         stored = await outcome(fresh_js, command)
     assert stored.notice.status == "failed"
+    # Told it took effect, so that it is not sent again (a second location), not that it
+    # could not be processed.
+    assert stored.notice.error is not None
+    assert stored.notice.error.type == "/problems/not-finished"
+    assert "Do not send it again" in stored.notice.error.detail
     # Its location exists (its event stands): the name is the location's.
     subject = event_subject("location", command.aggregate_id)
     assert await event_types(fresh_js, subject) == [(subject, "LocationCreated")]
@@ -381,6 +392,9 @@ class Holding:
 
     async def abandon(self, command: Command) -> bool:
         return await self.inner.abandon(command)
+
+    async def took_effect(self, command: Command) -> bool:
+        return await self.inner.took_effect(command)
 
     async def started(self, n: int) -> None:
         """Wait until `n` commands are being held."""
