@@ -13,7 +13,7 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
-from contracts.topology import COMMANDS_STREAM, view_bucket
+from contracts.topology import COMMANDS_STREAM, NOTICES_STREAM, view_bucket
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
@@ -192,6 +192,25 @@ async def test_a_nats_error_before_the_publish_frees_the_key_for_the_retry(
         retried = await client.post("/api/shipments", json=body, headers=key)
         assert retried.status_code == 202, retried.text
         assert await stream_messages(js, COMMANDS_STREAM) == before + 1
+
+
+async def test_a_wait_that_cannot_read_the_store_answers_the_plain_202(
+    fresh_server: NatsServer,
+) -> None:
+    """The command is published and acknowledged, then NATS fails under the wait's read
+    of the store (its reply lost): the answer is the plain 202 with the command's id,
+    never a 503, which says nothing was stored (a retry without a key would be a second
+    command); the command goes on and succeeds."""
+    async with proxied_stack(fresh_server) as (proxy, client, js):
+        before = await stream_messages(js, COMMANDS_STREAM)
+        proxy.lose_acks(f"$JS.API.STREAM.MSG.GET.{NOTICES_STREAM}")
+        waited = await post_location(client, unique_name("Waited"), Prefer="wait=3")
+        assert waited.status_code == 202, waited.text
+        assert proxy.acks_lost
+        assert await stream_messages(js, COMMANDS_STREAM) == before + 1
+        proxy.heal()
+        events = await command_events(client, waited.json()["command_id"], wait_s=20)
+        assert [e.event for e in events] == ["succeeded"]
 
 
 async def _unacknowledged_then_retried(
