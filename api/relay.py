@@ -290,16 +290,21 @@ class NoticeRelay:
             if not quiet or not (self._by_command or self._by_session):
                 return
         assert self._js is not None
+        seen = self._seen  # live notices may move it on while the store is asked
         last = (await notice_bounds(self._js)).last_seq
-        if self._seen is not None and last > self._seen:
-            await self._fill(last)
-        elif self._seen is None or last < self._seen:
-            # Not read after the reconnect, or NOTICES made again: from here on, and
-            # every waiter looks in the store.
-            if self._seen is not None:
-                log.warning("NOTICES ends at %d (it was at %d): made again?", last, self._seen)
+        if seen is not None and last < seen:
+            # The store ends before what was relayed when it was asked: NATS's store
+            # was made again. From its end on, and every waiter looks in the store.
+            log.warning("NOTICES ends at %d (it was at %d): made again?", last, seen)
             self._seen = last
             self._resync_waiters()
+        elif seen is None:
+            # Not read after the reconnect: from here on, and every waiter looks in
+            # the store (a reconnect's own read may have come meanwhile).
+            self._seen = max(self._seen or 0, last)
+            self._resync_waiters()
+        elif self._seen is not None and last > self._seen:
+            await self._fill(last)
 
 
 @asynccontextmanager

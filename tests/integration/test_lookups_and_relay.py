@@ -25,7 +25,7 @@ from contracts.lookups import (
 from contracts.notices import Notice
 from contracts.topology import NOTICES_STREAM, notice_subject
 from tests.conftest import connect_test_client
-from tests.helpers import make_command, make_notice, publish_command
+from tests.helpers import eventually, make_command, make_notice, publish_command
 from tests.nats_proxy import NatsProxy, nats_proxy
 from tests.processes import NatsServer
 
@@ -197,6 +197,30 @@ async def test_relay_finds_a_lost_notice_after_nats_came_back(
     stored = await store_notices(js, lossy.session, 2)
     got = [await lossy.queue.next(within=5) for _ in stored]
     assert got == stored
+
+
+async def test_relay_asking_the_store_while_live_notices_come_takes_no_alarm(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    """The relay asks the store for its last sequence (quiet, with waiters); live notices
+    come and are relayed before the answer, which then ends before them. That is not
+    NOTICES made again: no waiter is told to look in the store, nothing is relayed
+    twice. (The answer was compared with what was relayed after it was asked.)"""
+    session = uuid.uuid4().hex
+    async with (
+        lossy_relay(nats_server, quiet=0.2) as (proxy, relay),
+        relay.session(session) as queue,
+    ):
+        proxy.hold_deliveries("_INBOX.", times=1)  # the relay's one request: the last's
+
+        async def asked() -> bool | None:
+            return True if proxy.held else None
+
+        await eventually(asked)
+        stored = await store_notices(js, session, 2)
+        assert [await queue.next(within=5) for _ in stored] == stored
+        proxy.release()  # the answer, from before those two
+        assert await queue.next(within=1.5) is None
 
 
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
