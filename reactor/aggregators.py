@@ -165,7 +165,7 @@ class PartitionFold:
             loaded = await asyncio.gather(*(self._load(key) for key in missing))
             for key, state in zip(missing, loaded, strict=True):
                 self._keys[key] = state
-            self._forget()
+            self._forget(keep=keys)
         apply = self.aggregator.apply
         for stored, touched in parts:
             if len(touched) > MAX_PARTS:
@@ -297,11 +297,14 @@ class PartitionFold:
                 pass
         return KeyState(record, memo, position, record_bytes, memo_bytes)
 
-    def _forget(self) -> None:
-        """Keep at most `remember` keys in memory (those changed since the last write stay)."""
+    def _forget(self, keep: Mapping[str, None]) -> None:
+        """Keep at most `remember` keys in memory: those changed since the last write stay,
+        and so do `keep`, the batch's (more than `remember` for as long as it is folded)."""
+        for key in keep:  # the most recently used now: forgotten last
+            self._keys.move_to_end(key)
         while len(self._keys) > self._remember:
             key = next(iter(self._keys))
-            if key in self._dirty:
+            if key in self._dirty or key in keep:
                 return
             del self._keys[key]
 

@@ -157,6 +157,33 @@ async def test_a_fold_that_crashed_before_writing_is_redone_from_what_is_stored_
     assert memo.value  # the open windows' users are stored with the counts
 
 
+async def test_a_fold_remembering_fewer_keys_than_a_batch_touches_folds_it_whole(
+    store: EventStore, fresh_nc: Client, fresh_js: JetStreamContext
+) -> None:
+    """Stored keys are read when a batch needs them, and the least recently used are
+    forgotten past `remember`: never one the batch itself is about to fold (that was a
+    KeyError, and a batch of more keys than `remember` stuck its partition for ever)."""
+    for i in range(4):
+        await append(store, batch(100, channels=30, offset=i * 100))
+    buckets = ViewBuckets(fresh_js, 1)
+    partition = fnv1a(shard_of("ch0")) % PARTITIONS
+    events = await partition_events(fresh_js, partition)
+    half = len(events) // 2
+    first = await fold_partition(fresh_nc, buckets, partition, events[:half])
+    await first.flush(events[half - 1].meta.seq)
+    await first.settle()
+    # Another reactor takes the partition on: its keys are in the store, not in memory.
+    fold = PartitionFold(CHANNELS, fresh_nc, buckets, partition, remember=1)
+    assert await fold.start() == events[half - 1].meta.seq
+    for start in range(half, len(events), 3):  # written after each: keys can be forgotten
+        chunk = events[start : start + 3]
+        await fold.apply(chunk)
+        await fold.flush(chunk[-1].meta.seq)
+        await fold.settle()
+    expected = reference(events)
+    assert await stored_records(buckets, list(expected)) == expected
+
+
 async def test_a_second_writer_of_a_partition_is_refused_whole(
     store: EventStore, fresh_nc: Client, fresh_js: JetStreamContext
 ) -> None:
