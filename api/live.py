@@ -39,7 +39,8 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
     async def follow(request: Request) -> Response:
         svc = services(request)
         key = resource_id_param(request, read.collection, read.param)
-        buckets = svc.views.current
+        # Together: a switch of the views while this opens ends the stream (it reconnects).
+        buckets, changed = svc.views.current, svc.views.changed
         subject = f"$KV.{view_bucket(view.name, buckets.version)}.{key}"
         updates: Channel[Record | object] = Channel()  # collects from the subscription on
 
@@ -60,7 +61,6 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
             current = await buckets.record(view.name, key)
             if current is None or is_removed(current):
                 raise not_found(f"The {read.collection} resource")
-            changed = svc.views.changed
 
             async def stream(channel: Channel[Any]) -> AsyncGenerator[ServerSentEvent, None]:
                 yield hello_event(svc.settings.sse_retry_ms)
