@@ -71,7 +71,10 @@ class Progress(msgspec.Struct, frozen=True):
 
 
 class Pointer(msgspec.Struct, frozen=True):
-    version: int
+    version: int  # the version read and written
+    # A rebuild's version while it is built: inline views are written into it too, so
+    # that it holds the commands handled up to the switch (`reactor.rebuild`).
+    building: int | None = None
 
 
 class Ranking(msgspec.Struct, frozen=True):
@@ -198,17 +201,21 @@ class ViewBuckets:
 
 
 async def read_pointer(js: JetStreamContext) -> int:
+    return (await read_whole_pointer(js)).version
+
+
+async def read_whole_pointer(js: JetStreamContext) -> Pointer:
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
     try:
         entry = await kv.get(POINTER_KEY)
     except (KeyNotFoundError, KeyDeletedError):
-        return 1
-    return _pointer_decoder.decode(entry.value or b"").version
+        return Pointer(1)
+    return _pointer_decoder.decode(entry.value or b"")
 
 
-async def write_pointer(js: JetStreamContext, version: int) -> None:
+async def write_pointer(js: JetStreamContext, version: int, building: int | None = None) -> None:
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
-    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version)))
+    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version, building)))
 
 
 class ActiveViews:
@@ -219,6 +226,7 @@ class ActiveViews:
         self._js: JetStreamContext | None = None
         self._sub: Subscription | None = None
         self._current: ViewBuckets | None = None
+        self._building: ViewBuckets | None = None
         self._switching = asyncio.Lock()
         self.changed = asyncio.Event()  # set (and replaced) at each switch
 
@@ -226,6 +234,11 @@ class ActiveViews:
     def current(self) -> ViewBuckets:
         assert self._current is not None, "start() first"
         return self._current
+
+    @property
+    def building(self) -> ViewBuckets | None:
+        """The version a rebuild is building, if one is: inline views go into it too."""
+        return self._building
 
     async def start(self, nc: Client) -> None:
         self._nc, self._js = nc, nc.jetstream()
@@ -242,10 +255,12 @@ class ActiveViews:
         """
         js = self._js
         if js is not None:
-            version = await while_unavailable(
-                lambda: read_pointer(js), within=REFRESH_PATIENCE, what="the view version pointer"
+            pointer = await while_unavailable(
+                lambda: read_whole_pointer(js),
+                within=REFRESH_PATIENCE,
+                what="the view version pointer",
             )
-            await self._switch(version)
+            await self._switch(pointer)
 
     async def stop(self) -> None:
         """Stop following the pointer (from when the server has the unsubscribe)."""
@@ -259,18 +274,28 @@ class ActiveViews:
 
     async def _on_pointer(self, msg: Msg) -> None:
         try:
-            version = _pointer_decoder.decode(msg.data).version
+            pointer = _pointer_decoder.decode(msg.data)
         except msgspec.DecodeError:
             log.error("ignoring a malformed view version pointer: %r", msg.data[:100])
             return
-        await self._switch(version)
+        await self._switch(pointer)
 
-    async def _switch(self, version: int) -> None:
-        """Move to `version`; versions only go up, so a late, older read cannot win."""
+    async def _switch(self, pointer: Pointer) -> None:
+        """Move to `pointer.version`; versions only go up, so a late, older read cannot
+        win. What is being built is the latest pointer's of the version in use."""
+        version, building = pointer.version, pointer.building
         async with self._switching:
-            if self._current is not None and version <= self._current.version:
-                return
             assert self._js is not None
+            if self._current is not None and version < self._current.version:
+                return
+            if building is not None and building <= version:
+                building = None
+            if (self._building and self._building.version) != building:
+                self._building = None if building is None else ViewBuckets(self._js, building)
+                if building is not None:
+                    log.info("views version %d being built beside %d", building, version)
+            if self._current is not None and version == self._current.version:
+                return
             self._current = ViewBuckets(self._js, version)
             changed, self.changed = self.changed, asyncio.Event()
             changed.set()

@@ -140,6 +140,7 @@ class CommandHandler:
         reservations: Reservations,
         views: Callable[[], ViewBuckets],
         *,
+        building: Callable[[], ViewBuckets | None] = lambda: None,
         writer: ViewWriter | None = None,
         clock: Clock = utcnow,
     ) -> None:
@@ -147,6 +148,7 @@ class CommandHandler:
         self._store = store
         self._reservations = reservations
         self._views = views
+        self._building = building
         self._writer = writer or ViewWriter()
         self._clock = clock
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
@@ -360,14 +362,19 @@ class CommandHandler:
         *,
         fresh: bool,
     ) -> tuple[str, Any] | None:
-        """Bring the inline views this command's events touch up to date; the resource record."""
-        buckets = self._views()
+        """Bring the inline views this command's events touch up to date; the resource record.
+
+        While a rebuild builds the next version, into it too (read first: its fold may
+        or may not have come this far), so that it holds this command at the switch."""
+        buckets, building = self._views(), self._building()
         resource: tuple[str, Any] | None = None
         touched = {type(e.event).__name__ for e in mine}
         for view in self._registry.inline_views(
             touched or {type(e.event).__name__ for e in history}
         ):
             states = await self._writer.apply(buckets, view, history, fresh=fresh)
+            if building is not None and building.version != buckets.version:
+                await self._writer.apply(building, view, history)
             if view.name == spec.resource:
                 last = next(
                     (e for e in reversed(history) if isinstance(e.event, view.events)), None

@@ -168,6 +168,7 @@ async def run(
             store,
             Reservations(await js.key_value(RESERVATIONS_BUCKET)),
             lambda: active.current,
+            building=lambda: active.building,
         )
         reactor = Reactor(
             js,

@@ -2,16 +2,26 @@
 
 While the API and the reactors keep running:
 
-1. create empty buckets for the next version (`view_<name>_v<N+1>`, ...);
+1. create empty buckets for the next version (`view_<name>_v<N+1>`, ...),
+   and say in the pointer that it is being built: from then on (after a
+   grace period, for every process to see it) the reactors write their
+   inline views into it as well as into the version in use;
 2. fold every event, in stream order, through each view's pure `apply` into
    them (a computed view: make its records again from their inputs), until
-   caught up with the stream; async views get their progress;
+   caught up with the stream; async views get their progress; records are
+   checkpointed, so the fold and the reactors' writes of one event meet
+   without applying it twice;
 3. move the pointer (`view_versions.active`): every API and reactor process
-   switches to the new buckets within milliseconds;
+   switches to the new buckets within milliseconds, and the inline views of
+   every command told `succeeded` before are in them (read-your-writes
+   holds across the switch);
 4. after a grace period (for processes to see the move) fold what arrived
-   meanwhile (the reactors wrote some of it to the old version only);
-   records are checkpointed, so folding an event twice changes nothing;
+   meanwhile (the async views of the old version's last moments);
 5. compare the new version with the old one and report.
+
+A rebuild that stops before its switch takes its "being built" back; one
+that left it behind (killed) is cleared by the next, before it drops what
+the last one made.
 
 Aggregators are folded the same way, partition by partition, each written
 with its guard: after the switch the reactors' workers go on from where the
@@ -42,7 +52,13 @@ from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM, VIEW_PROGRESS, create_view_buckets, view_bucket
-from contracts.views import Record, ViewBuckets, read_pointer, write_pointer
+from contracts.views import (
+    Record,
+    ViewBuckets,
+    read_pointer,
+    read_whole_pointer,
+    write_pointer,
+)
 from domains import registry as default_registry
 from reactor.aggregators import Refold
 from reactor.cli import nats_client, run_tool
@@ -64,19 +80,25 @@ class Fold:
         self.counts: Counter[str] = Counter()  # events applied per view
 
     async def until_caught_up(self) -> int:
-        """Fold everything stored now; the position every view has reached."""
+        """Fold everything stored now; the position every view has reached.
+
+        Asked after any batch that left nothing pending, not only once the stream is
+        quiet: with commands arriving steadily (a batch within every wait), the fold
+        never saw a quiet stream and a rebuild under load never finished."""
         while True:
             batch = await self._reader.next_batch(wait=0.2)
-            if batch.last_seq is None:
-                end = await self._reader.read_to_end()
-                if end is None:
-                    continue  # on their way: not the end yet
-                position = max(self._reader.position, end)
-                for view in self.views:
-                    if not view.inline:
-                        await self._writer.save_progress(self.buckets, view.name, position)
-                return position
-            await self._apply(batch.events)
+            if batch.last_seq is not None:
+                await self._apply(batch.events)
+            if not batch.caught_up:
+                continue
+            end = await self._reader.read_to_end()
+            if end is None:
+                continue  # on their way: not the end yet
+            position = max(self._reader.position, end)
+            for view in self.views:
+                if not view.inline:
+                    await self._writer.save_progress(self.buckets, view.name, position)
+            return position
 
     async def _apply(self, events: list[StoredEvent]) -> None:
         for view in self.views:
@@ -138,22 +160,33 @@ async def rebuild(
 ) -> tuple[Fold, list[Refold], list[str]]:
     """Rebuild into the next version and switch to it; the folds and the differences."""
     js = nc.jetstream()
-    current = await read_pointer(js)
+    pointer = await read_whole_pointer(js)
+    current = pointer.version
     target = current + 1
+    if pointer.building is not None:  # a rebuild killed while building: stop writing to it
+        await write_pointer(js, current)
+        await asyncio.sleep(grace)
     await drop_version(js, registry, target)  # what an interrupted rebuild left behind
     await create_version(js, registry, target)
     buckets = ViewBuckets(js, target)
     fold = Fold(js, registry, buckets, list(registry.views.values()))
     refolds = [Refold(a, registry, nc, buckets) for a in registry.aggregators.values()]
+    switched = False
+    await write_pointer(js, current, building=target)  # inline views go into it too...
     try:
+        await asyncio.sleep(grace)  # ... in every reactor, well within this
         for _ in range(2):  # up to the end, switch, then what came meanwhile
             end = await fold.until_caught_up()
             for refold in refolds:
                 await refold.until(end)
-            if await read_pointer(js) != target:
+            if not switched:
                 await write_pointer(js, target)
+                switched = True
                 await asyncio.sleep(grace)  # every process sees the move well within this
     finally:
+        if not switched:  # stopped before its switch: the version in use stays alone
+            with contextlib.suppress(Exception):
+                await write_pointer(js, current)
         await fold.close()
     found = await differences(ViewBuckets(js, current), buckets, fold.views)
     found += await differences(ViewBuckets(js, current), buckets, registry.aggregators.values())

@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from contracts.views import ViewBuckets, read_pointer
 from domains import registry
-from reactor.rebuild import differences
+from reactor.aggregators import Refold
+from reactor.rebuild import differences, rebuild
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
@@ -142,3 +144,36 @@ async def _stats_with(client: httpx.AsyncClient, total: int) -> dict[str, Any]:
 
 async def _ready(client: httpx.AsyncClient) -> bool | None:
     return True if (await client.get("/readyz")).status_code == 200 else None
+
+
+async def test_every_command_told_succeeded_is_readable_across_the_switch(
+    fresh_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands handled between the rebuild's fold catching up and its switch were
+    written to the old version only, and read from the new one (404) until the
+    rebuild's last pass. The version being built now gets them from the reactors too:
+    right after the switch, every location told `succeeded` reads 200."""
+    caught_up = Refold.until
+
+    async def slowly(self: Refold, end: int) -> None:  # a long window before the switch
+        await caught_up(self, end)
+        await asyncio.sleep(1.0)
+
+    monkeypatch.setattr(Refold, "until", slowly)
+    nc = await connect_test_client(fresh_stack.server.url)
+    js: JetStreamContext = nc.jetstream()
+    made: list[str] = []
+    try:
+        rebuilding = asyncio.create_task(rebuild(nc, registry(), grace=0.5))
+        async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+            while await read_pointer(js) == 1:
+                created = await post_location(client, unique_name("Switch"), Prefer="wait=10")
+                assert created.status_code == 201, created.text
+                made.append(created.headers["location"])
+            read = [(await client.get(url)).status_code for url in made]  # before its last pass
+            await rebuilding
+        assert rebuilding.result()[2] == []  # the rebuilt views equal the old ones
+        assert len(made) > 10
+        assert read == [200] * len(made)
+    finally:
+        await nc.close()
