@@ -42,6 +42,11 @@ class UnreadableEvent(ValueError):
     """A stored event this process cannot read (an unknown type or a broken body)."""
 
 
+class TooNew(UnreadableEvent):
+    """A stored event of a type, or a schema version, this process does not know: a newer
+    process wrote it (a rolling upgrade). Not to be skipped: left to one that knows it."""
+
+
 def event_msg_id(command_id: str, n: int) -> str:
     return f"{command_id}:{n}"
 
@@ -76,9 +81,15 @@ def read_event(
         number, aggregate_id = aggregate_id.split(".", 1)
         partition = int(number) if number.isdecimal() and number.isascii() else None
     if event_type is None:
-        raise UnreadableEvent(f"event {seq} on {subject}: unknown type {name!r}")
+        raise TooNew(f"event {seq} on {subject}: unknown type {name!r}")
+    version = h.get(EVENT_VERSION, "1")
+    if version.isdecimal() and int(version) > event_type.spec.version:
+        raise TooNew(
+            f"event {seq} on {subject}: {name} version {version}, "
+            f"this process knows {event_type.spec.version}"
+        )
     try:
-        event = event_type.decode(data, int(h.get(EVENT_VERSION, "1")))
+        event = event_type.decode(data, int(version))
         meta = EventMeta(
             aggregate=aggregate,
             aggregate_id=aggregate_id,

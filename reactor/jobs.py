@@ -41,7 +41,7 @@ from nats.js.kv import KeyValue
 from contracts import tracing
 from contracts.commands import NO_SESSION, Command, derived_command_id, encoder
 from contracts.domain import EventMeta, Issue, Policy, View
-from contracts.events import StoredEvent
+from contracts.events import StoredEvent, TooNew
 from contracts.registry import Registry
 from contracts.topology import command_subject
 from contracts.views import ActiveViews, ViewBuckets, progress_decoder
@@ -264,6 +264,12 @@ class Runner:
                 failures = 1 if self._has_read else failures + 1
                 log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
                 await pause(stop, min(2.0 ** (failures - 1), 30.0))  # 1 s, 2 s, ... 30 s
+            except TooNew as exc:
+                # Written by a newer process (a rolling upgrade): its lease goes (below)
+                # to a reactor that can read it; this one asks again later.
+                failures += 1
+                log.warning("%s: %s; left to a reactor that knows it", self.job.name, exc)
+                await pause(stop, min(2.0**failures, 30.0))
             except Exception:
                 # A bug in the domain's code or a broken record: the job stops
                 # moving (its position stays), and says so; nothing is skipped.

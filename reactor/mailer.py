@@ -46,7 +46,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from contracts.domain import Mail, Mailbox
-from contracts.events import StoredEvent, UnreadableEvent, read_event
+from contracts.events import StoredEvent, TooNew, UnreadableEvent, read_event
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM
 from reactor.deadletters import deadletter
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 BATCH: Final = 16
 FETCH_WAIT: Final = 1.0
+TOO_NEW_AGAIN: Final = 30.0  # seconds before an event of a newer mailer comes back
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,10 @@ class Mailer:
             stored = read_event(
                 self._registry, msg.subject, msg.metadata.sequence.stream, msg.headers, msg.data
             )
+        except TooNew as exc:  # a newer mailer's to send: back to the consumer for it
+            log.warning("mailer: %s; left to a mailer that knows it", exc)
+            await msg.nak(delay=TOO_NEW_AGAIN)
+            return
         except UnreadableEvent as exc:
             log.error("mailer: %s; skipped", exc)
             await msg.term()

@@ -20,7 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
-from contracts.events import StoredEvent, UnreadableEvent, read_event
+from contracts.events import StoredEvent, TooNew, UnreadableEvent, read_event
 from contracts.registry import Registry
 from contracts.topology import EVENTS_STREAM
 from reactor.pull import PullStream
@@ -83,6 +83,12 @@ class EventReader:
                 continue  # already read (a consumer made again)
             try:
                 events.append(read_event(self._registry, msg.subject, seq, msg.headers, msg.data))
+            except TooNew:
+                # Not skipped: stop before it (what follows is read again from here).
+                await self.close()
+                if not events:
+                    raise
+                return Batch(events, self.position, False)
             except UnreadableEvent as exc:
                 self._skip(str(exc))
             self.position = seq

@@ -11,6 +11,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from contracts.events import TooNew, event_headers
 from contracts.topology import EVENTS_STREAM
 from reactor.eventstore import EventStore
 from reactor.reader import EventReader
@@ -154,3 +155,32 @@ async def test_an_event_lost_on_its_way_with_none_after_it_is_read_again(
     assert await reader.read_to_end() is None  # still not here: lost; read again
     assert await read_all(reader) == ["b"]
     assert await reader.read_to_end() == 2
+
+
+@pytest.mark.parametrize(
+    ("type_name", "version"),
+    [("MemoWritten", 2), ("MemoShredded", 1)],
+    ids=["a-newer-version", "an-unknown-type"],
+)
+async def test_an_event_of_a_newer_process_stops_the_reader_before_it(
+    fresh_nc: Client, fresh_js: JetStreamContext, type_name: str, version: int
+) -> None:
+    """An event of a schema version, or a type, this process does not know (a newer
+    process wrote it: a rolling upgrade) is not skipped, nor read with the old schema:
+    the reader reads up to it, then stops there, so its job waits for a reactor that
+    knows it (a job's position never passes an event it did not apply)."""
+    store = EventStore(fresh_nc, REGISTRY)
+    await written(store, ["a"])
+    headers = event_headers(envelope(WriteMemo("x")), type_name, version, AT, 1)
+    await fresh_js.publish("ev.memo.newer", b'{"text": "b", "mood": "new"}', headers=headers)
+    await written(store, ["c"])
+    reader = EventReader(fresh_js, REGISTRY, ["ev.memo.>"], 0)
+    try:
+        first = await reader.next_batch(wait=2)
+        assert [e.event.text for e in first.events] == ["a"]
+        for _ in range(2):  # and again: it stays where it is
+            with pytest.raises(TooNew):
+                await reader.next_batch(wait=2)
+            assert reader.position == first.last_seq
+    finally:
+        await reader.close()
