@@ -34,6 +34,17 @@ class Inbox(Generic[T]):
         if self._waiter is not None:
             _wake(self._waiter)
 
+    def put_bounded(self, item: T, most: int, instead: T) -> None:
+        """Put `item`, unless `most` items already wait: then `instead` takes the place
+        of them all (what tells the waiter to read what it missed from where it was):
+        a client that reads slowly holds a bounded inbox, however much comes."""
+        if len(self._items) >= most:
+            self._items = [instead]
+            if self._waiter is not None:
+                _wake(self._waiter)
+            return
+        self.put_nowait(item)
+
     def end(self) -> None:
         """Stop waiting: a pending `next` returns None now, and every later one at once."""
         self.ended = True

@@ -33,6 +33,7 @@ from contracts.topology import view_bucket
 from contracts.views import Record, is_removed, record_decoder
 
 CHANGED: Final = object()
+MAX_WAITING: Final = 256  # states waiting for a client that reads slowly: past it, the newest
 
 
 def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
@@ -46,7 +47,9 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
 
         async def on_write(msg: Msg) -> None:
             try:
-                updates.put_nowait(record_decoder.decode(msg.data))
+                record = record_decoder.decode(msg.data)
+                # A client reading slowly is sent the newest state, not every one.
+                updates.put_bounded(record, MAX_WAITING, record)
             except msgspec.DecodeError:
                 return  # a delete marker or a purge: not a record
 
@@ -70,7 +73,7 @@ def live_endpoint(read: GetRead, view: Readable) -> Endpoint:
                 watcher.add_done_callback(lambda _: updates.put_nowait(CHANGED))
                 try:
                     while (item := await channel.next()) is not None:
-                        if item is CHANGED:
+                        if item is CHANGED or changed.is_set():  # its mark may be dropped
                             return
                         assert isinstance(item, Record)
                         if item.position > position:

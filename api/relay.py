@@ -76,6 +76,9 @@ Registration = AbstractAsyncContextManager[Inbox[Item]]
 MAX_FILL: Final = 1024
 FILL_AT_ONCE: Final = 64  # requests in flight while a hole is read
 FILL_TIMEOUT: Final = 1.0  # each: live notices wait while a hole is read
+# A waiter that lets more than this many notices wait (a client reading slowly) is
+# told to look in the store instead: it reads them from where it was.
+MAX_WAITING: Final = 256
 # With waiters and no live notice for this long, ask the store whether its last
 # notice came (a lost last notice shows no hole).
 QUIET: Final = 1.0
@@ -218,7 +221,7 @@ class NoticeRelay:
         if self._on_notice is not None:
             self._on_notice(item.notice, received)
         for queue in targets:
-            queue.put_nowait(item)
+            queue.put_bounded(item, MAX_WAITING, RESYNC)
 
     async def _fill(self, last: int) -> None:
         """Relay the notices after the last one relayed, up to `last`, from the store:

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from api.inbox import Inbox
-from api.relay import MAX_FILL, Item, NoticeRelay, Resync, Unavailable
+from api.relay import MAX_FILL, MAX_WAITING, Item, NoticeRelay, Resync, Unavailable
 from contracts.commands import encoder
 from contracts.lookups import (
     StoredNotice,
@@ -221,6 +221,20 @@ async def test_relay_asking_the_store_while_live_notices_come_takes_no_alarm(
         assert [await queue.next(within=5) for _ in stored] == stored
         proxy.release()  # the answer, from before those two
         assert await queue.next(within=1.5) is None
+
+
+async def test_a_session_waiter_that_reads_slowly_holds_a_bounded_inbox(
+    lossy: LossySession, js: JetStreamContext
+) -> None:
+    """Past MAX_WAITING notices waiting, the waiter is told to look in the store (the
+    session stream reads them from its position) instead of holding every one."""
+    stored = await store_notices(js, lossy.session, MAX_WAITING + 10)  # none read yet
+    got: list[Item | None] = []
+    while not got or got[-1] != stored[-1]:
+        got.append(await lossy.queue.next(within=5))
+    assert isinstance(got[0], Resync)
+    assert 1 < len(got) <= 11
+    assert got[1:] == stored[-(len(got) - 1) :]  # those that came after it, in order
 
 
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(

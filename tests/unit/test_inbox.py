@@ -24,6 +24,21 @@ async def test_items_come_out_in_the_order_they_went_in() -> None:
     assert inbox.empty()
 
 
+async def test_a_bounded_put_past_its_bound_leaves_one_item_in_place_of_them_all() -> None:
+    """A client reading slowly holds a bounded inbox: past `most` waiting, the items
+    give way to one that says "read what you missed from where you were"."""
+    inbox: Inbox[str] = Inbox()
+    for n in range(3):
+        inbox.put_bounded(f"notice {n}", 3, "look in the store")
+    inbox.put_bounded("notice 3", 3, "look in the store")
+    inbox.put_bounded("notice 4", 3, "look in the store")
+    assert [await inbox.next(within=0) for _ in range(3)] == [
+        "look in the store",
+        "notice 4",
+        None,
+    ]
+
+
 async def test_nothing_within_the_deadline_is_none() -> None:
     inbox: Inbox[str] = Inbox()
     loop = asyncio.get_running_loop()
