@@ -23,8 +23,10 @@ shows no hole until the next one comes, so while there are waiters and no
 notice has come for QUIET seconds, the relay asks the store for its last
 sequence (one request a period, per process). From NATS going away until
 the relay has read the store's last sequence after the reconnect, it looks
-for no holes (every waiter looks in the store once it has that sequence);
-a read that fails is made again every AWAY_RETRY seconds, whether live
+for no holes (every waiter looks in the store once it has that sequence;
+meanwhile a session's waiter is told to look in the store at each live
+notice rather than handed it, as it may have passed a lost one); a read
+that fails is made again every AWAY_RETRY seconds, whether live
 notices come or not (a lost one could hide among them).
 """
 
@@ -209,8 +211,11 @@ class NoticeRelay:
             log.error("ignoring a notice on %s (not notice.<session>.<command>)", subject)
             return
         _, session_id, command_id = parts
-        targets = [*self._by_command.get(command_id, ()), *self._by_session.get(session_id, ())]
-        if not targets:
+        commands, sessions = (
+            self._by_command.get(command_id, ()),
+            self._by_session.get(session_id, ()),
+        )
+        if not commands and not sessions:
             return
         received = time.time()
         try:
@@ -220,8 +225,15 @@ class NoticeRelay:
             return
         if self._on_notice is not None:
             self._on_notice(item.notice, received)
-        for queue in targets:
+        # While holes are not looked for (after a reconnect, until the store's last is
+        # read), a live notice may have passed a lost one: a session stream, which moves
+        # its position on to what it is handed, is told to read from the store instead
+        # (up to this one, that lost one included). A command's waiter takes it as is.
+        for queue in commands:
             queue.put_bounded(item, MAX_WAITING, RESYNC)
+        told: Item = RESYNC if self._seen is None else item
+        for queue in sessions:
+            queue.put_bounded(told, MAX_WAITING, RESYNC)
 
     async def _fill(self, last: int) -> None:
         """Relay the notices after the last one relayed, up to `last`, from the store:

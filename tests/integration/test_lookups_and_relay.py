@@ -237,6 +237,27 @@ async def test_a_session_waiter_that_reads_slowly_holds_a_bounded_inbox(
     assert got[1:] == stored[-(len(got) - 1) :]  # those that came after it, in order
 
 
+async def test_a_session_waiter_is_not_handed_live_notices_while_holes_go_unseen(
+    lossy: LossySession, js: JetStreamContext
+) -> None:
+    """After a reconnect, until the relay has read the store's last sequence, it cannot
+    see a hole: a live notice may have passed a lost one. Handed to a session stream,
+    it moved the stream's position past the lost one for good; the stream is told to
+    read from the store instead (which holds both)."""
+    lossy.proxy.lose_acks(f"$JS.API.STREAM.INFO.{NOTICES_STREAM}")  # the read keeps failing
+    lossy.relay.unavailable()  # as on a disconnect, then the reconnect
+    await lossy.relay.resync()
+    assert isinstance(await lossy.queue.next(within=5), Unavailable)
+    assert isinstance(await lossy.queue.next(within=5), Resync)
+    lossy.proxy.drop_deliveries("live.notice.", times=1)
+    lost, passing = await store_notices(js, lossy.session, 2)
+    assert isinstance(await lossy.queue.next(within=5), Resync)  # not `passing` itself
+    assert lossy.proxy.deliveries_dropped == [
+        f"live.notice.{lossy.session}.{lost.notice.command_id}"
+    ]
+    assert passing.seq == lost.seq + 1
+
+
 async def test_relay_tells_every_waiter_to_look_when_a_hole_cannot_be_read(
     lossy: LossySession, js: JetStreamContext
 ) -> None:
