@@ -11,9 +11,13 @@ would need a task per wait to race its `get()` against anything else).
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
+
+# Items a waiter may let wait (a client reading slowly): past it, `put_bounded` puts
+# one item in their place.
+MAX_WAITING: Final = 256
 
 
 def _wake(future: asyncio.Future[None]) -> None:

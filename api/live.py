@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.eventstream import Channel
+from api.inbox import MAX_WAITING
 from api.problems import not_found
 from api.services import Endpoint, services
 from api.sse import SEP, hello_event
@@ -33,7 +34,6 @@ from contracts.topology import view_bucket
 from contracts.views import Record, is_removed, record_decoder
 
 CHANGED: Final = object()
-MAX_WAITING: Final = 256  # states waiting for a client that reads slowly: past it, the newest
 
 
 def live_endpoint(read: GetRead, view: Readable) -> Endpoint:

@@ -49,7 +49,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from api.inbox import Inbox
+from api.inbox import MAX_WAITING, Inbox
 from contracts.lookups import StoredNotice, notice_bounds
 from contracts.notices import Notice, notice_decoder
 from contracts.topology import LIVE_NOTICES_ALL, NOTICES_STREAM
@@ -78,9 +78,6 @@ Registration = AbstractAsyncContextManager[Inbox[Item]]
 MAX_FILL: Final = 1024
 FILL_AT_ONCE: Final = 64  # requests in flight while a hole is read
 FILL_TIMEOUT: Final = 1.0  # each: live notices wait while a hole is read
-# A waiter that lets more than this many notices wait (a client reading slowly) is
-# told to look in the store instead: it reads them from where it was.
-MAX_WAITING: Final = 256
 # With waiters and no live notice for this long, ask the store whether its last
 # notice came (a lost last notice shows no hole).
 QUIET: Final = 1.0
@@ -229,6 +226,7 @@ class NoticeRelay:
         # read), a live notice may have passed a lost one: a session stream, which moves
         # its position on to what it is handed, is told to read from the store instead
         # (up to this one, that lost one included). A command's waiter takes it as is.
+        # Past MAX_WAITING waiting, a waiter looks in the store instead, from where it was.
         for queue in commands:
             queue.put_bounded(item, MAX_WAITING, RESYNC)
         told: Item = RESYNC if self._seen is None else item

@@ -153,8 +153,8 @@ class Reactor:
         self._stop_grace = stop_grace
         self._backoff = backoff
         self._clock = clock
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._since: dict[asyncio.Task[None], tuple[Msg, float]] = {}  # each one's, and when
+        # Each command being handled: its task, its message and when it was started.
+        self._in_flight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._wake = asyncio.Event()  # a command arrived or finished, or stop
         self.bound = False  # bound to the durable consumer, pulling
 
@@ -194,8 +194,7 @@ class Reactor:
                 now = asyncio.get_running_loop().time()
                 for msg in msgs:
                     task = asyncio.create_task(self._process(msg))
-                    self._in_flight.add(task)
-                    self._since[task] = (msg, now)
+                    self._in_flight[task] = (msg, now)
                     task.add_done_callback(self._finished)
         finally:
             waker.cancel()
@@ -214,8 +213,7 @@ class Reactor:
         self._wake.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._since.pop(task, None)
+        self._in_flight.pop(task, None)
         self._wake.set()  # room for another
 
     async def _keep_handled(self, every: float) -> None:
@@ -228,7 +226,7 @@ class Reactor:
         while True:
             await asyncio.sleep(every)
             now = loop.time()
-            for msg, since in list(self._since.values()):
+            for msg, since in list(self._in_flight.values()):
                 if now - since >= every:
                     await _quietly(msg.in_progress())
 
@@ -245,7 +243,7 @@ class Reactor:
         log.info(
             "waiting up to %.0fs for %d in-flight commands", self._stop_grace, len(self._in_flight)
         )
-        _, unfinished = await asyncio.wait(self._in_flight, timeout=self._stop_grace)
+        _, unfinished = await asyncio.wait(list(self._in_flight), timeout=self._stop_grace)
         for task in unfinished:
             task.cancel()  # _process naks it: redelivered at once, to another reactor
         if unfinished:

@@ -264,20 +264,18 @@ class Runner:
                 failures = 1 if self._has_read else failures + 1
                 log.warning("%s: %s: %s; again shortly", self.job.name, type(exc).__name__, exc)
                 await pause(stop, min(2.0 ** (failures - 1), 30.0))  # 1 s, 2 s, ... 30 s
-            except TooNew as exc:
-                # Written by a newer process (a rolling upgrade): its lease goes (below)
-                # to a reactor that can read it; this one asks again later.
+            except Exception as exc:
+                # A bug in the domain's code or a broken record: the job stops moving
+                # (its position stays), and says so; nothing is skipped. An event of a
+                # newer release (TooNew, a rolling upgrade) the same: its lease goes
+                # (below) to a reactor that can read it, and this one asks again later.
                 failures += 1
-                log.warning("%s: %s; left to a reactor that knows it", self.job.name, exc)
-                await pause(stop, min(2.0**failures, 30.0))
-            except Exception:
-                # A bug in the domain's code or a broken record: the job stops
-                # moving (its position stays), and says so; nothing is skipped.
-                failures += 1
-                log.exception(
-                    "%s failed; trying again in %.0fs", self.job.name, min(2.0**failures, 30.0)
-                )
-                await pause(stop, min(2.0**failures, 30.0))
+                again = min(2.0**failures, 30.0)
+                if isinstance(exc, TooNew):
+                    log.warning("%s: %s; left to a reactor that knows it", self.job.name, exc)
+                else:
+                    log.exception("%s failed; trying again in %.0fs", self.job.name, again)
+                await pause(stop, again)
             finally:
                 self.active = False
                 with contextlib.suppress(nats.errors.Error, TimeoutError):

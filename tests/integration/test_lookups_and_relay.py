@@ -12,8 +12,8 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from api.inbox import Inbox
-from api.relay import MAX_FILL, MAX_WAITING, Item, NoticeRelay, Resync, Unavailable
+from api.inbox import MAX_WAITING, Inbox
+from api.relay import MAX_FILL, Item, NoticeRelay, Resync, Unavailable
 from contracts.commands import encoder
 from contracts.lookups import (
     StoredNotice,
