@@ -65,11 +65,10 @@ let away = false; // the last stream said NATS is unreachable
 export function reconnect() {
   if (source) source.close();
   source = null;
-  // The old session's cursor means nothing to the new one (it would answer `reset`,
-  // which asks for the pending commands a second time): start afresh, and ask once.
+  // The old session's cursor means nothing to the new one (it would answer `reset`):
+  // start afresh; `connected` asks for the pending commands.
   sessionStorage.removeItem("events.cursor");
   connect();
-  resyncPending();
 }
 
 let probing = false;
@@ -116,7 +115,12 @@ export function connect() {
       setTimeout(connect, 3000);
     }
   };
-  source.addEventListener("connected", (e) => { store.cursor = e.lastEventId; });
+  // A stream without a cursor starts at the present: a notice stored before it (a
+  // form sent while it opened, or the old session's) never comes on it, so ask.
+  source.addEventListener("connected", (e) => {
+    store.cursor = e.lastEventId;
+    resyncPending();
+  });
   // The API is up but cannot reach NATS: it says so and ends the stream, which
   // EventSource opens again after the stream's retry hint.
   source.addEventListener("unavailable", () => {
@@ -154,21 +158,22 @@ function deliver(notice) {
   emit("notice", notice);
 }
 
-// After a reset the cursor is gone: ask the status endpoint about each pending command.
+// The stream cannot send what was stored before it started (a new stream, or a `reset`):
+// ask the status endpoint about each pending command instead.
 async function resyncPending() {
   for (const id of Object.keys(store.pending)) {
-    const res = await fetch(`/api/commands/${id}`);
-    if (res.status === 404) { forget(id); continue; }
-    const status = await res.json();
-    if (status.status !== "pending") deliver(status);
+    const status = await outcomeOf(id);
+    if (status === undefined) forget(id);
+    else if (status && store.pending[id]) deliver(status); // not delivered meanwhile
   }
 }
 
-// The command's outcome from the status endpoint (shaped as its notice), or null while
-// it is pending or cannot be read.
+// The command's outcome from the status endpoint (shaped as its notice); null while it
+// is pending or cannot be read; undefined if there is no such command.
 async function outcomeOf(id) {
   try {
     const res = await fetch(`/api/commands/${id}`);
+    if (res.status === 404) return undefined;
     const status = res.ok ? await res.json() : null;
     return status && status.status !== "pending" ? status : null;
   } catch {
