@@ -63,7 +63,7 @@ from contracts.topology import COMMANDS_ALL, COMMANDS_STREAM, REACTOR_CONSUMER, 
 from reactor.deadletters import deadletter, record_dropped
 from reactor.handling import Clock, Poison, utcnow
 from reactor.jobs import pause
-from reactor.notices import unfinished, unprocessable
+from reactor.notices import unfinished, unknown_outcome, unprocessable
 from reactor.pull import BoundedPull
 
 log = logging.getLogger(__name__)
@@ -388,14 +388,15 @@ class Reactor:
 
     async def _given_up(self, command: Command, reason: str) -> Notice:
         """The notice of a command given up on: not to be sent again if its events stand
-        (its views were not written, say), else that it could not be processed."""
+        (its views were not written, say), that it could not be processed if they do
+        not, and that it may have taken effect if that cannot be read."""
         try:
             stands = await self._handler.took_effect(command)
         except Exception as exc:  # the outage that exhausted it, maybe: not known
             log.warning(
                 "command %s: whether it took effect is not known: %r", command.command_id, exc
             )
-            stands = False
+            return unknown_outcome(command, reason, self._clock())
         make = unfinished if stands else unprocessable
         return make(command, reason, self._clock())
 

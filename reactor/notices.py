@@ -97,3 +97,21 @@ def unfinished(command: Command, reason: str, completed_at: datetime) -> Notice:
             "Do not send it again.",
         ),
     )
+
+
+def unknown_outcome(command: Command, reason: str, completed_at: datetime) -> Notice:
+    """The notice for a command given up on when whether its events were stored could
+    not be read (the outage that exhausted it, maybe): it may have taken effect, so it
+    must not be sent again blindly. `reason` is not told, as above."""
+    return failed(
+        command,
+        completed_at,
+        Problem(
+            type="/problems/outcome-unknown",
+            title="Command may have taken effect",
+            status=500,
+            detail="The command could not be finished, and whether it took effect could "
+            "not be checked; it was set aside for an operator (a dead letter). Check "
+            "what it would change before sending it again.",
+        ),
+    )
