@@ -155,7 +155,20 @@ function showAccount() {
   out.id = "sign-out";
   out.textContent = "Sign out";
   out.addEventListener("click", async () => {
-    await fetch("/api/sessions/current", { method: "DELETE" });
+    out.disabled = true; // one sign-out at a time
+    let res = null;
+    try {
+      res = await fetch("/api/sessions/current", { method: "DELETE" });
+    } catch {
+      // not reached: said below
+    }
+    if (!res?.ok) {
+      // Still signed in: the header must not say otherwise (a shared computer).
+      out.disabled = false;
+      const why = res ? "the service is unavailable" : "the server could not be reached";
+      notify("err", `Could not sign out: ${why}. You are still signed in; try again.`);
+      return;
+    }
     await signedInOrOut();
     notify("ok", "You are signed out.");
     await navigate(auth.signin);
@@ -166,11 +179,20 @@ function showAccount() {
   box.replaceChildren(who, " · ", out);
 }
 
-/** After signing in or out: the session changed, so the header and the notice stream follow. */
+/** After signing in or out: the session changed, so the header and the notice stream
+ * follow, in this tab and in the others (they share the cookie, so the session). */
 async function signedInOrOut() {
+  sessionChanges?.postMessage("changed");
+  return followTheSession();
+}
+
+function followTheSession() {
   commands.reconnect();
   return loadAccount();
 }
+
+const sessionChanges = "BroadcastChannel" in window ? new BroadcastChannel("session") : null;
+sessionChanges?.addEventListener("message", () => followTheSession());
 
 // ---- start ---------------------------------------------------------------------------------
 commands.configure(() => ({

@@ -17,6 +17,9 @@ const store = {
   set cursor(id) { if (id) sessionStorage.setItem("events.cursor", id); },
   get pending() { return JSON.parse(sessionStorage.getItem("pending") || "{}"); },
   set pending(map) { sessionStorage.setItem("pending", JSON.stringify(map)); },
+  // Which session of this tab's the stream is (a sign-in or out starts another).
+  get epoch() { return Number(sessionStorage.getItem("events.epoch") || 0); },
+  set epoch(n) { sessionStorage.setItem("events.epoch", String(n)); },
 };
 
 const waiters = new Map(); // command id -> resolve(notice), for a submit still waiting
@@ -46,7 +49,9 @@ const log = (kind, text) => emit("log", kind, text);
 /** The commands submitted in this tab's session and not yet answered: {id: {label}}. */
 export function pending() { return store.pending; }
 
-function remember(id, label) { store.pending = { ...store.pending, [id]: { label } }; }
+function remember(id, label) {
+  store.pending = { ...store.pending, [id]: { label, epoch: store.epoch } };
+}
 function forget(id) {
   const map = store.pending;
   delete map[id];
@@ -66,8 +71,10 @@ export function reconnect() {
   if (source) source.close();
   source = null;
   // The old session's cursor means nothing to the new one (it would answer `reset`):
-  // start afresh; `connected` asks for the pending commands.
+  // start afresh. Its pending commands' notices never come on the new stream: each is
+  // asked for until it has an outcome (`follow`).
   sessionStorage.removeItem("events.cursor");
+  store.epoch += 1;
   connect();
 }
 
@@ -96,6 +103,7 @@ function probeUntilBack() {
 /** Open the session stream (once per tab), resuming from the stored cursor. */
 export function connect() {
   if (source) return;
+  followEarlierSessions();
   const cursor = store.cursor;
   source = new EventSource(cursor ? `/api/events?last_event_id=${encodeURIComponent(cursor)}` : "/api/events");
   emit("state", "connecting");
@@ -119,6 +127,7 @@ export function connect() {
   // form sent while it opened, or the old session's) never comes on it, so ask.
   source.addEventListener("connected", (e) => {
     store.cursor = e.lastEventId;
+    starts += 1;
     resyncPending();
   });
   // The API is up but cannot reach NATS: it says so and ends the stream, which
@@ -130,6 +139,7 @@ export function connect() {
   });
   source.addEventListener("reset", (e) => {
     store.cursor = e.lastEventId;
+    starts += 1;
     log("SSE reset", e.data);
     resyncPending();
   });
@@ -159,12 +169,45 @@ function deliver(notice) {
 }
 
 // The stream cannot send what was stored before it started (a new stream, or a `reset`):
-// ask the status endpoint about each pending command instead.
+// ask the status endpoint about each pending command instead. One still pending is
+// this session's, so its notice comes on the stream; one of an earlier session's is
+// followed until it has an outcome.
+let starts = 0; // streams started from the present (`connected`, `reset`)
+
 async function resyncPending() {
-  for (const id of Object.keys(store.pending)) {
-    const status = await outcomeOf(id);
-    if (status === undefined) forget(id);
-    else if (status && store.pending[id]) deliver(status); // not delivered meanwhile
+  followEarlierSessions();
+  for (const [id, { epoch }] of Object.entries(store.pending)) {
+    if (epoch === store.epoch) await settle(id);
+  }
+}
+
+// Deliver a pending command's outcome if it has one; whether it is settled.
+async function settle(id) {
+  const status = await outcomeOf(id);
+  if (status === undefined) forget(id);
+  else if (status && store.pending[id]) deliver(status); // not delivered meanwhile
+  return status !== null;
+}
+
+// Commands sent in an earlier session of this tab (before a sign-in or out): asked for
+// every few seconds (1 s, doubling up to 30 s) until they have an outcome.
+const followed = new Set();
+
+function followEarlierSessions() {
+  for (const [id, { epoch }] of Object.entries(store.pending)) {
+    if ((epoch ?? 0) !== store.epoch) follow(id);
+  }
+}
+
+async function follow(id) {
+  if (followed.has(id)) return;
+  followed.add(id);
+  try {
+    for (let wait = 1000; store.pending[id] && !(await settle(id)); wait = Math.min(wait * 2, 30000)) {
+      await sleep(wait);
+    }
+  } finally {
+    followed.delete(id);
   }
 }
 
@@ -181,12 +224,24 @@ async function outcomeOf(id) {
   }
 }
 
-// Resolves with the notice, or null when `seconds` pass first.
-function awaitNotice(id, seconds) {
+// Resolves with the notice, or null when `seconds` pass first. Its status is asked for
+// too, once the time is up (a stream that was not open when the notice came never
+// sends it), and at once if `askNow`; a notice that comes meanwhile still wins.
+function awaitNotice(id, seconds, askNow) {
   if (recent.has(id)) return Promise.resolve(recent.get(id));
   return new Promise((resolve) => {
-    const timer = setTimeout(() => { waiters.delete(id); resolve(null); }, seconds * 1000);
-    waiters.set(id, (notice) => { clearTimeout(timer); waiters.delete(id); resolve(notice); });
+    const done = (notice) => {
+      clearTimeout(timer);
+      if (waiters.get(id) === done) waiters.delete(id);
+      resolve(notice);
+    };
+    const ask = async (last) => {
+      const status = await outcomeOf(id);
+      if (status || last) done(status || null);
+    };
+    const timer = setTimeout(() => ask(true), seconds * 1000);
+    waiters.set(id, done);
+    if (askNow) ask(false);
   });
 }
 
@@ -265,6 +320,7 @@ export async function submit(url, body, { label = "" } = {}) {
   if (slowSeconds) headers["x-simulate-delay"] = String(slowSeconds);
   if (serverWait) headers.prefer = `wait=${Math.min(timeout, 30)}`;
   const until = Date.now() + timeout * 1000;
+  const startsBefore = starts;
   let res;
   let json;
   for (;;) {
@@ -292,7 +348,11 @@ export async function submit(url, body, { label = "" } = {}) {
   const done = res.headers.has("idempotent-replayed") ? await outcomeOf(id) : null;
   if (done) return settled(done);
   remember(id, label);
-  const notice = res.headers.has("preference-applied") ? recent.get(id) : await awaitNotice(id, timeout);
+  // The server waited already (`Prefer: wait` answered 202): no more waiting here. A
+  // stream that started while the POST was out may have started after its notice
+  // (which it then never sends), and asked for the pending ones before this was one.
+  const waited = res.headers.has("preference-applied");
+  const notice = await awaitNotice(id, waited ? 0 : timeout, starts !== startsBefore);
   if (!notice) return { kind: "later", commandId: id };
   forget(id);
   return settled(notice);

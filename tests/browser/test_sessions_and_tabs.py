@@ -1,0 +1,149 @@
+"""The page's commands across the session's changes: a sign-up while a command is
+pending, a sign-in in another tab, a sign-out that fails, a stream that starts while
+a form is being answered."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import httpx
+from playwright.async_api import Page, Route, expect
+
+from tests.browser.pages import LOCATION_URL, LocationsPage, sign_up
+from tests.helpers import eventually, unique_name
+from tests.processes import Process, base_url
+
+
+def email() -> str:
+    return f"tab.{uuid.uuid4().hex[:8]}@example.org"
+
+
+async def sign_up_here(page: Page, name: str) -> None:
+    """Sign up from the header's link, without loading the page again (as a person does)."""
+    await page.get_by_role("banner").get_by_role("link", name="Sign up").click()
+    await page.fill("#display_name", name)
+    await page.fill("#email", email())
+    await page.fill("#password", "correct horse")
+    await page.click("#signup")
+    await expect(page.locator("#signed-in-as")).to_have_text(f"Signed in as {name}")
+
+
+async def test_a_command_pending_across_a_sign_up_is_still_told_ready(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """Its notice goes to the session it was sent in, which the page's stream has left:
+    the page follows it by its status until it has an outcome."""
+    locations = await LocationsPage(page, base_url(api_process)).open()
+    await locations.developer_panel(wait_s=1, slow_s=6)
+    name = unique_name("Across")
+    await locations.create(name)
+    notice = page.locator("#notice")
+    await expect(notice).to_contain_text(f"“{name}” will be available shortly")
+    await locations.developer_panel(wait_s=10)  # the sign-up itself is not slowed
+    await sign_up_here(page, "Ada")
+    await expect(notice).to_contain_text(f"“{name}” is ready", timeout=20_000)
+    pending = await page.evaluate("sessionStorage.pending")
+    assert pending == "{}"
+
+
+async def test_a_sign_up_in_another_tab_moves_this_tab_to_the_new_session(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The tabs share the cookie: after the other tab signs up, this one's header names
+    the user, and its commands' notices come on its stream (its new session's)."""
+    url = base_url(api_process)
+    here = await LocationsPage(page, url).open()
+    there = await page.context.new_page()
+    await sign_up(there, url, "Grace", email(), "correct horse")
+    await expect(there.locator("#signed-in-as")).to_have_text("Signed in as Grace")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Grace")
+    await here.live()
+    await here.developer_panel(wait_s=30)  # the page's own status check is not what ends it
+    name = unique_name("Tab")
+    await here.create(name)
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+
+
+async def test_a_sign_out_that_fails_says_so_and_stays_signed_in(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    base = base_url(api_process)
+    await sign_up(page, base, "Ada", email(), "correct horse")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Ada")
+
+    async def unavailable(route: Route) -> None:
+        if route.request.method != "DELETE":
+            await route.continue_()
+            return
+        await route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
+            '"status":503,"detail":"NATS is unreachable."}',
+        )
+
+    await page.route("**/api/sessions/current", unavailable)
+    await page.click("#sign-out")
+    notice = page.locator("#notice")
+    await expect(notice).to_have_class(re.compile(r"\berr\b"))
+    await expect(notice).to_contain_text("Could not sign out")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Ada")
+    await expect(page.locator("#sign-out")).to_be_enabled()
+    await page.unroute("**/api/sessions/current")
+    await page.click("#sign-out")
+    await expect(page.get_by_role("banner").get_by_role("link", name="Sign in")).to_be_visible()
+    await expect(notice).to_contain_text("You are signed out.")
+
+
+async def test_a_form_answered_after_the_stream_connected_still_shows_its_location(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The POST is out while the stream opens; the command is done, the stream connects
+    after its notice (so never sends it) and asks for the pending commands before the
+    202 arrives, which names one: the page asks for its status at once."""
+    url = base_url(api_process)
+    stream, answer = asyncio.Event(), asyncio.Event()
+    accepted: list[str] = []
+
+    async def hold_the_stream(route: Route) -> None:
+        await stream.wait()
+        await route.continue_()
+
+    async def hold_the_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        response = await route.fetch()  # the API has it and answers 202
+        accepted.append((await response.json())["command_id"])
+        await answer.wait()
+        await route.fulfill(response=response)
+
+    await page.route("**/api/events*", hold_the_stream)
+    await page.route("**/api/locations", hold_the_answer)
+    locations = LocationsPage(page, url)
+    await page.goto(url + "/locations")
+    await expect(page.locator("#name")).to_be_visible()
+    await locations.developer_panel(wait_s=30)  # the page's own wait is not what ends it
+    name = unique_name("Crossed")
+    await locations.create(name)
+    async with httpx.AsyncClient(base_url=url) as client:
+
+        async def done() -> bool | None:
+            if not accepted:
+                return None
+            status = (await client.get(f"/api/commands/{accepted[0]}")).json()
+            return True if status["status"] == "succeeded" else None
+
+        await eventually(done)  # its notice is stored; the stream has not connected
+    stream.set()
+
+    async def connected() -> bool | None:  # `connected` came, and the pending were asked
+        return True if await page.evaluate("sessionStorage['events.cursor']") else None
+
+    await eventually(connected)
+    answer.set()
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
