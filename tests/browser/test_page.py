@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.browser.pages import LOCATION_URL, LocationsPage
-from tests.helpers import eventually, unique_name
+from tests.helpers import unique_name
 from tests.processes import Process, base_url, restart_api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,42 +128,6 @@ async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
     await expect(notice).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
     await expect(notice).to_contain_text(f"“{name}” is ready")
     await notice.locator("a").click()
-    await expect(page).to_have_url(LOCATION_URL)
-    await expect(page.locator("#location h1")).to_have_text(name)
-
-
-async def test_a_command_done_before_the_stream_connects_still_shows_its_location(
-    page: Page, api_process: Process, reactor_process: Process
-) -> None:
-    """The form is sent while the session stream is still opening, and its notice is
-    stored before the stream connects: the stream starts after it and never sends it,
-    so the page asks for the status of what it awaits once the stream is connected."""
-    url = base_url(api_process)
-    release = asyncio.Event()
-
-    async def hold_the_stream(route: Route) -> None:
-        await release.wait()
-        await route.continue_()
-
-    await page.route("**/api/events*", hold_the_stream)
-    locations = LocationsPage(page, url)
-    await page.goto(url + "/locations")
-    await expect(page.locator("#name")).to_be_visible()
-    await locations.developer_panel(wait_s=30)  # the page's own wait is not what ends it
-    name = unique_name("Early")
-    await locations.create(name)
-
-    async def done() -> bool | None:
-        pending = await page.evaluate("Object.keys(JSON.parse(sessionStorage.pending || '{}'))")
-        if not pending:
-            return None
-        async with httpx.AsyncClient(base_url=url) as client:
-            status = (await client.get(f"/api/commands/{pending[0]}")).json()
-        return True if status["status"] == "succeeded" else None
-
-    await eventually(done)  # its notice is stored, and the stream has not connected
-    release.set()
-    await locations.live()
     await expect(page).to_have_url(LOCATION_URL)
     await expect(page.locator("#location h1")).to_have_text(name)
 

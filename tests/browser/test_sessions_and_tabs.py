@@ -1,12 +1,13 @@
 """The page's commands across the session's changes: a sign-up while a command is
-pending, a sign-in in another tab, a sign-out that fails, a stream that starts while
-a form is being answered."""
+pending, a sign-in in another tab, a sign-out that fails, a stream that starts after
+a command's notice was stored (while the form was sent, or while it was answered)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 from playwright.async_api import Page, Route, expect
@@ -98,6 +99,56 @@ async def test_a_sign_out_that_fails_says_so_and_stays_signed_in(
     await expect(notice).to_contain_text("You are signed out.")
 
 
+async def open_with_the_stream_held(page: Page, url: str) -> asyncio.Event:
+    """The locations page, its session stream held until the event returned is set, and
+    the page's own wait long (what ends a wait in these tests is not its running out)."""
+    release = asyncio.Event()
+
+    async def hold_the_stream(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/events*", hold_the_stream)
+    await page.goto(url + "/locations")
+    await expect(page.locator("#name")).to_be_visible()
+    await LocationsPage(page, url).developer_panel(wait_s=30)
+    return release
+
+
+async def succeeded(url: str, command_id: Callable[[], Awaitable[str | None]]) -> None:
+    """Once the command (its id, when known) has its notice stored."""
+    async with httpx.AsyncClient(base_url=url) as client:
+
+        async def done() -> bool | None:
+            if (known := await command_id()) is None:
+                return None
+            status = (await client.get(f"/api/commands/{known}")).json()
+            return True if status["status"] == "succeeded" else None
+
+        await eventually(done)
+
+
+async def test_a_command_done_before_the_stream_connects_still_shows_its_location(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The form is sent while the session stream is still opening, and its notice is
+    stored before the stream connects: the stream starts after it and never sends it,
+    so the page asks for the status of what it awaits once the stream is connected."""
+    url = base_url(api_process)
+    release = await open_with_the_stream_held(page, url)
+    name = unique_name("Early")
+    await LocationsPage(page, url).create(name)
+
+    async def pending() -> str | None:
+        ids = await page.evaluate("Object.keys(JSON.parse(sessionStorage.pending || '{}'))")
+        return ids[0] if ids else None
+
+    await succeeded(url, pending)  # its notice is stored; the stream has not connected
+    release.set()
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+
+
 async def test_a_form_answered_after_the_stream_connected_still_shows_its_location(
     page: Page, api_process: Process, reactor_process: Process
 ) -> None:
@@ -105,12 +156,8 @@ async def test_a_form_answered_after_the_stream_connected_still_shows_its_locati
     after its notice (so never sends it) and asks for the pending commands before the
     202 arrives, which names one: the page asks for its status at once."""
     url = base_url(api_process)
-    stream, answer = asyncio.Event(), asyncio.Event()
+    answer = asyncio.Event()
     accepted: list[str] = []
-
-    async def hold_the_stream(route: Route) -> None:
-        await stream.wait()
-        await route.continue_()
 
     async def hold_the_answer(route: Route) -> None:
         if route.request.method != "POST":
@@ -121,24 +168,16 @@ async def test_a_form_answered_after_the_stream_connected_still_shows_its_locati
         await answer.wait()
         await route.fulfill(response=response)
 
-    await page.route("**/api/events*", hold_the_stream)
     await page.route("**/api/locations", hold_the_answer)
-    locations = LocationsPage(page, url)
-    await page.goto(url + "/locations")
-    await expect(page.locator("#name")).to_be_visible()
-    await locations.developer_panel(wait_s=30)  # the page's own wait is not what ends it
+    release = await open_with_the_stream_held(page, url)
     name = unique_name("Crossed")
-    await locations.create(name)
-    async with httpx.AsyncClient(base_url=url) as client:
+    await LocationsPage(page, url).create(name)
 
-        async def done() -> bool | None:
-            if not accepted:
-                return None
-            status = (await client.get(f"/api/commands/{accepted[0]}")).json()
-            return True if status["status"] == "succeeded" else None
+    async def the_accepted() -> str | None:
+        return accepted[0] if accepted else None
 
-        await eventually(done)  # its notice is stored; the stream has not connected
-    stream.set()
+    await succeeded(url, the_accepted)  # its notice is stored; the stream has not connected
+    release.set()
 
     async def connected() -> bool | None:  # `connected` came, and the pending were asked
         return True if await page.evaluate("sessionStorage['events.cursor']") else None
