@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
 import msgspec
@@ -24,6 +24,8 @@ MAX_CHANNELS: Final = 999
 # make others late): a client's clock may be this far ahead, no more.
 MAX_AHEAD: Final = timedelta(seconds=60)
 MAX_ERRORS: Final = 20  # a batch of 1,000 bad dates says so 20 times, not 1,000
+# A message dated before this has no window a record can hold (year 0 has no date).
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,11 +45,12 @@ class PostMessages(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def check(command: PostMessages, now: datetime) -> Sequence[FieldError]:
-    """What the schema cannot say: no message from the future, at most 999 channels."""
+    """What the schema cannot say: no message from the future or before 1970, at most
+    999 channels."""
     errors = [
-        FieldError(f"$.messages[{i}].sent_at", "is in the future (more than 60 s ahead)")
+        FieldError(f"$.messages[{i}].sent_at", problem)
         for i, message in enumerate(command.messages)
-        if message.sent_at > now + MAX_AHEAD
+        if (problem := _when_problem(message.sent_at, now)) is not None
     ][:MAX_ERRORS]
     channels = len({message.channel for message in command.messages})
     if channels > MAX_CHANNELS:
@@ -55,3 +58,11 @@ def check(command: PostMessages, now: datetime) -> Sequence[FieldError]:
             FieldError("$.messages", f"names {channels} channels: at most {MAX_CHANNELS} a batch")
         )
     return errors
+
+
+def _when_problem(sent_at: datetime, now: datetime) -> str | None:
+    if sent_at > now + MAX_AHEAD:
+        return "is in the future (more than 60 s ahead)"
+    if sent_at < EARLIEST:
+        return "is before 1970-01-01T00:00:00Z"
+    return None

@@ -85,7 +85,11 @@ def count(
             continue
         window = windows.get(start)
         if window is None:
-            window = windows[start] = _window(start)
+            try:
+                window = windows[start] = _window(start)
+            except (ValueError, OverflowError):  # no date (before year 1): in no window
+                stats.late += 1
+                continue
         window.count += 1
         users = chatters.open.setdefault(str(start), set())
         if message.user not in users:

@@ -92,6 +92,22 @@ def test_the_check_refuses_messages_from_the_future_and_too_many_channels() -> N
     assert len(check(many, now)) == 20  # said 20 times, not 100
 
 
+def test_the_check_refuses_messages_from_before_1970() -> None:
+    year_one = datetime.fromisoformat("0001-01-01T00:00:00+01:00")  # year 0 in UTC
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    batch = PostMessages([msg("a", "u", epoch), msg("a", "u", year_one)])
+    [error] = check(batch, T0)
+    assert (error.loc, error.msg) == ("$.messages[1].sent_at", "is before 1970-01-01T00:00:00Z")
+
+
+def test_a_message_whose_window_has_no_date_is_late_not_a_crash() -> None:
+    """Stored before the check refused such dates: the channel's fold goes on (a fold
+    that raises stops the aggregator's whole partition, event after event)."""
+    year_one = datetime.fromisoformat("0001-01-01T00:00:00+01:00")
+    stats, _ = fold([posted("a", year_one), posted("b", T0)])
+    assert (stats.total, stats.late, windows(stats)) == (2, 1, [("12:00", 1, 1)])
+
+
 def test_the_schema_refuses_a_bad_message_at_its_index() -> None:
     raw = {
         "messages": [
