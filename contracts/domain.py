@@ -47,6 +47,18 @@ def folded(value: str) -> str:
     return unicodedata.normalize("NFKC", value).casefold().strip()
 
 
+# Format characters that text needs: the joiners (emoji sequences such as 👩‍💻, and
+# scripts such as Persian and Hindi) and the tags of subdivision flags.
+_NEEDED_FORMAT: Final = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether `text` holds what no name or title should: control characters (line
+    breaks included), surrogates, private-use or unassigned code points, or format
+    characters (bidirectional overrides, say) other than those text needs."""
+    return any(unicodedata.category(c).startswith("C") and c not in _NEEDED_FORMAT for c in text)
+
+
 # Who may send a command over HTTP. "anyone": any browser session; "user": a
 # session signed in as a user (401 otherwise).
 Access = Literal["anyone", "user"]

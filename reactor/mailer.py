@@ -230,13 +230,16 @@ class Mailer:
                 "was sent is unknown, so it is not sent again"
             )
         mail = box.compose(stored.event)
+        try:  # before anything is begun: a message that cannot be made fails as it is
+            body = message(mail, self._settings.sender, email_id, self._clock())
+        except ValueError as exc:  # a header with a line break in it, say
+            raise _Final(f"the message cannot be composed: {exc}") from None
         smtp = await self._open(mail)
         try:
             begun = await self._decide(box.begin(), stored)
             if not begun:
                 return  # another mailer began this email: it is its to finish
             await msg.in_progress()
-            body = message(mail, self._settings.sender, email_id, self._clock())
             try:
                 await smtp.data(body.as_bytes())
             except aiosmtplib.SMTPResponseException as exc:

@@ -21,7 +21,13 @@ from contracts.domain import (
     WebPage,
 )
 from domains.identity.aggregate import decide, email_taken, evolve
-from domains.identity.commands import RegisterUser, Registration, UpdateProfile, register
+from domains.identity.commands import (
+    RegisterUser,
+    Registration,
+    UpdateProfile,
+    check_display_name,
+    register,
+)
 from domains.identity.events import ProfileUpdated, UserRegistered
 from domains.identity.views import CREDENTIALS, USERS, credentials_key
 from domains.identity.welcome import welcome
@@ -38,6 +44,7 @@ DOMAIN = Domain(
             intake=register,
             secrets=("password",),
             unique=Unique("user-email", lambda c: c.email, email_taken),
+            check=check_display_name,
             resource=USERS.name,
             summary="Register (sign up): the email must not be taken, whatever its case",
         ),
@@ -48,6 +55,7 @@ DOMAIN = Domain(
             action="profile",
             access="user",
             on_self=True,
+            check=check_display_name,
             resource=USERS.name,
             summary="Change your display name and bio",
         ),

@@ -3,11 +3,13 @@ hashes its password (argon2) and publishes a `RegisterUser`, which has no passwo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
-from contracts.domain import Actor
+from contracts.domain import Actor, has_control_characters
+from contracts.notices import FieldError
 
 # A pragmatic shape check (one @, a dot in the domain, no spaces); whether the
 # address works is the welcome email's business.
@@ -34,6 +36,13 @@ class RegisterUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     email: EmailAddress
     password_hash: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
     display_name: DisplayName
+
+
+def check_display_name(form: Registration | UpdateProfile, now: datetime) -> list[FieldError]:
+    """A name is shown in headers and put in an email's subject: one line, no controls."""
+    if has_control_characters(form.display_name):
+        return [FieldError("$.display_name", "must not contain control characters")]
+    return []
 
 
 def register(form: Registration, actor: Actor) -> RegisterUser:

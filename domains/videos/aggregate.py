@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 import msgspec
 
-from contracts.domain import EventMeta, Rejection
+from contracts.domain import EventMeta, Rejection, has_control_characters
 from contracts.notices import FieldError
 from domains.videos.commands import PublishVideo, RecordViewing, RenameVideo
 from domains.videos.events import VideoNameRejected, VideoPublished, VideoRenamed, VideoViewed
@@ -23,7 +22,7 @@ class Video(msgspec.Struct, frozen=True):
 
 def title_problem(title: str) -> str | None:
     """Why a title cannot name a video (None: it can). The schema has checked its length."""
-    if any(unicodedata.category(c).startswith("C") for c in title):
+    if has_control_characters(title):
         return "must not contain control characters"
     if not any(c.isalnum() for c in title):
         return "must contain a letter or a digit"

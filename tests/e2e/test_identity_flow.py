@@ -143,6 +143,15 @@ async def test_commands_for_users_answer_401_anonymous_and_403_to_others(
         assert missing.status_code == 404
         assert await stream_messages(js, COMMANDS_STREAM) == before
 
+        before = await stream_messages(js, COMMANDS_STREAM)
+        name = {"display_name": "Owner\r\nBcc: x@example.org"}
+        lines = await owner.post("/api/users/me/profile", json=name, headers=WAIT)
+        assert lines.status_code == 422
+        assert lines.json()["errors"] == [
+            {"loc": "$.display_name", "msg": "must not contain control characters"}
+        ]
+        assert await stream_messages(js, COMMANDS_STREAM) == before
+
         rejected = await owner.post(rename, json={"title": "!!!"}, headers=WAIT)
         assert rejected.status_code == 422
         assert rejected.json()["title"] == "Video name rejected"

@@ -110,6 +110,25 @@ async def test_a_hand_over_interrupted_by_a_crash_is_never_tried_again(rig: Rig)
     assert await stream_messages(rig.js, DEADLETTERS_STREAM) == 1
 
 
+async def test_a_message_that_cannot_be_composed_fails_at_once_before_any_hand_over(
+    rig: Rig,
+) -> None:
+    """A subject with a line break in it (a name taken before names were checked): the
+    email fails with that reason, not as an interrupted hand-over after a retry."""
+    email = email_id("test", "lines@example.org")
+    ask_for = SendEmail("lines@example.org", "Welcome, Ada\r\nBcc: x@example.org", "Hello")
+    notice = await rig.handler.handle(envelope(ask_for, aggregate_id=email))
+    assert notice.status == "succeeded"
+    rig.start(1)
+    types = await eventually(partial(ends_with, rig.js, email, "EmailFailed"))
+    assert types == ["EmailRequested", "EmailFailed"]
+    assert rig.received.recipients == []
+    letter = await rig.js.get_last_msg(DEADLETTERS_STREAM, f"dlq.ev.email.{email}")
+    assert letter.headers is not None
+    assert "cannot be composed" in letter.headers["Dlq-Error"]
+    assert letter.headers["Dlq-Deliveries"] == "1"
+
+
 async def test_a_refused_recipient_fails_at_once(rig: Rig) -> None:
     rig.received.refuse = "550 5.1.1 no such user"
     email = await ask(rig.handler, "nobody@example.org")

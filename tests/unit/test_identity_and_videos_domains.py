@@ -10,7 +10,13 @@ import pytest
 
 from contracts.domain import Actor, EventMeta, Rejection
 from domains.identity import aggregate as users
-from domains.identity.commands import RegisterUser, Registration, register
+from domains.identity.commands import (
+    RegisterUser,
+    Registration,
+    UpdateProfile,
+    check_display_name,
+    register,
+)
 from domains.identity.events import UserRegistered
 from domains.identity.views import credentials, credentials_key
 from domains.identity.welcome import welcome
@@ -148,7 +154,7 @@ def test_a_video_is_published_by_its_owner() -> None:
     assert when_video([], command) == [PUBLISHED]
 
 
-@pytest.mark.parametrize("title", ["!!!", "   ", "Cats\x00", "Cats\n"])
+@pytest.mark.parametrize("title", ["!!!", "   ", "Cats\x00", "Cats\n", "Cats\u202etxt.exe"])
 def test_a_title_without_a_letter_or_with_control_characters_is_rejected(title: str) -> None:
     refused = when_video([], PublishVideo("u1", title, "https://example.org/v"))
     assert isinstance(refused, Rejection)
@@ -162,6 +168,29 @@ def test_a_title_without_a_letter_or_with_control_characters_is_rejected(title: 
     assert (recorded.title, recorded.by) == (title, "u1")
     assert renamed.errors is not None
     assert renamed.errors[0].loc == "$.title"
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Dev 👩\u200d💻 tips",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "Scotland 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+    ],
+    ids=["emoji-sequence", "zero-width-non-joiner", "subdivision-flag"],
+)
+def test_a_title_with_the_format_characters_text_needs_is_taken(title: str) -> None:
+    published = when_video([], PublishVideo("u1", title, "https://example.org/v"))
+    assert published == [VideoPublished("u1", title, "https://example.org/v", "")]
+
+
+def test_a_display_name_is_one_line_without_control_characters() -> None:
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    bad = "Ada\r\nBcc: x@example.org"  # the welcome email's subject holds the name
+    for form in (Registration("a@b.cd", "12345678", bad), UpdateProfile(bad)):
+        [error] = check_display_name(form, now)
+        assert (error.loc, error.msg) == ("$.display_name", "must not contain control characters")
+    assert check_display_name(UpdateProfile("Zoë 👩\u200d💻", "two\nlines of bio"), now) == []
 
 
 def test_only_the_owner_renames() -> None:
