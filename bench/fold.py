@@ -1,14 +1,14 @@
-"""What folding a long account costs: its state as now, against a dict copied per entry.
+"""What folding a long account or a much-watched video costs: its state as now, against
+a dict (or set) copied per entry.
 
     python -m bench.fold [--entries 5000 20000 50000] [--rounds 3]
 
-An account's state keeps every reference applied so far, and the state is
-immutable (the reactor remembers states and may fold more events onto an
-older one). Copying the references per entry, as the account did before,
-makes a fold of n entries cost n². The account's state now keeps them in a
-persistent map (`immutables.Map`): each entry shares the rest. Both are
-timed in this run, interleaved, in process; the figure is the median of the
-rounds.
+An account's state keeps every reference applied so far, a video's every
+viewing id, and the state is immutable (the reactor remembers states and may
+fold more events onto an older one). Copying them per entry, as both did
+before, makes a fold of n entries cost n². Both now keep them in a persistent
+map (`immutables.Map`): each entry shares the rest. Now and before are timed
+in this run, interleaved, in process; the figure is the median of the rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import msgspec
 from contracts.domain import EventMeta
 from domains.accounting.aggregate import Account, evolve
 from domains.accounting.events import AccountCharged, AccountOpened
+from domains.videos import aggregate as videos
+from domains.videos.events import VideoPublished, VideoViewed
 
 META = EventMeta(
     aggregate="account",
@@ -53,6 +55,19 @@ def evolve_copied(state: Copied | None, event: Any, meta: EventMeta) -> Copied:
     return msgspec.structs.replace(state, applied=applied)
 
 
+class CopiedVideo(msgspec.Struct, frozen=True):
+    """The video's state as before: a set of the viewing ids, copied per viewing."""
+
+    viewings: frozenset[str] = frozenset()
+
+
+def evolve_copied_video(state: CopiedVideo | None, event: Any, meta: EventMeta) -> CopiedVideo:
+    if isinstance(event, VideoPublished):
+        return CopiedVideo()
+    assert state is not None
+    return CopiedVideo(state.viewings | {event.viewing_id})
+
+
 def fold_seconds(evolve_: Callable[[Any, Any, EventMeta], Any], events: list[Any]) -> float:
     started = time.perf_counter()
     state = None
@@ -66,15 +81,23 @@ def main() -> None:
     parser.add_argument("--entries", type=int, nargs="+", default=[5000, 20000, 50000])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(f"{'entries':>8} {'persistent map s':>17} {'dict copied s':>14} {'ratio':>7}")
+    print(f"{'fold':>8} {'entries':>8} {'persistent map s':>17} {'copied s':>14} {'ratio':>7}")
     for n in args.entries:
-        events = [AccountOpened("holder"), *(AccountCharged(5, f"ref-{i}") for i in range(n))]
-        now, before = [], []
-        for _ in range(args.rounds):
-            now.append(fold_seconds(evolve, events))
-            before.append(fold_seconds(evolve_copied, events))
-        a, b = statistics.median(now), statistics.median(before)
-        print(f"{n:>8} {a:>17.3f} {b:>14.3f} {a / b:>7.3f}")
+        account = [AccountOpened("holder"), *(AccountCharged(5, f"ref-{i}") for i in range(n))]
+        video = [
+            VideoPublished("u", "Cats", "https://example.org/v", ""),
+            *(VideoViewed(f"viewing-{i}", None) for i in range(n)),
+        ]
+        for name, events, now_, before_ in (
+            ("account", account, evolve, evolve_copied),
+            ("video", video, videos.evolve, evolve_copied_video),
+        ):
+            now, before = [], []
+            for _ in range(args.rounds):
+                now.append(fold_seconds(now_, events))
+                before.append(fold_seconds(before_, events))
+            a, b = statistics.median(now), statistics.median(before)
+            print(f"{name:>8} {n:>8} {a:>17.3f} {b:>14.3f} {a / b:>7.3f}")
 
 
 if __name__ == "__main__":
