@@ -26,9 +26,12 @@
   it, as its events stand.
 - A refusal may record events of its own (`Rejection.record`): they are
   appended like any decision, and the notice is still `failed`.
-- Inline views get every event of the aggregate of their types: each record
-  takes the events past its checkpoint, so a view write that a crash or a
-  racing command left behind is made good here.
+- Inline views get every event of the aggregate of their types, for each
+  record the command's events change (every record of the aggregate, for a
+  command that changed nothing): each takes the events past its checkpoint,
+  so a view write that a crash or a racing command left behind on it is made
+  good here. A record the command does not change is left alone: a video's
+  viewing writes its own viewer's record, not every past viewer's.
 """
 
 from __future__ import annotations
@@ -372,9 +375,10 @@ class CommandHandler:
         for view in self._registry.inline_views(
             touched or {type(e.event).__name__ for e in history}
         ):
-            states = await self._writer.apply(buckets, view, history, fresh=fresh)
+            only = set(self._writer.keys_of(view, mine)) if mine else None
+            states = await self._writer.apply(buckets, view, history, fresh=fresh, only=only)
             if building is not None and building.version != buckets.version:
-                await self._writer.apply(building, view, history)
+                await self._writer.apply(building, view, history, only=only)
             if view.name == spec.resource:
                 last = next(
                     (e for e in reversed(history) if isinstance(e.event, view.events)), None

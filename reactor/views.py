@@ -25,7 +25,7 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -107,13 +107,17 @@ class ViewWriter:
         events: Sequence[StoredEvent],
         *,
         fresh: bool = False,
+        only: Collection[str] | None = None,
     ) -> dict[str, Any]:
-        """Apply `events` (in stream order) to the view; the state of every key they touch.
+        """Apply `events` (in stream order) to the view; the state of every key they touch
+        (of the keys in `only`, if given: the others are left as they are).
 
         `fresh`: the records are most likely new (a new aggregate's first
         events), so try a create before reading.
         """
         groups = self.keys_of(view, events)
+        if only is not None:
+            groups = {key: group for key, group in groups.items() if key in only}
         kv = await buckets.bucket(view.name)
         name = view_bucket(view.name, buckets.version)
         states = await asyncio.gather(

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import msgspec
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from contracts.domain import Rejection, Unique
+from contracts.domain import Rejection, Unique, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import RESERVATIONS_BUCKET, event_subject
 from contracts.views import ViewBuckets
 from domains.accounting.commands import ChargeAccount, OpenAccount
 from domains.shipments.commands import CreateShipment, DeliverShipment, ShipShipment
+from domains.videos.commands import PublishVideo, RecordViewing
 from reactor.eventstore import EventStore
 from reactor.handling import CommandHandler, Poison
 from reactor.reservations import Reservations
+from reactor.views import ViewWriter
 from tests.conftest import REGISTRY
 from tests.domains import memos
 from tests.domains.memos import StampMemo, WriteMemo
@@ -152,6 +155,53 @@ async def test_a_decision_of_two_events_reaches_the_inline_view_whole(
     assert await view_state(js, "memos", write.aggregate_id) == expected
     subject = event_subject("memo", write.aggregate_id)
     assert [t for _, t in await event_types(js, subject)] == ["MemoWritten", "MemoFiled"]
+
+
+class CountingWriter(ViewWriter):
+    """The real writer, keeping the view and key of every record it brings up to date."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: list[tuple[str, str]] = []
+
+    async def _apply_key(self, kv: Any, bucket: str, view: View, key: str, *rest: Any) -> Any:
+        self.applied.append((view.name, key))
+        return await super()._apply_key(kv, bucket, view, key, *rest)
+
+
+async def test_a_viewing_writes_its_viewers_record_not_every_past_viewers(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """Each viewing brought every signed-in viewer's record of the video up to date: its
+    cost grew with the video's viewers. Now the records its event changes, only; a
+    viewing told again (its events stored) still makes good its own record."""
+    kv = await js.key_value(RESERVATIONS_BUCKET)
+    buckets = ViewBuckets(js, 1)
+
+    def reactor(writer: ViewWriter) -> CommandHandler:
+        store = EventStore(nc, REGISTRY)
+        return CommandHandler(REGISTRY, store, Reservations(kv), lambda: buckets, writer=writer)
+
+    writer = CountingWriter()
+    handler = reactor(writer)
+    video = envelope(PublishVideo("owner", "Cats", "https://example.org/cats.mp4"))
+    assert (await handler.handle(video)).status == "succeeded"
+    for n in range(5):
+        viewing = envelope(RecordViewing(f"v{n}", f"viewer{n}"), aggregate_id=video.aggregate_id)
+        assert (await handler.handle(viewing)).status == "succeeded"
+    writer.applied.clear()
+    last = envelope(RecordViewing("v5", "viewer5"), aggregate_id=video.aggregate_id)
+    told = await handler.handle(last)
+    assert told.status == "succeeded"
+    assert told.resource is not None
+    assert told.resource["views"] == 6
+    mine = f"viewer5.{video.aggregate_id}"
+    assert sorted(writer.applied) == [("videos", video.aggregate_id), ("viewings", mine)]
+    await (await buckets.bucket("viewings")).delete(mine)  # a crash came before its record
+    again = CountingWriter()  # the reactor it is delivered to next
+    assert (await reactor(again).handle(last)).status == "succeeded"
+    assert sorted(again.applied) == [("videos", video.aggregate_id), ("viewings", mine)]
+    assert (await view_state(js, "viewings", mine))["count"] == 1
 
 
 async def test_unknown_types_and_bad_payloads_are_poison(handler: CommandHandler) -> None:
