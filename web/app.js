@@ -136,8 +136,14 @@ let account = null; // {user_id, email, display_name}, or null
 
 async function loadAccount() {
   if (!auth) return null;
-  const res = await fetch("/api/sessions/current");
-  account = res.ok ? await res.json() : null;
+  try {
+    const res = await fetch("/api/sessions/current");
+    // Signed out is a 401; a 503 or no answer says nothing of it: the header stays.
+    if (res.ok) account = await res.json();
+    else if (res.status === 401) account = null;
+  } catch {
+    // the server could not be reached: as above
+  }
   showAccount();
   return account;
 }
@@ -219,15 +225,29 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", route);
 
-const manifest = await (await fetch("/app/manifest.json")).json();
-pages = manifest.pages;
-auth = manifest.auth;
-// The developer panel (slow reactor, waits, the log) only when the stack runs in dev mode.
-$("dev").closest("aside").hidden = !manifest.dev;
-await loadAccount();
-$("nav").replaceChildren(...pages.map((p) => link(p.path, p.title)));
-commands.connect();
-// A reload while a command was still pending: say so again; its notice comes on the stream.
-const waiting = Object.values(commands.pending());
-if (waiting.length) notify("warn", `${waiting.at(-1).label || "Your last request"} will be ready shortly.`);
-route();
+async function start() {
+  let manifest;
+  try {
+    const res = await fetch("/app/manifest.json");
+    if (!res.ok) throw new Error(`answered ${res.status}`);
+    manifest = await res.json();
+  } catch (err) {
+    // The API restarting as the page loads: say so, and offer a reload.
+    log("page error", `/app/manifest.json: ${err}`);
+    showState(stateIn($("page")), "error", "Could not load the application.", () => location.reload());
+    return;
+  }
+  pages = manifest.pages;
+  auth = manifest.auth;
+  // The developer panel (slow reactor, waits, the log) only when the stack runs in dev mode.
+  $("dev").closest("aside").hidden = !manifest.dev;
+  await loadAccount();
+  $("nav").replaceChildren(...pages.map((p) => link(p.path, p.title)));
+  commands.connect();
+  // A reload while a command was still pending: say so again; its notice comes on the stream.
+  const waiting = Object.values(commands.pending());
+  if (waiting.length) notify("warn", `${waiting.at(-1).label || "Your last request"} will be ready shortly.`);
+  route();
+}
+
+await start();

@@ -9,7 +9,10 @@ export function clearErrors(root, fields, prefix = "") {
     const p = byId(root, `${prefix}${f}-error`);
     if (p) p.hidden = true;
     const input = byId(root, `${prefix}${f}`);
-    if (input && f !== "form") input.removeAttribute("aria-invalid");
+    if (input && f !== "form") {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby"); // no longer described by a hidden error
+    }
   }
 }
 
@@ -40,6 +43,7 @@ export function showProblem(root, fields, problem, { prefix = "", conflictField 
   if (onField) {
     const input = byId(root, `${prefix}${conflictField}`);
     input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", target.id);
     input.focus();
   }
 }

@@ -53,6 +53,9 @@ async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPa
     error = locations.page.locator("#name-error")
     await expect(error).to_be_visible()
     await expect(error).to_contain_text("already exists")
+    # A screen reader reads the reason with the field, as for a validation error.
+    field = locations.page.locator("#name")
+    await expect(field).to_have_attribute("aria-describedby", "name-error")
 
 
 @pytest.mark.parametrize("again", ["at-once", "a-minute-later", "after-a-reload"])
@@ -155,8 +158,16 @@ async def test_the_page_reconnects_after_the_api_restarts(
     await expect(conn).to_have_text("live")
 
 
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("**/domains/locations/**/*.js", "Could not load this page."),  # the page's module
+        ("**/app/manifest.json", "Could not load the application."),  # the shell's start
+    ],
+    ids=["page", "application"],
+)
 async def test_a_page_that_fails_to_load_says_so_and_loads_on_retry(
-    page: Page, api_process: Process, reactor_process: Process
+    page: Page, api_process: Process, reactor_process: Process, what: str, said: str
 ) -> None:
     failed: list[str] = []
 
@@ -167,11 +178,11 @@ async def test_a_page_that_fails_to_load_says_so_and_loads_on_retry(
         else:
             await route.continue_()
 
-    await page.route("**/domains/locations/**/*.js", fail_once)
+    await page.route(what, fail_once)
     await page.goto(base_url(api_process) + "/locations")
     state = page.locator("#page .state")
     await expect(state).to_have_attribute("data-state", "error")
-    await expect(state).to_contain_text("Could not load this page.")
+    await expect(state).to_contain_text(said)
     assert failed
     await state.get_by_role("button", name="Retry").click()
     await expect(page.locator("#name")).to_be_visible()

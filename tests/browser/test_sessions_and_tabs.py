@@ -149,6 +149,35 @@ async def test_a_command_done_before_the_stream_connects_still_shows_its_locatio
     await expect(page.locator("#location h1")).to_have_text(name)
 
 
+async def test_a_sign_up_whose_sign_in_fails_says_the_account_is_ready_to_sign_in(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The account is made, then signing in answers 503: the page says so and leads to
+    the sign-in form (signing up again would say the email is taken)."""
+    base = base_url(api_process)
+    address = email()
+
+    async def unavailable(route: Route) -> None:
+        await route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
+            '"status":503,"detail":"NATS is unreachable."}',
+        )
+
+    await page.route("**/api/sessions", unavailable)
+    await sign_up(page, base, "Ada", address, "correct horse")
+    await expect(page).to_have_url(base + "/account/signin")
+    notice = page.locator("#notice")
+    await expect(notice).to_contain_text("Your account is ready")
+    await expect(page.get_by_role("banner").get_by_role("link", name="Sign in")).to_be_visible()
+    await page.unroute("**/api/sessions")
+    await page.fill("#email", address)
+    await page.fill("#password", "correct horse")
+    await page.click("#signin")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Ada")
+
+
 async def test_a_form_answered_after_the_stream_connected_still_shows_its_location(
     page: Page, api_process: Process, reactor_process: Process
 ) -> None:

@@ -39,9 +39,20 @@ function signUp(view) {
     try {
       const outcome = await view.submit("/api/users", body, { label: "Your account" });
       if (outcome.kind === "succeeded") {
-        const signedIn = await postSession(body.email, body.password);
+        let signedIn = null;
+        try {
+          signedIn = await postSession(body.email, body.password);
+        } catch {
+          // the server could not be reached: said below
+        }
+        if (!signedIn?.ok) {
+          // The account exists (a second sign-up would be "taken"): signing in is left.
+          view.notify("warn", "Your account is ready, but you could not be signed in just now: sign in.");
+          await view.navigate("/account/signin");
+          return;
+        }
         await view.signedInOrOut();
-        if (signedIn.ok) view.notify("ok", `Welcome, ${body.display_name.trim()}! You are signed in; a welcome email is on its way.`);
+        view.notify("ok", `Welcome, ${body.display_name.trim()}! You are signed in; a welcome email is on its way.`);
         await view.navigate("/account");
       } else if (outcome.kind === "later") {
         view.notify("warn", "Your account will be ready shortly: sign in in a moment.");
