@@ -21,6 +21,16 @@ def email() -> str:
     return f"tab.{uuid.uuid4().hex[:8]}@example.org"
 
 
+async def answer_unavailable(route: Route) -> None:
+    """The API's answer while NATS is away."""
+    await route.fulfill(
+        status=503,
+        content_type="application/problem+json",
+        body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
+        '"status":503,"detail":"NATS is unreachable."}',
+    )
+
+
 async def sign_up_here(page: Page, name: str) -> None:
     """Sign up from the header's link, without loading the page again (as a person does)."""
     await page.get_by_role("banner").get_by_role("link", name="Sign up").click()
@@ -79,12 +89,7 @@ async def test_a_sign_out_that_fails_says_so_and_stays_signed_in(
         if route.request.method != "DELETE":
             await route.continue_()
             return
-        await route.fulfill(
-            status=503,
-            content_type="application/problem+json",
-            body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
-            '"status":503,"detail":"NATS is unreachable."}',
-        )
+        await answer_unavailable(route)
 
     await page.route("**/api/sessions/current", unavailable)
     await page.click("#sign-out")
@@ -157,15 +162,7 @@ async def test_a_sign_up_whose_sign_in_fails_says_the_account_is_ready_to_sign_i
     base = base_url(api_process)
     address = email()
 
-    async def unavailable(route: Route) -> None:
-        await route.fulfill(
-            status=503,
-            content_type="application/problem+json",
-            body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
-            '"status":503,"detail":"NATS is unreachable."}',
-        )
-
-    await page.route("**/api/sessions", unavailable)
+    await page.route("**/api/sessions", answer_unavailable)
     await sign_up(page, base, "Ada", address, "correct horse")
     await expect(page).to_have_url(base + "/account/signin")
     notice = page.locator("#notice")
