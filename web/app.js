@@ -34,8 +34,18 @@ export function notify(kind, ...parts) {
   text.append(...parts);
   box.replaceChildren(text, close);
   box.hidden = false;
+  announce(text.textContent);
 }
 export function clearNotice() { $("notice").hidden = true; }
+
+// The toast appears with its text, which screen readers often do not announce: the
+// same words go to a live region that is always there (emptied first, so that the
+// same message twice is announced twice).
+function announce(words) {
+  const region = $("announce");
+  region.textContent = "";
+  setTimeout(() => { region.textContent = words; }, 50);
+}
 
 export function link(href, text) {
   const a = document.createElement("a");
@@ -59,6 +69,7 @@ function announceLate(notice, pending) {
 // ---- pages -------------------------------------------------------------------------------
 let pages = [];
 let leaving = []; // unsubscribes of the page on screen
+let routing = 0; // which call of route() is the page on screen's
 
 function pageFor(path) {
   return pages.find((p) => path === p.path || path.startsWith(`${p.path}/`));
@@ -72,6 +83,13 @@ export async function navigate(href) {
 async function route() {
   for (const stop of leaving) stop();
   leaving = [];
+  const mine = ++routing;
+  // A page left before it finished rendering (a quick second navigation) stops what it
+  // starts after that at once, rather than leave it running under the next page.
+  const keep = (stop) => {
+    if (mine === routing) leaving.push(stop);
+    else stop();
+  };
   const path = location.pathname;
   for (const a of document.querySelectorAll("#nav a")) {
     a.toggleAttribute("aria-current", a.getAttribute("href") === pageFor(path)?.path);
@@ -91,9 +109,10 @@ async function route() {
     // The API restarting or the network gone while the page loaded: say so, and offer a
     // reload (a module that failed to load may be remembered as failed until then).
     log("page error", `${page.module}: ${err}`);
-    showState(stateIn(root), "error", "Could not load this page.", () => location.reload());
+    if (mine === routing) showState(stateIn(root), "error", "Could not load this page.", () => location.reload());
     return;
   }
+  if (mine !== routing) return; // left while its module loaded: the next page renders
   const view = {
     root,
     submit: commands.submit,
@@ -101,8 +120,8 @@ async function route() {
     clearNotice,
     link,
     navigate,
-    onNotice: (fn) => leaving.push(commands.onNotice(fn)),
-    onLeave: (fn) => leaving.push(fn), // run when the user leaves the page
+    onNotice: (fn) => keep(commands.onNotice(fn)),
+    onLeave: (fn) => keep(fn), // run when the user leaves the page
     title: (text) => { document.title = text ? `${text} · ${page.title}` : page.title; },
     account: () => account,
     auth,

@@ -152,8 +152,15 @@ export function connect() {
   }
 }
 
+// Commands whose outcome was delivered in the last minute: its notice may come twice
+// (from the status endpoint, then on the stream), and is delivered once.
+const delivered = new Set();
+
 function deliver(notice) {
   const id = notice.command_id;
+  if (delivered.has(id)) return;
+  delivered.add(id);
+  setTimeout(() => delivered.delete(id), 60000);
   const waiting = waiters.get(id);
   if (waiting) {
     waiting(notice);

@@ -127,6 +127,10 @@ async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
     notice = page.locator("#notice")
     await expect(notice).to_have_class(re.compile(r"\bwarn\b"))
     await expect(notice).to_contain_text(f"“{name}” will be available shortly")
+    # Said to a screen reader by a live region that was there before the words came.
+    await expect(page.get_by_role("status").filter(has_text="available shortly")).to_have_id(
+        "announce"
+    )
     await page.reload()  # the person wanders off; the session stream resumes from its cursor
     await expect(notice).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
     await expect(notice).to_contain_text(f"“{name}” is ready")
@@ -186,6 +190,33 @@ async def test_a_page_that_fails_to_load_says_so_and_loads_on_retry(
     assert failed
     await state.get_by_role("button", name="Retry").click()
     await expect(page.locator("#name")).to_be_visible()
+
+
+async def test_a_page_left_before_it_rendered_stops_what_it_starts(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The chat dashboard polls its channels every second once its first read is back;
+    left while that read is out, it stops the poll it then starts (it went on for as
+    long as the tab stayed open, under the next page)."""
+    url = base_url(api_process)
+    first, release = asyncio.Event(), asyncio.Event()
+    reads: list[str] = []
+
+    async def hold_the_first(route: Route) -> None:
+        reads.append(route.request.url)
+        if not first.is_set():
+            first.set()
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/chat/channels?*", hold_the_first)
+    await page.goto(url + "/chat")
+    await asyncio.wait_for(first.wait(), 10)
+    await page.get_by_role("navigation").get_by_role("link", name="Locations").click()
+    await expect(page.locator("#name")).to_be_visible()
+    release.set()
+    await page.wait_for_timeout(2500)  # the dashboard's poll would have read twice by now
+    assert len(reads) == 1
 
 
 async def test_another_tab_of_the_session_sees_the_list_update(
