@@ -1,10 +1,11 @@
-"""The pages as a test drives them: the locations page object, signing up."""
+"""The pages as a test drives them: the locations page object, signing up, and the API's
+answer while NATS is away."""
 
 from __future__ import annotations
 
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 LOCATION_URL = re.compile(r"/locations/[0-9a-f]{24}$")
 
@@ -66,3 +67,13 @@ async def sign_up(page: Page, base: str, name: str, email: str, password: str) -
     await page.fill("#email", email)
     await page.fill("#password", password)
     await page.click("#signup")
+
+
+async def answer_unavailable(route: Route) -> None:
+    """The API's answer while NATS is away."""
+    await route.fulfill(
+        status=503,
+        content_type="application/problem+json",
+        body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
+        '"status":503,"detail":"NATS is unreachable."}',
+    )

@@ -12,23 +12,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.pages import LOCATION_URL, LocationsPage, sign_up
+from tests.browser.pages import LOCATION_URL, LocationsPage, answer_unavailable, sign_up
 from tests.helpers import eventually, unique_name
 from tests.processes import Process, base_url
 
 
 def email() -> str:
     return f"tab.{uuid.uuid4().hex[:8]}@example.org"
-
-
-async def answer_unavailable(route: Route) -> None:
-    """The API's answer while NATS is away."""
-    await route.fulfill(
-        status=503,
-        content_type="application/problem+json",
-        body='{"type":"/problems/service-unavailable","title":"Service unavailable",'
-        '"status":503,"detail":"NATS is unreachable."}',
-    )
 
 
 async def sign_up_here(page: Page, name: str) -> None:

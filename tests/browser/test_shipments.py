@@ -6,6 +6,7 @@ import re
 
 from playwright.async_api import Page, expect
 
+from tests.browser.pages import answer_unavailable
 from tests.helpers import unique_name
 from tests.processes import Process, base_url
 
@@ -53,6 +54,17 @@ async def test_open_create_ship_deliver_then_the_charge_and_the_ledger(
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("charge")
     await expect(rows.first).to_contain_text("17.00")
+
+
+async def test_a_shipment_form_whose_accounts_cannot_be_read_says_so(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """Its account choice would be empty, as with no account at all: it says which."""
+    await page.route("**/api/accounts?*", answer_unavailable)
+    await page.goto(base_url(api_process) + "/shipments")
+    error = page.locator("#account_id-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("The accounts could not be read: NATS is unreachable.")
 
 
 async def test_a_payment_amount_is_checked_then_recorded(

@@ -48,6 +48,13 @@ export async function render(view, path) {
   const accounts = await getJson("/api/accounts?limit=200");
   const options = ((accounts.ok && accounts.data.items) || []).map((a) => el("option", a.holder, { value: a.id }));
   $("account_id").replaceChildren(el("option", "Choose an account", { value: "" }), ...options);
+  if (!accounts.ok || !options.length) {
+    // An empty choice says why: the accounts could not be read, or there are none yet.
+    $("account_id-error").textContent = accounts.ok
+      ? "There is no account yet: open one on the Accounts page first."
+      : `The accounts could not be read: ${accounts.problem.detail} Reload the page to try again.`;
+    $("account_id-error").hidden = false;
+  }
   $("filter-account").append(...options.map((o) => o.cloneNode(true)));
   $("create-form").addEventListener("submit", (e) => create(e, view, $));
   for (const f of ["filter-status", "filter-account"]) $(f).addEventListener("change", () => list(view, $));
