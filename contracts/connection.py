@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal, TypeVar
@@ -33,6 +34,8 @@ import nats.js.errors
 from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
+# The user and password of a URL (scheme://user:password@host): never logged.
+_USERINFO: Final = re.compile(r"^(\s*[a-z]+://)[^/@]*@", re.IGNORECASE)
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
 # Each process connects as its role's user (nats.conf gives each only what it
@@ -130,7 +133,7 @@ async def connect(
         text = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if text not in seen:
             seen.append(text)
-            log.warning("NATS %s: %s", settings.url, text)
+            log.warning("NATS %s: %s", shown(settings.url), text)
 
     client: list[Client] = []
 
@@ -196,8 +199,14 @@ async def connect(
         raise Interrupted("stopped while connecting to NATS")
     last = f" (last error: {seen[-1]})" if seen else ""
     raise NatsUnavailable(
-        f"cannot connect to NATS at {settings.url} within {settings.startup_timeout:g}s{last}"
+        f"cannot connect to NATS at {shown(settings.url)} within "
+        f"{settings.startup_timeout:g}s{last}"
     )
+
+
+def shown(urls: str) -> str:
+    """NATS_URL as it may be logged: a user and password in it are left out (pure)."""
+    return ",".join(_USERINFO.sub(r"\1***@", url) for url in urls.split(","))
 
 
 class Interrupted(RuntimeError):

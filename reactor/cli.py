@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 
 from contracts.connection import NatsSettings, NatsUnavailable, connect
@@ -32,9 +33,18 @@ async def nats_client(name: str) -> AsyncIterator[Client]:
 
 
 def run_tool(name: str, main: Coroutine[Any, Any, int]) -> int:
-    """Run a tool's coroutine; no NATS is one clear line and exit status 1."""
+    """Run a tool's coroutine. No NATS, or a NATS error on the way (a stream or bucket
+    missing, a timeout), is one clear line and exit status 1; Ctrl-C is one line and
+    130 (what was done before it is as the tool's own lines said)."""
     try:
         return asyncio.run(main)
     except NatsUnavailable as exc:
         print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except nats.errors.Error as exc:
+        what = str(exc) or type(exc).__name__
+        print(f"{name}: NATS refused or did not answer: {what}", file=sys.stderr)
         return 1

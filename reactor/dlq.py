@@ -6,8 +6,10 @@
 
 A replay publishes the original command again (same command id, so its status
 and any waiting browser see the new outcome) and removes the dead letter; if
-it fails again it comes back as a new dead letter. Poison messages (not
-commands) cannot be replayed: they are listed so someone can look at them.
+it fails again it comes back as a new dead letter. Poison that is a command
+(an unknown type, a payload its schema refused: an API newer than its
+reactors) is replayed like one, for once the reactors know it; poison that is
+not a command cannot be: it is listed so someone can look at it.
 Neither can an email the mailer gave up on (reason `email-failed`): it is
 sent at most once, and whether to send another is a person's decision.
 """

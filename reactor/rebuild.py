@@ -149,6 +149,20 @@ async def create_version(js: JetStreamContext, registry: Registry, version: int)
     await create_view_buckets(js, registry.buckets, version, replicas=replicas)
 
 
+async def missing_buckets(js: JetStreamContext, registry: Registry, version: int) -> list[str]:
+    """The buckets of views version `version` that do not exist (all, if it is not >= 1)."""
+    names = [view_bucket(view, version) for view in [*registry.buckets, VIEW_PROGRESS]]
+    if version < 1:
+        return names
+    missing = []
+    for name in names:
+        try:
+            await js.key_value(name)
+        except NotFoundError:
+            missing.append(name)
+    return missing
+
+
 async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> None:
     for view in [*registry.buckets, VIEW_PROGRESS]:
         with contextlib.suppress(NotFoundError):
@@ -200,6 +214,14 @@ async def run(args: argparse.Namespace) -> int:
     async with nats_client("rebuild") as nc:
         js = nc.jetstream()
         if args.activate is not None:
+            missing = await missing_buckets(js, registry, args.activate)
+            if missing:  # every process follows the pointer up: to buckets it cannot use
+                print(
+                    f"rebuild: version {args.activate} cannot be made active: "
+                    f"{len(missing)} of its buckets do not exist ({', '.join(missing[:3])}...)",
+                    file=sys.stderr,
+                )
+                return 1
             await write_pointer(js, args.activate)
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0

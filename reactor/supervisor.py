@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The server's configuration, as the contracts package carries it (a link to nats.conf).
@@ -132,9 +133,9 @@ def cluster_bases(env: dict[str, str]) -> tuple[int, int, int]:
     """The client, route and monitoring ports (of the first server of `--cluster`,
     each other taking the next): NATS_URL's first port (4222), NATS_ROUTE_PORT
     (6222) and NATS_MONITOR_PORT (8222)."""
-    first = env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")[0]
+    first = env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")[0].strip()
     return (
-        int(first.rsplit(":", 1)[-1] or 4222),
+        urlsplit(first if "://" in first else f"nats://{first}").port or 4222,
         int(env.get("NATS_ROUTE_PORT", "6222")),
         int(env.get("NATS_MONITOR_PORT", "8222")),
     )
@@ -297,7 +298,11 @@ class Supervisor:
 
 
 async def run(env: dict[str, str], dev: bool, cluster: bool = False) -> int:
-    listening = cluster_ports(env) if cluster else ports(env)
+    try:
+        listening = cluster_ports(env) if cluster else ports(env)
+    except ValueError as exc:  # API_PORT=abc, NATS_URL with a port that is not one
+        print(f"up: a port in the settings is not a number ({exc})", file=sys.stderr)
+        return 1
     busy = [(name, host, port) for name, host, port in listening if taken(host, port)]
     if busy:
         name, host, port = busy[0]

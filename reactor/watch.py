@@ -1,17 +1,21 @@
 """`python -m reactor.watch` (`task watch`): print commands, events and notices as they flow.
 
-A line per message: the time, what it is, its id and a short summary.
-Read-only: plain subscriptions, no consumer is created. Ctrl-C stops it.
+A line per message: the time, what it is, its id and a short summary; the
+value of a field named like a password, secret, token or hash (a sign-up's
+`password_hash`) is shown as `***`. Read-only: plain subscriptions, no
+consumer is created. Ctrl-C stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 import msgspec
 from nats.aio.client import Client
@@ -36,10 +40,10 @@ def _what(subject: str, data: bytes) -> str:
     try:
         if subject.startswith("cmd."):
             cmd = command_decoder.decode(data)
-            body = bytes(cmd.payload).decode()
+            body = _masked(bytes(cmd.payload))
             return f"{stamp}  command  {cmd.command_id}  {cmd.type} {body}"
         if subject.startswith("ev."):
-            return f"{stamp}  event    {subject}  {data.decode(errors='replace')}"
+            return f"{stamp}  event    {subject}  {_masked(data)}"
         notice = notice_decoder.decode(data)
         if notice.status == "succeeded":
             what = notice.resource_url or ""
@@ -48,6 +52,21 @@ def _what(subject: str, data: bytes) -> str:
         return f"{stamp}  notice   {notice.command_id}  {notice.status.upper()} {what}"
     except msgspec.DecodeError as exc:
         return f"{stamp}  ???      {subject}  undecodable ({exc})"
+
+
+SECRET: Final = re.compile(r"pass|secret|token|hash", re.IGNORECASE)
+
+
+def _masked(data: bytes) -> str:
+    """A JSON object with the values of its secret-like fields masked (else as it is)."""
+    try:
+        fields = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return data.decode(errors="replace")
+    if not isinstance(fields, dict) or not any(SECRET.search(k) for k in fields):
+        return data.decode(errors="replace")
+    shown = {k: "***" if SECRET.search(k) else v for k, v in fields.items()}
+    return msgspec.json.encode(shown).decode()
 
 
 async def watch() -> int:

@@ -120,6 +120,25 @@ async def test_rebuild_of_an_empty_stream(
     assert "read EVENTS up to 0" in result.stdout
 
 
+@pytest.mark.parametrize("version", ["30", "0"])
+async def test_activating_a_version_that_has_no_buckets_is_refused(
+    fresh_server: NatsServer, fresh_js: JetStreamContext, version: str
+) -> None:
+    """Every process follows the pointer up: to a version with no buckets (a typo), every
+    view read and write would fail."""
+    result = await asyncio.to_thread(
+        run_module, fresh_server.url, "reactor.rebuild", "--activate", version
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"rebuild: version {version} cannot be made active: ")
+    assert await read_pointer(fresh_js) == 1
+    undo = await asyncio.to_thread(
+        run_module, fresh_server.url, "reactor.rebuild", "--activate", "1"
+    )
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+
+
 async def test_events_still_flow_after_a_rebuild(fresh_stack: Stack) -> None:
     result = await asyncio.to_thread(
         run_module, fresh_stack.server.url, "reactor.rebuild", "--grace", "0.5"

@@ -1,12 +1,15 @@
-"""Pure pieces: session cookies, problems, metrics, the watch line, retry backoff."""
+"""Pure pieces: session cookies, problems, metrics, the watch line, retry backoff, what the
+command-line tools say."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nats.js.errors
 import pytest
 
 from api.main import exposed_with_the_dev_secret
@@ -14,10 +17,16 @@ from api.metrics import Metrics
 from api.problems import HTTPProblem
 from api.session import cookie_value, new_session_id, session_from_cookie
 from api.settings import Settings
+from contracts.commands import encoder
+from contracts.connection import shown
+from domains.identity.commands import RegisterUser
+from reactor import supervisor
+from reactor.cli import run_tool
 from reactor.consumer import retry_delay
+from reactor.supervisor import cluster_bases
 from reactor.watch import describe
 from tests.conftest import REGISTRY
-from tests.helpers import make_notice
+from tests.helpers import envelope, make_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,6 +98,51 @@ def test_retry_delay_backs_off_and_caps() -> None:
 
 def test_watch_describes_undecodable_messages_without_failing() -> None:
     assert "undecodable" in describe("cmd.X.1", b"{nope")
+
+
+def test_watch_masks_secret_like_fields() -> None:
+    """A sign-up's command and event carry the password's argon2 hash: not on a screen."""
+    registered = b'{"email":"a@b.cd","password_hash":"$argon2id$v=19$abc","display_name":"Ada"}'
+    line = describe("ev.user.u1", registered)
+    assert "argon2" not in line
+    assert '"password_hash":"***"' in line
+    assert '"display_name":"Ada"' in line
+    command = encoder.encode(envelope(RegisterUser("a@b.cd", "$argon2id$v=19$abc", "Ada")))
+    assert "argon2" not in describe("cmd.RegisterUser.x", command)
+    assert describe("ev.location.l1", b'{"name":"Leeds"}').endswith('{"name":"Leeds"}')
+
+
+def test_a_nats_url_is_logged_without_its_user_and_password() -> None:
+    urls = "nats://bob:s3cret@127.0.0.1:4222, tls://token@n2:4223,nats://n3:4224"
+    assert shown(urls) == "nats://***@127.0.0.1:4222, tls://***@n2:4223,nats://n3:4224"
+
+
+async def _interrupted() -> int:
+    raise KeyboardInterrupt
+
+
+async def _refused() -> int:
+    raise nats.js.errors.BucketNotFoundError()
+
+
+def test_a_tool_interrupted_or_refused_by_nats_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_tool("dlq", _interrupted()) == 130
+    assert capsys.readouterr().err == "dlq: interrupted\n"
+    assert run_tool("rebuild", _refused()) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("rebuild: NATS refused or did not answer: ")
+
+
+def test_task_up_takes_a_nats_url_without_a_port_and_refuses_a_port_that_is_not_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cluster_bases({"NATS_URL": "nats://127.0.0.1"})[0] == 4222
+    assert cluster_bases({"NATS_URL": "127.0.0.1:4333"})[0] == 4333
+    assert asyncio.run(supervisor.run({"API_PORT": "abc"}, dev=False)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("up: a port in the settings is not a number")
 
 
 def imports_of(package: str) -> set[str]:
