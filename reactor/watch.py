@@ -2,8 +2,13 @@
 
 A line per message: the time, what it is, its id and a short summary; the
 value of a field named like a password, secret, token or hash (a sign-up's
-`password_hash`) is shown as `***`. Read-only: plain subscriptions, no
-consumer is created. Ctrl-C stops it.
+`password_hash`) is shown as `***`. Commands and events are read from their
+streams (an ordered consumer each, from the newest on: ephemeral, gone when
+it stops), so what is shown was stored: an append the store refused (a
+conflict) or a command sent again and dropped as a duplicate is not, and a
+keyed event (for an aggregator) shows under the subject it is stored at. Notices
+are their live copies, which the store republishes once stored. Read-only.
+Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ from typing import Final
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
 
 from contracts import tracing
 from contracts.commands import command_decoder
 from contracts.notices import notice_decoder
-from contracts.topology import COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL
+from contracts.topology import (
+    COMMANDS_ALL,
+    COMMANDS_STREAM,
+    EVENTS_ALL,
+    EVENTS_STREAM,
+    LIVE_NOTICES_ALL,
+)
 from reactor.cli import nats_client, run_tool
 
 
@@ -84,8 +96,12 @@ async def follow(nc: Client) -> None:
     async def show(msg: Msg) -> None:
         print(describe(msg.subject, msg.data, msg.headers), flush=True)
 
-    for subject in (COMMANDS_ALL, EVENTS_ALL, LIVE_NOTICES_ALL):
-        await nc.subscribe(subject, cb=show)
+    js = nc.jetstream()
+    for stream, subject in ((COMMANDS_STREAM, COMMANDS_ALL), (EVENTS_STREAM, EVENTS_ALL)):
+        await js.subscribe(
+            subject, stream=stream, cb=show, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+        )
+    await nc.subscribe(LIVE_NOTICES_ALL, cb=show)
     print(
         f"watching {COMMANDS_ALL}, {EVENTS_ALL} and {LIVE_NOTICES_ALL} (Ctrl-C to stop)", flush=True
     )
