@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -170,9 +170,13 @@ async def drop_version(js: JetStreamContext, registry: Registry, version: int) -
 
 
 async def rebuild(
-    nc: Client, registry: Registry, grace: float = 2.0
+    nc: Client,
+    registry: Registry,
+    grace: float = 2.0,
+    on_switch: Callable[[int], None] = lambda version: None,
 ) -> tuple[Fold, list[Refold], list[str]]:
-    """Rebuild into the next version and switch to it; the folds and the differences."""
+    """Rebuild into the next version and switch to it; the folds and the differences.
+    `on_switch` is told the version as soon as it is live (what comes after may fail)."""
     js = nc.jetstream()
     pointer = await read_whole_pointer(js)
     current = pointer.version
@@ -196,6 +200,7 @@ async def rebuild(
             if not switched:
                 await write_pointer(js, target)
                 switched = True
+                on_switch(target)
                 await asyncio.sleep(grace)  # every process sees the move well within this
     finally:
         if not switched:  # stopped before its switch: the version in use stays alone
@@ -227,12 +232,15 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         current = await read_pointer(js)
         print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
-        fold, refolds, found = await rebuild(nc, registry, grace=args.grace)
+
+        def switched(version: int) -> None:  # said at once: a failure after it leaves it live
+            print(f"rebuild: version {version} is live", flush=True)
+
+        fold, refolds, found = await rebuild(nc, registry, grace=args.grace, on_switch=switched)
         applied = [(v.name, fold.counts[v.name]) for v in fold.views]
         applied += [(r.aggregator.name, r.applied) for r in refolds]
         counts = ", ".join(f"{name} {n}" for name, n in applied) or "no views"
         print(f"rebuild: read EVENTS up to {fold.position} (events applied per view: {counts})")
-        print(f"rebuild: version {current + 1} is live")
         if found:
             print(f"rebuild: the rebuilt views differ from the old ones in {len(found)} places:")
             for line in found[:50]:

@@ -118,6 +118,8 @@ async def test_rebuild_of_an_empty_stream(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "read EVENTS up to 0" in result.stdout
+    # Said as soon as it is so: a failure after the switch leaves the new version live.
+    assert result.stdout.splitlines()[1] == "rebuild: version 2 is live"
 
 
 @pytest.mark.parametrize("version", ["30", "0"])
