@@ -21,7 +21,10 @@ While the API and the reactors keep running:
 
 A rebuild that stops before its switch takes its "being built" back; one
 that left it behind (killed) is cleared by the next, before it drops what
-the last one made.
+the last one made. One rebuild at a time: the tool holds a lease in
+`view_versions` (`rebuilding`, renewed every HEARTBEAT seconds) and another
+is refused while it is fresh; one left by a rebuild that was killed is taken
+over once STALE_AFTER seconds old.
 
 Aggregators are folded the same way, partition by partition, each written
 with its guard: after the switch the reactors' workers go on from where the
@@ -40,18 +43,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
+import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Final
 
+import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
-from contracts.topology import EVENTS_STREAM, VIEW_PROGRESS, create_view_buckets, view_bucket
+from contracts.topology import (
+    EVENTS_STREAM,
+    VIEW_PROGRESS,
+    VIEW_VERSIONS_BUCKET,
+    create_view_buckets,
+    view_bucket,
+)
 from contracts.views import (
     Record,
     ViewBuckets,
@@ -149,6 +164,65 @@ async def create_version(js: JetStreamContext, registry: Registry, version: int)
     await create_view_buckets(js, registry.buckets, version, replicas=replicas)
 
 
+LEASE_KEY: Final = "rebuilding"
+HEARTBEAT: Final = 5.0  # seconds between renewals of the lease
+STALE_AFTER: Final = 30.0  # a lease not renewed for this long was left by a dead rebuild
+log = logging.getLogger(__name__)
+
+
+class Busy(RuntimeError):
+    """Another rebuild holds the lease."""
+
+
+class _Lease(msgspec.Struct):
+    holder: str
+    at: float  # epoch seconds of its last renewal
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[None]:
+    """Hold the rebuild lease while inside (Busy if another rebuild holds a fresh one)."""
+    kv = await js.key_value(VIEW_VERSIONS_BUCKET)
+    holder = uuid.uuid4().hex
+
+    def lease() -> bytes:
+        return msgspec.json.encode(_Lease(holder, time.time()))
+
+    try:
+        revision = await kv.create(LEASE_KEY, lease())
+    except KeyWrongLastSequenceError:
+        entry = await kv.get(LEASE_KEY)
+        held = msgspec.json.decode(entry.value or b"{}", type=_Lease)
+        age = time.time() - held.at
+        if age < STALE_AFTER:
+            raise Busy(
+                f"another rebuild is running (its lease renewed {age:.0f} s ago); if it was "
+                f"killed, run this again once the lease is {STALE_AFTER:g} s old"
+            ) from None
+        revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
+    renewing = asyncio.create_task(_renew(kv, lease, revision))
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
+            await renewing
+        with contextlib.suppress(nats.errors.Error):
+            await kv.delete(LEASE_KEY)
+
+
+async def _renew(kv: Any, lease: Callable[[], bytes], revision: int) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT)
+        try:
+            revision = await kv.update(LEASE_KEY, lease(), last=revision)
+        except KeyWrongLastSequenceError:  # paused past STALE_AFTER: taken over
+            log.warning("rebuild: another rebuild took the lease over; this one goes on")
+            return
+        except nats.errors.Error as exc:  # tried again at the next beat
+            log.warning("rebuild: the lease was not renewed: %r", exc)
+
+
 async def missing_buckets(js: JetStreamContext, registry: Registry, version: int) -> list[str]:
     """The buckets of views version `version` that do not exist (all, if it is not >= 1)."""
     names = [view_bucket(view, version) for view in [*registry.buckets, VIEW_PROGRESS]]
@@ -230,13 +304,12 @@ async def run(args: argparse.Namespace) -> int:
             await write_pointer(js, args.activate)
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0
-        current = await read_pointer(js)
-        print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
-
-        def switched(version: int) -> None:  # said at once: a failure after it leaves it live
-            print(f"rebuild: version {version} is live", flush=True)
-
-        fold, refolds, found = await rebuild(nc, registry, grace=args.grace, on_switch=switched)
+        try:
+            async with one_at_a_time(js):
+                fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace)
+        except Busy as exc:
+            print(f"rebuild: refused: {exc}", file=sys.stderr)
+            return 1
         applied = [(v.name, fold.counts[v.name]) for v in fold.views]
         applied += [(r.aggregator.name, r.applied) for r in refolds]
         counts = ", ".join(f"{name} {n}" for name, n in applied) or "no views"
@@ -248,6 +321,18 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         print("rebuild: the rebuilt views equal the old ones")
         return 0
+
+
+async def _rebuild_saying_so(
+    nc: Client, registry: Registry, grace: float
+) -> tuple[Fold, list[Refold], list[str]]:
+    current = await read_pointer(nc.jetstream())
+    print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
+
+    def switched(version: int) -> None:  # said at once: a failure after it leaves it live
+        print(f"rebuild: version {version} is live", flush=True)
+
+    return await rebuild(nc, registry, grace=grace, on_switch=switched)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

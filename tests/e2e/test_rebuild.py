@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 
+from contracts.topology import VIEW_VERSIONS_BUCKET
 from contracts.views import ViewBuckets, read_pointer
 from domains import registry
 from reactor.aggregators import Refold
-from reactor.rebuild import differences, rebuild
+from reactor.rebuild import LEASE_KEY, STALE_AFTER, Busy, differences, one_at_a_time, rebuild
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
@@ -139,6 +143,32 @@ async def test_activating_a_version_that_has_no_buckets_is_refused(
         run_module, fresh_server.url, "reactor.rebuild", "--activate", "1"
     )
     assert undo.returncode == 0, undo.stdout + undo.stderr
+
+
+async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    """A second rebuild cleared the first's "being built" and dropped its buckets under
+    it. Now it is refused while the first's lease is fresh; a lease left by a killed
+    rebuild is taken over once stale; a rebuild gives its lease back when it ends."""
+    async with one_at_a_time(fresh_js):
+        with pytest.raises(Busy):
+            async with one_at_a_time(fresh_js):
+                pass
+        refused = await asyncio.to_thread(
+            run_module, fresh_server.url, "reactor.rebuild", "--grace", "0"
+        )
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("rebuild: refused: another rebuild is running")
+        assert refused.stdout == ""  # nothing begun
+    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
+    dead = {"holder": "killed", "at": time.time() - STALE_AFTER - 1}
+    await kv.put(LEASE_KEY, json.dumps(dead).encode())
+    done = await asyncio.to_thread(run_module, fresh_server.url, "reactor.rebuild", "--grace", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with pytest.raises(KeyNotFoundError):  # given back
+        await kv.get(LEASE_KEY)
 
 
 async def test_events_still_flow_after_a_rebuild(fresh_stack: Stack) -> None:
