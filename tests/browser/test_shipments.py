@@ -6,7 +6,7 @@ import re
 
 from playwright.async_api import Page, expect
 
-from tests.browser.pages import answer_unavailable
+from tests.browser.pages import LocationsPage, answer_unavailable
 from tests.helpers import unique_name
 from tests.processes import Process, base_url
 
@@ -54,6 +54,32 @@ async def test_open_create_ship_deliver_then_the_charge_and_the_ledger(
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("charge")
     await expect(rows.first).to_contain_text("17.00")
+
+
+async def test_an_action_said_shortly_keeps_the_others_until_its_notice(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """Ship is slow: "shortly". Cancel stays disabled (clicked, it would be decided after
+    the ship and refused) until the ship's notice, which shows the shipped state."""
+    url = base_url(api_process)
+    holder = unique_name("Cy")
+    await page.goto(url + "/accounts")
+    await page.fill("#holder", holder)
+    await page.click("#open")
+    await expect(page).to_have_url(ACCOUNT_URL)
+    await page.get_by_role("navigation").get_by_role("link", name="Shipments").click()
+    await page.select_option("#account_id", label=holder)
+    await page.fill("#origin", "gb")
+    await page.fill("#destination", "de")
+    await page.fill("#weight_grams", "500")
+    await page.click("#submit")
+    await expect(page.locator("#status")).to_have_text("created")
+    await LocationsPage(page, url).developer_panel(wait_s=1, slow_s=3)  # the shell's panel
+    await page.click("#do-ship")
+    await expect(page.locator("#notice")).to_contain_text("Ship: it will be done shortly.")
+    await expect(page.locator("#do-cancel")).to_be_disabled()
+    await expect(page.locator("#status")).to_have_text("shipped", timeout=15_000)
+    await expect(page.locator("#do-deliver")).to_be_enabled()
 
 
 async def test_a_shipment_form_whose_accounts_cannot_be_read_says_so(

@@ -10,6 +10,7 @@ const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const FIELDS = ["account_id", "origin", "destination", "weight_grams"];
 const STATUSES = ["created", "shipped", "delivered", "cancelled"];
 const charged = new Set(); // shipments whose charge notice has been shown
+let awaited = null; // the command of an action said "shortly": the actions wait for its notice
 const ACTIONS = {
   created: [["ship", "Ship"], ["cancel", "Cancel"]],
   shipped: [["deliver", "Deliver"]],
@@ -125,7 +126,12 @@ async function showOne(view, id) {
   if (!shipment) return;
   show(view, $, shipment);
   view.onNotice((notice) => {
-    if (!$("shipment") || notice.status !== "succeeded") return;
+    if (!$("shipment")) return;
+    if (notice.command_id === awaited) {
+      awaited = null; // done (its state comes below) or refused: the actions are open again
+      for (const b of $("actions").querySelectorAll("button")) b.disabled = false;
+    }
+    if (notice.status !== "succeeded") return;
     if (notice.resource?.id === id) show(view, $, notice.resource); // changed from another tab
     const entry = notice.type === "ChargeAccount" && notice.caused_by
       && (notice.resource?.ledger || []).find((e) => e.kind === "charge" && e.reference === id);
@@ -161,18 +167,22 @@ async function act(view, $, shipment, action, label) {
   view.clearNotice();
   const buttons = [...$("actions").querySelectorAll("button")];
   for (const b of buttons) b.disabled = true;
+  awaited = null;
   try {
     const outcome = await view.submit(`/api/shipments/${shipment.id}/${action}`, {}, { label: `${label} (shipment)` });
     if (outcome.kind === "succeeded") {
       show(view, $, outcome.resource);
       if (action === "deliver" && !charged.has(shipment.id)) view.notify("ok", "Delivered. Charging the account…");
     } else if (outcome.kind === "later") {
+      // Still to happen: another action now would be decided after it (a cancel after a
+      // ship, refused). The actions wait for its notice.
       view.notify("warn", `${label}: it will be done shortly.`);
+      awaited = outcome.commandId;
     } else {
       $("action-error").textContent = outcome.problem.detail || outcome.problem.title;
       $("action-error").hidden = false;
     }
   } finally {
-    for (const b of buttons) b.disabled = false;
+    if (!awaited) for (const b of buttons) b.disabled = false;
   }
 }
