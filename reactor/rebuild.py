@@ -179,9 +179,20 @@ class _Lease(msgspec.Struct):
     at: float  # epoch seconds of its last renewal
 
 
+class Lease:
+    """Held while `lost` is False. Lost (another rebuild took it over, this one having
+    been paused past STALE_AFTER), the task that holds it is cancelled."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+
 @contextlib.asynccontextmanager
-async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[None]:
-    """Hold the rebuild lease while inside (Busy if another rebuild holds a fresh one)."""
+async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
+    """Hold the rebuild lease while inside (Busy if another rebuild holds a fresh one).
+
+    Fresh is by the renewals' own clock (`at`): rebuilds on machines whose clocks
+    differ by more than STALE_AFTER are not kept apart."""
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
     holder = uuid.uuid4().hex
 
@@ -200,24 +211,36 @@ async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[None]:
                 f"killed, run this again once the lease is {STALE_AFTER:g} s old"
             ) from None
         revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
-    renewing = asyncio.create_task(_renew(kv, lease, revision))
+    state = Lease()
+    owner = asyncio.current_task()
+    assert owner is not None
+    revisions = [revision]
+    renewing = asyncio.create_task(_renew(kv, lease, revisions, state, owner))
     try:
-        yield
+        yield state
     finally:
         renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
             await renewing
-        with contextlib.suppress(nats.errors.Error):
-            await kv.delete(LEASE_KEY)
+        if not state.lost:  # not another's to delete
+            with contextlib.suppress(nats.errors.Error):
+                await kv.delete(LEASE_KEY, last=revisions[-1])
 
 
-async def _renew(kv: Any, lease: Callable[[], bytes], revision: int) -> None:
+async def _renew(
+    kv: Any,
+    lease: Callable[[], bytes],
+    revisions: list[int],
+    state: Lease,
+    owner: asyncio.Task[Any],
+) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT)
         try:
-            revision = await kv.update(LEASE_KEY, lease(), last=revision)
+            revisions.append(await kv.update(LEASE_KEY, lease(), last=revisions[-1]))
         except KeyWrongLastSequenceError:  # paused past STALE_AFTER: taken over
-            log.warning("rebuild: another rebuild took the lease over; this one goes on")
+            state.lost = True
+            owner.cancel()
             return
         except nats.errors.Error as exc:  # tried again at the next beat
             log.warning("rebuild: the lease was not renewed: %r", exc)
@@ -248,9 +271,11 @@ async def rebuild(
     registry: Registry,
     grace: float = 2.0,
     on_switch: Callable[[int], None] = lambda version: None,
+    held: Callable[[], bool] = lambda: True,
 ) -> tuple[Fold, list[Refold], list[str]]:
     """Rebuild into the next version and switch to it; the folds and the differences.
-    `on_switch` is told the version as soon as it is live (what comes after may fail)."""
+    `on_switch` is told the version as soon as it is live (what comes after may fail);
+    `held`: whether this rebuild still holds its lease (the pointer is another's if not)."""
     js = nc.jetstream()
     pointer = await read_whole_pointer(js)
     current = pointer.version
@@ -272,12 +297,14 @@ async def rebuild(
             for refold in refolds:
                 await refold.until(end)
             if not switched:
+                if not held():
+                    raise Busy("another rebuild took the lease over: this one stops")
                 await write_pointer(js, target)
                 switched = True
                 on_switch(target)
                 await asyncio.sleep(grace)  # every process sees the move well within this
     finally:
-        if not switched:  # stopped before its switch: the version in use stays alone
+        if not switched and held():  # stopped before its switch: the version in use alone
             with contextlib.suppress(Exception):
                 await write_pointer(js, current)
         await fold.close()
@@ -304,11 +331,24 @@ async def run(args: argparse.Namespace) -> int:
             await write_pointer(js, args.activate)
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0
+        lease: Lease | None = None
         try:
-            async with one_at_a_time(js):
-                fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace)
+            async with one_at_a_time(js) as lease:
+                fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace, lease)
         except Busy as exc:
             print(f"rebuild: refused: {exc}", file=sys.stderr)
+            return 1
+        except asyncio.CancelledError:
+            if lease is None or not lease.lost:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # the lease's cancel, handled here
+            print(
+                f"rebuild: stopped: paused for over {STALE_AFTER:g} s, its lease was taken "
+                "over by another rebuild, which goes on",
+                file=sys.stderr,
+            )
             return 1
         applied = [(v.name, fold.counts[v.name]) for v in fold.views]
         applied += [(r.aggregator.name, r.applied) for r in refolds]
@@ -324,7 +364,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _rebuild_saying_so(
-    nc: Client, registry: Registry, grace: float
+    nc: Client, registry: Registry, grace: float, lease: Lease
 ) -> tuple[Fold, list[Refold], list[str]]:
     current = await read_pointer(nc.jetstream())
     print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
@@ -332,7 +372,10 @@ async def _rebuild_saying_so(
     def switched(version: int) -> None:  # said at once: a failure after it leaves it live
         print(f"rebuild: version {version} is live", flush=True)
 
-    return await rebuild(nc, registry, grace=grace, on_switch=switched)
+    def held() -> bool:
+        return not lease.lost
+
+    return await rebuild(nc, registry, grace=grace, on_switch=switched, held=held)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

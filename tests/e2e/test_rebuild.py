@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -169,6 +170,27 @@ async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
     assert done.returncode == 0, done.stdout + done.stderr
     with pytest.raises(KeyNotFoundError):  # given back
         await kv.get(LEASE_KEY)
+
+
+async def test_a_rebuild_whose_lease_was_taken_over_stops_and_leaves_the_lease(
+    fresh_js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paused past STALE_AFTER, its lease taken by another rebuild: at its next renewal it
+    is cancelled (it would have switched the service to views the other dropped), and it
+    does not delete the other's lease on its way out."""
+    monkeypatch.setattr("reactor.rebuild.HEARTBEAT", 0.05)
+    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
+    taker = json.dumps({"holder": "another", "at": time.time()}).encode()
+
+    async def rebuilding() -> bool:
+        async with one_at_a_time(fresh_js) as lease:
+            await kv.put(LEASE_KEY, taker)  # taken over while this one was paused
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+            return lease.lost
+
+    assert await asyncio.wait_for(rebuilding(), 5)
+    assert (await kv.get(LEASE_KEY)).value == taker
 
 
 async def test_events_still_flow_after_a_rebuild(fresh_stack: Stack) -> None:
