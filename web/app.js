@@ -194,7 +194,8 @@ function showAccount() {
       notify("err", `Could not sign out: ${why}. You are still signed in; try again.`);
       return;
     }
-    await signedInOrOut();
+    account = null; // said by the 204, whatever a read of the session says next
+    await signedInOrOut(true);
     notify("ok", "You are signed out.");
     await navigate(auth.signin);
   });
@@ -206,8 +207,8 @@ function showAccount() {
 
 /** After signing in or out: the session changed, so the header and the notice stream
  * follow, in this tab and in the others (they share the cookie, so the session). */
-async function signedInOrOut() {
-  sessionChanges?.postMessage("changed");
+async function signedInOrOut(out = false) {
+  sessionChanges?.postMessage(out ? "signed-out" : "changed");
   return followTheSession();
 }
 
@@ -217,7 +218,10 @@ function followTheSession() {
 }
 
 const sessionChanges = "BroadcastChannel" in window ? new BroadcastChannel("session") : null;
-sessionChanges?.addEventListener("message", () => followTheSession());
+sessionChanges?.addEventListener("message", (e) => {
+  if (e.data === "signed-out") account = null;
+  followTheSession();
+});
 
 // ---- start ---------------------------------------------------------------------------------
 commands.configure(() => ({

@@ -49,8 +49,8 @@ const log = (kind, text) => emit("log", kind, text);
 /** The commands submitted in this tab's session and not yet answered: {id: {label}}. */
 export function pending() { return store.pending; }
 
-function remember(id, label) {
-  store.pending = { ...store.pending, [id]: { label, epoch: store.epoch } };
+function remember(id, label, epoch) {
+  store.pending = { ...store.pending, [id]: { label, epoch } };
 }
 function forget(id) {
   const map = store.pending;
@@ -328,6 +328,7 @@ export async function submit(url, body, { label = "" } = {}) {
   if (serverWait) headers.prefer = `wait=${Math.min(timeout, 30)}`;
   const until = Date.now() + timeout * 1000;
   const startsBefore = starts;
+  const epoch = store.epoch; // the session it is sent in: its notice goes to that one
   let res;
   let json;
   for (;;) {
@@ -354,7 +355,8 @@ export async function submit(url, body, { label = "" } = {}) {
   // A replayed 202 is the first attempt's command: it may have finished long ago.
   const done = res.headers.has("idempotent-replayed") ? await outcomeOf(id) : null;
   if (done) return settled(done);
-  remember(id, label);
+  remember(id, label, epoch);
+  if (epoch !== store.epoch) follow(id); // signed in or out while it was answered
   // The server waited already (`Prefer: wait` answered 202): no more waiting here. A
   // stream that started while the POST was out may have started after its notice
   // (which it then never sends), and asked for the pending ones before this was one.

@@ -4,13 +4,23 @@
 // the billing policy makes as its notice (caused by the delivery) arrives.
 
 import { busy, clearErrors, el, field, finder, money, showProblem } from "/static/forms.js";
+import { pending } from "/static/commands.js";
 import { getJson, loadRecord, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const FIELDS = ["account_id", "origin", "destination", "weight_grams"];
 const STATUSES = ["created", "shipped", "delivered", "cancelled"];
 const charged = new Set(); // shipments whose charge notice has been shown
-let awaited = null; // the command of an action said "shortly": the actions wait for its notice
+// Actions said "shortly", shipment id -> command id: its actions wait for that notice.
+const awaited = new Map();
+
+// Whether the shipment's actions still wait (its notice may have come while the page was
+// left: the command is then no longer pending).
+function waiting(shipmentId) {
+  const command = awaited.get(shipmentId);
+  if (command && !pending()[command]) awaited.delete(shipmentId);
+  return awaited.has(shipmentId);
+}
 const ACTIONS = {
   created: [["ship", "Ship"], ["cancel", "Cancel"]],
   shipped: [["deliver", "Deliver"]],
@@ -127,8 +137,8 @@ async function showOne(view, id) {
   show(view, $, shipment);
   view.onNotice((notice) => {
     if (!$("shipment")) return;
-    if (notice.command_id === awaited) {
-      awaited = null; // done (its state comes below) or refused: the actions are open again
+    if (notice.command_id === awaited.get(id)) {
+      awaited.delete(id); // done (its state comes below) or refused: the actions are open again
       for (const b of $("actions").querySelectorAll("button")) b.disabled = false;
     }
     if (notice.status !== "succeeded") return;
@@ -156,6 +166,7 @@ function show(view, $, shipment) {
     ...(ACTIONS[shipment.status] || []).map(([action, label]) => {
       const button = el("button", label, { type: "button", id: `do-${action}` });
       button.addEventListener("click", () => act(view, $, shipment, action, label));
+      button.disabled = waiting(shipment.id); // still to hear of the last one
       return button;
     }),
   );
@@ -167,7 +178,6 @@ async function act(view, $, shipment, action, label) {
   view.clearNotice();
   const buttons = [...$("actions").querySelectorAll("button")];
   for (const b of buttons) b.disabled = true;
-  awaited = null;
   try {
     const outcome = await view.submit(`/api/shipments/${shipment.id}/${action}`, {}, { label: `${label} (shipment)` });
     if (outcome.kind === "succeeded") {
@@ -177,12 +187,12 @@ async function act(view, $, shipment, action, label) {
       // Still to happen: another action now would be decided after it (a cancel after a
       // ship, refused). The actions wait for its notice.
       view.notify("warn", `${label}: it will be done shortly.`);
-      awaited = outcome.commandId;
+      awaited.set(shipment.id, outcome.commandId);
     } else {
       $("action-error").textContent = outcome.problem.detail || outcome.problem.title;
       $("action-error").hidden = false;
     }
   } finally {
-    if (!awaited) for (const b of buttons) b.disabled = false;
+    if (!waiting(shipment.id)) for (const b of buttons) b.disabled = false;
   }
 }
