@@ -35,7 +35,7 @@ from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
 # The user and password of a URL (scheme://user:password@host): never logged.
-_USERINFO: Final = re.compile(r"^(\s*[a-z]+://)[^/@]*@", re.IGNORECASE)
+_USERINFO: Final = re.compile(r"^(\s*(?:[a-z]+://)?)[^/]*@", re.IGNORECASE)
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
 # Each process connects as its role's user (nats.conf gives each only what it

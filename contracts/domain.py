@@ -48,15 +48,27 @@ def folded(value: str) -> str:
 
 
 # Format characters that text needs: the joiners (emoji sequences such as 👩‍💻, and
-# scripts such as Persian and Hindi) and the tags of subdivision flags.
-_NEEDED_FORMAT: Final = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+# scripts such as Persian and Hindi); and tags, in a subdivision flag only (🏴 then
+# tags up to the cancel tag: elsewhere they are invisible text).
+_JOINERS: Final = frozenset("\u200c\u200d")
+_FLAG, _TAGS, _CANCEL_TAG = "\U0001f3f4", range(0xE0020, 0xE0080), "\U000e007f"
 
 
 def has_control_characters(text: str) -> bool:
     """Whether `text` holds what no name or title should: control characters (line
     breaks included), surrogates, private-use or unassigned code points, or format
     characters (bidirectional overrides, say) other than those text needs."""
-    return any(unicodedata.category(c).startswith("C") and c not in _NEEDED_FORMAT for c in text)
+    in_flag = False
+    for c in text:
+        if ord(c) in _TAGS:
+            if not in_flag:
+                return True
+            in_flag = c != _CANCEL_TAG
+            continue
+        in_flag = c == _FLAG
+        if unicodedata.category(c).startswith("C") and c not in _JOINERS:
+            return True
+    return False
 
 
 # Who may send a command over HTTP. "anyone": any browser session; "user": a

@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from nats.aio.client import Client
@@ -70,15 +70,23 @@ SECRET: Final = re.compile(r"pass|secret|token|hash", re.IGNORECASE)
 
 
 def _masked(data: bytes) -> str:
-    """A JSON object with the values of its secret-like fields masked (else as it is)."""
+    """JSON with the values of its secret-like fields masked, at any depth (else as it is)."""
     try:
-        fields = msgspec.json.decode(data)
+        value = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return data.decode(errors="replace")
-    if not isinstance(fields, dict) or not any(SECRET.search(k) for k in fields):
-        return data.decode(errors="replace")
-    shown = {k: "***" if SECRET.search(k) else v for k, v in fields.items()}
-    return msgspec.json.encode(shown).decode()
+    masked = _mask(value)
+    return (
+        data.decode(errors="replace") if masked == value else msgspec.json.encode(masked).decode()
+    )
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if SECRET.search(k) else _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
 
 
 async def watch() -> int:

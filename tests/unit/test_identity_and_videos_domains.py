@@ -154,7 +154,9 @@ def test_a_video_is_published_by_its_owner() -> None:
     assert when_video([], command) == [PUBLISHED]
 
 
-@pytest.mark.parametrize("title", ["!!!", "   ", "Cats\x00", "Cats\n", "Cats\u202etxt.exe"])
+@pytest.mark.parametrize(
+    "title", ["!!!", "   ", "Cats\x00", "Cats\n", "Cats\u202etxt.exe", "Cats\U000e0068\U000e0069"]
+)
 def test_a_title_without_a_letter_or_with_control_characters_is_rejected(title: str) -> None:
     refused = when_video([], PublishVideo("u1", title, "https://example.org/v"))
     assert isinstance(refused, Rejection)

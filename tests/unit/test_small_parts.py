@@ -110,11 +110,14 @@ def test_watch_masks_secret_like_fields() -> None:
     command = encoder.encode(envelope(RegisterUser("a@b.cd", "$argon2id$v=19$abc", "Ada")))
     assert "argon2" not in describe("cmd.RegisterUser.x", command)
     assert describe("ev.location.l1", b'{"name":"Leeds"}').endswith('{"name":"Leeds"}')
+    nested = describe("ev.x.1", b'{"users":[{"name":"A","api_token":"t0k3n"}]}')
+    assert "t0k3n" not in nested
 
 
 def test_a_nats_url_is_logged_without_its_user_and_password() -> None:
     urls = "nats://bob:s3cret@127.0.0.1:4222, tls://token@n2:4223,nats://n3:4224"
     assert shown(urls) == "nats://***@127.0.0.1:4222, tls://***@n2:4223,nats://n3:4224"
+    assert shown("bob:p@ss@h:4222,h2:4222") == "***@h:4222,h2:4222"  # no scheme, an @ in it
 
 
 async def _interrupted() -> int:
