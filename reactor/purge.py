@@ -1,12 +1,12 @@
 """`python -m reactor.purge` (`task purge`): delete every stream, consumer and bucket.
 
 Asks first; `--yes` skips the question (and is required without a terminal).
-Refuses while an API or a reactor is connected to the server (it asks the
-server's monitoring endpoint, NATS_MONITOR_URL, by default on
-NATS_MONITOR_PORT, which connections there are): purged under them, they
-would go on with streams and buckets recreated half way; an endpoint that
-cannot be read is said, and the purge goes on. Stop them, purge, start them
-again: they recreate everything empty.
+Refuses while an API or a reactor is connected to a server (it asks each
+server's monitoring endpoint, NATS_MONITOR_URL's list, by default one per
+server of NATS_URL from NATS_MONITOR_PORT on, which connections there are):
+purged under them, they would go on with streams and buckets recreated half
+way. An endpoint that cannot be read is said, and the purge goes on. Stop
+them, purge, start them again: they recreate everything empty.
 
 What is made from the event store goes first (views, their progress,
 reservations, notices), the event store and the command log last, each said
@@ -24,7 +24,9 @@ import re
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 from nats.js.errors import NotFoundError
 
@@ -69,17 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.yes and not sys.stdin.isatty():
         print("purge: refusing to delete without a terminal to ask; pass --yes", file=sys.stderr)
         return 2
-    monitor = os.environ.get(
-        "NATS_MONITOR_URL", f"http://127.0.0.1:{os.environ.get('NATS_MONITOR_PORT', '8222')}"
-    )
-    connected = service_connections(monitor)
-    if connected is None:
+    monitors = monitor_urls(os.environ)
+    connected, unread = service_connections(monitors)
+    if unread:
         print(
-            f"purge: could not ask nats-server at {monitor} (NATS_MONITOR_URL) whether an API "
-            "or a reactor is connected: make sure none is",
+            f"purge: could not ask nats-server at {', '.join(unread)} (NATS_MONITOR_URL) "
+            "whether an API or a reactor is connected: make sure none is",
             file=sys.stderr,
         )
-    elif connected:
+    if connected:
         print(
             f"purge: refused: {', '.join(connected)} connected to NATS; stop them first "
             "(Ctrl-C on `task up`), then purge",
@@ -94,16 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     return run_tool("purge", purge())
 
 
-def service_connections(monitor_url: str) -> list[str] | None:
-    """The API and reactor connections the server has ("2 reactor, 1 api"); None if its
-    monitoring endpoint cannot be read (then nothing can be told)."""
-    try:
-        with urllib.request.urlopen(f"{monitor_url}/connz?limit=1024", timeout=2) as answer:
-            connz = json.loads(answer.read())
-    except (OSError, ValueError):
-        return None
-    names = Counter(c.get("name", "") for c in connz.get("connections", []))
-    return [f"{names[n]} {n}" for n in ("api", "reactor") if names[n]]
+def monitor_urls(env: Mapping[str, str]) -> list[str]:
+    """Every server's monitoring endpoint (pure): NATS_MONITOR_URL's list, or one per
+    server of NATS_URL, on its host, at NATS_MONITOR_PORT (8222) and each next one, as
+    `task cluster:up` lays them out."""
+    if listed := env.get("NATS_MONITOR_URL"):
+        return [url.strip() for url in listed.split(",") if url.strip()]
+    servers = [u.strip() for u in env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")]
+    first = int(env.get("NATS_MONITOR_PORT", "8222"))
+    hosts = [urlsplit(u if "://" in u else f"nats://{u}").hostname for u in servers if u]
+    return [f"http://{host or '127.0.0.1'}:{first + i}" for i, host in enumerate(hosts)]
+
+
+def service_connections(monitor_urls: list[str]) -> tuple[list[str], list[str]]:
+    """The API and reactor connections the servers have ("2 reactor, 1 api"), and the
+    endpoints that could not be read (of those nothing can be told)."""
+    names: Counter[str] = Counter()
+    unread = []
+    for url in monitor_urls:
+        try:
+            with urllib.request.urlopen(f"{url}/connz?limit=1024", timeout=2) as answer:
+                connz = json.loads(answer.read())
+        except (OSError, ValueError):
+            unread.append(url)
+            continue
+        names.update(c.get("name", "") for c in connz.get("connections", []))
+    return [f"{names[n]} {n}" for n in ("api", "reactor") if names[n]], unread
 
 
 if __name__ == "__main__":
