@@ -328,7 +328,12 @@ async def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            await write_pointer(js, args.activate)
+            try:
+                async with one_at_a_time(js):  # not under a rebuild: it would switch over it
+                    await write_pointer(js, args.activate)
+            except Busy as exc:
+                print(f"rebuild: refused: {exc}", file=sys.stderr)
+                return 1
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0
         lease: Lease | None = None

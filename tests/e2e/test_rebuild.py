@@ -163,6 +163,11 @@ async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
         [line] = refused.stderr.splitlines()
         assert line.startswith("rebuild: refused: another rebuild is running")
         assert refused.stdout == ""  # nothing begun
+        moved = await asyncio.to_thread(
+            run_module, fresh_server.url, "reactor.rebuild", "--activate", "1"
+        )
+        assert moved.returncode == 1, moved.stdout + moved.stderr
+        assert moved.stderr.startswith("rebuild: refused: another rebuild is running")
     kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
     dead = {"holder": "killed", "at": time.time() - STALE_AFTER - 1}
     await kv.put(LEASE_KEY, json.dumps(dead).encode())
