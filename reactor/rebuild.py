@@ -180,10 +180,12 @@ class _Lease(msgspec.Struct):
 
 
 class Lease:
-    """Held while `lost` is False. Lost (another rebuild took it over, this one having
-    been paused past STALE_AFTER), the task that holds it is cancelled."""
+    """Held while `lost` is False, at KV revision `revision`. Lost (another rebuild took
+    it over, this one having been paused past STALE_AFTER), the task that holds it is
+    cancelled."""
 
-    def __init__(self) -> None:
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
         self.lost = False
 
 
@@ -211,11 +213,10 @@ async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
                 f"killed, run this again once the lease is {STALE_AFTER:g} s old"
             ) from None
         revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
-    state = Lease()
+    state = Lease(revision)
     owner = asyncio.current_task()
     assert owner is not None
-    revisions = [revision]
-    renewing = asyncio.create_task(_renew(kv, lease, revisions, state, owner))
+    renewing = asyncio.create_task(_renew(kv, lease, state, owner))
     try:
         yield state
     finally:
@@ -224,20 +225,19 @@ async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
             await renewing
         if not state.lost:  # not another's to delete
             with contextlib.suppress(nats.errors.Error):
-                await kv.delete(LEASE_KEY, last=revisions[-1])
+                await kv.delete(LEASE_KEY, last=state.revision)
 
 
 async def _renew(
     kv: Any,
     lease: Callable[[], bytes],
-    revisions: list[int],
     state: Lease,
     owner: asyncio.Task[Any],
 ) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT)
         try:
-            revisions.append(await kv.update(LEASE_KEY, lease(), last=revisions[-1]))
+            state.revision = await kv.update(LEASE_KEY, lease(), last=state.revision)
         except KeyWrongLastSequenceError:  # paused past STALE_AFTER: taken over
             state.lost = True
             owner.cancel()

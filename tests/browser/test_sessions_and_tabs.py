@@ -12,23 +12,19 @@ from collections.abc import Awaitable, Callable
 import httpx
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.pages import LOCATION_URL, LocationsPage, answer_unavailable, sign_up
+from tests.browser.pages import (
+    LOCATION_URL,
+    LocationsPage,
+    answer_unavailable,
+    sign_up,
+    sign_up_from_the_header,
+)
 from tests.helpers import eventually, unique_name
 from tests.processes import Process, base_url
 
 
 def email() -> str:
     return f"tab.{uuid.uuid4().hex[:8]}@example.org"
-
-
-async def sign_up_here(page: Page, name: str) -> None:
-    """Sign up from the header's link, without loading the page again (as a person does)."""
-    await page.get_by_role("banner").get_by_role("link", name="Sign up").click()
-    await page.fill("#display_name", name)
-    await page.fill("#email", email())
-    await page.fill("#password", "correct horse")
-    await page.click("#signup")
-    await expect(page.locator("#signed-in-as")).to_have_text(f"Signed in as {name}")
 
 
 async def test_a_command_pending_across_a_sign_up_is_still_told_ready(
@@ -43,7 +39,8 @@ async def test_a_command_pending_across_a_sign_up_is_still_told_ready(
     notice = page.locator("#notice")
     await expect(notice).to_contain_text(f"“{name}” will be available shortly")
     await locations.developer_panel(wait_s=10)  # the sign-up itself is not slowed
-    await sign_up_here(page, "Ada")
+    await sign_up_from_the_header(page, "Ada", email(), "correct horse")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Ada")
     await expect(notice).to_contain_text(f"“{name}” is ready", timeout=20_000)
     pending = await page.evaluate("sessionStorage.pending")
     assert pending == "{}"
