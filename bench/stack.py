@@ -48,6 +48,17 @@ def nats_config(durable: bool, directory: Path) -> Path:
 
 
 @contextmanager
+def own_server(prefix: str = "bench-") -> Iterator[str]:
+    """A nats-server with the project's nats.conf on a temp store, stopped after; its URL."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = NatsServer(Path(tmp) / "store").start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@contextmanager
 def running_stack(
     durable: bool = True, reactor_env: Mapping[str, str] | None = None
 ) -> Iterator[Stack]:

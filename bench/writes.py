@@ -22,18 +22,16 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from nats.js import api
 
+from bench.stack import own_server
 from bench.stats import summarize
 from reactor.batch import Message, publish_atomic
 from reactor.eventstore import EXPECTED_SUBJECT_SEQ
 from tests.conftest import connect_test_client
-from tests.processes import NatsServer
 
 
 async def measure(url: str, n: int, rounds: int) -> dict[str, tuple[float, float]]:
@@ -90,12 +88,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-writes-") as tmp:
-        server = NatsServer(Path(tmp) / "store").start()
-        try:
-            results = asyncio.run(measure(server.url, args.n, args.rounds))
-        finally:
-            server.stop()
+    with own_server("bench-writes-") as url:
+        results = asyncio.run(measure(url, args.n, args.rounds))
     base = results["one publish (an event)"][0]
     print(f"{args.n} writes each, {args.rounds} interleaved rounds, sync_interval: always")
     for name, (p50, p99) in results.items():

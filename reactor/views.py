@@ -22,10 +22,12 @@ ever behind the stored one, so "applied already" from memory is true.)
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
+import re
 from collections import OrderedDict, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -54,12 +56,25 @@ class BadKey(ValueError):
     """A view's key function gave something KV cannot store."""
 
 
+_KEY: Final = re.compile(r"[-/_=A-Za-z0-9]+(\.[-/_=A-Za-z0-9]+)*")  # KV's, tokens by dots
+
+
 def _valid_key(view: View, key: str) -> str:
-    if not key or any(not (c.isascii() and (c.isalnum() or c in "-/_=.")) for c in key):
-        raise BadKey(f"view {view.name}: key {key!r} is not a valid KV key")
-    if key.startswith(".") or key.endswith(".") or ".." in key:
+    if _KEY.fullmatch(key) is None:
         raise BadKey(f"view {view.name}: key {key!r} is not a valid KV key")
     return key
+
+
+def key_of(view: View, stored: StoredEvent) -> str | None:
+    """The key of the view's record the event changes (None: none, or not of its types)."""
+    if not isinstance(stored.event, view.events):
+        return None
+    key = view.key(stored.event, stored.meta)
+    return None if key is None else _valid_key(view, key)
+
+
+def _seq(stored: StoredEvent) -> int:
+    return stored.meta.seq
 
 
 class ViewWriter:
@@ -91,13 +106,11 @@ class ViewWriter:
 
     def keys_of(self, view: View, events: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
         """The view's events grouped by the key they change, each group in stream order."""
-        wanted = view.events
         by_key: defaultdict[str, list[StoredEvent]] = defaultdict(list)
         for stored in events:
-            if isinstance(stored.event, wanted):
-                key = view.key(stored.event, stored.meta)
-                if key is not None:  # None: this event changes no record of the view
-                    by_key[_valid_key(view, key)].append(stored)
+            key = key_of(view, stored)
+            if key is not None:
+                by_key[key].append(stored)
         return by_key
 
     async def apply(
@@ -107,17 +120,24 @@ class ViewWriter:
         events: Sequence[StoredEvent],
         *,
         fresh: bool = False,
-        only: Collection[str] | None = None,
     ) -> dict[str, Any]:
-        """Apply `events` (in stream order) to the view; the state of every key they touch
-        (of the keys in `only`, if given: the others are left as they are).
+        """Apply `events` (in stream order) to the view; the state of every key they touch.
 
         `fresh`: the records are most likely new (a new aggregate's first
         events), so try a create before reading.
         """
-        groups = self.keys_of(view, events)
-        if only is not None:
-            groups = {key: group for key, group in groups.items() if key in only}
+        return await self.apply_groups(buckets, view, self.keys_of(view, events), fresh=fresh)
+
+    async def apply_groups(
+        self,
+        buckets: ViewBuckets,
+        view: View,
+        groups: Mapping[str, Sequence[StoredEvent]],
+        *,
+        fresh: bool = False,
+    ) -> dict[str, Any]:
+        """`apply`, with the events grouped by key already (each group in stream order,
+        from the key's first event or at least from its record's checkpoint)."""
         kv = await buckets.bucket(view.name)
         name = view_bucket(view.name, buckets.version)
         states = await asyncio.gather(
@@ -126,7 +146,7 @@ class ViewWriter:
         return dict(zip(groups, states, strict=True))
 
     async def _apply_key(
-        self, kv: Any, bucket: str, view: View, key: str, events: list[StoredEvent], fresh: bool
+        self, kv: Any, bucket: str, view: View, key: str, events: Sequence[StoredEvent], fresh: bool
     ) -> Any:
         for attempt in range(MAX_CAS_ATTEMPTS):
             known = self._recall(bucket, key) if attempt == 0 else None
@@ -146,7 +166,7 @@ class ViewWriter:
                     self._remember_record(bucket, key, record, revision)
             position = record.position if record is not None else 0
             state = self.decode_state(view, record) if record is not None else None
-            todo = [e for e in events if e.meta.seq > position]
+            todo = events[bisect.bisect_right(events, position, key=_seq) :]
             if not todo:
                 return state  # applied already
             assert view.apply is not None

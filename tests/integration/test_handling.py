@@ -16,6 +16,7 @@ from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import RESERVATIONS_BUCKET, event_subject
 from contracts.views import ViewBuckets
+from domains import DOMAINS
 from domains.accounting.commands import ChargeAccount, OpenAccount
 from domains.shipments.commands import CreateShipment, DeliverShipment, ShipShipment
 from domains.videos.commands import PublishVideo, RecordViewing
@@ -285,3 +286,67 @@ async def test_after_a_conflict_the_decision_is_made_on_the_leaders_latest(
         "AccountCharged",
         "AccountCharged",
     ]
+
+
+async def test_a_command_looks_up_only_the_events_it_changes_not_the_aggregates_history(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """Each command computed the view key of every event of its aggregate, per inline
+    view: a viewing of a much-watched video cost in proportion to its viewings. Now
+    the handler keeps the keys it found (an index grown by each command's events)."""
+    looked_up: list[int] = []
+
+    def counted(event: Any, meta: Any) -> str:
+        looked_up.append(meta.seq)
+        return str(meta.aggregate_id)
+
+    counting = dataclasses.replace(memos.MEMOS, key=counted)
+    domain = dataclasses.replace(
+        memos.DOMAIN, views=tuple(counting if v is memos.MEMOS else v for v in memos.DOMAIN.views)
+    )
+    registry = Registry([*DOMAINS, domain])
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    handler = CommandHandler(registry, EventStore(nc, registry), reservations, lambda: buckets)
+    write = envelope(WriteMemo("long"))
+    assert (await handler.handle(write)).status == "succeeded"
+    for n in range(30):
+        stamp = envelope(StampMemo(f"s{n}"), aggregate_id=write.aggregate_id)
+        assert (await handler.handle(stamp)).status == "succeeded"
+    looked_up.clear()
+    last = envelope(StampMemo("last"), aggregate_id=write.aggregate_id)
+    told = await handler.handle(last)
+    assert told.resource is not None
+    assert len(told.resource["stamps"]) == 31
+    assert set(looked_up) == {told.position}  # its own event's key; no past one's
+    assert len((await view_state(js, "memos", write.aggregate_id))["stamps"]) == 31
+
+
+async def test_a_command_that_changes_nothing_brings_only_its_resource_up_to_date(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """A viewing counted already (a retry) changes nothing: it read every past viewer's
+    record of the video, a KV read each. Now it makes good the video's record, which
+    its notice carries, and leaves the viewers' records alone."""
+    kv = await js.key_value(RESERVATIONS_BUCKET)
+    buckets = ViewBuckets(js, 1)
+
+    def reactor(writer: ViewWriter) -> CommandHandler:
+        store = EventStore(nc, REGISTRY)
+        return CommandHandler(REGISTRY, store, Reservations(kv), lambda: buckets, writer=writer)
+
+    handler = reactor(ViewWriter())
+    video = envelope(PublishVideo("owner", "Cats", "https://example.org/cats.mp4"))
+    assert (await handler.handle(video)).status == "succeeded"
+    for n in range(5):
+        viewing = envelope(RecordViewing(f"v{n}", f"viewer{n}"), aggregate_id=video.aggregate_id)
+        assert (await handler.handle(viewing)).status == "succeeded"
+    await (await buckets.bucket("videos")).delete(video.aggregate_id)  # left behind
+    writer = CountingWriter()  # the reactor the retry is delivered to
+    retry = envelope(RecordViewing("v4", "viewer4"), aggregate_id=video.aggregate_id)
+    told = await reactor(writer).handle(retry)
+    assert told.status == "succeeded"
+    assert told.resource is not None
+    assert told.resource["views"] == 5
+    assert writer.applied == [("videos", video.aggregate_id)]
+    assert (await view_state(js, "videos", video.aggregate_id))["views"] == 5
