@@ -50,7 +50,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from contracts.commands import Command
-from contracts.domain import Aggregate, CommandSpec, EventMeta, Rejection
+from contracts.domain import Aggregate, CommandSpec, EventMeta, Rejection, View
 from contracts.events import StoredEvent
 from contracts.notices import Notice
 from contracts.registry import Registry
@@ -380,13 +380,14 @@ class CommandHandler:
         While a rebuild builds the next version, into it too (read first: its fold may
         or may not have come this far), so that it holds this command at the switch."""
         buckets, building = self._views(), self._building()
-        resource: tuple[str, Any] | None = None
         named = self._registry.views.get(spec.resource or "")
         if mine:
             views = self._registry.inline_views({type(e.event).__name__ for e in mine})
         else:
             views = [named] if named is not None and named.inline else []
-        for view in views:
+
+        async def bring(view: View) -> tuple[str, Any] | None:
+            """The view's records the command changes, up to date; its resource's state."""
             last = next((e for e in reversed(history) if isinstance(e.event, view.events)), None)
             latest = None if last is None else key_of(view, last)
             if mine:
@@ -398,5 +399,9 @@ class CommandHandler:
             if building is not None and building.version != buckets.version:
                 await self._writer.apply_groups(building, view, groups)
             if view.name == spec.resource and latest is not None:
-                resource = (latest, states.get(latest))
-        return resource
+                return (latest, states.get(latest))
+            return None
+
+        # Each view is its own bucket: their writes go out together.
+        brought = await asyncio.gather(*(bring(view) for view in views))
+        return next((found for found in brought if found is not None), None)
