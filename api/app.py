@@ -175,7 +175,9 @@ def api_routes(registry: Registry) -> list[BaseRoute]:
         view = registry.readable(read.view)
         assert view is not None  # the registry checked
         if isinstance(read, ListRead):
-            found.append(Route(read.path, reads_api.list_endpoint(read, view), methods=["GET"]))
+            parent = None if read.parent is None else registry.readable(read.parent)
+            endpoint = reads_api.list_endpoint(read, view, parent)
+            found.append(Route(read.path, endpoint, methods=["GET"]))
         elif isinstance(read, GetRead):
             found.append(Route(read.path, reads_api.get_endpoint(read, view), methods=["GET"]))
             if view.followable:

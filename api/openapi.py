@@ -187,6 +187,9 @@ def _read(read: ListRead | GetRead | SummaryRead, registry: Registry, tag: str) 
         ]
         body: dict[str, Any] = _page_schema(view.state)
         errors = _problems(422, 503)
+        if read.parent is not None:
+            params.insert(0, _id_param(read.param))
+            errors = _problems(404, 422, 503)
     elif isinstance(read, GetRead):
         params = [_id_param(read.param), _MIN_POSITION]
         body = _ref(view.state)

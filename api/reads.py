@@ -10,6 +10,9 @@
   the last record served and a page holds those after it in that order. A
   ranking moves while it is paged: a record whose rank rises past the
   cursor meanwhile is not served again, one that falls past it may be.
+- `GET /api/<collection>/{id}/<action>` (a list read with a parent): the
+  records under the key `<id>.` (an account's ledger), as a list; 404 when the
+  parent view has no record `<id>`.
 - `GET /api/<collection>/{id}`: one record, 404 when absent.
 - A summary read renders every record of a small view through the domain's
   pure function.
@@ -57,21 +60,29 @@ class Page(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def list_endpoint(read: ListRead, view: Readable) -> Endpoint:
+def list_endpoint(read: ListRead, view: Readable, parent: Readable | None = None) -> Endpoint:
+    """`parent`: the view whose record the path names (`read.parent`); the records
+    listed are those of `view` under its key."""
     ranked = isinstance(view, Aggregator) and view.rank is not None
 
     async def list_records(request: Request) -> Response:
         svc = services(request)
+        under = "" if parent is None else resource_id_param(request, read.collection, read.param)
         limit = _limit(request)
         cursor = request.query_params.get("cursor")
         if cursor is not None and not (RANK_CURSOR if ranked else CURSOR).match(cursor):
             raise invalid_query("cursor", "the next_cursor of a page")
         wanted = _filters(request, read.filters)
         buckets = await _caught_up(svc, view, request)
+        if parent is not None and not await buckets.exists(parent.name, under):
+            raise not_found(f"The {read.collection} resource")
         if ranked:
             return await _ranked(buckets, view.name, limit, cursor, wanted)
         records_only = isinstance(view, Aggregator)
-        keys = sorted(await buckets.keys(view.name, records_only=records_only), reverse=True)
+        prefix = f"{under}." if under else ""
+        keys = sorted(
+            await buckets.keys(view.name, prefix, records_only=records_only), reverse=True
+        )
         if cursor is not None:
             keys = [k for k in keys if k < cursor]
         items, last = await _page(buckets, view.name, keys, limit, wanted)

@@ -413,16 +413,24 @@ class ListRead:
 
     `filters` name fields of the records a client may filter on
     (`?status=shipped`), compared as text.
+
+    With `action` and `parent`: GET /api/<collection>/{<param>}/<action>, the
+    records of `view` under the key `{<param>}.` (an account's ledger entries,
+    `<account id>.<position>`), 404 when the `parent` view has no record `{<param>}`.
     """
 
     collection: str
     view: str
     filters: tuple[str, ...] = ()
     summary: str = ""
+    action: str | None = None
+    parent: str | None = None  # the view of the records whose {param} is the prefix
+    param: str = "id"
 
     @property
     def path(self) -> str:
-        return f"/api/{self.collection}"
+        base = f"/api/{self.collection}"
+        return base if self.action is None else f"{base}/{{{self.param}}}/{self.action}"
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,10 @@ class Registry:
             if readable is None:
                 raise RegistryError(f"read {read.path}: unknown view {read.view!r}")
             if isinstance(read, ListRead):
+                if (read.action is None) != (read.parent is None):
+                    raise RegistryError(f"read {read.path}: an action and a parent go together")
+                if read.parent is not None and self.readable(read.parent) is None:
+                    raise RegistryError(f"read {read.path}: unknown parent {read.parent!r}")
                 fields = set(readable.state.__struct_fields__)
                 for name in read.filters:
                     if name not in fields:

@@ -18,7 +18,7 @@ from domains.accounting.aggregate import decide, evolve
 from domains.accounting.billing import bill
 from domains.accounting.commands import ChargeAccount, OpenAccount, RecordPayment
 from domains.accounting.events import AccountCharged, AccountOpened, PaymentRecorded
-from domains.accounting.views import ACCOUNTS
+from domains.accounting.views import ACCOUNTS, LEDGER
 from domains.shipments.events import ShipmentDelivered
 
 DOMAIN = Domain(
@@ -44,11 +44,22 @@ DOMAIN = Domain(
     ),
     events=(Event(AccountOpened), Event(AccountCharged), Event(PaymentRecorded)),
     aggregates=(Aggregate("account", initial=None, decide=decide, evolve=evolve),),
-    views=(ACCOUNTS,),
+    views=(ACCOUNTS, LEDGER),
     policies=(Policy("billing", (ShipmentDelivered,), bill),),
     reads=(
         ListRead("accounts", ACCOUNTS.name, summary="Accounts, newest first"),
-        GetRead("accounts", ACCOUNTS.name, summary="One account: balance and ledger"),
+        GetRead(
+            "accounts",
+            ACCOUNTS.name,
+            summary="One account: its balance, its entries' count and the latest 20",
+        ),
+        ListRead(
+            "accounts",
+            LEDGER.name,
+            action="ledger",
+            parent=ACCOUNTS.name,
+            summary="An account's ledger: every entry, newest first",
+        ),
     ),
     page=WebPage(
         "Accounts",

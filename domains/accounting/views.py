@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
 from contracts.domain import EventMeta, Link, View
 from domains.accounting.events import AccountCharged, AccountOpened, PaymentRecorded
+
+LEDGER_KEPT: Final = 20  # the latest entries an account's record shows; all: its ledger
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -22,9 +24,10 @@ class AccountRecord(msgspec.Struct, frozen=True):
     id: str
     holder: str
     balance: int  # charges - payments: what the holder owes
-    ledger: list[Entry]
+    ledger: list[Entry]  # the latest LEDGER_KEPT entries, oldest first
     opened_at: datetime
     position: int  # the last event this record reflects (its checkpoint)
+    entries: int = 0  # every entry so far (a record written before it was kept: its ledger's)
 
 
 def account(record: AccountRecord | None, event: Any, meta: EventMeta) -> AccountRecord:
@@ -38,9 +41,33 @@ def account(record: AccountRecord | None, event: Any, meta: EventMeta) -> Accoun
     return msgspec.structs.replace(
         record,
         balance=record.balance + change,
-        ledger=[*record.ledger, entry],
+        ledger=[*record.ledger[max(0, len(record.ledger) - LEDGER_KEPT + 1) :], entry],
+        entries=(record.entries or len(record.ledger)) + 1,
         position=meta.seq,
     )
+
+
+class LedgerEntry(msgspec.Struct, frozen=True):
+    """One entry of an account's ledger: a record of its own, `<account id>.<position>`."""
+
+    account_id: str
+    kind: Literal["charge", "payment"]
+    amount: int
+    reference: str
+    at: datetime
+    position: int
+
+
+def ledger_entry(record: LedgerEntry | None, event: Any, meta: EventMeta) -> LedgerEntry:
+    kind: Literal["charge", "payment"] = (
+        "charge" if isinstance(event, AccountCharged) else "payment"
+    )
+    return LedgerEntry(meta.aggregate_id, kind, event.amount, event.reference, meta.at, meta.seq)
+
+
+def ledger_key(event: Any, meta: EventMeta) -> str:
+    """Under the account's id, by position: listed newest first, as the ledger is read."""
+    return f"{meta.aggregate_id}.{meta.seq:012d}"
 
 
 def account_page(record: AccountRecord) -> Link:
@@ -54,4 +81,12 @@ ACCOUNTS = View(
     apply=account,
     inline=True,
     page=account_page,
+)
+LEDGER = View(
+    "account_ledger",
+    state=LedgerEntry,
+    events=(AccountCharged, PaymentRecorded),
+    apply=ledger_entry,
+    key=ledger_key,
+    inline=True,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.async_api import Page, expect
 
 from tests.browser.pages import LocationsPage, answer_unavailable
@@ -12,6 +13,7 @@ from tests.processes import Process, base_url
 
 SHIPMENT_URL = re.compile(r"/shipments/[0-9a-f]{24}$")
 ACCOUNT_URL = re.compile(r"/accounts/[0-9a-f]{24}$")
+WAIT = {"Prefer": "wait=10"}
 
 
 async def test_open_create_ship_deliver_then_the_charge_and_the_ledger(
@@ -109,3 +111,33 @@ async def test_a_payment_amount_is_checked_then_recorded(
     await page.click("#pay")
     await expect(page.locator("#balance")).to_contain_text("-5.25")
     await expect(page.locator("#ledger tbody tr")).to_have_count(1)
+
+
+async def test_an_account_shows_its_latest_entries_and_every_entry_on_asking(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    url = base_url(api_process)
+    paid = 105  # more than the record keeps (20), and than a page of the ledger (100)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        opened = await client.post("/api/accounts", json={"holder": "Hopper"}, headers=WAIT)
+        account_id = opened.json()["id"]
+        payments = f"/api/accounts/{account_id}/payments"
+        for n in range(paid):
+            body = {"amount": 100, "reference": f"bank-{n:03d}"}
+            answer = await client.post(payments, json=body, headers=WAIT)
+            assert answer.status_code == 200, answer.text
+    await page.goto(f"{url}/accounts/{account_id}")
+    table = page.locator("#ledger")
+    await expect(table.locator("caption")).to_have_text(f"Ledger: the latest 20 of {paid} entries")
+    rows = table.locator("tbody tr")
+    await expect(rows).to_have_count(20)
+    await expect(rows.first).to_contain_text(f"bank-{paid - 1:03d}")  # newest first
+    await page.click("#ledger-more")
+    await expect(rows).to_have_count(100)
+    await expect(table.locator("caption")).to_have_text(
+        f"Ledger: 100 of {paid} entries, newest first"
+    )
+    await page.click("#ledger-more")
+    await expect(rows).to_have_count(paid)
+    await expect(rows.last).to_contain_text("bank-000")
+    await expect(page.locator("#ledger-more")).to_be_hidden()

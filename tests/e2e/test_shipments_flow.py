@@ -189,3 +189,39 @@ async def test_a_payment_reference_counts_once(browser: httpx.AsyncClient) -> No
     assert other.status_code == 409
     final = (await browser.get(f"/api/accounts/{account['id']}")).json()
     assert (final["balance"], len(final["ledger"])) == (-700, 1)
+
+
+async def test_an_accounts_ledger_is_read_whole_page_by_page_its_record_keeps_the_latest(
+    browser: httpx.AsyncClient,
+) -> None:
+    account = await open_account(browser, "Lovelace")
+    url = f"/api/accounts/{account['id']}/payments"
+    paid = 25  # more than the record keeps (LEDGER_KEPT, 20)
+    for n in range(paid):
+        body = {"amount": 100 + n, "reference": f"bank-{n:02d}"}
+        answer = await browser.post(url, json=body, headers=WAIT)
+        assert answer.status_code == 200, answer.text
+    record = (await browser.get(f"/api/accounts/{account['id']}")).json()
+    assert (record["entries"], record["balance"]) == (paid, -sum(100 + n for n in range(paid)))
+    assert [e["reference"] for e in record["ledger"]] == [f"bank-{n:02d}" for n in range(5, 25)]
+    references: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "10", **({"cursor": cursor} if cursor else {})}
+        page = await browser.get(f"/api/accounts/{account['id']}/ledger", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        references += [e["reference"] for e in body["items"]]
+        assert all(e["account_id"] == account["id"] for e in body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert references == [f"bank-{n:02d}" for n in reversed(range(paid))]  # newest first
+    other = await open_account(browser, "Babbage")  # its ledger is its own
+    empty = (await browser.get(f"/api/accounts/{other['id']}/ledger")).json()
+    assert (empty["items"], empty["next_cursor"]) == ([], None)
+    missing = await browser.get("/api/accounts/nobody/ledger")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    bad = await browser.get(f"/api/accounts/{account['id']}/ledger", params={"limit": "0"})
+    assert bad.status_code == 422

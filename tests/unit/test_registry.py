@@ -9,7 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from api.openapi import document
-from contracts.domain import Aggregator, CommandSpec, Owner, View
+from contracts.domain import Aggregator, CommandSpec, ListRead, Owner, View
 from contracts.registry import Registry, RegistryError
 from domains import DOMAINS, chat, identity
 from domains.chat.events import MessagesPosted, Posted
@@ -93,6 +93,16 @@ def test_a_view_of_an_unknown_event_is_refused() -> None:
         Registry([dataclasses.replace(notes.DOMAIN, views=(*notes.DOMAIN.views, view))])
 
 
+def test_a_list_under_a_record_names_the_records_view() -> None:
+    under = ListRead("memos", "memos", action="all")
+    with pytest.raises(RegistryError, match="an action and a parent go together"):
+        Registry([dataclasses.replace(memos.DOMAIN, reads=(*memos.DOMAIN.reads, under))])
+    stray = ListRead("memos", "memos", action="all", parent="nowhere")
+    with pytest.raises(RegistryError, match="unknown parent 'nowhere'"):
+        Registry([dataclasses.replace(memos.DOMAIN, reads=(*memos.DOMAIN.reads, stray))])
+    assert ListRead("memos", "memos", action="all", parent="memos").path == "/api/memos/{id}/all"
+
+
 def test_two_commands_on_one_route_are_refused() -> None:
     twin = CommandSpec(memos.StampMemo, aggregate="memo", collection="memos")
     domain = dataclasses.replace(memos.DOMAIN, commands=(*memos.DOMAIN.commands, twin))
@@ -135,6 +145,10 @@ def test_the_openapi_document_is_valid_and_lists_every_route() -> None:
     ]
     assert cursor["schema"]["pattern"] == r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$"
     assert "1048576 bytes" in paths["/api/chat/messages"]["post"]["description"]
+    # A list under a record: its id, then the list's parameters; 404 for an unknown one.
+    ledger = paths["/api/accounts/{id}/ledger"]["get"]
+    assert [p["name"] for p in ledger["parameters"]][:2] == ["id", "limit"]
+    assert "404" in ledger["responses"]
     assert schemas["ChatMessage"]["properties"]["text"]["maxLength"] == 500
 
 

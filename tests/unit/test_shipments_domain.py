@@ -13,7 +13,14 @@ from domains.accounting import aggregate as accounts
 from domains.accounting.billing import bill
 from domains.accounting.commands import ChargeAccount, OpenAccount, RecordPayment
 from domains.accounting.events import AccountCharged, AccountOpened, PaymentRecorded
-from domains.accounting.views import AccountRecord, Entry, account
+from domains.accounting.views import (
+    LEDGER_KEPT,
+    AccountRecord,
+    Entry,
+    account,
+    ledger_entry,
+    ledger_key,
+)
 from domains.shipments import aggregate as shipments
 from domains.shipments.commands import (
     CancelShipment,
@@ -200,3 +207,42 @@ def test_the_balance_is_what_the_holder_owes_with_its_checkpoint() -> None:
         Entry("charge", 250, "b", T0),
         Entry("payment", 600, "p1", T0),
     ]
+    assert record.entries == 3
+
+
+def test_an_accounts_record_keeps_its_latest_entries_and_counts_them_all() -> None:
+    """The ledger was the whole of it: every entry copied into the record, rewritten whole
+    by each charge (a cost growing with the account, and a record that stops fitting
+    in a KV value). It now keeps the latest LEDGER_KEPT; each entry is a record of the
+    ledger view, under the account's id, listed newest first."""
+    record = account(None, OPENED, meta(1, OPENED, "acc1"))
+    charges = [AccountCharged(100 + n, f"r{n}") for n in range(LEDGER_KEPT + 5)]
+    for seq, charge in enumerate(charges, start=2):
+        record = account(record, charge, meta(seq, charge, "acc1"))
+        kept = charges[max(0, seq - 1 - LEDGER_KEPT) : seq - 1]
+        assert [e.reference for e in record.ledger] == [c.reference for c in kept]
+        assert record.entries == seq - 1
+    assert record.balance == sum(c.amount for c in charges)
+    # A record written before `entries` was kept held its whole ledger: counted from it.
+    before = msgspec.json.decode(
+        b'{"id":"acc1","holder":"Ann","balance":300,"opened_at":"2026-11-25T12:00:00Z",'
+        b'"position":3,"ledger":[{"kind":"charge","amount":100,"reference":"a","at":'
+        b'"2026-11-25T12:00:00Z"},{"kind":"charge","amount":200,"reference":"b","at":'
+        b'"2026-11-25T12:00:00Z"}]}',
+        type=AccountRecord,
+    )
+    paid = PaymentRecorded(50, "p")
+    after = account(before, paid, meta(4, paid, "acc1"))
+    assert (after.entries, after.balance, len(after.ledger)) == (3, 250, 3)
+    entries = [
+        ledger_entry(None, event, meta(seq, event, "acc1"))
+        for seq, event in ((9, AccountCharged(5, "x")), (10, paid), (123, paid))
+    ]
+    assert [(e.kind, e.amount, e.position) for e in entries] == [
+        ("charge", 5, 9),
+        ("payment", 50, 10),
+        ("payment", 50, 123),
+    ]
+    keys = [ledger_key(paid, meta(seq, paid, "acc1")) for seq in (9, 10, 123)]
+    assert keys == ["acc1.000000000009", "acc1.000000000010", "acc1.000000000123"]
+    assert sorted(keys) == keys  # by key is by position

@@ -96,22 +96,57 @@ function show(view, $, account) {
   const balance = el("p", "", { id: "balance" });
   balance.append("Balance ", el("strong", money(account.balance)), el("span", " (what the holder owes)", { className: "hint" }));
   const table = el("table", "", { id: "ledger", className: "ledger" });
-  table.createCaption().textContent = `Ledger: ${account.ledger.length} ${account.ledger.length === 1 ? "entry" : "entries"}`;
+  const total = account.entries || account.ledger.length; // a record of before `entries`: its ledger was whole
+  const caption = table.createCaption();
+  caption.textContent = total > account.ledger.length
+    ? `Ledger: the latest ${account.ledger.length} of ${total} entries`
+    : `Ledger: ${total} ${total === 1 ? "entry" : "entries"}`;
   const head = table.createTHead().insertRow();
   for (const h of ["When", "What", "Reference", "Amount"]) head.append(el("th", h, { scope: "col" }));
   const body = table.createTBody();
-  for (const entry of [...account.ledger].reverse()) {
-    const row = body.insertRow();
-    row.className = entry.kind;
-    row.insertCell().textContent = new Date(entry.at).toLocaleString();
-    row.insertCell().textContent = entry.kind;
-    // A charge's reference is the shipment it bills (domains/accounting/billing.py).
-    const ref = row.insertCell();
-    ref.append(entry.kind === "charge" ? view.link(`/shipments/${entry.reference}`, entry.reference) : entry.reference);
-    row.insertCell().textContent = (entry.kind === "payment" ? "−" : "") + money(entry.amount);
+  for (const entry of [...account.ledger].reverse()) row(view, body, entry);
+  const parts = [h1, balance, table];
+  if (total > account.ledger.length) {
+    // The record keeps the latest entries; every entry is a record of the ledger read.
+    const more = el("button", "Show every entry", { type: "button", id: "ledger-more" });
+    const state = el("p", "", { id: "ledger-state", className: "state", role: "status" });
+    const pages = { body, caption, more, state, cursor: null, total };
+    more.addEventListener("click", () => older(view, account.id, pages));
+    parts.push(more, state);
   }
-  $("account").replaceChildren(h1, balance, table);
+  $("account").replaceChildren(...parts);
   view.title(account.holder);
+}
+
+function row(view, body, entry) {
+  const tr = body.insertRow();
+  tr.className = entry.kind;
+  tr.insertCell().textContent = new Date(entry.at).toLocaleString();
+  tr.insertCell().textContent = entry.kind;
+  // A charge's reference is the shipment it bills (domains/accounting/billing.py).
+  const ref = tr.insertCell();
+  ref.append(entry.kind === "charge" ? view.link(`/shipments/${entry.reference}`, entry.reference) : entry.reference);
+  tr.insertCell().textContent = (entry.kind === "payment" ? "−" : "") + money(entry.amount);
+}
+
+// The ledger read's pages, newest first: the first replaces the latest entries shown.
+async function older(view, id, pages) {
+  const { body, caption, more, state } = pages;
+  busy(more, true, "Show more", "Loading…");
+  const query = pages.cursor ? `?limit=100&cursor=${encodeURIComponent(pages.cursor)}` : "?limit=100";
+  const got = await getJson(`/api/accounts/${id}/ledger${query}`);
+  if (!more.isConnected) return;
+  busy(more, false, "Show more", "Loading…");
+  if (!got.ok) {
+    showState(state, "error", `Could not load the ledger: ${got.problem.detail}`, () => older(view, id, pages));
+    return;
+  }
+  showState(state, "none", "");
+  if (!pages.cursor) body.replaceChildren();
+  for (const entry of got.data.items) row(view, body, entry);
+  caption.textContent = `Ledger: ${body.rows.length} of ${pages.total} entries, newest first`;
+  pages.cursor = got.data.next_cursor;
+  more.hidden = !pages.cursor;
 }
 
 async function pay(event, view, $, id) {
