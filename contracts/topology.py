@@ -319,7 +319,10 @@ async def ensure_topology(
     replicas: int = 1,
     update: bool = True,
 ) -> None:
-    """Create the streams and buckets (and version 1 of `views`), or update a stream's config.
+    """Create the streams and buckets, or update a stream's config; and the buckets of
+    `views` in the version the views pointer names (1 for a new store), and in the
+    one a rebuild is building, if one is: a view added to the registry after a
+    rebuild has its buckets in the live version, not only in version 1.
 
     `replicas` (NATS_REPLICAS) is how many servers keep each stream and bucket:
     an existing one kept by fewer is raised to it, one kept by more is left so
@@ -341,7 +344,13 @@ async def ensure_topology(
             within=TOPOLOGY_PATIENCE,
             what=f"bucket {kv.bucket}",
         )
-    await create_view_buckets(js, views, 1, replicas=replicas, update=update)
+    from contracts.views import read_whole_pointer  # it reads what this module names
+
+    pointer = await while_unavailable(
+        partial(read_whole_pointer, js), within=TOPOLOGY_PATIENCE, what="the views pointer"
+    )
+    for version in sorted({pointer.version, pointer.building or pointer.version}):
+        await create_view_buckets(js, views, version, replicas=replicas, update=update)
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig, *, update: bool) -> None:
