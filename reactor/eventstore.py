@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -34,6 +35,7 @@ from typing import Final, NamedTuple
 import msgspec
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import RawStreamMsg
 from nats.js.errors import BadRequestError, NotFoundError
 
@@ -118,29 +120,46 @@ class EventStore:
         return events
 
     async def _direct_batch(self, subject: str, seq: int) -> tuple[list[StoredEvent], bool]:
-        """Up to DIRECT_BATCH events on `subject` from `seq`; and whether more are left."""
+        """Up to DIRECT_BATCH events on `subject` from `seq`; and whether more are left.
+
+        The replies are gathered by the subscription's callback and the batch's end
+        resolves one future: `next_msg` cost a task and a timer a message (nats-py),
+        which a load paid per event."""
+        ended: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        replies: list[Msg] = []
+
+        async def arrived(msg: Msg) -> None:
+            if msg.headers is not None and "Status" in msg.headers:  # an end, or a refusal
+                if not ended.done():
+                    ended.set_result(msg.headers)
+            else:
+                replies.append(msg)
+
         inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox)
+        sub = await self._nc.subscribe(inbox, cb=arrived)
         try:
             request = encoder.encode(_DirectRequest(seq, subject, DIRECT_BATCH))
             await self._nc.publish(self._direct_subject, request, reply=inbox)
-            events: list[StoredEvent] = []
-            pending = 0
-            while True:
-                msg = await sub.next_msg(timeout=self._timeout)
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status == "404":
-                    return events, False  # nothing (more) on the subject
-                if status == "204":  # end of this batch
-                    return events, pending > 0
-                if status is not None:  # not an end: an aggregate is never taken as empty
-                    raise _refused(status, headers.get("Description", ""))
-                pending = int(headers.get("Nats-Num-Pending", "0"))
-                subject, stored_seq = headers["Nats-Subject"], int(headers["Nats-Sequence"])
-                events.append(read_event(self._registry, subject, stored_seq, headers, msg.data))
+            try:
+                end = await asyncio.wait_for(ended, self._timeout)
+            except TimeoutError:
+                raise nats.errors.TimeoutError from None
         finally:
             await sub.unsubscribe()
+        status = end["Status"]
+        if status == "404":
+            return [], False  # nothing (more) on the subject
+        if status != "204":  # not an end: an aggregate is never taken as empty
+            raise _refused(status, end.get("Description", ""))
+        events = []
+        for msg in replies:
+            headers = msg.headers or {}
+            stored_seq = int(headers["Nats-Sequence"])
+            events.append(
+                read_event(self._registry, headers["Nats-Subject"], stored_seq, headers, msg.data)
+            )
+        pending = int((replies[-1].headers or {}).get("Nats-Num-Pending", "0")) if replies else 0
+        return events, pending > 0
 
     async def append(
         self,
