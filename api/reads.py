@@ -72,6 +72,8 @@ def list_endpoint(read: ListRead, view: Readable, parent: Readable | None = None
         cursor = request.query_params.get("cursor")
         if cursor is not None and not (RANK_CURSOR if ranked else CURSOR).match(cursor):
             raise invalid_query("cursor", "the next_cursor of a page")
+        if cursor is not None and under and not cursor.startswith(f"{under}."):
+            raise invalid_query("cursor", "the next_cursor of a page of this list")
         wanted = _filters(request, read.filters)
         buckets = await _caught_up(svc, view, request)
         if parent is not None and not await buckets.exists(parent.name, under):

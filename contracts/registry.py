@@ -164,6 +164,9 @@ class Registry:
                     raise RegistryError(f"read {read.path}: an action and a parent go together")
                 if read.parent is not None and self.readable(read.parent) is None:
                     raise RegistryError(f"read {read.path}: unknown parent {read.parent!r}")
+                ranked = isinstance(readable, Aggregator) and readable.rank is not None
+                if read.parent is not None and ranked:
+                    raise RegistryError(f"read {read.path}: a ranked aggregator has no parent")
                 fields = set(readable.state.__struct_fields__)
                 for name in read.filters:
                     if name not in fields:

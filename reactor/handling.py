@@ -260,7 +260,7 @@ class CommandHandler:
         self._aggregates.put(subject, loaded)
         appended = self._clock()
 
-        resource = await self._inline_views(spec, history, mine, fresh=len(history) == len(mine))
+        resource = await self._inline_views(spec, history, mine)
         decided = self._clock()
         # A redelivered decision's keyed events are not in its history: its position is
         # then its own last event, which a client's `min_position` finds a little early.
@@ -371,8 +371,6 @@ class CommandHandler:
         spec: CommandSpec,
         history: History,
         mine: list[StoredEvent],
-        *,
-        fresh: bool,
     ) -> tuple[str, Any] | None:
         """Bring up to date the inline views' records this command's events change (its
         resource record alone, for a command that changed nothing); the resource record.
@@ -381,6 +379,7 @@ class CommandHandler:
         or may not have come this far), so that it holds this command at the switch."""
         buckets, building = self._views(), self._building()
         named = self._registry.views.get(spec.resource or "")
+        ours = mine[0].meta.command_id if mine else None
         if mine:
             views = self._registry.inline_views({type(e.event).__name__ for e in mine})
         else:
@@ -395,6 +394,9 @@ class CommandHandler:
             else:
                 keys = [] if latest is None else [latest]
             groups = history.by_key(view, keys, key_of)
+            # A record whose first event is this command's is most likely new: created
+            # without a read first (a new viewer's, a ledger entry's).
+            fresh = [k for k, group in groups.items() if group[0].meta.command_id == ours]
             states = await self._writer.apply_groups(buckets, view, groups, fresh=fresh)
             if building is not None and building.version != buckets.version:
                 await self._writer.apply_groups(building, view, groups)
@@ -402,6 +404,12 @@ class CommandHandler:
                 return (latest, states.get(latest))
             return None
 
-        # Each view is its own bucket: their writes go out together.
-        brought = await asyncio.gather(*(bring(view) for view in views))
-        return next((found for found in brought if found is not None), None)
+        # Each view is its own bucket: their writes go out together, and all are done
+        # (or failed) before the command is: none goes on under the next one.
+        brought = await asyncio.gather(*(bring(view) for view in views), return_exceptions=True)
+        resource: tuple[str, Any] | None = None
+        for outcome in brought:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            resource = resource or outcome
+        return resource

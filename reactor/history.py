@@ -51,10 +51,10 @@ class _Log:
         """The view's index, brought up to the last event."""
         index = self.keys.setdefault(view.name, {})
         for i in range(self.keyed_upto.get(view.name, 0), len(self.events)):
-            key = key_of(view, self.events[i])
+            key = key_of(view, self.events[i])  # may raise (BadKey): indexed up to here
             if key is not None:
                 index.setdefault(key, []).append(i)
-        self.keyed_upto[view.name] = len(self.events)
+            self.keyed_upto[view.name] = i + 1
         return index
 
 
@@ -78,14 +78,6 @@ class Events(Sequence[StoredEvent]):
         if isinstance(at, range):
             return [self._events[self._positions[j]] for j in at]
         return self._events[self._positions[at]]
-
-    def after(self, seq: int) -> list[StoredEvent]:
-        """Those past stream sequence `seq`."""
-        return self[bisect.bisect_right(self, seq, key=_seq) :]
-
-
-def _seq(stored: StoredEvent) -> int:
-    return stored.meta.seq
 
 
 class History(Sequence[StoredEvent]):

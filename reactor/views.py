@@ -8,7 +8,8 @@ the KV revision; on a conflict, read again and redo. So a redelivered event,
 a rebuild racing a reactor, or two reactors writing one key apply nothing
 twice, and an event arriving after a later one of its key (a gap) is not
 dropped as long as the caller hands the events in order from the key's
-start: the reactor does, with every event of the aggregate.
+start: the reactor does, with every event of the aggregate for each record
+its command changes (`reactor.history` keeps them grouped by key).
 
 Several keys touched by one batch are written concurrently.
 
@@ -27,7 +28,7 @@ import logging
 import random
 import re
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -126,7 +127,8 @@ class ViewWriter:
         `fresh`: the records are most likely new (a new aggregate's first
         events), so try a create before reading.
         """
-        return await self.apply_groups(buckets, view, self.keys_of(view, events), fresh=fresh)
+        groups = self.keys_of(view, events)
+        return await self.apply_groups(buckets, view, groups, fresh=groups.keys() if fresh else ())
 
     async def apply_groups(
         self,
@@ -134,14 +136,18 @@ class ViewWriter:
         view: View,
         groups: Mapping[str, Sequence[StoredEvent]],
         *,
-        fresh: bool = False,
+        fresh: Collection[str] = (),
     ) -> dict[str, Any]:
         """`apply`, with the events grouped by key already (each group in stream order,
-        from the key's first event or at least from its record's checkpoint)."""
+        from the key's first event or at least from its record's checkpoint); `fresh`:
+        the keys whose records are most likely new (tried with a create first)."""
         kv = await buckets.bucket(view.name)
         name = view_bucket(view.name, buckets.version)
         states = await asyncio.gather(
-            *(self._apply_key(kv, name, view, key, group, fresh) for key, group in groups.items())
+            *(
+                self._apply_key(kv, name, view, key, group, key in fresh)
+                for key, group in groups.items()
+            )
         )
         return dict(zip(groups, states, strict=True))
 

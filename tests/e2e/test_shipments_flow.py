@@ -220,6 +220,10 @@ async def test_an_accounts_ledger_is_read_whole_page_by_page_its_record_keeps_th
     other = await open_account(browser, "Babbage")  # its ledger is its own
     empty = (await browser.get(f"/api/accounts/{other['id']}/ledger")).json()
     assert (empty["items"], empty["next_cursor"]) == ([], None)
+    elsewhere = f"{account['id']}.000000000001"  # a cursor of another account's ledger
+    crossed = await browser.get(f"/api/accounts/{other['id']}/ledger", params={"cursor": elsewhere})
+    assert crossed.status_code == 422
+    assert "cursor" in crossed.text
     missing = await browser.get("/api/accounts/nobody/ledger")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

@@ -101,6 +101,9 @@ def test_a_list_under_a_record_names_the_records_view() -> None:
     with pytest.raises(RegistryError, match="unknown parent 'nowhere'"):
         Registry([dataclasses.replace(memos.DOMAIN, reads=(*memos.DOMAIN.reads, stray))])
     assert ListRead("memos", "memos", action="all", parent="memos").path == "/api/memos/{id}/all"
+    ranked = ListRead("chat/channels", chat.CHANNELS.name, action="all", parent=chat.CHANNELS.name)
+    with pytest.raises(RegistryError, match="a ranked aggregator has no parent"):
+        Registry([dataclasses.replace(chat.DOMAIN, reads=(*chat.DOMAIN.reads, ranked))])
 
 
 def test_two_commands_on_one_route_are_refused() -> None:

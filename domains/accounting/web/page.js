@@ -132,13 +132,22 @@ function row(view, body, entry) {
 // The ledger read's pages, newest first: the first replaces the latest entries shown.
 async function older(view, id, pages) {
   const { body, caption, more, state } = pages;
+  if (pages.loading) return; // the button and a Retry: one page at a time
+  pages.loading = true;
   busy(more, true, "Show more", "Loading…");
   const query = pages.cursor ? `?limit=100&cursor=${encodeURIComponent(pages.cursor)}` : "?limit=100";
   const got = await getJson(`/api/accounts/${id}/ledger${query}`);
+  pages.loading = false;
   if (!more.isConnected) return;
   busy(more, false, "Show more", "Loading…");
   if (!got.ok) {
     showState(state, "error", `Could not load the ledger: ${got.problem.detail}`, () => older(view, id, pages));
+    return;
+  }
+  if (!pages.cursor && !got.data.items.length) {
+    // Entries made before the ledger was kept entry by entry: there once the views are rebuilt.
+    showState(state, "empty", "The older entries cannot be listed yet.");
+    more.hidden = true;
     return;
   }
   showState(state, "none", "");
