@@ -88,5 +88,4 @@ LEDGER = View(
     events=(AccountCharged, PaymentRecorded),
     apply=ledger_entry,
     key=ledger_key,
-    inline=True,
-)
+)  # async: folded from EVENTS after the fact, off the charge's path (`?min_position=`)

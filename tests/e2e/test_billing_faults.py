@@ -74,13 +74,16 @@ async def test_a_thousand_deliveries_under_sigkill_charge_exactly_a_thousand_tim
     assert len(charges) == SHIPMENTS
 
     owed: Counter[str] = Counter()
+    charged: Counter[str] = Counter()
     for account_id, cost in billed.values():
         owed[account_id] += cost
+        charged[account_id] += 1
     for opened in accounts:
         record = await view_state(fresh_js, "accounts", opened.aggregate_id)
         assert record["balance"] == owed[opened.aggregate_id]
         references = [e["reference"] for e in record["ledger"]]
         assert len(references) == len(set(references))
+        assert record["entries"] == charged[opened.aggregate_id]
 
     rebuilt = await asyncio.to_thread(
         run_module, fresh_server.url, "reactor.rebuild", "--grace", "0"

@@ -20,7 +20,12 @@ def test_the_real_domains_fit_together() -> None:
     registry = Registry(DOMAINS)
     assert "CreateLocation" in registry.commands
     assert registry.resource_url("locations", "abc") == "/api/locations/abc"
-    assert [v.name for v in registry.async_views()] == ["location_stats", "home", "user_summaries"]
+    assert [v.name for v in registry.async_views()] == [
+        "location_stats",
+        "account_ledger",
+        "home",
+        "user_summaries",
+    ]
     assert registry.event_filter(registry.views["location_stats"].events) == ["ev.location.>"]
     assert registry.sign_in is not None
     assert registry.sign_in.view == "credentials"

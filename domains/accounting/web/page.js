@@ -110,7 +110,7 @@ function show(view, $, account) {
     // The record keeps the latest entries; every entry is a record of the ledger read.
     const more = el("button", "Show every entry", { type: "button", id: "ledger-more" });
     const state = el("p", "", { id: "ledger-state", className: "state", role: "status" });
-    const pages = { body, caption, more, state, cursor: null, total };
+    const pages = { body, caption, more, state, cursor: null, total, position: account.position };
     more.addEventListener("click", () => older(view, account.id, pages));
     parts.push(more, state);
   }
@@ -135,7 +135,8 @@ async function older(view, id, pages) {
   if (pages.loading) return; // the button and a Retry: one page at a time
   pages.loading = true;
   busy(more, true, "Show more", "Loading…");
-  const query = pages.cursor ? `?limit=100&cursor=${encodeURIComponent(pages.cursor)}` : "?limit=100";
+  // The ledger is folded after the fact: as far as the account shown, at least.
+  const query = `?limit=100&min_position=${pages.position}` + (pages.cursor ? `&cursor=${encodeURIComponent(pages.cursor)}` : "");
   const got = await getJson(`/api/accounts/${id}/ledger${query}`);
   pages.loading = false;
   if (!more.isConnected) return;
