@@ -404,6 +404,8 @@ class CommandHandler:
                 return (latest, states.get(latest))
             return None
 
+        if len(views) == 1:  # the usual case: no task to run it in
+            return await bring(views[0])
         # Each view is its own bucket: their writes go out together, and all are done
         # (or failed) before the command is: none goes on under the next one.
         brought = await asyncio.gather(*(bring(view) for view in views), return_exceptions=True)
