@@ -10,6 +10,7 @@ from contracts.domain import EventMeta
 from contracts.events import StoredEvent
 from domains.videos.events import VideoPublished, VideoViewed
 from domains.videos.views import VIDEOS, VIEWINGS
+from reactor.handling import Loaded, Remembered
 from reactor.history import History
 from reactor.views import BadKey, key_of
 
@@ -96,3 +97,28 @@ def test_a_view_key_kv_cannot_store_is_refused() -> None:
     for viewer in ("", ".ann", "a..b", "a b", "é", "a*", "a>", "a\n", "²"):
         with pytest.raises(BadKey, match="not a valid KV key"):
             key_of(VIEWINGS, viewing(viewer))
+
+
+def test_what_a_reactor_remembers_is_bounded_by_aggregates_and_by_events() -> None:
+    """It was bounded by aggregates alone: a thousand long accounts, held whole."""
+
+    def loaded(n: int) -> Loaded:
+        return Loaded(History(stored(i + 1, f"c{i}", "ann") for i in range(n)), None)
+
+    memory = Remembered(size=3, events=100)
+    memory.put("a", loaded(40))
+    memory.put("b", loaded(40))
+    assert memory.events == 80
+    memory.put("c", loaded(30))  # 110 events: the least recent goes
+    assert (memory.get("a"), memory.events) == (None, 70)
+    assert memory.get("b") is not None  # now the most recent
+    memory.put("c", loaded(35))  # grown: counted once, as it is now
+    assert memory.events == 75
+    memory.put("d", loaded(1))
+    memory.put("e", loaded(1))  # four aggregates: the least recent goes
+    assert memory.get("b") is None
+    assert [memory.get(s) is not None for s in "cde"] == [True, True, True]
+    memory.put("huge", loaded(500))  # alone past the bound: kept, the rest go
+    assert memory.get("huge") is not None
+    assert [memory.get(s) for s in "cde"] == [None, None, None]
+    assert memory.events == 500
