@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from contracts.domain import Rejection, Unique, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
-from contracts.topology import RESERVATIONS_BUCKET, event_subject
+from contracts.topology import RESERVATIONS_BUCKET, create_view_buckets, event_subject
 from contracts.views import ViewBuckets
 from domains import DOMAINS
 from domains.accounting.commands import ChargeAccount, OpenAccount
@@ -350,3 +350,40 @@ async def test_a_command_that_changes_nothing_brings_only_its_resource_up_to_dat
     assert told.resource["views"] == 5
     assert writer.applied == [("videos", video.aggregate_id)]
     assert (await view_state(js, "videos", video.aggregate_id))["views"] == 5
+
+
+async def test_when_one_view_fails_the_others_are_written_before_the_command_ends(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """A command's inline views are written together. One that failed ended the command
+    while the others' writes were still in flight, detached: the redelivery could race
+    them. Now every write has ended, done or failed, when the first error is raised."""
+
+    class Audit(msgspec.Struct, frozen=True):
+        stamps: int
+
+    def audit(record: Audit | None, event: Any, meta: Any) -> Audit:
+        if event.stamp == "boom":
+            raise ValueError("this view cannot take a boom")
+        return Audit((record.stamps if record else 0) + 1)
+
+    audits = View("memo_audits", Audit, (memos.MemoStamped,), audit, inline=True)
+    domain = dataclasses.replace(memos.DOMAIN, views=(*memos.DOMAIN.views, audits))
+    registry = Registry([*DOMAINS, domain])
+    buckets = ViewBuckets(js, 1)
+    await create_view_buckets(js, [audits.name], 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    handler = CommandHandler(registry, EventStore(nc, registry), reservations, lambda: buckets)
+    write = envelope(WriteMemo("audited"))
+    assert (await handler.handle(write)).status == "succeeded"
+    ok = await handler.handle(envelope(StampMemo("ok"), aggregate_id=write.aggregate_id))
+    assert ok.status == "succeeded"  # both records remembered: the next fails at once
+    with pytest.raises(ValueError, match="cannot take a boom"):
+        await handler.handle(envelope(StampMemo("boom"), aggregate_id=write.aggregate_id))
+    writing = [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and "_inline_views" in task.get_coro().__qualname__  # type: ignore[union-attr]
+    ]
+    assert writing == []  # the memo's record was written (or failed), not left going
+    assert (await view_state(js, "memos", write.aggregate_id))["stamps"] == ["ok", "boom"]
