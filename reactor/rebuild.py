@@ -24,7 +24,8 @@ that left it behind (killed) is cleared by the next, before it drops what
 the last one made. One rebuild at a time: the tool holds a lease in
 `view_versions` (`rebuilding`, renewed every HEARTBEAT seconds) and another
 is refused while it is fresh; one left by a rebuild that was killed is taken
-over once STALE_AFTER seconds old.
+over once STALE_AFTER seconds old by its renewals' clock, after it was seen
+not renewed for two beats (a live holder with a slow clock renews it meanwhile).
 
 Aggregators are folded the same way, partition by partition, each written
 with its guard: after the switch the reactors' workers go on from where the
@@ -55,7 +56,12 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import (
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 
 from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
@@ -190,11 +196,16 @@ class Lease:
 
 
 @contextlib.asynccontextmanager
-async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
+async def one_at_a_time(
+    js: JetStreamContext, say: Callable[[str], None] = lambda line: None
+) -> AsyncIterator[Lease]:
     """Hold the rebuild lease while inside (Busy if another rebuild holds a fresh one).
 
-    Fresh is by the renewals' own clock (`at`): rebuilds on machines whose clocks
-    differ by more than STALE_AFTER are not kept apart."""
+    Fresh by the renewals' own clock (`at`) is Busy at once. Stale by it, the
+    lease is watched for two beats (this process's clock) before it is taken
+    over: a live holder whose clock is behind this one's renews it meanwhile
+    (Busy). A dead one's lease is taken over after the watch; a holder whose
+    clock is ahead only keeps a dead one's lease longer."""
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
     holder = uuid.uuid4().hex
 
@@ -212,7 +223,13 @@ async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
                 f"another rebuild is running (its lease renewed {age:.0f} s ago); if it was "
                 f"killed, run this again once the lease is {STALE_AFTER:g} s old"
             ) from None
-        revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
+        watch = 2 * HEARTBEAT
+        say(f"rebuild: a lease last renewed {age:.0f} s ago; watching it {watch:g} s")
+        await _unrenewed(kv, entry.revision, watch)
+        try:
+            revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
+        except KeyWrongLastSequenceError:
+            raise Busy(_RENEWED) from None
     state = Lease(revision)
     owner = asyncio.current_task()
     assert owner is not None
@@ -226,6 +243,28 @@ async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Lease]:
         if not state.lost:  # not another's to delete
             with contextlib.suppress(nats.errors.Error):
                 await kv.delete(LEASE_KEY, last=state.revision)
+
+
+_RENEWED: Final = (
+    "another rebuild is running (its lease was renewed while this one watched it: its clock "
+    "is behind this machine's)"
+)
+
+
+async def _unrenewed(kv: Any, revision: int | None, seconds: float) -> None:
+    """Return once the lease has stayed at `revision` for `seconds`; Busy if it moved."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(left, HEARTBEAT / 5))
+        try:
+            now = (await kv.get(LEASE_KEY)).revision
+        except (KeyNotFoundError, KeyDeletedError):
+            raise Busy(
+                "another rebuild held the lease and just gave it back: run this again"
+            ) from None
+        if now != revision:
+            raise Busy(_RENEWED)
 
 
 async def _renew(
@@ -329,7 +368,7 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 return 1
             try:
-                async with one_at_a_time(js):  # not under a rebuild: it would switch over it
+                async with one_at_a_time(js, say=print):  # not under a rebuild: it would switch
                     await write_pointer(js, args.activate)
             except Busy as exc:
                 print(f"rebuild: refused: {exc}", file=sys.stderr)
@@ -338,7 +377,7 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         lease: Lease | None = None
         try:
-            async with one_at_a_time(js) as lease:
+            async with one_at_a_time(js, say=print) as lease:
                 fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace, lease)
         except Busy as exc:
             print(f"rebuild: refused: {exc}", file=sys.stderr)

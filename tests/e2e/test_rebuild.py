@@ -177,6 +177,40 @@ async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
         await kv.get(LEASE_KEY)
 
 
+async def test_a_live_rebuild_whose_clock_is_behind_keeps_its_lease(
+    fresh_js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staleness was judged by the holder's clock alone: a rebuild on a machine whose clock
+    is a minute behind looked dead to this one, and two rebuilds ran at once. A lease
+    stale by its clock is now watched for two beats: renewed meanwhile, it is kept."""
+    monkeypatch.setattr("reactor.rebuild.HEARTBEAT", 0.1)
+    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
+
+    def behind() -> bytes:  # its renewals, by a clock 60 s slow
+        return json.dumps({"holder": "slow-clock", "at": time.time() - 60}).encode()
+
+    revision = await kv.create(LEASE_KEY, behind())
+
+    async def renewing() -> None:
+        nonlocal revision
+        while True:
+            await asyncio.sleep(0.1)
+            revision = await kv.update(LEASE_KEY, behind(), last=revision)
+
+    holder = asyncio.create_task(renewing())
+    said: list[str] = []
+    try:
+        with pytest.raises(Busy, match="renewed while this one watched it"):
+            async with one_at_a_time(fresh_js, say=said.append):
+                pass
+    finally:
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+    assert said == ["rebuild: a lease last renewed 60 s ago; watching it 0.2 s"]
+    assert json.loads((await kv.get(LEASE_KEY)).value or b"")["holder"] == "slow-clock"
+
+
 async def test_a_rebuild_whose_lease_was_taken_over_stops_and_leaves_the_lease(
     fresh_js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
