@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import sys
 import time
 import uuid
@@ -75,10 +74,6 @@ SCENARIOS: Final = {
 }
 
 
-def id_(buckets: ViewBuckets) -> ViewBuckets:
-    return buckets
-
-
 async def measure(
     url: str, hot: Hot, sizes: list[int], n: int
 ) -> list[tuple[int, float, float, float]]:
@@ -87,15 +82,19 @@ async def measure(
     js = nc.jetstream()
     found = registry()
     await ensure_topology(js, found.buckets)
+    buckets = ViewBuckets(js, 1)
+    reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
+    store = EventStore(nc, found)
+
+    def reactor() -> CommandHandler:
+        """A command handler that remembers nothing yet."""
+        return CommandHandler(found, store, reservations, lambda: buckets)
+
     rows = []
     try:
         for size in sizes:
-            buckets = ViewBuckets(js, 1)
-            store = EventStore(nc, found)
-            reservations = Reservations(await js.key_value(RESERVATIONS_BUCKET))
-            handler = CommandHandler(found, store, reservations, functools.partial(id_, buckets))
             made = envelope(hot.create())
-            created = await handler.handle(made)
+            created = await reactor().handle(made)
             assert created.status == "succeeded", created.error
             expected = created.position or 0
             for start in range(0, size, MAX_DECISION):
@@ -104,9 +103,7 @@ async def measure(
                 _, expected = await store.append(
                     seeding, hot.aggregate, events, expected=expected, at=datetime.now(UTC)
                 )
-            fresh = CommandHandler(  # remembers nothing: its first command loads
-                found, EventStore(nc, found), reservations, functools.partial(id_, buckets)
-            )
+            fresh = reactor()  # its first command loads the aggregate
             took = []
             for _ in range(n + 1):
                 command = envelope(hot.next(), aggregate_id=made.aggregate_id)

@@ -404,11 +404,15 @@ class CommandHandler:
 
         async def bring(view: View) -> tuple[str, Any] | None:
             """The view's records the command changes, up to date; its resource's state."""
-            last = next((e for e in reversed(history) if isinstance(e.event, view.events)), None)
-            latest = None if last is None else key_of(view, last)
+            latest = None  # the resource's key: its view's record the last event changed
+            if view.name == spec.resource:
+                last = next(
+                    (e for e in reversed(history) if isinstance(e.event, view.events)), None
+                )
+                latest = None if last is None else key_of(view, last)
             if mine:
                 keys: Collection[str] = self._writer.keys_of(view, mine).keys()
-            else:
+            else:  # a no-op: its resource's record alone
                 keys = [] if latest is None else [latest]
             groups = history.by_key(view, keys, key_of)
             # A record whose first event is this command's is most likely new: created
@@ -417,9 +421,7 @@ class CommandHandler:
             states = await self._writer.apply_groups(buckets, view, groups, fresh=fresh)
             if building is not None and building.version != buckets.version:
                 await self._writer.apply_groups(building, view, groups)
-            if view.name == spec.resource and latest is not None:
-                return (latest, states.get(latest))
-            return None
+            return None if latest is None else (latest, states.get(latest))
 
         if len(views) == 1:  # the usual case: no task to run it in
             return await bring(views[0])

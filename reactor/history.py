@@ -19,7 +19,7 @@ reads as it was: everything it answers is bounded by its own length.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import overload
 
 from contracts.domain import View
@@ -61,7 +61,7 @@ class _Log:
 class Events(Sequence[StoredEvent]):
     """The events at the first `length` of `positions` in a log, read-only."""
 
-    def __init__(self, events: list[StoredEvent], positions: list[int], length: int) -> None:
+    def __init__(self, events: list[StoredEvent], positions: Sequence[int], length: int) -> None:
         self._events = events
         self._positions = positions
         self._length = length
@@ -80,44 +80,20 @@ class Events(Sequence[StoredEvent]):
         return self._events[self._positions[at]]
 
 
-class History(Sequence[StoredEvent]):
-    def __init__(self, events: Iterable[StoredEvent] = ()) -> None:
-        self._log = _Log(list(events))
-        self._n = len(self._log.events)
+class History(Events):
+    """The first `n` events of a log: all of them, when it is the newest of its line."""
 
-    @classmethod
-    def _sharing(cls, log: _Log, n: int) -> History:
-        history = cls.__new__(cls)
-        history._log, history._n = log, n
-        return history
+    def __init__(self, events: Iterable[StoredEvent] = (), *, _log: _Log | None = None) -> None:
+        self._log = _Log(list(events)) if _log is None else _log
+        self._n = len(self._log.events)
+        super().__init__(self._log.events, range(self._n), self._n)
 
     def plus(self, events: Sequence[StoredEvent]) -> History:
         """This history and then `events` (in stream order, after its last)."""
         if len(self._log.events) != self._n:  # not the newest of its line: copy
             return History([*self, *events])
         self._log.extend(events)
-        return History._sharing(self._log, self._n + len(events))
-
-    def __len__(self) -> int:
-        return self._n
-
-    @overload
-    def __getitem__(self, i: int) -> StoredEvent: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[StoredEvent]: ...
-    def __getitem__(self, i: int | slice) -> StoredEvent | list[StoredEvent]:
-        at = range(self._n)[i]  # bounded by this history, not the log
-        if isinstance(at, range):
-            return [self._log.events[p] for p in at]
-        return self._log.events[at]
-
-    def __iter__(self) -> Iterator[StoredEvent]:
-        events = self._log.events
-        return (events[i] for i in range(self._n))
-
-    def __reversed__(self) -> Iterator[StoredEvent]:
-        events = self._log.events
-        return (events[i] for i in range(self._n - 1, -1, -1))
+        return History(_log=self._log)
 
     @property
     def position(self) -> int:

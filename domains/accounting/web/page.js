@@ -146,7 +146,7 @@ async function older(view, id, pages) {
     return;
   }
   if (!pages.cursor && !got.data.items.length) {
-    // Entries made before the ledger was kept entry by entry: there once the views are rebuilt.
+    // The ledger view lists none yet (it folds past entries after the fact).
     showState(state, "empty", "The older entries cannot be listed yet.");
     more.hidden = true;
     return;
