@@ -26,6 +26,7 @@ import re
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal, TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 import msgspec
 import nats
@@ -87,7 +88,17 @@ class NatsSettings(msgspec.Struct, frozen=True):
     @property
     def servers(self) -> list[str]:
         """NATS_URL's servers: one URL, or several separated by commas (a cluster's)."""
-        return [url.strip() for url in self.url.split(",") if url.strip()]
+        return servers(self.url)
+
+
+def servers(url: str) -> list[str]:
+    """A NATS_URL's servers (pure): one URL, or several separated by commas."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
+def addresses(url: str) -> list[SplitResult]:
+    """A NATS_URL's servers, parsed (pure): `host:port` is taken as `nats://host:port`."""
+    return [urlsplit(s if "://" in s else f"nats://{s}") for s in servers(url)]
 
 
 class NatsUnavailable(RuntimeError):

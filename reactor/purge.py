@@ -26,10 +26,10 @@ import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urlsplit
 
 from nats.js.errors import NotFoundError
 
+from contracts.connection import DEFAULT_URL, addresses
 from contracts.topology import COMMANDS_STREAM, EVENTS_STREAM, stream_names
 from domains import registry as default_registry
 from reactor.cli import nats_client, run_tool
@@ -100,9 +100,8 @@ def monitor_urls(env: Mapping[str, str]) -> list[str]:
     `task cluster:up` lays them out."""
     if listed := env.get("NATS_MONITOR_URL"):
         return [url.strip() for url in listed.split(",") if url.strip()]
-    servers = [u.strip() for u in env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")]
     first = int(env.get("NATS_MONITOR_PORT", "8222"))
-    hosts = [urlsplit(u if "://" in u else f"nats://{u}").hostname for u in servers if u]
+    hosts = [server.hostname for server in addresses(env.get("NATS_URL", DEFAULT_URL))]
     return [f"http://{host or '127.0.0.1'}:{first + i}" for i, host in enumerate(hosts)]
 
 

@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
+
+from contracts.connection import DEFAULT_URL, addresses
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The server's configuration, as the contracts package carries it (a link to nats.conf).
@@ -133,9 +134,9 @@ def cluster_bases(env: dict[str, str]) -> tuple[int, int, int]:
     """The client, route and monitoring ports (of the first server of `--cluster`,
     each other taking the next): NATS_URL's first port (4222), NATS_ROUTE_PORT
     (6222) and NATS_MONITOR_PORT (8222)."""
-    first = env.get("NATS_URL", "nats://127.0.0.1:4222").split(",")[0].strip()
+    servers = addresses(env.get("NATS_URL", DEFAULT_URL))
     return (
-        urlsplit(first if "://" in first else f"nats://{first}").port or 4222,
+        (servers[0].port if servers else None) or 4222,
         int(env.get("NATS_ROUTE_PORT", "6222")),
         int(env.get("NATS_MONITOR_PORT", "8222")),
     )
