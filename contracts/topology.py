@@ -20,7 +20,8 @@ reservations           KV <scope>.<hash> -> id      unique values (a name, an em
                                                     aggregate holding each
 runner_progress        KV <runner> -> {position}    how far each policy has read EVENTS
 leases                 KV <runner> -> holder        which reactor runs an async view or
-                                                    policy (expires unless renewed)
+                                                    policy, and which `task rebuild` runs
+                                                    (expires unless renewed)
 idempotency_keys       KV <hash of session + key>   the first request's command id and
                                                     response; expires after 24 h
 sessions               KV <hash of session id>      the user a browser session is signed in

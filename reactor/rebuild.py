@@ -21,11 +21,10 @@ While the API and the reactors keep running:
 
 A rebuild that stops before its switch takes its "being built" back; one
 that left it behind (killed) is cleared by the next, before it drops what
-the last one made. One rebuild at a time: the tool holds a lease in
-`view_versions` (`rebuilding`, renewed every HEARTBEAT seconds) and another
-is refused while it is fresh; one left by a rebuild that was killed is taken
-over once STALE_AFTER seconds old by its renewals' clock, after it was seen
-not renewed for two beats (a live holder with a slow clock renews it meanwhile).
+the last one made. One rebuild at a time: the tool holds the lease `rebuild` in the `leases`
+bucket (as a reactor holds a job's, renewed every RENEW_EVERY seconds) and
+another is refused while it is held; the server forgets a killed rebuild's
+lease LEASE_TTL seconds after its last renewal, by its own clock.
 
 Aggregators are folded the same way, partition by partition, each written
 with its guard: after the switch the reactors' workers go on from where the
@@ -46,30 +45,23 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Final
 
-import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import (
-    KeyDeletedError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-    NotFoundError,
-)
+from nats.js.errors import NotFoundError
 
 from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
 from contracts.registry import Registry
 from contracts.topology import (
     EVENTS_STREAM,
+    LEASE_TTL,
+    LEASES_BUCKET,
     VIEW_PROGRESS,
-    VIEW_VERSIONS_BUCKET,
     create_view_buckets,
     view_bucket,
 )
@@ -83,6 +75,7 @@ from contracts.views import (
 from domains import registry as default_registry
 from reactor.aggregators import Refold
 from reactor.cli import nats_client, run_tool
+from reactor.leases import RENEW_EVERY, Lease
 from reactor.reader import EventReader
 from reactor.views import ViewWriter
 
@@ -170,9 +163,7 @@ async def create_version(js: JetStreamContext, registry: Registry, version: int)
     await create_view_buckets(js, registry.buckets, version, replicas=replicas)
 
 
-LEASE_KEY: Final = "rebuilding"
-HEARTBEAT: Final = 5.0  # seconds between renewals of the lease
-STALE_AFTER: Final = 30.0  # a lease not renewed for this long was left by a dead rebuild
+LEASE_JOB: Final = "rebuild"  # its key in the leases bucket, beside the reactors' jobs
 log = logging.getLogger(__name__)
 
 
@@ -180,60 +171,31 @@ class Busy(RuntimeError):
     """Another rebuild holds the lease."""
 
 
-class _Lease(msgspec.Struct):
-    holder: str
-    at: float  # epoch seconds of its last renewal
+class Held:
+    """The rebuild lease, held while `lost` is False. Lost (this rebuild was paused past
+    LEASE_TTL and another took the lease), the task that holds it is cancelled."""
 
-
-class Lease:
-    """Held while `lost` is False, at KV revision `revision`. Lost (another rebuild took
-    it over, this one having been paused past STALE_AFTER), the task that holds it is
-    cancelled."""
-
-    def __init__(self, revision: int) -> None:
-        self.revision = revision
+    def __init__(self) -> None:
         self.lost = False
 
 
 @contextlib.asynccontextmanager
-async def one_at_a_time(
-    js: JetStreamContext, say: Callable[[str], None] = lambda line: None
-) -> AsyncIterator[Lease]:
-    """Hold the rebuild lease while inside (Busy if another rebuild holds a fresh one).
+async def one_at_a_time(js: JetStreamContext) -> AsyncIterator[Held]:
+    """Hold the rebuild lease while inside (Busy if another rebuild holds it).
 
-    Fresh by the renewals' own clock (`at`) is Busy at once. Stale by it, the
-    lease is watched for two beats (this process's clock) before it is taken
-    over: a live holder whose clock is behind this one's renews it meanwhile
-    (Busy). A dead one's lease is taken over after the watch; a holder whose
-    clock is ahead only keeps a dead one's lease longer."""
-    kv = await js.key_value(VIEW_VERSIONS_BUCKET)
-    holder = uuid.uuid4().hex
-
-    def lease() -> bytes:
-        return msgspec.json.encode(_Lease(holder, time.time()))
-
-    try:
-        revision = await kv.create(LEASE_KEY, lease())
-    except KeyWrongLastSequenceError:
-        entry = await kv.get(LEASE_KEY)
-        held = msgspec.json.decode(entry.value or b"{}", type=_Lease)
-        age = time.time() - held.at
-        if age < STALE_AFTER:
-            raise Busy(
-                f"another rebuild is running (its lease renewed {age:.0f} s ago); if it was "
-                f"killed, run this again once the lease is {STALE_AFTER:g} s old"
-            ) from None
-        watch = 2 * HEARTBEAT
-        say(f"rebuild: a lease last renewed {age:.0f} s ago; watching it {watch:g} s")
-        await _unrenewed(kv, entry.revision, watch)
-        try:
-            revision = await kv.update(LEASE_KEY, lease(), last=entry.revision)  # a dead one's
-        except KeyWrongLastSequenceError:
-            raise Busy(_RENEWED) from None
-    state = Lease(revision)
+    The lease is a `reactor.leases.Lease` in the `leases` bucket, which the server
+    forgets LEASE_TTL seconds after its last renewal: a killed rebuild's lease ends
+    by the server's clock alone, so no holder's clock (behind or ahead) matters."""
+    lease = Lease(await js.key_value(LEASES_BUCKET), LEASE_JOB)
+    if not await lease.acquire():
+        raise Busy(
+            "another rebuild is running; if it was killed, its lease ends "
+            f"{LEASE_TTL:g} s after its last renewal: run this again then"
+        )
+    state = Held()
     owner = asyncio.current_task()
     assert owner is not None
-    renewing = asyncio.create_task(_renew(kv, lease, state, owner))
+    renewing = asyncio.create_task(_renew(lease, state, owner))
     try:
         yield state
     finally:
@@ -242,47 +204,21 @@ async def one_at_a_time(
             await renewing
         if not state.lost:  # not another's to delete
             with contextlib.suppress(nats.errors.Error):
-                await kv.delete(LEASE_KEY, last=state.revision)
+                await lease.release()
 
 
-_RENEWED: Final = (
-    "another rebuild is running (its lease was renewed while this one watched it: its clock "
-    "is behind this machine's)"
-)
-
-
-async def _unrenewed(kv: Any, revision: int | None, seconds: float) -> None:
-    """Return once the lease has stayed at `revision` for `seconds`; Busy if it moved."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(left, HEARTBEAT / 5))
-        try:
-            now = (await kv.get(LEASE_KEY)).revision
-        except (KeyNotFoundError, KeyDeletedError):
-            raise Busy(
-                "another rebuild held the lease and just gave it back: run this again"
-            ) from None
-        if now != revision:
-            raise Busy(_RENEWED)
-
-
-async def _renew(
-    kv: Any,
-    lease: Callable[[], bytes],
-    state: Lease,
-    owner: asyncio.Task[Any],
-) -> None:
+async def _renew(lease: Lease, state: Held, owner: asyncio.Task[Any]) -> None:
     while True:
-        await asyncio.sleep(HEARTBEAT)
+        await asyncio.sleep(RENEW_EVERY)
         try:
-            state.revision = await kv.update(LEASE_KEY, lease(), last=state.revision)
-        except KeyWrongLastSequenceError:  # paused past STALE_AFTER: taken over
+            renewed = await lease.renew()
+        except nats.errors.Error as exc:  # tried again at the next beat
+            log.warning("rebuild: the lease was not renewed: %r", exc)
+            continue
+        if not renewed:  # paused past LEASE_TTL: it ended, and may be another's
             state.lost = True
             owner.cancel()
             return
-        except nats.errors.Error as exc:  # tried again at the next beat
-            log.warning("rebuild: the lease was not renewed: %r", exc)
 
 
 async def missing_buckets(js: JetStreamContext, registry: Registry, version: int) -> list[str]:
@@ -368,16 +304,16 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 return 1
             try:
-                async with one_at_a_time(js, say=print):  # not under a rebuild: it would switch
+                async with one_at_a_time(js):  # not under a rebuild: it would switch
                     await write_pointer(js, args.activate)
             except Busy as exc:
                 print(f"rebuild: refused: {exc}", file=sys.stderr)
                 return 1
             print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
             return 0
-        lease: Lease | None = None
+        lease: Held | None = None
         try:
-            async with one_at_a_time(js, say=print) as lease:
+            async with one_at_a_time(js) as lease:
                 fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace, lease)
         except Busy as exc:
             print(f"rebuild: refused: {exc}", file=sys.stderr)
@@ -389,7 +325,7 @@ async def run(args: argparse.Namespace) -> int:
             if current is not None:
                 current.uncancel()  # the lease's cancel, handled here
             print(
-                f"rebuild: stopped: paused for over {STALE_AFTER:g} s, its lease was taken "
+                f"rebuild: stopped: paused for over {LEASE_TTL:g} s, its lease was taken "
                 "over by another rebuild, which goes on",
                 file=sys.stderr,
             )
@@ -408,7 +344,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _rebuild_saying_so(
-    nc: Client, registry: Registry, grace: float, lease: Lease
+    nc: Client, registry: Registry, grace: float, lease: Held
 ) -> tuple[Fold, list[Refold], list[str]]:
     current = await read_pointer(nc.jetstream())
     print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")

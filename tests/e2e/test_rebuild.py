@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
 from typing import Any
 
 import httpx
@@ -13,11 +11,11 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
-from contracts.topology import VIEW_VERSIONS_BUCKET
+from contracts.topology import LEASE_TTL, LEASES_BUCKET
 from contracts.views import ViewBuckets, read_pointer
 from domains import registry
 from reactor.aggregators import Refold
-from reactor.rebuild import LEASE_KEY, STALE_AFTER, Busy, differences, one_at_a_time, rebuild
+from reactor.rebuild import LEASE_JOB, Busy, differences, one_at_a_time, rebuild
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
@@ -150,8 +148,9 @@ async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
     fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
     """A second rebuild cleared the first's "being built" and dropped its buckets under
-    it. Now it is refused while the first's lease is fresh; a lease left by a killed
-    rebuild is taken over once stale; a rebuild gives its lease back when it ends."""
+    it. Now it is refused while the first holds the lease; a lease left by a killed
+    rebuild is taken over once the server has let it go; a rebuild gives its lease back
+    when it ends."""
     async with one_at_a_time(fresh_js):
         with pytest.raises(Busy):
             async with one_at_a_time(fresh_js):
@@ -168,68 +167,65 @@ async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
         )
         assert moved.returncode == 1, moved.stdout + moved.stderr
         assert moved.stderr.startswith("rebuild: refused: another rebuild is running")
-    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
-    dead = {"holder": "killed", "at": time.time() - STALE_AFTER - 1}
-    await kv.put(LEASE_KEY, json.dumps(dead).encode())
+    kv = await fresh_js.key_value(LEASES_BUCKET)
+    await kv.create(LEASE_JOB, b"killed")  # a rebuild's lease, never renewed again
+    with pytest.raises(Busy, match=f"its lease ends {LEASE_TTL:g} s after its last renewal"):
+        async with one_at_a_time(fresh_js):
+            pass
+
+    async def let_go() -> bool | None:
+        try:
+            await kv.get(LEASE_JOB)
+        except KeyNotFoundError:
+            return True
+        return None
+
+    await eventually(let_go, within=LEASE_TTL + 5)  # by the server, on its own clock
     done = await asyncio.to_thread(run_module, fresh_server.url, "reactor.rebuild", "--grace", "0")
     assert done.returncode == 0, done.stdout + done.stderr
     with pytest.raises(KeyNotFoundError):  # given back
-        await kv.get(LEASE_KEY)
+        await kv.get(LEASE_JOB)
 
 
-async def test_a_live_rebuild_whose_clock_is_behind_keeps_its_lease(
-    fresh_js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Staleness was judged by the holder's clock alone: a rebuild on a machine whose clock
-    is a minute behind looked dead to this one, and two rebuilds ran at once. A lease
-    stale by its clock is now watched for two beats: renewed meanwhile, it is kept."""
-    monkeypatch.setattr("reactor.rebuild.HEARTBEAT", 0.1)
-    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
-
-    def behind() -> bytes:  # its renewals, by a clock 60 s slow
-        return json.dumps({"holder": "slow-clock", "at": time.time() - 60}).encode()
-
-    revision = await kv.create(LEASE_KEY, behind())
-
-    async def renewing() -> None:
-        nonlocal revision
-        while True:
-            await asyncio.sleep(0.1)
-            revision = await kv.update(LEASE_KEY, behind(), last=revision)
-
-    holder = asyncio.create_task(renewing())
-    said: list[str] = []
-    try:
-        with pytest.raises(Busy, match="renewed while this one watched it"):
-            async with one_at_a_time(fresh_js, say=said.append):
-                pass
-    finally:
-        holder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await holder
-    assert said == ["rebuild: a lease last renewed 60 s ago; watching it 0.2 s"]
-    assert json.loads((await kv.get(LEASE_KEY)).value or b"")["holder"] == "slow-clock"
+async def test_a_live_rebuild_keeps_its_lease_past_the_ttl(fresh_js: JetStreamContext) -> None:
+    """The lease expires LEASE_TTL after its last renewal, by the server's clock: a rebuild
+    that runs longer keeps it by renewing it, and every other rebuild meanwhile is refused.
+    (Judged stale by the holder's clock, a live rebuild on a machine whose clock was behind
+    looked dead, and two rebuilds ran at once.)"""
+    loop = asyncio.get_running_loop()
+    async with one_at_a_time(fresh_js) as held:
+        until = loop.time() + LEASE_TTL + 1
+        refusals = 0
+        while loop.time() < until:
+            with pytest.raises(Busy):
+                async with one_at_a_time(fresh_js):
+                    pass
+            refusals += 1
+            await asyncio.sleep(0.25)
+        assert not held.lost
+    assert refusals > LEASE_TTL  # tried throughout, not once
+    async with one_at_a_time(fresh_js):  # given back: the next takes it at once
+        pass
 
 
 async def test_a_rebuild_whose_lease_was_taken_over_stops_and_leaves_the_lease(
     fresh_js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Paused past STALE_AFTER, its lease taken by another rebuild: at its next renewal it
+    """Paused past LEASE_TTL, its lease taken by another rebuild: at its next renewal it
     is cancelled (it would have switched the service to views the other dropped), and it
     does not delete the other's lease on its way out."""
-    monkeypatch.setattr("reactor.rebuild.HEARTBEAT", 0.05)
-    kv = await fresh_js.key_value(VIEW_VERSIONS_BUCKET)
-    taker = json.dumps({"holder": "another", "at": time.time()}).encode()
+    monkeypatch.setattr("reactor.rebuild.RENEW_EVERY", 0.05)
+    kv = await fresh_js.key_value(LEASES_BUCKET)
 
     async def rebuilding() -> bool:
         async with one_at_a_time(fresh_js) as lease:
-            await kv.put(LEASE_KEY, taker)  # taken over while this one was paused
+            await kv.put(LEASE_JOB, b"another")  # taken over while this one was paused
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(10)
             return lease.lost
 
     assert await asyncio.wait_for(rebuilding(), 5)
-    assert (await kv.get(LEASE_KEY)).value == taker
+    assert (await kv.get(LEASE_JOB)).value == b"another"
 
 
 async def test_events_still_flow_after_a_rebuild(fresh_stack: Stack) -> None:
