@@ -34,7 +34,7 @@ from domains.videos.commands import (
     view,
 )
 from domains.videos.events import VideoNameRejected, VideoPublished, VideoRenamed, VideoViewed
-from domains.videos.views import Home, home, video
+from domains.videos.views import HOME, HOME_SHARDS, Home, home, home_summary, video
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -224,3 +224,30 @@ def test_the_video_view_counts_viewings_and_the_home_view_sums_them() -> None:
     assert (record.title, record.views, record.position) == ("Dogs", 2, 4)
     totals = given(home, PUBLISHED, VideoViewed("v1", None), VideoViewed("v2", None))
     assert totals == Home(videos_watched=2, videos_published=1, per_video={"a1": 2}, position=3)
+
+
+def test_the_home_totals_are_shared_out_by_video_and_added_up() -> None:
+    """Each video's totals live in one of HOME_SHARDS records: a viewing rewrites one
+    small record, not one holding every video (past about 100,000 videos that one
+    no longer fitted in a NATS message, and every viewing copied all of it)."""
+    ids = [f"{n:032x}" for n in range(100_000)]
+    shards: dict[str, Home] = {}
+    for seq, video_id in enumerate(ids, start=1):
+        at = meta(seq, PUBLISHED, video_id)
+        key = HOME.key(PUBLISHED, at)
+        assert key is not None
+        assert key == HOME.key(VideoViewed("v", None), at)  # its viewings go to its share
+        shards[key] = home(shards.get(key), PUBLISHED, at)
+    assert len(shards) == HOME_SHARDS
+    largest = max(len(msgspec.json.encode(record)) for record in shards.values())
+    assert largest < 100_000  # the whole was 3.7 MB
+    viewed = meta(len(ids) + 1, VideoViewed("v", None), ids[7])
+    key = HOME.key(VideoViewed("v", None), viewed)
+    assert key is not None
+    shards[key] = home(shards[key], VideoViewed("v", None), viewed)
+    total = home_summary(list(shards.values()))
+    assert (total.videos_published, total.videos_watched) == (100_000, 1)
+    assert len(total.per_video) == 100_000
+    assert total.per_video[ids[7]] == 1
+    assert total.position == len(ids) + 1
+    assert home_summary([]) == Home()

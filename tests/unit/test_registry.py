@@ -23,7 +23,7 @@ def test_the_real_domains_fit_together() -> None:
     assert [v.name for v in registry.async_views()] == [
         "location_stats",
         "account_ledger",
-        "home",
+        "home_totals",
         "user_summaries",
     ]
     assert registry.event_filter(registry.views["location_stats"].events) == ["ev.location.>"]
