@@ -9,10 +9,12 @@ message for subject" gets, one per notice.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Final, NamedTuple
+from typing import Any, NamedTuple
 
+import msgspec
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from contracts.commands import Command, command_decoder
 from contracts.notices import Notice, notice_decoder
@@ -87,8 +89,20 @@ async def notice_bounds(js: JetStreamContext) -> Bounds:
     return Bounds(state.first_seq, state.last_seq)
 
 
-# The server answers a subjects listing in pages of this many.
-SUBJECTS_PAGE: Final = 100_000
+class _Subjects(msgspec.Struct):
+    subjects: dict[str, int] | None = None
+
+
+class _SubjectsPage(msgspec.Struct):
+    """A stream's info, as much as a subjects listing needs: a page of the subjects
+    (up to the server's 100,000) and how many match in all; or the API's error."""
+
+    state: _Subjects = msgspec.field(default_factory=_Subjects)
+    total: int = 0
+    error: dict[str, Any] | None = None
+
+
+_subjects_page = msgspec.json.Decoder(_SubjectsPage)
 
 
 async def bucket_keys(
@@ -103,11 +117,28 @@ async def bucket_keys(
     keys (views keep a removed record as `null` with its checkpoint).
     `prefix` ("<token>.") lists only the keys under it, as the server filters;
     `one_token`: only the keys without a dot (after the prefix).
+
+    The server answers 100,000 subjects a request, sorted, with the total: the
+    pages are asked for by offset until the total is listed (it raised at
+    100,000, so a list read of a view that large failed). A key written between
+    two pages may move the next one on: keys are never listed twice, and one
+    written meanwhile may be missed, as by a listing made a moment before.
     """
     head = f"$KV.{bucket}."
     wildcard = "*" if one_token else ">"
-    state = (await js.stream_info(f"KV_{bucket}", subjects_filter=head + prefix + wildcard)).state
-    subjects = state.subjects or {}
-    if len(subjects) >= SUBJECTS_PAGE:
-        raise RuntimeError(f"bucket {bucket} has {SUBJECTS_PAGE}+ keys: listing them needs paging")
-    return [subject[len(head) :] for subject in subjects]
+    subject = f"{js._prefix}.STREAM.INFO.KV_{bucket}"
+    wanted = head + prefix + wildcard
+    keys: dict[str, None] = {}
+    while True:
+        request = msgspec.json.encode({"subjects_filter": wanted, "offset": len(keys)})
+        try:
+            reply = await js._nc.request(subject, request, timeout=js._timeout)
+        except NoRespondersError:  # as nats-py's stream_info raises them
+            raise ServiceUnavailableError from None
+        page = _subjects_page.decode(reply.data)
+        if page.error is not None:
+            raise APIError.from_error(page.error)  # NotFoundError for no such bucket, ...
+        subjects = page.state.subjects or {}
+        keys.update(dict.fromkeys(subject[len(head) :] for subject in subjects))
+        if not subjects or len(keys) >= page.total:
+            return list(keys)

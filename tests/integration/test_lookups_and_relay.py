@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import NotFoundError
 
 from api.inbox import MAX_WAITING, Inbox
 from api.relay import MAX_FILL, Item, NoticeRelay, Resync, Unavailable
@@ -304,4 +306,31 @@ async def test_bucket_keys_lists_every_key_exactly_once(js: JetStreamContext) ->
     await asyncio.gather(*(kv.put(k, b"v") for k in keys))
     await kv.put("k7", b"again")  # one key, however often written
     assert sorted(await bucket_keys(js, bucket)) == sorted(keys)
+    await js.delete_key_value(bucket)
+    with pytest.raises(NotFoundError):  # as nats-py's stream_info says it
+        await bucket_keys(js, bucket)
+
+
+async def test_bucket_keys_lists_past_the_servers_page_of_subjects(
+    nc: Client, js: JetStreamContext
+) -> None:
+    """The server lists 100,000 subjects a request: a bucket with more was refused
+    (a list read of a view that large failed); its keys are now read page by page."""
+    bucket = f"keys_{uuid.uuid4().hex[:8]}"
+    await js.create_key_value(KeyValueConfig(bucket=bucket, storage=StorageType.MEMORY))
+    keys = [f"u{i % 3}.{i:06d}" for i in range(100_010)]
+    for n, key in enumerate(keys, start=1):
+        await nc.publish(f"$KV.{bucket}.{key}", b"v")  # a put without its ack: fast
+        if n % 10_000 == 0:
+            await nc.flush()
+
+    async def stored() -> bool | None:
+        return (await js.stream_info(f"KV_{bucket}")).state.messages == len(keys) or None
+
+    await eventually(stored)
+    listed = await bucket_keys(js, bucket)
+    assert len(listed) == len(keys)
+    assert set(listed) == set(keys)
+    under = await bucket_keys(js, bucket, "u1.")  # a prefix of fewer than a page
+    assert sorted(under) == [k for k in keys if k.startswith("u1.")]
     await js.delete_key_value(bucket)
