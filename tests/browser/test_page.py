@@ -139,6 +139,25 @@ async def test_a_slow_reactor_gives_shortly_then_ready_even_after_a_reload(
     await expect(page.locator("#location h1")).to_have_text(name)
 
 
+async def test_the_message_bar_shows_only_with_a_message_and_closes(
+    locations: LocationsPage,
+) -> None:
+    """The bar's `hidden` was overridden by its CSS (`display: flex`): an empty bar sat at
+    the bottom of every page, over what was under it, and its × closed nothing."""
+    page = locations.page
+    notice = page.locator("#notice")
+    await expect(notice).to_be_hidden()  # nothing to say yet
+    await locations.developer_panel(wait_s=1, slow_s=2)
+    name = unique_name("Closed")
+    await locations.create(name)
+    await expect(notice).to_contain_text(f"“{name}” will be available shortly")
+    await expect(notice).to_be_visible()
+    await notice.get_by_role("button", name="Close the message").click()
+    await expect(notice).to_be_hidden()
+    await expect(notice).to_contain_text(f"“{name}” is ready", timeout=15_000)  # a new one
+    await expect(notice).to_be_visible()
+
+
 async def test_waiting_on_the_server_shows_the_location_too(locations: LocationsPage) -> None:
     await locations.developer_panel(server_wait=True)
     name = unique_name("Ripon")
