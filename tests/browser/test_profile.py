@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 from playwright.async_api import Page, expect
 
 from tests.browser.pages import sign_up
@@ -53,3 +54,30 @@ async def test_the_summary_is_right_after_each_change_without_a_reload(
     await expect(page.locator("#summary-name")).to_have_text("Grace H.")
     await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Grace H.")
     assert loads == []  # all of it without a reload
+
+
+async def test_saving_the_name_keeps_the_bio_and_the_bio_is_shown(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The form was filled with the name alone: after a reload, saving a new name sent
+    an empty bio and erased it; and the bio was shown nowhere."""
+    base = base_url(api_process)
+    await sign_up(page, base, "Ada", f"ada.{uuid.uuid4().hex[:8]}@example.org", "engine notes")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Ada")
+    await page.get_by_role("navigation").get_by_role("link", name="Profile").click()
+    await expect(page.locator("#summary-name")).to_have_text("Ada")
+    await expect(page.locator("#bio")).to_be_hidden()  # none yet
+    await page.fill("#profile-bio", "I write programs.")
+    await page.click("#save-profile")
+    await expect(page.locator("#bio")).to_have_text("I write programs.")
+
+    await page.reload()
+    await expect(page.locator("#profile-bio")).to_have_value("I write programs.")
+    await page.fill("#profile-display_name", "Ada L.")
+    await page.click("#save-profile")
+    await expect(page.locator("#summary-name")).to_have_text("Ada L.")
+    await expect(page.locator("#bio")).to_have_text("I write programs.")
+    me = await (await page.context.request.get(f"{base}/api/sessions/current")).json()
+    async with httpx.AsyncClient(base_url=base) as client:
+        user = (await client.get(f"/api/users/{me['user_id']}")).json()
+    assert (user["display_name"], user["bio"]) == ("Ada L.", "I write programs.")

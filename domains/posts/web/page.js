@@ -25,6 +25,7 @@ export async function render(view, path) {
   view.root.innerHTML = `
     <section id="profile-view" aria-labelledby="summary-name">
       <article id="summary" aria-live="polite"><p id="summary-state" class="state">Loading…</p></article>
+      <p id="bio" class="bio" hidden></p>
       <div id="mine"></div>
       <section aria-labelledby="posts-title">
         <h2 id="posts-title">Posts <span class="hint">newest first</span></h2>
@@ -36,14 +37,31 @@ export async function render(view, path) {
   const $ = finder(view.root);
   if (mine) showForms(view, $, who);
   $("more").addEventListener("click", () => loadPosts(view, $, who, mine, $("more").dataset.cursor));
-  await Promise.all([loadSummary(view, $, who), loadPosts(view, $, who, mine)]);
+  await Promise.all([loadSummary(view, $, who), loadProfile($, who, mine), loadPosts(view, $, who, mine)]);
   // After anything of this session (a post, an edit, a profile change, a viewing),
   // read the summary at that notice's position.
   view.onNotice((notice) => {
     if (notice.status !== "succeeded") return;
     loadSummary(view, $, who, notice.position);
+    loadProfile($, who, mine, notice.position);
     loadPosts(view, $, who, mine);
   });
+}
+
+// The user's public profile: the bio under the summary; on your own page it also fills
+// the profile form (until you type in it), so that saving your name keeps your bio (the
+// form was filled with the name alone, and saving it emptied the bio).
+async function loadProfile($, who, mine, position) {
+  const query = position ? `?min_position=${position}` : "";
+  const got = await getJson(`/api/users/${who}${query}`);
+  if (!got.ok || !$("bio")) return; // the summary says what is wrong, if anything
+  $("bio").textContent = got.data.bio;
+  $("bio").hidden = !got.data.bio;
+  const form = mine && $("profile-form");
+  if (form && !form.dataset.touched) {
+    $("profile-display_name").value = got.data.display_name;
+    $("profile-bio").value = got.data.bio;
+  }
 }
 
 async function loadSummary(view, $, who, position) {
@@ -133,6 +151,7 @@ function showForms(view, $, who) {
       <button type="submit" id="save-profile">Save profile</button>
     </form>`;
   $("profile-display_name").value = view.account()?.display_name || "";
+  $("profile-form").addEventListener("input", () => { $("profile-form").dataset.touched = "1"; });
   $("post-form").addEventListener("submit", (e) => savePost(e, view, $));
   $("cancel-edit").addEventListener("click", () => stopEdit($));
   $("profile-form").addEventListener("submit", (e) => saveProfile(e, view, $));
