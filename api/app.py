@@ -124,7 +124,7 @@ def create_app(
             svc.metrics.streams_open.set_function(lambda: limits.open)
             yield {"services": svc}
 
-    return Starlette(
+    app = Starlette(
         routes=[*api_routes(registry), *web.routes(registry, settings.web_dir, dev=settings.dev)],
         lifespan=lifespan,
         middleware=[
@@ -137,6 +137,10 @@ def create_app(
             Exception: _on_unexpected,
         },
     )
+    # An unknown route is a 404 problem, "/api/locations/" too: Starlette's default
+    # answered a trailing slash with a 307 to a URL made from the request's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def prepare_store(js: JetStreamContext, settings: Settings, registry: Registry) -> None:

@@ -191,10 +191,12 @@ async def test_validation_problem_lists_every_field_error(client: httpx.AsyncCli
         "/api/locations/" + "0" * 24,
         "/api/locations/nope",
         "/api/widgets/1",
+        "/api/locations/",  # was a 307 to a URL made from the Host header
+        "/api/shipments/%2F",
     ],
 )
 async def test_unknown_things_are_404_problems(client: httpx.AsyncClient, path: str) -> None:
-    response = await client.get(path)
+    response = await client.get(path, headers={"Host": "elsewhere.example"})
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
 
@@ -205,6 +207,8 @@ async def test_unknown_collection_post_is_404_and_publishes_nothing(
     before = await stream_messages(js, COMMANDS_STREAM)
     response = await client.post("/api/widgets", json={"name": "x"}, headers=JSON)
     assert response.status_code == 404
+    slashed = await client.post("/api/locations/", json={"name": "x", "category": "Town"})
+    assert slashed.status_code == 404  # not a 307 the client follows with its POST
     assert await stream_messages(js, COMMANDS_STREAM) == before
 
 
