@@ -137,7 +137,7 @@ def create_app(
             Exception: _on_unexpected,
         },
     )
-    # An unknown route is a 404 problem, "/api/locations/" too: Starlette's default
+    # An unknown route is a 404 problem, "/api/<collection>/" too: Starlette's default
     # answered a trailing slash with a 307 to a URL made from the request's Host header.
     app.router.redirect_slashes = False
     return app

@@ -71,6 +71,21 @@ def has_control_characters(text: str) -> bool:
     return False
 
 
+def one_line(*fields: str) -> Check:
+    """A `CommandSpec.check`: each of `fields` (names of the body's text fields) is plain
+    one-line text, as `has_control_characters` says (a name shown in a notice, a header,
+    an email's subject; a zero-width space would make a second "Leeds" that looks the same)."""
+
+    def check(body: Any, now: datetime) -> Sequence[FieldError]:
+        return [
+            FieldError(f"$.{name}", "must not contain control characters")
+            for name in fields
+            if has_control_characters(getattr(body, name))
+        ]
+
+    return check
+
+
 # Who may send a command over HTTP. "anyone": any browser session; "user": a
 # session signed in as a user (401 otherwise).
 Access = Literal["anyone", "user"]

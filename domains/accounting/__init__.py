@@ -13,6 +13,7 @@ from contracts.domain import (
     ListRead,
     Policy,
     WebPage,
+    one_line,
 )
 from domains.accounting.aggregate import decide, evolve
 from domains.accounting.billing import bill
@@ -31,6 +32,7 @@ DOMAIN = Domain(
             collection="accounts",
             resource=ACCOUNTS.name,
             summary="Open an account",
+            check=one_line("holder"),
         ),
         CommandSpec(
             RecordPayment,

@@ -3,13 +3,11 @@ hashes its password (argon2) and publishes a `RegisterUser`, which has no passwo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
-from contracts.domain import Actor, has_control_characters
-from contracts.notices import FieldError
+from contracts.domain import Actor, one_line
 
 # A pragmatic shape check (one @, a dot in the domain, no spaces); whether the
 # address works is the welcome email's business.
@@ -38,11 +36,8 @@ class RegisterUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     display_name: DisplayName
 
 
-def check_display_name(form: Registration | UpdateProfile, now: datetime) -> list[FieldError]:
-    """A name is shown in headers and put in an email's subject: one line, no controls."""
-    if has_control_characters(form.display_name):
-        return [FieldError("$.display_name", "must not contain control characters")]
-    return []
+# A name is shown in headers and put in an email's subject: one line, no controls.
+check_display_name = one_line("display_name")
 
 
 def register(form: Registration, actor: Actor) -> RegisterUser:

@@ -15,6 +15,7 @@ from contracts.domain import (
     SummaryRead,
     Unique,
     WebPage,
+    one_line,
 )
 from domains.locations.aggregate import decide, evolve
 from domains.locations.commands import CreateLocation
@@ -30,6 +31,7 @@ DOMAIN = Domain(
             aggregate="location",
             collection="locations",
             unique=Unique("location-name", lambda c: c.name, name_taken),
+            check=one_line("name"),
             resource=LOCATIONS.name,
             summary="Create a location (its name must not be taken, whatever its case)",
         ),

@@ -143,7 +143,7 @@ async def test_the_message_bar_shows_only_with_a_message_and_closes(
     locations: LocationsPage,
 ) -> None:
     """The bar's `hidden` was overridden by its CSS (`display: flex`): an empty bar sat at
-    the bottom of every page, over what was under it, and its × closed nothing."""
+    the bottom of every page, over what was under it, and its close button closed nothing."""
     page = locations.page
     notice = page.locator("#notice")
     await expect(notice).to_be_hidden()  # nothing to say yet

@@ -182,6 +182,33 @@ async def test_validation_problem_lists_every_field_error(client: httpx.AsyncCli
 
 
 @pytest.mark.parametrize(
+    ("collection", "field", "body"),
+    [
+        ("locations", "name", {"name": "Le\u200beds", "category": "City"}),  # a second Leeds
+        ("locations", "name", {"name": "Evil\u202eName", "category": "City"}),
+        ("locations", "name", {"name": "Two\nlines", "category": "Town"}),
+        ("accounts", "holder", {"holder": "Holder\u202e"}),
+    ],
+)
+async def test_names_with_invisible_or_control_characters_are_refused(
+    client: httpx.AsyncClient,
+    js: JetStreamContext,
+    collection: str,
+    field: str,
+    body: dict[str, str],
+) -> None:
+    """A zero-width space made a second "Leeds" that looks the same, past the name's
+    uniqueness; a bidirectional override or a line break went into notices and pages."""
+    before = await stream_messages(js, COMMANDS_STREAM)
+    response = await client.post(f"/api/{collection}", json=body, headers=JSON)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"loc": f"$.{field}", "msg": "must not contain control characters"}
+    ]
+    assert await stream_messages(js, COMMANDS_STREAM) == before
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/api/commands/" + "0" * 32,
