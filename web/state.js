@@ -65,3 +65,90 @@ export async function loadRecord(container, url, what, retry) {
   else showState(box, "error", `Could not load the ${what}: ${got.problem.detail}`, retry);
   return null;
 }
+
+// The most a list read answers at once (the API's ?limit= bound).
+const MAX_PAGE = 200;
+
+/**
+ * A list read page by page into `list` (a <ul>): the first page, then `more` (a "Show
+ * more" button) appends the next. `refresh()` (after a notice: something was added or
+ * changed) reads from the start again, at least as many rows as are shown and on until
+ * the row that was last (by `id`) is in, and replaces them at once: a list opened to its
+ * third page stays open that far, new rows on top (every page fell back to its first
+ * page at each notice of the session). `restart()` reads the first page alone (a filter
+ * changed). One read at a time, in the order asked; a refresh asked while one waits is
+ * the same refresh. A read answering after its page was left changes nothing.
+ *
+ * `url(cursor, limit)` is the read's URL; `item(record)` its row; `state` the list's
+ * state line (loading, empty with `empty`, or the error about `what`, with Retry).
+ */
+export function pagedList({ list, state, more, url, item, empty, what, size = 50, id = (r) => r.id }) {
+  let cursor = null;
+  let last = null; // the id of the last row shown
+  let queue = Promise.resolve();
+  let waiting = null; // a refresh or restart asked for and not begun
+  const run = (step) => (queue = queue.then(step, step));
+
+  // Rows from `from` on: `wanted` of them, and on (10 at a time, a page at most more)
+  // until the row `until` is among them.
+  async function read(from, wanted, until) {
+    const records = [];
+    let next = from;
+    let seen = until === null;
+    do {
+      const short = wanted - records.length;
+      const got = await getJson(url(next, Math.min(MAX_PAGE, short > 0 ? short : 10)));
+      if (!list.isConnected) return null; // the page was left
+      if (!got.ok) {
+        showState(state, "error", `Could not load ${what}: ${got.problem.detail}`, () => ask(from ? "more" : "refresh"));
+        return null;
+      }
+      const items = got.data.items || [];
+      records.push(...items);
+      seen ||= items.some((r) => id(r) === until);
+      next = got.data.next_cursor || null;
+    } while (next && (records.length < wanted || (!seen && records.length < wanted + MAX_PAGE)));
+    return { records, next };
+  }
+
+  async function load(kind) {
+    if (kind !== "more") waiting = null;
+    more.disabled = true;
+    const refresh = kind === "refresh" && list.children.length > 0;
+    const from = kind === "more" ? cursor : null;
+    const got = await read(from, refresh ? Math.max(size, list.children.length) : size, refresh ? last : null);
+    more.disabled = false;
+    if (!got) return;
+    const rows = got.records.map(item);
+    if (kind === "more") list.append(...rows);
+    else list.replaceChildren(...rows);
+    if (got.records.length || kind !== "more") last = got.records.length ? id(got.records.at(-1)) : null;
+    cursor = got.next;
+    showState(state, list.children.length ? "none" : "empty", empty);
+    more.hidden = !cursor;
+  }
+
+  function ask(kind) {
+    if (kind === "more") return run(() => load("more"));
+    if (waiting) {
+      if (kind === "restart") waiting.kind = "restart"; // one page, the filter's
+      return waiting.done;
+    }
+    const asked = { kind };
+    waiting = asked;
+    asked.done = run(() => load(asked.kind));
+    return asked.done;
+  }
+
+  more.addEventListener("click", () => ask("more"));
+  return { refresh: () => ask("refresh"), restart: () => ask("restart") };
+}
+
+/** `url` for `pagedList`: `path` with `params()` (read at each request), limit and cursor. */
+export function listUrl(path, params = () => ({})) {
+  return (cursor, limit) => {
+    const query = new URLSearchParams({ ...params(), limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    return `${path}?${query}`;
+  };
+}

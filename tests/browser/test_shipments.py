@@ -141,3 +141,30 @@ async def test_an_account_shows_its_latest_entries_and_every_entry_on_asking(
     await expect(rows).to_have_count(paid)
     await expect(rows.last).to_contain_text("bank-000")
     await expect(page.locator("#ledger-more")).to_be_hidden()
+
+
+async def test_the_accounts_list_pages_and_a_notice_keeps_it_open_that_far(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The list stopped at 100 accounts with no way on; and on every page, a notice of
+    the session (another tab's change) put a list opened past its first page back to it."""
+    url = base_url(api_process)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for n in range(55):
+            opened = await client.post("/api/accounts", json={"holder": f"Many {n}"}, headers=WAIT)
+            assert opened.status_code == 201, opened.text
+    await page.goto(url + "/accounts")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    rows = page.locator("#accounts li")
+    await expect(rows).to_have_count(50)
+    await page.get_by_role("button", name="Show more").click()
+    await expect(rows.nth(54)).to_be_attached()
+    shown = await rows.count()
+    holder = unique_name("Newest")
+    # Opened in another tab of this session: its notice reaches this one.
+    opened = await page.context.request.post(
+        url + "/api/accounts", data={"holder": holder}, headers=WAIT
+    )
+    assert opened.status == 201
+    await expect(rows.first).to_contain_text(holder)
+    await expect(rows).to_have_count(shown + 1)  # still open that far, the new one on top

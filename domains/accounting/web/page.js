@@ -4,7 +4,7 @@
 // account on screen as its notice arrives.
 
 import { busy, clearErrors, el, field, finder, minorUnits, money, showProblem } from "/static/forms.js";
-import { getJson, loadRecord, showState } from "/static/state.js";
+import { getJson, listUrl, loadRecord, pagedList, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 
@@ -24,6 +24,7 @@ export async function render(view, path) {
       <h2 id="accounts-title">Accounts <span class="hint">newest first</span></h2>
       <ul id="accounts" class="items"></ul>
       <p id="list-state" class="state" role="status">Loading…</p>
+      <button type="button" id="more" class="secondary" hidden>Show more</button>
     </section>`;
   view.title("");
   const $ = finder(view.root);
@@ -42,26 +43,21 @@ export async function render(view, path) {
       if ($("open")) busy($("open"), false, "Open account", "Opening…");
     }
   });
-  view.onNotice(() => list(view, $));
-  await list(view, $);
-}
-
-async function list(view, $) {
-  const got = await getJson("/api/accounts?limit=100");
-  if (!$("accounts")) return;
-  if (!got.ok) {
-    showState($("list-state"), "error", `Could not load the accounts: ${got.problem.detail}`, () => list(view, $));
-    return;
-  }
-  const items = got.data.items || [];
-  $("accounts").replaceChildren(
-    ...items.map((a) => {
+  const rows = pagedList({
+    list: $("accounts"),
+    state: $("list-state"),
+    more: $("more"),
+    url: listUrl("/api/accounts"),
+    item: (a) => {
       const li = el("li");
       li.append(view.link(`/accounts/${a.id}`, a.holder), el("span", `owes ${money(a.balance)}`, { className: "cat" }));
       return li;
-    }),
-  );
-  showState($("list-state"), items.length ? "none" : "empty", "No accounts yet.");
+    },
+    empty: "No accounts yet.",
+    what: "the accounts",
+  });
+  view.onNotice(() => rows.refresh());
+  await rows.restart();
 }
 
 // ---- one account ------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // not this page's concern.
 
 import { busy, clearErrors, field, finder, showProblem } from "/static/forms.js";
-import { getJson, loadRecord, showState } from "/static/state.js";
+import { listUrl, loadRecord, pagedList } from "/static/state.js";
 
 const FIELDS = ["name", "category", "description"];
 const CATEGORIES = ["Town", "City", "County/Region", "Country", "Continent"];
@@ -37,9 +37,17 @@ export async function render(view, path) {
   view.title("");
   const $ = finder(view.root);
   $("create-form").addEventListener("submit", (e) => create(e, view, $));
-  $("more").addEventListener("click", () => loadList(view, $, $("more").dataset.cursor));
-  view.onNotice(() => loadList(view, $)); // created in another tab of this session, maybe
-  await loadList(view, $);
+  const rows = pagedList({
+    list: $("locations"),
+    state: $("list-state"),
+    more: $("more"),
+    url: listUrl("/api/locations"),
+    item: (loc) => item(view, loc),
+    empty: "No locations yet.",
+    what: "the locations",
+  });
+  view.onNotice(() => rows.refresh()); // created in another tab of this session, maybe
+  await rows.restart();
 }
 
 // ---- creating -----------------------------------------------------------------------------
@@ -74,24 +82,6 @@ function item(view, loc) {
   cat.textContent = loc.category;
   li.append(view.link(`/locations/${loc.id}`, loc.name), cat);
   return li;
-}
-
-async function loadList(view, $, cursor) {
-  const query = new URLSearchParams({ limit: "50" });
-  if (cursor) query.set("cursor", cursor);
-  const got = await getJson(`/api/locations?${query}`);
-  if (!$("locations")) return; // navigated away meanwhile
-  if (!got.ok) {
-    showState($("list-state"), "error", `Could not load the locations: ${got.problem.detail}`, () => loadList(view, $, cursor));
-    return;
-  }
-  const items = (got.data.items || []).map((loc) => item(view, loc));
-  if (cursor) $("locations").append(...items);
-  else $("locations").replaceChildren(...items);
-  const none = $("locations").children.length === 0;
-  showState($("list-state"), none ? "empty" : "none", "No locations yet.");
-  $("more").hidden = !got.data.next_cursor;
-  $("more").dataset.cursor = got.data.next_cursor || "";
 }
 
 // ---- one location ---------------------------------------------------------------------------

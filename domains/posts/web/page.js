@@ -5,7 +5,7 @@
 // (?min_position=), so what it shows is never behind what you just did.
 
 import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
-import { getJson, showState } from "/static/state.js";
+import { getJson, listUrl, pagedList, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const POST_FIELDS = ["title", "body"];
@@ -36,15 +36,24 @@ export async function render(view, path) {
     </section>`;
   const $ = finder(view.root);
   if (mine) showForms(view, $, who);
-  $("more").addEventListener("click", () => loadPosts(view, $, who, mine, $("more").dataset.cursor));
-  await Promise.all([loadSummary(view, $, who), loadProfile($, who, mine), loadPosts(view, $, who, mine)]);
+  const posts = pagedList({
+    list: $("posts"),
+    state: $("list-state"),
+    more: $("more"),
+    url: listUrl("/api/posts", () => ({ author_id: who })),
+    item: (post) => postItem(view, $, post, mine),
+    empty: "No posts yet.",
+    what: "the posts",
+    size: 20,
+  });
+  await Promise.all([loadSummary(view, $, who), loadProfile($, who, mine), posts.restart()]);
   // After anything of this session (a post, an edit, a profile change, a viewing),
   // read the summary at that notice's position.
   view.onNotice((notice) => {
     if (notice.status !== "succeeded") return;
     loadSummary(view, $, who, notice.position);
     loadProfile($, who, mine, notice.position);
-    loadPosts(view, $, who, mine);
+    posts.refresh();
   });
 }
 
@@ -92,24 +101,6 @@ async function loadSummary(view, $, who, position) {
   facts.append(el("dt", "Latest post"), latest);
   $("summary").replaceChildren(h1, facts, el("p", `As of event ${s.position}`, { className: "hint" }));
   view.title(s.display_name);
-}
-
-async function loadPosts(view, $, who, mine, cursor) {
-  const query = new URLSearchParams({ author_id: who, limit: "20" });
-  if (cursor) query.set("cursor", cursor);
-  const got = await getJson(`/api/posts?${query}`);
-  if (!$("posts")) return;
-  if (!got.ok) {
-    showState($("list-state"), "error", `Could not load the posts: ${got.problem.detail}`, () => loadPosts(view, $, who, mine, cursor));
-    return;
-  }
-  const page = got.data;
-  const items = page.items.map((post) => postItem(view, $, post, mine));
-  if (cursor) $("posts").append(...items);
-  else $("posts").replaceChildren(...items);
-  showState($("list-state"), $("posts").children.length ? "none" : "empty", "No posts yet.");
-  $("more").hidden = !page.next_cursor;
-  $("more").dataset.cursor = page.next_cursor || "";
 }
 
 function postItem(view, $, post, mine) {

@@ -5,7 +5,7 @@
 
 import { busy, clearErrors, el, field, finder, money, showProblem } from "/static/forms.js";
 import { pending } from "/static/commands.js";
-import { getJson, loadRecord, showState } from "/static/state.js";
+import { getJson, listUrl, loadRecord, pagedList } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const FIELDS = ["account_id", "origin", "destination", "weight_grams"];
@@ -68,10 +68,24 @@ export async function render(view, path) {
   }
   $("filter-account").append(...options.map((o) => o.cloneNode(true)));
   $("create-form").addEventListener("submit", (e) => create(e, view, $));
-  for (const f of ["filter-status", "filter-account"]) $(f).addEventListener("change", () => list(view, $));
-  $("more").addEventListener("click", () => list(view, $, $("more").dataset.cursor));
-  view.onNotice(() => list(view, $));
-  await list(view, $);
+  const filters = () => {
+    const wanted = {};
+    if ($("filter-status").value) wanted.status = $("filter-status").value;
+    if ($("filter-account").value) wanted.account_id = $("filter-account").value;
+    return wanted;
+  };
+  const rows = pagedList({
+    list: $("shipments"),
+    state: $("list-state"),
+    more: $("more"),
+    url: listUrl("/api/shipments", filters),
+    item: (s) => shipmentItem(view, s),
+    empty: "No shipments here yet.",
+    what: "the shipments",
+  });
+  for (const f of ["filter-status", "filter-account"]) $(f).addEventListener("change", () => rows.restart());
+  view.onNotice(() => rows.refresh());
+  await rows.restart();
 }
 
 async function create(event, view, $) {
@@ -96,29 +110,11 @@ async function create(event, view, $) {
   }
 }
 
-async function list(view, $, cursor) {
-  const query = new URLSearchParams({ limit: "50" });
-  if ($("filter-status").value) query.set("status", $("filter-status").value);
-  if ($("filter-account").value) query.set("account_id", $("filter-account").value);
-  if (cursor) query.set("cursor", cursor);
-  const got = await getJson(`/api/shipments?${query}`);
-  if (!$("shipments")) return; // navigated away meanwhile
-  if (!got.ok) {
-    showState($("list-state"), "error", `Could not load the shipments: ${got.problem.detail}`, () => list(view, $, cursor));
-    return;
-  }
-  const page = got.data;
-  const items = (page.items || []).map((s) => {
-    const li = el("li");
-    const what = `${s.origin} → ${s.destination}, ${s.weight_grams} g`;
-    li.append(view.link(`/shipments/${s.id}`, what), el("span", `${s.status} · ${money(s.price)}`, { className: "cat" }));
-    return li;
-  });
-  if (cursor) $("shipments").append(...items);
-  else $("shipments").replaceChildren(...items);
-  showState($("list-state"), $("shipments").children.length ? "none" : "empty", "No shipments here yet.");
-  $("more").hidden = !page.next_cursor;
-  $("more").dataset.cursor = page.next_cursor || "";
+function shipmentItem(view, s) {
+  const li = el("li");
+  const what = `${s.origin} → ${s.destination}, ${s.weight_grams} g`;
+  li.append(view.link(`/shipments/${s.id}`, what), el("span", `${s.status} · ${money(s.price)}`, { className: "cat" }));
+  return li;
 }
 
 // ---- one shipment -----------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // for its owner. A viewing has an id of its own: sending it again never counts twice.
 
 import { busy, clearErrors, el, field, finder, randomId, showProblem } from "/static/forms.js";
-import { getJson, loadRecord, showState } from "/static/state.js";
+import { getJson, listUrl, loadRecord, pagedList } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 const PUBLISH = ["title", "url", "description"];
@@ -49,13 +49,21 @@ export async function render(view, path) {
     p.append(view.link(view.auth.signin, "Sign in"), " to publish videos.");
     $("publish-area").replaceChildren(p);
   }
-  $("more").addEventListener("click", () => loadList(view, $, owner, $("more").dataset.cursor));
+  const rows = pagedList({
+    list: $("videos"),
+    state: $("list-state"),
+    more: $("more"),
+    url: listUrl("/api/videos", () => (owner ? { owner_id: owner } : {})),
+    item: (v) => videoItem(view, v),
+    empty: "No videos yet.",
+    what: "the videos",
+  });
   view.onNotice((notice) => {
     if (notice.status !== "succeeded") return;
-    loadList(view, $, owner);
+    rows.refresh();
     loadTotals($, notice.position); // the home totals are an async view: read at the notice
   });
-  await Promise.all([loadList(view, $, owner), loadTotals($)]);
+  await Promise.all([rows.restart(), loadTotals($)]);
 }
 
 async function loadTotals($, position) {
@@ -66,27 +74,10 @@ async function loadTotals($, position) {
   $("published").textContent = home.videos_published;
 }
 
-async function loadList(view, $, owner, cursor) {
-  const query = new URLSearchParams({ limit: "50" });
-  if (owner) query.set("owner_id", owner);
-  if (cursor) query.set("cursor", cursor);
-  const got = await getJson(`/api/videos?${query}`);
-  if (!$("videos")) return; // navigated away meanwhile
-  if (!got.ok) {
-    showState($("list-state"), "error", `Could not load the videos: ${got.problem.detail}`, () => loadList(view, $, owner, cursor));
-    return;
-  }
-  const page = got.data;
-  const items = (page.items || []).map((v) => {
-    const li = el("li");
-    li.append(view.link(`/videos/${v.id}`, v.title), el("span", `${v.views} view${v.views === 1 ? "" : "s"}`, { className: "cat" }));
-    return li;
-  });
-  if (cursor) $("videos").append(...items);
-  else $("videos").replaceChildren(...items);
-  showState($("list-state"), $("videos").children.length ? "none" : "empty", "No videos yet.");
-  $("more").hidden = !page.next_cursor;
-  $("more").dataset.cursor = page.next_cursor || "";
+function videoItem(view, v) {
+  const li = el("li");
+  li.append(view.link(`/videos/${v.id}`, v.title), el("span", `${v.views} view${v.views === 1 ? "" : "s"}`, { className: "cat" }));
+  return li;
 }
 
 async function publish(event, view, $) {
