@@ -9,7 +9,7 @@ on its own to collect the rest. Text fields are trimmed before validation:
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 
 import msgspec
 
@@ -100,6 +100,8 @@ def _to_field_error(message: str, prefix: str, typ: Any) -> FieldError:
 
 
 _LENGTH = re.compile(r"^Expected `str` of length (?P<op>>=|<=) (?P<n>\d+)$")
+_BOUND = re.compile(r"^Expected `(?:int|float)` (?P<op>>=|<=|>|<) (?P<n>-?[\d.e+]+)$")
+_BOUNDS: Final = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
 _TYPE = re.compile(r"^Expected `(?P<want>\w+)`, got `(?P<got>\w+)`$")
 _NAMES: Final = {
     "str": "a string",
@@ -121,10 +123,31 @@ def _friendly(msg: str, typ: Any) -> str:
         return f"must be at most {n} characters"
     if msg.startswith("Invalid enum value") and _literal_options(typ):
         return "must be one of: " + ", ".join(_literal_options(typ))
+    if msg.startswith("Expected `str` matching regex"):
+        # The schema's pattern means nothing to a person: say what the field's type
+        # describes itself as (msgspec.Meta description), or only that it is off.
+        described = _description(typ)
+        return f"must be {described}" if described else "is not in the form it must have"
+    if m := _BOUND.match(msg):
+        return f"must be {_BOUNDS[m.group('op')]} {m.group('n')}"
+    if msg.startswith("Invalid RFC3339 encoded datetime"):
+        return "must be a date and time such as 2026-11-29T12:00:00Z"
+    if msg == "Expected `datetime` with a timezone component":
+        return "must say its time zone (Z or +01:00, say)"
     if m := _TYPE.match(msg):
         want, got = (_NAMES.get(t, t) for t in m.group("want", "got"))
         return f"must be {want}, not {got}"
     return msg
+
+
+def _description(typ: Any) -> str | None:
+    """The `msgspec.Meta(description=...)` of an Annotated type, if it has one."""
+    if get_origin(typ) is not Annotated:
+        return None
+    for meta in get_args(typ)[1:]:
+        if isinstance(meta, msgspec.Meta) and meta.description:
+            return meta.description
+    return None
 
 
 def _literal_options(typ: Any) -> list[str]:

@@ -17,25 +17,30 @@ export function clearErrors(root, fields, prefix = "") {
 }
 
 /**
- * Show a problem: each `errors[].loc` at its field ("$.name" -> #name-error), focus the
- * first; what has no field goes to `conflictField` (for a 409) or the form-wide error.
+ * Show a problem: each `errors[].loc` at its field ("$.name" -> #name-error), named by
+ * the field's label (the API's name for it, "weight_grams", is not what the form says),
+ * and focus the first such field in the form's order (not the API's); what has no field
+ * goes to `conflictField` (for a 409) or the form-wide error.
  */
 export function showProblem(root, fields, problem, { prefix = "", conflictField = null } = {}) {
-  let placed = false;
+  const invalid = [];
   for (const err of problem.errors || []) {
     const key = (err.loc || "").replace(/^\$\./, "");
     if (!fields.includes(key)) continue;
     const p = byId(root, `${prefix}${key}-error`);
     const input = byId(root, `${prefix}${key}`);
-    const label = key.replaceAll("_", " ");
+    const label = labelOf(root, input.id) || key.replaceAll("_", " ");
     p.textContent = `${label[0].toUpperCase()}${label.slice(1)} ${err.msg}.`;
     p.hidden = false;
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", p.id);
-    if (!placed) input.focus();
-    placed = true;
+    invalid.push(input);
   }
-  if (placed) return;
+  if (invalid.length) {
+    const first = (a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1);
+    invalid.sort(first)[0].focus();
+    return;
+  }
   const onField = problem.status === 409 && conflictField;
   const target = byId(root, onField ? `${prefix}${conflictField}-error` : `${prefix}form-error`);
   target.textContent = problem.detail || problem.title || "Something went wrong.";
@@ -46,6 +51,14 @@ export function showProblem(root, fields, problem, { prefix = "", conflictField 
     input.setAttribute("aria-describedby", target.id);
     input.focus();
   }
+}
+
+/** The words of a control's <label>, without its hint ("Weight" of "Weight (grams)"). */
+function labelOf(root, id) {
+  const label = root.querySelector(`label[for="${CSS.escape(id)}"]`);
+  if (!label) return "";
+  const words = [...label.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE);
+  return words.map((n) => n.textContent).join("").trim();
 }
 
 /** 32 random hex digits (getRandomValues, not randomUUID: the page may be served over plain HTTP). */

@@ -7,7 +7,15 @@ from typing import Annotated
 import msgspec
 
 Amount = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
-Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+Reference = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="letters, digits and punctuation, with no spaces",
+    ),
+]
 
 
 class OpenAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

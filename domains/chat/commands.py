@@ -11,7 +11,13 @@ import msgspec
 from contracts.notices import FieldError
 
 # A channel is a subject token and a KV key: letters, digits, '_' and '-'.
-Channel = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")]
+Channel = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$",
+        description="a letter or digit, then up to 63 letters, digits, - or _",
+    ),
+]
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 SentAt = Annotated[datetime, msgspec.Meta(tz=True)]

@@ -12,12 +12,20 @@ from contracts.domain import Actor, one_line
 # A pragmatic shape check (one @, a dot in the domain, no spaces); whether the
 # address works is the welcome email's business.
 EmailAddress = Annotated[
-    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s.]+$",
+        description="an email address such as ada@example.org",
+    ),
 ]
 # NIST SP 800-63B: at least 8 characters, long passphrases allowed; the upper
 # bound keeps one request's hashing cheap.
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
+DisplayName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S", description="not only spaces")
+]
 
 
 class Registration(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -8,8 +8,13 @@ import msgspec
 
 from contracts.domain import Actor
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000, pattern=r"\S")]
+Title = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S", description="not only spaces")
+]
+Body = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=20_000, pattern=r"\S", description="not only spaces"),
+]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 

@@ -6,9 +6,13 @@ from typing import Annotated
 
 import msgspec
 
-AccountId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+AccountId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$", description="one of the accounts")
+]
 # ISO 3166-1 alpha-2: the tariff prices a route by its two countries.
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Country = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="a two-letter country code such as GB")
+]
 Grams = Annotated[int, msgspec.Meta(ge=1, le=30_000)]
 
 

@@ -9,8 +9,19 @@ import msgspec
 from contracts.domain import Actor
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^https?://\S+$")]
-ViewingId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^https?://\S+$",
+        description="a web address starting with http:// or https://",
+    ),
+]
+ViewingId = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$", description="1 to 64 letters, digits, - or _"),
+]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 

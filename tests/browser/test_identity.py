@@ -76,8 +76,8 @@ async def test_sign_up_get_the_email_sign_out_and_in_publish_and_watch(
 
     await page.fill("#title", "!!!")
     await page.click("#rename")
-    await expect(page.locator("#title-error")).to_have_text(
-        "Title must contain a letter or a digit."
+    await expect(page.locator("#title-error")).to_have_text(  # named by its label
+        "New title must contain a letter or a digit."
     )
     await page.fill("#title", "Cats on pianos")
     await page.click("#rename")

@@ -95,6 +95,25 @@ async def test_a_shipment_form_whose_accounts_cannot_be_read_says_so(
     await expect(error).to_contain_text("The accounts could not be read: NATS is unreachable.")
 
 
+async def test_an_empty_shipment_form_says_what_is_wrong_in_its_own_words(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """Errors said the API's field names and schema ("Account id Expected `str` matching
+    regex ..."); now the field's label and plain words, and focus on the first field at
+    fault in the form's order."""
+    await page.goto(base_url(api_process) + "/shipments")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.click("#submit")
+    await expect(page.locator("#account_id-error")).to_have_text(
+        "Account must be one of the accounts."
+    )
+    await expect(page.locator("#origin-error")).to_have_text(
+        "From must be a two-letter country code such as GB."
+    )
+    await expect(page.locator("#weight_grams-error")).to_have_text("Weight must be at least 1.")
+    await expect(page.locator("#account_id")).to_be_focused()
+
+
 async def test_a_payment_amount_is_checked_then_recorded(
     page: Page, api_process: Process, reactor_process: Process
 ) -> None:
@@ -162,9 +181,9 @@ async def test_the_accounts_list_pages_and_a_notice_keeps_it_open_that_far(
     shown = await rows.count()
     holder = unique_name("Newest")
     # Opened in another tab of this session: its notice reaches this one.
-    opened = await page.context.request.post(
+    newest = await page.context.request.post(
         url + "/api/accounts", data={"holder": holder}, headers=WAIT
     )
-    assert opened.status == 201
+    assert newest.status == 201
     await expect(rows.first).to_contain_text(holder)
     await expect(rows).to_have_count(shown + 1)  # still open that far, the new one on top

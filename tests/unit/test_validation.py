@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
 import pytest
 
 from contracts.notices import FieldError
 from contracts.validation import InvalidPayload, MalformedBody, decode_payload
+from domains.accounting.commands import RecordPayment
 from domains.locations.commands import CreateLocation
+from domains.shipments.commands import CreateShipment
 
 
 def errors_of(body: bytes) -> list[FieldError]:
@@ -92,3 +98,40 @@ def test_a_body_that_is_not_utf8_or_too_deep_is_malformed_not_a_crash(
 ) -> None:
     with pytest.raises(MalformedBody, match=why):
         decode_payload(CreateLocation, body)
+
+
+def test_a_person_reads_what_is_wrong_not_the_schema() -> None:
+    """Errors said the schema ("Expected `str` matching regex '^[A-Z]{2}$'"): a pattern
+    is now what its type describes itself as, a bound and a date are said in words."""
+    with pytest.raises(InvalidPayload) as shipment:
+        decode_payload(
+            CreateShipment,
+            b'{"account_id":"no such id!","origin":"gb","destination":"FR","weight_grams":0}',
+        )
+    assert [(e.loc, e.msg) for e in shipment.value.errors] == [
+        ("$.account_id", "must be one of the accounts"),
+        ("$.origin", "must be a two-letter country code such as GB"),
+        ("$.weight_grams", "must be at least 1"),
+    ]
+    with pytest.raises(InvalidPayload) as payment:
+        decode_payload(RecordPayment, b'{"amount":1000000001,"reference":"a b"}')
+    assert [(e.loc, e.msg) for e in payment.value.errors] == [
+        ("$.amount", "must be at most 1000000000"),
+        ("$.reference", "must be letters, digits and punctuation, with no spaces"),
+    ]
+    with pytest.raises(InvalidPayload) as undescribed:
+        decode_payload(Stamped, b'{"token":"not a token","at":"yesterday"}')
+    assert [(e.loc, e.msg) for e in undescribed.value.errors] == [
+        ("$.token", "is not in the form it must have"),
+        ("$.at", "must be a date and time such as 2026-11-29T12:00:00Z"),
+    ]
+    with pytest.raises(InvalidPayload) as naive:
+        decode_payload(Stamped, b'{"token":"t","at":"2026-11-29T12:00:00"}')
+    assert [(e.loc, e.msg) for e in naive.value.errors] == [
+        ("$.at", "must say its time zone (Z or +01:00, say)")
+    ]
+
+
+class Stamped(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(pattern=r"^[a-z]+$")]
+    at: Annotated[datetime, msgspec.Meta(tz=True)]
