@@ -3,6 +3,7 @@
 // and each is an ES module with `render(view, path)` (see domains/*/web/page.js).
 import * as commands from "/static/commands.js";
 import { showState, stateIn } from "/static/state.js";
+import { refocus } from "/static/forms.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -78,6 +79,11 @@ function pageFor(path) {
 export async function navigate(href) {
   history.pushState({}, "", href);
   await route();
+  // What was focused (the button that led here) is gone: the new page's heading, for a
+  // keyboard or a screen reader to go on from.
+  const h1 = $("page").querySelector("h1");
+  if (h1 && !h1.hasAttribute("tabindex")) h1.tabIndex = -1;
+  refocus(h1);
 }
 
 async function route() {

@@ -68,9 +68,23 @@ export function randomId() {
 
 /** A submit button's busy state: disabled, aria-busy, and its label while busy. */
 export function busy(button, on, idle, working) {
+  if (on) button.dataset.hadFocus = String(document.activeElement === button);
   button.disabled = on;
   button.setAttribute("aria-busy", String(on));
   button.textContent = on ? working : idle;
+  // Disabled, it dropped the keyboard's focus to the page's body: give it back.
+  if (!on && button.dataset.hadFocus === "true") refocus(button);
+}
+
+/**
+ * Put the focus back where the person was if it was lost (a disabled or replaced
+ * control drops it to the page's body): on the first of `candidates` still on the page
+ * and enabled. Focus the person moved meanwhile is left where it is.
+ */
+export function refocus(...candidates) {
+  const now = document.activeElement;
+  if (now && now !== document.body) return;
+  candidates.find((c) => c?.isConnected && !c.disabled)?.focus();
 }
 
 /** Minor units as major ones: 1250 -> "12.50". */

@@ -187,3 +187,35 @@ async def test_the_accounts_list_pages_and_a_notice_keeps_it_open_that_far(
     assert newest.status == 201
     await expect(rows.first).to_contain_text(holder)
     await expect(rows).to_have_count(shown + 1)  # still open that far, the new one on top
+
+
+async def test_the_keyboard_focus_goes_on_after_each_action(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """The busy state disabled the focused button and nothing gave the focus back: after
+    opening an account, creating a shipment or shipping it, it fell to the page's body."""
+    url = base_url(api_process)
+    holder = unique_name("Kay")
+    await page.goto(url + "/accounts")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await page.fill("#holder", holder)
+    await page.press("#holder", "Enter")
+    await expect(page).to_have_url(ACCOUNT_URL)
+    await expect(page.locator("#account h1")).to_be_focused()  # the new page's heading
+
+    await page.goto(url + "/shipments")
+    await page.select_option("#account_id", label=holder)
+    await page.fill("#origin", "gb")
+    await page.fill("#destination", "fr")
+    await page.fill("#weight_grams", "800")
+    await page.press("#weight_grams", "Enter")
+    await expect(page).to_have_url(SHIPMENT_URL)
+    await expect(page.locator("#shipment h1")).to_be_focused()
+    await page.focus("#do-ship")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#status")).to_have_text("shipped")
+    await expect(page.locator("#do-deliver")).to_be_focused()  # the next action
+
+    await page.goto(url + "/accounts")
+    await page.press("#open", "Enter")  # an empty holder: the field at fault
+    await expect(page.locator("#holder")).to_be_focused()

@@ -4,7 +4,7 @@
 // change; after each notice the page reads it at the notice's position
 // (?min_position=), so what it shows is never behind what you just did.
 
-import { busy, clearErrors, el, field, finder, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, refocus, showProblem } from "/static/forms.js";
 import { getJson, listUrl, pagedList, showState } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
@@ -144,7 +144,10 @@ function showForms(view, $, who) {
   $("profile-display_name").value = view.account()?.display_name || "";
   $("profile-form").addEventListener("input", () => { $("profile-form").dataset.touched = "1"; });
   $("post-form").addEventListener("submit", (e) => savePost(e, view, $));
-  $("cancel-edit").addEventListener("click", () => stopEdit($));
+  $("cancel-edit").addEventListener("click", () => {
+    stopEdit($); // the Cancel button hides, and the focus with it: on to the form
+    refocus($("title"));
+  });
   $("profile-form").addEventListener("submit", (e) => saveProfile(e, view, $));
 }
 

@@ -3,7 +3,7 @@
 // state allows. Delivering shows the delivery's outcome at once, then the charge
 // the billing policy makes as its notice (caused by the delivery) arrives.
 
-import { busy, clearErrors, el, field, finder, money, showProblem } from "/static/forms.js";
+import { busy, clearErrors, el, field, finder, money, refocus, showProblem } from "/static/forms.js";
 import { pending } from "/static/commands.js";
 import { getJson, listUrl, loadRecord, pagedList } from "/static/state.js";
 
@@ -190,5 +190,8 @@ async function act(view, $, shipment, action, label) {
     }
   } finally {
     if (!waiting(shipment.id)) for (const b of buttons) b.disabled = false;
+    // The clicked button was disabled or replaced (Ship by Deliver): the focus goes on
+    // to the next action, or to the shipment when none is left.
+    if ($("actions")) refocus($("actions").querySelector("button"), $("shipment").querySelector("h1"));
   }
 }
