@@ -224,9 +224,13 @@ function followTheSession() {
 }
 
 const sessionChanges = "BroadcastChannel" in window ? new BroadcastChannel("session") : null;
-sessionChanges?.addEventListener("message", (e) => {
+sessionChanges?.addEventListener("message", async (e) => {
+  const before = account?.user_id ?? null;
   if (e.data === "signed-out") account = null;
-  followTheSession();
+  await followTheSession();
+  // Another user now, or none: the page shows what that one may do (its forms were the
+  // last user's: a rename kept on screen after signing out answered "Sign in first").
+  if ((account?.user_id ?? null) !== before) await route();
 });
 
 // ---- start ---------------------------------------------------------------------------------

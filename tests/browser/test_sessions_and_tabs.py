@@ -65,6 +65,24 @@ async def test_a_sign_up_in_another_tab_moves_this_tab_to_the_new_session(
     await expect(page.locator("#location h1")).to_have_text(name)
 
 
+async def test_a_sign_out_in_another_tab_takes_this_tabs_own_forms_away(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """Only the header followed: the profile's forms (yours) stayed on screen after the
+    other tab signed out, and sending one answered "Sign in first"."""
+    url = base_url(api_process)
+    await sign_up(page, url, "Hedy", email(), "frequency hop")
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as Hedy")
+    await page.get_by_role("navigation").get_by_role("link", name="Profile").click()
+    await expect(page.locator("#post-form")).to_be_visible()
+    there = await page.context.new_page()
+    await there.goto(url + "/")
+    await there.click("#sign-out")
+    await expect(there.locator("#notice")).to_contain_text("You are signed out.")
+    await expect(page.locator("#post-form")).to_have_count(0)  # this tab's page follows
+    await expect(page.locator("#profile-view")).to_contain_text("to see your profile")
+
+
 async def test_a_sign_out_that_fails_says_so_and_stays_signed_in(
     page: Page, api_process: Process, reactor_process: Process
 ) -> None:
