@@ -45,13 +45,24 @@ async def command_payload(
 
 
 def _require_json(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """application/json (or a +json type, RFC 6839), in UTF-8 if it names a charset."""
+    media_type, *parameters = request.headers.get("content-type", "").split(";")
+    media_type = media_type.strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPProblem(
             415,
             "Unsupported media type",
             f"Send the command as application/json, not {media_type or 'no content type'}.",
         )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise HTTPProblem(
+                415,
+                "Unsupported media type",
+                f"Send the command in UTF-8 (JSON's encoding), not {charset or 'no charset'}.",
+            )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from api.reads import CURSOR, MAX_LIMIT, RANK_CURSOR
+from api.reads import CURSOR, MAX_LIMIT, RANK_CURSOR, filter_values
 from api.sessions import CurrentUser, SignInForm
 from api.status import Accepted, Pending
 from contracts.domain import Aggregator, CommandSpec, GetRead, ListRead, SummaryRead
@@ -149,9 +149,8 @@ def _page_schema(state: type) -> dict[str, Any]:
 
 def _filter_param(state: type, name: str) -> dict[str, Any]:
     """A list's filter: the field's values when they are a fixed set, else any short text."""
-    schema = msgspec.json.schema(state)
-    field = schema["$defs"][state.__name__]["properties"][name]
-    values = {"enum": field["enum"]} if "enum" in field else {"minLength": 1, "maxLength": 256}
+    fixed = filter_values(state, name)
+    values = {"enum": fixed} if fixed is not None else {"minLength": 1, "maxLength": 256}
     return {
         "name": name,
         "in": "query",

@@ -20,8 +20,8 @@
   once the view has applied the events up to N. Inline views are written
   before the notice, so they always have; an async view is waited for (a
   subscription to its progress key wakes the wait) up to MIN_POSITION_WAIT,
-  then 503 with Retry-After.
-  A position beyond the end of the event store is 422.
+  then 503 with Retry-After. For an async view a position beyond the end of
+  the event store is 422; an inline view answers at once, unasked.
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ def list_endpoint(read: ListRead, view: Readable, parent: Readable | None = None
     """`parent`: the view whose record the path names (`read.parent`); the records
     listed are those of `view` under its key."""
     ranked = isinstance(view, Aggregator) and view.rank is not None
+    fixed = {
+        name: values
+        for name in read.filters
+        if (values := filter_values(view.state, name)) is not None
+    }
 
     async def list_records(request: Request) -> Response:
         svc = services(request)
@@ -74,7 +79,7 @@ def list_endpoint(read: ListRead, view: Readable, parent: Readable | None = None
             raise invalid_query("cursor", "the next_cursor of a page")
         if cursor is not None and under and not cursor.startswith(f"{under}."):
             raise invalid_query("cursor", "the next_cursor of a page of this list")
-        wanted = _filters(request, read.filters)
+        wanted = _filters(request, read.filters, fixed)
         buckets = await _caught_up(svc, view, request)
         if parent is not None and not await buckets.exists(parent.name, under):
             raise not_found(f"The {read.collection} resource")
@@ -143,13 +148,25 @@ def _matches(record: Record, wanted: dict[str, str]) -> bool:
     return all(str(state.get(name)) == value for name, value in wanted.items())
 
 
-def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+def filter_values(state: type, name: str) -> list[str] | None:
+    """The values a list's filter may take when its field's are a fixed set (a Literal);
+    None for any short text."""
+    schema = msgspec.json.schema(state)
+    values = schema["$defs"][state.__name__]["properties"][name].get("enum")
+    return None if values is None else [str(v) for v in values]
+
+
+def _filters(
+    request: Request, names: tuple[str, ...], fixed: dict[str, list[str]]
+) -> dict[str, str]:
     wanted = {}
     for name in names:
         value = request.query_params.get(name)
         if value is not None:
             if not 1 <= len(value) <= 256:
                 raise invalid_query(name, "1 to 256 characters")
+            if name in fixed and value not in fixed[name]:  # it matched nothing, quietly
+                raise invalid_query(name, "one of: " + ", ".join(fixed[name]))
             wanted[name] = value
     return wanted
 

@@ -128,6 +128,13 @@ BAD_REQUESTS = [
         "/problems/unsupported-media-type",
         id="no-content-type",
     ),
+    pytest.param(  # JSON is UTF-8 (RFC 8259): it was decoded as UTF-8 whatever it said
+        '{"name":"Zürich","category":"City"}'.encode("latin-1"),
+        {"content-type": "application/json; charset=latin-1"},
+        415,
+        "/problems/unsupported-media-type",
+        id="charset-latin-1",
+    ),
     pytest.param(
         b'{"name":"A","category":"City","description":"' + b"x" * 70_000 + b'"}',
         JSON,

@@ -173,6 +173,11 @@ async def test_shipments_list_by_status_and_account_page_by_page(
     assert [s["id"] for s in listed["items"]] == [s["id"] for s in reversed(made)]
     bad = await browser.get("/api/shipments", params={"status": ""})
     assert bad.status_code == 422
+    bogus = await browser.get("/api/shipments", params={"status": "lost"})  # was 200, empty
+    assert bogus.status_code == 422
+    assert bogus.json()["errors"] == [
+        {"loc": "query.status", "msg": "must be one of: cancelled, created, delivered, shipped"}
+    ]
 
 
 async def test_a_payment_reference_counts_once(browser: httpx.AsyncClient) -> None:
