@@ -18,8 +18,19 @@ Channel = Annotated[
         description="a letter or digit, then up to 63 letters, digits, - or _",
     ),
 ]
-User = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+# Not trimmed (only a body's top-level fields are): "  " is refused by its pattern.
+User = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=64, pattern=r"\S", description="some text, not just spaces"
+    ),
+]
+Text = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=500, pattern=r"\S", description="some text, not just spaces"
+    ),
+]
 SentAt = Annotated[datetime, msgspec.Meta(tz=True)]
 
 MAX_MESSAGES: Final = 1000

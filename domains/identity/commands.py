@@ -24,7 +24,10 @@ EmailAddress = Annotated[
 # bound keeps one request's hashing cheap.
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 DisplayName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S", description="not only spaces")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=60, pattern=r"\S", description="some text, not just spaces"
+    ),
 ]
 
 

@@ -9,11 +9,16 @@ import msgspec
 from contracts.domain import Actor
 
 Title = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S", description="not only spaces")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=200, pattern=r"\S", description="some text, not just spaces"
+    ),
 ]
 Body = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=20_000, pattern=r"\S", description="not only spaces"),
+    msgspec.Meta(
+        min_length=1, max_length=20_000, pattern=r"\S", description="some text, not just spaces"
+    ),
 ]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 

@@ -120,6 +120,10 @@ def test_the_schema_refuses_a_bad_message_at_its_index() -> None:
     naive = {"messages": [{"channel": "a", "user": "u", "text": "t", "sent_at": "2026-11-25T12"}]}
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(naive, PostMessages)
+    for field in ("user", "text"):  # a message's fields are not trimmed: "  " was taken
+        blank = {"channel": "a", "user": "u", "text": "t", "sent_at": "2026-11-25T12:00:00Z"}
+        with pytest.raises(msgspec.ValidationError, match=rf"\$\.messages\[0\]\.{field}"):
+            msgspec.convert({"messages": [{**blank, field: "  "}]}, PostMessages)
 
 
 # ---- windows and the late policy ------------------------------------------------------------
