@@ -219,3 +219,29 @@ async def test_the_keyboard_focus_goes_on_after_each_action(
     await page.goto(url + "/accounts")
     await page.press("#open", "Enter")  # an empty holder: the field at fault
     await expect(page.locator("#holder")).to_be_focused()
+
+
+async def test_the_pages_fit_a_phones_width(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """At 375 px an account's ledger (an unbroken reference) made its page 554 px wide and
+    the chat table 505 px: the page scrolled sideways."""
+    url = base_url(api_process)
+    reference = "bank-transfer-" + "0123456789" * 8
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        account = await client.post("/api/accounts", json={"holder": "Narrow"}, headers=WAIT)
+        paid = await client.post(
+            f"/api/accounts/{account.json()['id']}/payments",
+            json={"amount": 1250, "reference": reference},
+            headers=WAIT,
+        )
+        assert paid.status_code == 200, paid.text
+    await page.set_viewport_size({"width": 375, "height": 800})
+    await page.goto(f"{url}/accounts/{account.json()['id']}")
+    await expect(page.locator("#ledger tbody tr").first).to_contain_text("bank-transfer")
+    for path in ("", "/shipments", "/chat", "/locations"):
+        if path:
+            await page.goto(url + path)
+            await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        wide = await page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 375, (path or "the account", wide)

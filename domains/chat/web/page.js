@@ -44,12 +44,14 @@ export async function render(view, path) {
         <svg id="chart" class="chat-chart" viewBox="0 0 640 220" role="img"></svg>
         <p class="hint">Bars: messages per 10-minute window (newest on the right); dots: distinct chatters.</p>
       </article>
-      <table class="ledger" id="channels">
-        <caption>The ${ROWS} busiest channels</caption>
-        <thead><tr><th scope="col">Channel</th><th scope="col">Late</th><th scope="col">This window</th>
-          <th scope="col">Chatters</th><th scope="col">Recent windows</th><th scope="col">Total</th></tr></thead>
-        <tbody></tbody>
-      </table>
+      <div class="scroll">
+        <table class="ledger" id="channels">
+          <caption>The ${ROWS} busiest channels</caption>
+          <thead><tr><th scope="col">Channel</th><th scope="col">Late</th><th scope="col">This window</th>
+            <th scope="col">Chatters</th><th scope="col">Recent windows</th><th scope="col">Total</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
       <p id="unavailable" class="state" role="status" hidden></p>
       <p id="empty" class="hint" hidden>No messages yet: post a batch to <code>/api/chat/messages</code>,
         or run <code>task chat:simulate</code>.</p>
@@ -166,12 +168,18 @@ function draw($, channel) {
     svg("text", { x: left - 6, y: y(0) + 4, "text-anchor": "end" }, "0"),
   ];
   const dots = [];
+  // A time label is about 56 units wide ("05:00 PM"): label every n-th window so that
+  // they do not overlap, counting from the newest.
+  const every = Math.ceil(56 / slot);
   windows.forEach((w, i) => {
     const x = left + i * slot + slot * 0.15;
     const width = slot * 0.7;
     const bar = svg("rect", { x, y: y(w.count), width, height: y(0) - y(w.count), class: "win" });
     bar.append(svg("title", {}, `${TIME.format(new Date(w.start))}: ${NUMBER.format(w.count)} messages, ${NUMBER.format(w.chatters)} chatters`));
-    parts.push(bar, svg("text", { x: x + width / 2, y: H - 6, "text-anchor": "middle" }, TIME.format(new Date(w.start))));
+    parts.push(bar);
+    if ((windows.length - 1 - i) % every === 0) {
+      parts.push(svg("text", { x: x + width / 2, y: H - 6, "text-anchor": "middle" }, TIME.format(new Date(w.start))));
+    }
     dots.push([x + width / 2, y(w.chatters)]);
   });
   if (dots.length > 1) parts.push(svg("polyline", { points: dots.map((p) => p.join(",")).join(" "), class: "who-line" }));
