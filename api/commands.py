@@ -291,7 +291,8 @@ def _waited(
     stored: StoredNotice | None, accepted: StoredResponse, wait_s: int, created: bool
 ) -> StoredResponse:
     """The answer after `Prefer: wait`: 201 (made) or 200 (changed) with the resource, the
-    problem, or the plain 202. A command with no resource answers with its notice."""
+    problem, or the plain 202. A command with no resource (a chat batch, a deletion)
+    answers 200 with its notice: 201 says a resource was made, at its Location."""
     applied = {
         "Preference-Applied": f"wait={wait_s}",
         "Server-Timing": accepted.headers["Server-Timing"],
@@ -303,8 +304,9 @@ def _waited(
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:
             headers["Location"] = notice.resource_url
-        body = notice if notice.resource is None else notice.resource
-        return StoredResponse(201 if created else 200, headers, encoder.encode(body))
+        if notice.resource is None:  # none made (a chat batch) or left (a deletion)
+            return StoredResponse(200, headers, encoder.encode(notice))
+        return StoredResponse(201 if created else 200, headers, encoder.encode(notice.resource))
     assert notice.error is not None
     return StoredResponse(
         notice.error.status, {"Content-Type": PROBLEM_JSON, **applied}, encoder.encode(notice.error)

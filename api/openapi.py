@@ -100,14 +100,22 @@ _COMMAND_HEADERS: Final = [
 
 def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "Succeeded within Prefer: wait"}
-    resource = registry.views[spec.resource].state if spec.resource else Notice
-    ok["content"] = {"application/json": {"schema": _ref(resource)}}
+    # The resource; its notice when there is none: none made (a chat batch) or none left
+    # (a deletion: a change that may remove its record).
+    schema: dict[str, Any]
+    if spec.resource is None:
+        schema = _ref(Notice)
+    elif spec.creates:
+        schema = _ref(registry.views[spec.resource].state)
+    else:
+        schema = {"anyOf": [_ref(registry.views[spec.resource].state), _ref(Notice)]}
+    ok["content"] = {"application/json": {"schema": schema}}
     responses: dict[str, Any] = {
         "202": {
             "description": "Accepted: the outcome comes as a notice",
             "content": {"application/json": {"schema": _ref(Accepted)}},
         },
-        "201" if spec.creates else "200": ok,
+        "201" if spec.creates and spec.resource else "200": ok,
         **_problems(400, 409, 413, 415, 422, 503),
         "4XX": {
             "description": "The command failed within Prefer: wait (its problem)",
