@@ -258,6 +258,28 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", route);
 
+// The developer panel's settings last as long as the tab (they were reset by a reload,
+// which is how a developer checks the "ready shortly" path of a slow reactor).
+const DEV_SETTINGS = ["timeout", "server-wait", "slow", "slow-seconds"];
+function keepDevSettings() {
+  let kept = {};
+  try {
+    kept = JSON.parse(sessionStorage.getItem("dev") || "{}");
+  } catch {
+    // not ours, or broken: the defaults
+  }
+  for (const id of DEV_SETTINGS) {
+    const input = $(id);
+    if (id in kept) input[input.type === "checkbox" ? "checked" : "value"] = kept[id];
+    const save = () => {
+      const now = Object.fromEntries(DEV_SETTINGS.map((k) => [k, $(k).type === "checkbox" ? $(k).checked : $(k).value]));
+      sessionStorage.setItem("dev", JSON.stringify(now));
+    };
+    input.addEventListener("input", save);
+    input.addEventListener("change", save);
+  }
+}
+
 async function start() {
   let manifest;
   try {
@@ -274,6 +296,7 @@ async function start() {
   auth = manifest.auth;
   // The developer panel (slow reactor, waits, the log) only when the stack runs in dev mode.
   $("dev").closest("aside").hidden = !manifest.dev;
+  keepDevSettings();
   await loadAccount();
   $("nav").replaceChildren(...pages.map((p) => link(p.path, p.title)));
   commands.connect();

@@ -334,10 +334,18 @@ export async function submit(url, body, { label = "" } = {}) {
   for (;;) {
     try {
       res = await fetch(url, { method: "POST", headers, body: payload });
-      json = await res.json();
     } catch (err) {
       log("ERROR", String(err));
       return { kind: "error", problem: { detail: "Could not reach the server. Check your connection and try again." } };
+    }
+    try {
+      json = await res.json();
+    } catch {
+      // Not the service's answer (a proxy's error page, say): whether the command was
+      // stored is unknown, so the key is kept for the retry, and the answer is named.
+      log(`POST ${res.status}`, "(not JSON)");
+      const detail = `The server answered ${res.status} ${res.statusText} without saying why: something between you and the service may be failing. Try again in a moment; it will not be done twice.`;
+      return { kind: "error", problem: { detail } };
     }
     log(`POST ${res.status}`, json);
     // The first attempt of this form is still being answered: ask again when it has.

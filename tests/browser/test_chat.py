@@ -51,3 +51,20 @@ async def test_the_dashboard_moves_live_while_traffic_comes_in(
     await expect(page.locator(f"#channels tr[data-channel='{busiest}'] td").last).to_have_text(
         counted
     )
+
+
+async def test_a_channel_not_there_yet_or_not_a_name_says_so(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """A channel with no message showed an empty chart and "total 0"; a name that is not
+    a channel's showed the busiest channel under its URL."""
+    url = base_url(api_process)
+    quiet = f"quiet-{uuid.uuid4().hex[:6]}"
+    await page.goto(f"{url}/chat/{quiet}")
+    await expect(page.locator("#chart-waiting")).to_have_text(
+        f"No message in #{quiet} yet: it shows here from the first."
+    )
+    await page.goto(f"{url}/chat/bad.name")
+    await expect(page.locator("#chart-title")).to_have_text("No such channel")
+    await expect(page.locator("#chart-waiting")).to_contain_text("“bad.name” is not a channel's")
+    await expect(page.locator("#channels tr[aria-current]")).to_have_count(0)  # none followed

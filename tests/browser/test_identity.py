@@ -55,9 +55,13 @@ async def test_sign_up_get_the_email_sign_out_and_in_publish_and_watch(
 
     await page.fill("#title", "Cats on keyboards")
     await page.fill("#url", "https://example.org/cats.mp4")
+    await page.fill("#description", "Two cats.\nOne keyboard.")
     await page.click("#publish")
     await expect(page).to_have_url(VIDEO_URL)
     await expect(page.locator("#video-title")).to_have_text("Cats on keyboards")
+    await expect(page.locator("#title")).to_have_value("Cats on keyboards")  # the rename's start
+    description = page.locator("#video .description")  # its line break kept on screen
+    assert await description.evaluate("e => e.innerText") == "Two cats.\nOne keyboard."
     await expect(page.locator("#views")).to_have_text("0")
     await page.click("#watch")
     await expect(page.locator("#views")).to_have_text("1")
@@ -82,3 +86,6 @@ async def test_sign_up_get_the_email_sign_out_and_in_publish_and_watch(
     await page.fill("#title", "Cats on pianos")
     await page.click("#rename")
     await expect(page.locator("#video-title")).to_have_text("Cats on pianos")
+    await page.get_by_role("navigation").get_by_role("link", name="Account", exact=True).click()
+    await page.get_by_role("link", name="Your videos").click()
+    await expect(page.locator("#list-title")).to_contain_text("Your videos")  # not "Their"

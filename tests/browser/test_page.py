@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,23 @@ async def test_a_taken_name_is_explained_next_to_the_name(locations: LocationsPa
     await expect(field).to_have_attribute("aria-describedby", "name-error")
 
 
+def spoil_the_first_answer(
+    spoil: Callable[[Route], Awaitable[None]],
+) -> tuple[list[int], Callable[[Route], Awaitable[None]]]:
+    """A route handler: the first POST reaches the API, which accepts it (and publishes
+    the command), and `spoil` answers the page instead; and the API's statuses."""
+    accepted: list[int] = []
+
+    async def handler(route: Route) -> None:
+        if route.request.method != "POST" or accepted:
+            await route.continue_()
+            return
+        accepted.append((await route.fetch()).status)
+        await spoil(route)
+
+    return accepted, handler
+
+
 @pytest.mark.parametrize("again", ["at-once", "a-minute-later", "after-a-reload"])
 async def test_submitting_again_after_a_lost_answer_is_the_same_command(
     page: Page, api_process: Process, reactor_process: Process, again: str
@@ -66,16 +84,9 @@ async def test_submitting_again_after_a_lost_answer_is_the_same_command(
     submits the form again (at once; a minute later, when the page no longer holds
     the first command's notice; or after reloading the page and typing it again),
     and gets their location, not "already exists"."""
-    lost: list[int] = []
-
-    async def lose_the_first_answer(route: Route) -> None:
-        if route.request.method != "POST" or lost:
-            await route.continue_()
-            return
-        accepted = await route.fetch()  # the API has it (and publishes the command)
-        lost.append(accepted.status)
-        await route.abort("connectionreset")  # but the page never hears back
-
+    lost, lose_the_first_answer = spoil_the_first_answer(
+        lambda route: route.abort("connectionreset")  # the page never hears back
+    )
     await page.clock.install()
     locations = await LocationsPage(page, base_url(api_process)).open()
     await page.route("**/api/locations", lose_the_first_answer)
@@ -93,6 +104,27 @@ async def test_submitting_again_after_a_lost_answer_is_the_same_command(
         await locations.create(name)  # the same form, typed again
     else:
         await page.click("#submit")  # the form still holds what was typed
+    await expect(page).to_have_url(LOCATION_URL)
+    await expect(page.locator("#location h1")).to_have_text(name)
+
+
+async def test_a_proxys_error_page_is_named_and_the_retry_is_the_same_command(
+    page: Page, api_process: Process, reactor_process: Process
+) -> None:
+    """An answer that is not the service's (a proxy's 502 page) was "Could not reach the
+    server"; it is now named, and its key kept: the retry is the same command."""
+    replaced, a_proxy_fails = spoil_the_first_answer(
+        lambda route: route.fulfill(status=502, content_type="text/html", body="<h1>Bad</h1>")
+    )
+    locations = await LocationsPage(page, base_url(api_process)).open()
+    await page.route("**/api/locations", a_proxy_fails)
+    name = unique_name("Proxied")
+    await locations.create(name)
+    await expect(page.locator("#form-error")).to_contain_text(
+        "The server answered 502 Bad Gateway without saying why"
+    )
+    assert replaced == [202]
+    await page.click("#submit")
     await expect(page).to_have_url(LOCATION_URL)
     await expect(page.locator("#location h1")).to_have_text(name)
 
@@ -156,6 +188,19 @@ async def test_the_message_bar_shows_only_with_a_message_and_closes(
     await expect(notice).to_be_hidden()
     await expect(notice).to_contain_text(f"“{name}” is ready", timeout=15_000)  # a new one
     await expect(notice).to_be_visible()
+
+
+async def test_the_developer_panel_keeps_its_settings_across_a_reload(
+    locations: LocationsPage,
+) -> None:
+    await locations.developer_panel(wait_s=2, slow_s=4, server_wait=True)
+    page = locations.page
+    await page.reload()
+    await locations.live()
+    assert await page.input_value("#timeout") == "2"
+    assert await page.input_value("#slow-seconds") == "4"
+    assert await page.is_checked("#slow")
+    assert await page.is_checked("#server-wait")
 
 
 async def test_waiting_on_the_server_shows_the_location_too(locations: LocationsPage) -> None:

@@ -43,7 +43,11 @@ async def test_the_summary_is_right_after_each_change_without_a_reload(
     await page.click("#save")
     await expect(page.locator("#total-words")).to_have_text("7")
 
-    await page.locator("li.post", has_text="Second").locator("button.delete").click()
+    delete = page.locator("li.post", has_text="Second").locator("button.delete")
+    await delete.click()
+    await expect(delete).to_have_text("Really delete?")  # asked first, nothing sent yet
+    await expect(page.locator("li.post")).to_have_count(2)
+    await delete.click()
     await expect(page.locator("#post-count")).to_have_text("1")
     await expect(page.locator("#total-words")).to_have_text("5")
     await expect(page.locator("#latest-post")).to_contain_text("Hello")

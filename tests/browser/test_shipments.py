@@ -39,6 +39,7 @@ async def test_open_create_ship_deliver_then_the_charge_and_the_ledger(
     await expect(page).to_have_url(SHIPMENT_URL)
     await expect(page.locator("#status")).to_have_text("created")
     await expect(page.locator("#shipment")).to_contain_text("17.00")  # 350 + 3 x 450
+    await expect(page.locator("#billed-to a")).to_have_attribute("href", ACCOUNT_URL)
 
     await page.click("#do-ship")
     await expect(page.locator("#status")).to_have_text("shipped")

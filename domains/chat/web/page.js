@@ -41,6 +41,7 @@ export async function render(view, path) {
           <span>now <strong id="chart-rate">–</strong> a second</span>
           <span class="hint" id="chart-newest"></span>
         </p>
+        <p id="chart-waiting" class="state" role="status" hidden></p>
         <svg id="chart" class="chat-chart" viewBox="0 0 640 220" role="img"></svg>
         <p class="hint">Bars: messages per 10-minute window (newest on the right); dots: distinct chatters.</p>
       </article>
@@ -57,10 +58,11 @@ export async function render(view, path) {
         or run <code>task chat:simulate</code>.</p>
     </section>`;
   const $ = (id) => view.root.querySelector(`#${id}`);
-  const state = { followed: named, source: null, stopped: false, seen: [] };
+  const state = { followed: named, source: null, stopped: false, seen: [], empty: 0, invalid: false };
 
-  const follow = (channel) => {
+  const follow = (channel, empty = 0) => {
     if (state.source) state.source.close();
+    state.empty = empty; // how often in a row it had no message yet
     state.followed = channel;
     $("chart-card").hidden = false;
     $("chart-title").textContent = `#${channel}`;
@@ -70,13 +72,17 @@ export async function render(view, path) {
     source.addEventListener("state", (e) => {
       if (state.stopped) return;
       const channel = JSON.parse(e.data);
+      $("chart-waiting").hidden = true;
       draw($, channel);
       $("chart-rate").textContent = rate(state.seen, channel.total);
     });
-    // A channel with no message yet is a 404, which EventSource does not retry: try again.
+    // A channel with no message yet is a 404, which EventSource does not retry: say so,
+    // and try again, less often the longer it stays empty (every second, up to 10 s).
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED && !state.stopped && state.source === source) {
-        setTimeout(() => state.source === source && !state.stopped && follow(channel), EVERY_MS);
+        showState($("chart-waiting"), "empty", `No message in #${channel} yet: it shows here from the first.`);
+        const wait = Math.min(10 * EVERY_MS, EVERY_MS * 2 ** Math.min(state.empty++, 4));
+        setTimeout(() => state.source === source && !state.stopped && follow(channel, state.empty), wait);
       }
     };
   };
@@ -92,11 +98,19 @@ export async function render(view, path) {
     }
     $("unavailable").hidden = true;
     const items = got.data.items || [];
-    $("empty").hidden = items.length > 0 || Boolean(state.followed);
+    $("empty").hidden = items.length > 0 || Boolean(state.followed) || state.invalid;
     $("channels").querySelector("tbody").replaceChildren(...items.map((c) => row(view, c, state.followed)));
-    if (!state.followed && items.length) follow(items[0].channel);
+    if (!state.followed && !state.invalid && items.length) follow(items[0].channel);
   };
 
+  if (path !== "/" && !named) {
+    // Not a channel's name: say so, rather than follow the busiest under this URL.
+    state.invalid = true;
+    $("chart-card").hidden = false;
+    $("chart-title").textContent = "No such channel";
+    $("chart").hidden = true;
+    showState($("chart-waiting"), "empty", `“${decodeURIComponent(path.slice(1))}” is not a channel's name: a name is a letter or digit, then up to 63 letters, digits, - or _.`);
+  }
   if (named) follow(named);
   await refresh();
   const timer = setInterval(refresh, EVERY_MS);

@@ -113,7 +113,15 @@ function postItem(view, $, post, mine) {
     const edit = el("button", "Edit", { type: "button", className: "secondary edit" });
     const remove = el("button", "Delete", { type: "button", className: "secondary delete" });
     edit.addEventListener("click", () => startEdit($, post));
-    remove.addEventListener("click", () => removePost(view, $, post, remove));
+    // Two clicks: the first asks "Really delete?" (for 5 s), the second deletes.
+    remove.addEventListener("click", () => {
+      if (remove.dataset.armed) return removePost(view, $, post, remove);
+      remove.dataset.armed = "yes";
+      remove.textContent = "Really delete?";
+      setTimeout(() => {
+        if (!remove.disabled) Object.assign(remove, { textContent: "Delete" }).removeAttribute("data-armed");
+      }, 5000);
+    });
     actions.append(edit, remove);
     li.append(actions);
   }

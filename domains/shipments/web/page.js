@@ -153,11 +153,13 @@ function show(view, $, shipment) {
   const h1 = el("h1", `${shipment.origin} → ${shipment.destination}`, { tabIndex: -1 });
   const facts = el("p", "", { className: "hint" });
   facts.append(`${shipment.weight_grams} g · ${money(shipment.price)} · `, el("strong", shipment.status, { id: "status" }));
+  const billed = el("p", "Billed to ", { id: "billed-to" });
+  billed.append(view.link(`/accounts/${shipment.account_id}`, "its account"), " on delivery.");
   const history = el("ol", "", { id: "history", className: "history" });
   for (const step of shipment.history) {
     history.append(el("li", `${new Date(step.at).toLocaleString()}: ${step.status}`));
   }
-  $("shipment").replaceChildren(h1, facts, el("h2", "History"), history);
+  $("shipment").replaceChildren(h1, facts, billed, el("h2", "History"), history);
   $("actions").replaceChildren(
     ...(ACTIONS[shipment.status] || []).map(([action, label]) => {
       const button = el("button", label, { type: "button", id: `do-${action}` });

@@ -26,7 +26,7 @@ export async function render(view, path) {
     </section>
     <section id="publish-area"></section>
     <section aria-labelledby="list-title">
-      <h2 id="list-title">${owner ? "Their videos" : "All videos"} <span class="hint">newest first</span></h2>
+      <h2 id="list-title">${!owner ? "All videos" : owner === user?.user_id ? "Your videos" : "Their videos"} <span class="hint">newest first</span></h2>
       <ul id="videos" class="items"></ul>
       <p id="list-state" class="state" role="status">Loading…</p>
       <button type="button" id="more" class="secondary" hidden>Show more</button>
@@ -121,6 +121,7 @@ async function showOne(view, id) {
   $("watch").hidden = false;
   $("watch").addEventListener("click", () => watch(view, $, id));
   if (view.account()?.user_id === video.owner_id) {
+    $("title").value = video.title; // a rename is most often a small change of it
     $("rename-form").hidden = false;
     $("rename-form").addEventListener("submit", (e) => rename(e, view, $, id));
   }
@@ -142,7 +143,7 @@ function show(view, $, video) {
   const a = el("a", video.url, { href: video.url, rel: "noopener noreferrer", target: "_blank" });
   watchAt.append(a);
   const parts = [h1, views, watchAt];
-  if (video.description) parts.push(el("p", video.description));
+  if (video.description) parts.push(el("p", video.description, { className: "description" }));
   parts.push(el("p", `Published ${new Date(video.published_at).toLocaleString()}`, { className: "hint" }));
   $("video").replaceChildren(...parts);
   view.title(video.title);
@@ -181,7 +182,7 @@ async function rename(event, view, $, id) {
   try {
     const outcome = await view.submit(`/api/videos/${id}/rename`, { title }, { label: "The new title" });
     if (outcome.kind === "succeeded") {
-      $("rename-form").reset();
+      $("title").value = outcome.resource.title;
       show(view, $, outcome.resource);
       view.notify("ok", `Renamed to “${outcome.resource.title}”.`);
     } else if (outcome.kind === "later") view.notify("warn", "The new title will show shortly.");
