@@ -291,7 +291,7 @@ def _waited(
     stored: StoredNotice | None, accepted: StoredResponse, wait_s: int, created: bool
 ) -> StoredResponse:
     """The answer after `Prefer: wait`: 201 (made) or 200 (changed) with the resource, the
-    problem, or the plain 202. A command with no resource (a chat batch, a deletion)
+    problem, or the plain 202. A command with no resource (a batch of messages, a deletion)
     answers 200 with its notice: 201 says a resource was made, at its Location."""
     applied = {
         "Preference-Applied": f"wait={wait_s}",
@@ -304,7 +304,7 @@ def _waited(
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:
             headers["Location"] = notice.resource_url
-        if notice.resource is None:  # none made (a chat batch) or left (a deletion)
+        if notice.resource is None:  # none made (a batch of messages) or left (a deletion)
             return StoredResponse(200, headers, encoder.encode(notice))
         return StoredResponse(201 if created else 200, headers, encoder.encode(notice.resource))
     assert notice.error is not None

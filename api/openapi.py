@@ -100,7 +100,7 @@ _COMMAND_HEADERS: Final = [
 
 def _command(spec: CommandSpec, registry: Registry) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "Succeeded within Prefer: wait"}
-    # The resource; its notice when there is none: none made (a chat batch) or none left
+    # The resource; its notice when there is none: none made (a batch of messages) or none left
     # (a deletion: a change that may remove its record).
     schema: dict[str, Any]
     if spec.resource is None:

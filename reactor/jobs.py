@@ -117,6 +117,7 @@ class ViewJob:
     async def start(self) -> int:
         self._changed = self._active.changed
         self._buckets = self._active.current
+        self._writer.forget()  # it may have missed events since it last held the lease
         return await self._buckets.progress(self.view.name)
 
     async def handle(self, events: list[StoredEvent]) -> None:

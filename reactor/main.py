@@ -267,8 +267,9 @@ def job_runners(
     """A runner for each async view, each policy and each aggregator's partition (one
     reactor runs each at a time; of the partitions, each reactor its fair share)."""
     js = nc.jetstream()
-    writer = ViewWriter()
-    jobs: list[Job] = [ViewJob(v, registry, active, writer) for v in registry.async_views()]
+    jobs: list[Job] = [
+        ViewJob(v, registry, active, ViewWriter(follows=True)) for v in registry.async_views()
+    ]
     jobs += [PolicyJob(p, registry, js, progress) for p in registry.policies.values()]
     runners = [Runner(job, js, registry, leases, holder=holder) for job in jobs]
     for aggregator in registry.aggregators.values():

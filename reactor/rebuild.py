@@ -90,7 +90,7 @@ class Fold:
         self.views = list(views)
         types = [t for v in self.views for t in v.events]
         self._reader = EventReader(js, registry, registry.event_filter(types), 0)
-        self._writer = ViewWriter()
+        self._writer = ViewWriter(follows=True)  # every event, in order, from the first
         self.counts: Counter[str] = Counter()  # events applied per view
 
     async def until_caught_up(self) -> int:

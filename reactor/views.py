@@ -79,10 +79,22 @@ def _seq(stored: StoredEvent) -> int:
 
 
 class ViewWriter:
-    def __init__(self, remember: int = 10_000) -> None:
+    def __init__(self, remember: int = 10_000, *, follows: bool = False) -> None:
+        """`follows`: this writer is handed every event of the views it writes, in order,
+        from its last `forget()` on (an async view's runner, while it holds the lease).
+        Each record it remembers then reflects every event handed to it so far (it
+        applied them, or read the record after they were stored), so a computed view's
+        inputs are read from memory: a computed record read every input record under its
+        key from KV at each change (O(inputs) gets), now only those it has not seen."""
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
         self._known: OrderedDict[tuple[str, str], tuple[Record, int]] = OrderedDict()
         self._remember = remember
+        self._follows = follows
+
+    def forget(self) -> None:
+        """Drop what is remembered: a runner (re)starting may have missed events (another
+        reactor held its lease meanwhile), after which a remembered record may be behind."""
+        self._known.clear()
 
     def _recall(self, bucket: str, key: str) -> tuple[Record, int] | None:
         known = self._known.get((bucket, key))
@@ -214,11 +226,10 @@ class ViewWriter:
         for source in view.inputs:
             name = source.view.name
             if source.many:
-                records = await buckets.records(name, await buckets.keys(name, f"{key}."))
+                records = await self._inputs(buckets, name, await buckets.keys(name, f"{key}."))
                 found = [records[k] for k in sorted(records)]
             else:
-                record = await buckets.record(name, key)
-                found = [] if record is None else [record]
+                found = list((await self._inputs(buckets, name, [key])).values())
             checkpoints += [r.position for r in found]
             states = [self.decode_state(source.view, r) for r in found if not is_removed(r)]
             loaded[source.name] = states if source.many else (states[0] if states else None)
@@ -228,6 +239,35 @@ class ViewWriter:
             state = msgspec.structs.replace(state, position=position)
         made = Record(position, msgspec.Raw(encoder.encode(state)), inputs=sum(checkpoints))
         return await self._keep_newer(await buckets.bucket(view.name), view, key, made)
+
+    async def _inputs(self, buckets: ViewBuckets, view: str, keys: list[str]) -> dict[str, Record]:
+        """The records of `keys` that exist: from memory when this writer follows (see
+        __init__), the others read (and remembered); all read when it does not."""
+        if not self._follows:
+            return await buckets.records(view, keys)
+        bucket = view_bucket(view, buckets.version)
+        found: dict[str, Record] = {}
+        unknown = []
+        for key in keys:
+            known = self._recall(bucket, key)
+            if known is None:
+                unknown.append(key)
+            else:
+                found[key] = known[0]
+        if unknown:
+            kv = await buckets.bucket(view)
+            read = await asyncio.gather(*(self._read(kv, bucket, key) for key in unknown))
+            found.update((k, r) for k, r in zip(unknown, read, strict=True) if r is not None)
+        return found
+
+    async def _read(self, kv: Any, bucket: str, key: str) -> Record | None:
+        try:
+            entry = await kv.get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        record = record_decoder.decode(entry.value or b"")
+        self._remember_record(bucket, key, record, entry.revision)
+        return record
 
     async def _keep_newer(self, kv: Any, view: View, key: str, made: Record) -> Any:
         """Write `made` unless the stored record was made from newer (or the same) inputs."""
