@@ -195,7 +195,9 @@ async def _check_references(svc: Services, spec: CommandSpec, payload: object) -
 
 
 def _invalid(spec: CommandSpec, says: str, errors: list[FieldError]) -> HTTPProblem:
-    detail = f"The {spec.name} command {says}: " + "; ".join(f"{e.loc} {e.msg}" for e in errors)
+    detail = f"The {spec.body.__name__} command {says}: " + "; ".join(
+        f"{e.loc} {e.msg}" for e in errors
+    )
     return HTTPProblem(422, "Invalid command", detail, slug="validation", errors=errors)
 
 
