@@ -23,6 +23,7 @@ from domains.shipments.commands import (
     CreateShipment,
     DeliverShipment,
     ShipShipment,
+    check_countries,
 )
 from domains.shipments.events import (
     ShipmentCancelled,
@@ -55,6 +56,7 @@ DOMAIN = Domain(
             aggregate="shipment",
             collection="shipments",
             requires=(OPEN_ACCOUNT,),
+            check=check_countries,
             resource=SHIPMENTS.name,
             summary="Create a shipment, priced by the tariff (its account must be open)",
         ),

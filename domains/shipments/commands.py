@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Final
 
 import msgspec
+import pycountry
+
+from contracts.notices import FieldError
 
 AccountId = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$", description="one of the accounts")
@@ -35,3 +40,16 @@ class DeliverShipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class CancelShipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Cancel a shipment that has not been shipped."""
+
+
+# Read once, as the API starts (pycountry loads its data on first use).
+COUNTRIES: Final = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def check_countries(form: CreateShipment, now: datetime) -> Sequence[FieldError]:
+    """Each end is a country's ISO 3166-1 code: the tariff prices a route by them."""
+    return [
+        FieldError(f"$.{end}", "is not a country's code (ISO 3166-1: the United Kingdom is GB)")
+        for end in ("origin", "destination")
+        if getattr(form, end) not in COUNTRIES
+    ]

@@ -120,6 +120,24 @@ async def test_an_unknown_account_is_422_and_nothing_is_published(
     assert await stream_messages(js, COMMANDS_STREAM) == before
 
 
+async def test_a_country_that_is_not_one_is_422_and_nothing_is_published(
+    browser: httpx.AsyncClient, js: JetStreamContext
+) -> None:
+    """Any two capitals passed: "ZZ" to "QQ" was priced as abroad, and so was "UK" (for
+    GB) to GB, at home."""
+    account = await open_account(browser)
+    before = await stream_messages(js, COMMANDS_STREAM)
+    body = {"account_id": account["id"], "origin": "UK", "destination": "ZZ", "weight_grams": 5}
+    response = await browser.post("/api/shipments", json=body)
+    assert response.status_code == 422, response.text
+    said = "is not a country's code (ISO 3166-1: the United Kingdom is GB)"
+    assert response.json()["errors"] == [
+        {"loc": "$.origin", "msg": said},
+        {"loc": "$.destination", "msg": said},
+    ]
+    assert await stream_messages(js, COMMANDS_STREAM) == before
+
+
 async def test_ship_and_cancel_at_once_exactly_one_wins_each_time(
     browser: httpx.AsyncClient,
 ) -> None:

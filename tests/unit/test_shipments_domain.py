@@ -23,10 +23,12 @@ from domains.accounting.views import (
 )
 from domains.shipments import aggregate as shipments
 from domains.shipments.commands import (
+    COUNTRIES,
     CancelShipment,
     CreateShipment,
     DeliverShipment,
     ShipShipment,
+    check_countries,
 )
 from domains.shipments.events import (
     ShipmentCancelled,
@@ -246,3 +248,11 @@ def test_an_accounts_record_keeps_its_latest_entries_and_counts_them_all() -> No
     keys = [ledger_key(paid, meta(seq, paid, "acc1")) for seq in (9, 10, 123)]
     assert keys == ["acc1.000000000009", "acc1.000000000010", "acc1.000000000123"]
     assert sorted(keys) == keys  # by key is by position
+
+
+def test_a_shipments_ends_are_countries() -> None:
+    form = CreateShipment("acc", "GB", "FR", 500)
+    assert check_countries(form, T0) == []
+    wrong = check_countries(CreateShipment("acc", "UK", "GB", 500), T0)
+    assert [e.loc for e in wrong] == ["$.origin"]  # the United Kingdom is GB
+    assert len(COUNTRIES) >= 249
