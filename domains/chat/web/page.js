@@ -48,7 +48,7 @@ export async function render(view, path) {
       <div class="scroll">
         <table class="ledger" id="channels">
           <caption>The ${ROWS} busiest channels</caption>
-          <thead><tr><th scope="col">Channel</th><th scope="col">Late</th><th scope="col">This window</th>
+          <thead><tr><th scope="col">Channel</th><th scope="col">Late</th><th scope="col">Latest window</th>
             <th scope="col">Chatters</th><th scope="col">Recent windows</th><th scope="col">Total</th></tr></thead>
           <tbody></tbody>
         </table>
@@ -201,6 +201,6 @@ function draw($, channel) {
   chart.replaceChildren(...parts);
   const newest = channel.windows[0];
   chart.setAttribute("aria-label", newest
-    ? `#${channel.channel}: ${NUMBER.format(channel.total)} messages; this window ${NUMBER.format(newest.count)} messages from ${NUMBER.format(newest.chatters)} chatters`
+    ? `#${channel.channel}: ${NUMBER.format(channel.total)} messages; its latest window ${NUMBER.format(newest.count)} messages from ${NUMBER.format(newest.chatters)} chatters`
     : `#${channel.channel}: no messages in a window yet`);
 }
