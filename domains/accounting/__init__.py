@@ -64,7 +64,7 @@ DOMAIN = Domain(
         ),
     ),
     page=WebPage(
-        "Accounts",
+        "Billing",  # not "Accounts": beside the signed-in user's "Account" it read as one
         "/accounts",
         Path(__file__).parent / "web",
         summary="Open an account, see its balance and ledger, record payments.",

@@ -62,7 +62,7 @@ export async function render(view, path) {
   if (!accounts.ok || !options.length) {
     // An empty choice says why: the accounts could not be read, or there are none yet.
     $("account_id-error").textContent = accounts.ok
-      ? "There is no account yet: open one on the Accounts page first."
+      ? "There is no account yet: open one on the Billing page first."
       : `The accounts could not be read: ${accounts.problem.detail} Reload the page to try again.`;
     $("account_id-error").hidden = false;
   }
