@@ -175,13 +175,7 @@ class ViewWriter:
             elif fresh and attempt == 0:
                 record, revision = None, None
             else:
-                try:
-                    entry = await kv.get(key)
-                    record, revision = record_decoder.decode(entry.value or b""), entry.revision
-                except (KeyNotFoundError, KeyDeletedError):
-                    record, revision = None, None
-                if record is not None and revision is not None:
-                    self._remember_record(bucket, key, record, revision)
+                record, revision = await self._read(kv, bucket, key) or (None, None)
             position = record.position if record is not None else 0
             state = self.decode_state(view, record) if record is not None else None
             todo = events[bisect.bisect_right(events, position, key=_seq) :]
@@ -257,17 +251,18 @@ class ViewWriter:
         if unknown:
             kv = await buckets.bucket(view)
             read = await asyncio.gather(*(self._read(kv, bucket, key) for key in unknown))
-            found.update((k, r) for k, r in zip(unknown, read, strict=True) if r is not None)
+            found.update((k, r[0]) for k, r in zip(unknown, read, strict=True) if r is not None)
         return found
 
-    async def _read(self, kv: Any, bucket: str, key: str) -> Record | None:
+    async def _read(self, kv: Any, bucket: str, key: str) -> tuple[Record, int] | None:
+        """The stored record of `key` and its revision (remembered), or None."""
         try:
             entry = await kv.get(key)
         except (KeyNotFoundError, KeyDeletedError):
             return None
         record = record_decoder.decode(entry.value or b"")
         self._remember_record(bucket, key, record, entry.revision)
-        return record
+        return record, entry.revision
 
     async def _keep_newer(self, kv: Any, view: View, key: str, made: Record) -> Any:
         """Write `made` unless the stored record was made from newer (or the same) inputs."""

@@ -261,6 +261,7 @@ window.addEventListener("popstate", route);
 // The developer panel's settings last as long as the tab (they were reset by a reload,
 // which is how a developer checks the "ready shortly" path of a slow reactor).
 const DEV_SETTINGS = ["timeout", "server-wait", "slow", "slow-seconds"];
+const setting = (input) => (input.type === "checkbox" ? "checked" : "value"); // what it holds
 function keepDevSettings() {
   let kept = {};
   try {
@@ -268,13 +269,13 @@ function keepDevSettings() {
   } catch {
     // not ours, or broken: the defaults
   }
+  const save = () => {
+    const now = Object.fromEntries(DEV_SETTINGS.map((id) => [id, $(id)[setting($(id))]]));
+    sessionStorage.setItem("dev", JSON.stringify(now));
+  };
   for (const id of DEV_SETTINGS) {
     const input = $(id);
-    if (id in kept) input[input.type === "checkbox" ? "checked" : "value"] = kept[id];
-    const save = () => {
-      const now = Object.fromEntries(DEV_SETTINGS.map((k) => [k, $(k).type === "checkbox" ? $(k).checked : $(k).value]));
-      sessionStorage.setItem("dev", JSON.stringify(now));
-    };
+    if (id in kept) input[setting(input)] = kept[id];
     input.addEventListener("input", save);
     input.addEventListener("change", save);
   }

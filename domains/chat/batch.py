@@ -10,12 +10,11 @@ SHARDS groups of channels (a hash of the name), it is at most 64. Measured
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Final
 
 import msgspec
 
-from contracts.domain import MAX_PARTS, EventMeta
+from contracts.domain import MAX_PARTS, EventMeta, stable_shard
 from domains.chat.commands import PostMessages
 from domains.chat.events import BatchReceived, MessagesPosted, Posted
 
@@ -23,8 +22,8 @@ SHARDS: Final = 64
 
 
 def shard_of(channel: str) -> str:
-    """The channel's shard: the same in every process and every run (crc32, not hash())."""
-    return f"s{zlib.crc32(channel.encode()) % SHARDS:02d}"
+    """The channel's shard: the same in every process and every run."""
+    return f"s{stable_shard(channel, SHARDS):02d}"
 
 
 def decide(state: BatchReceived | None, command: PostMessages) -> list[msgspec.Struct]:

@@ -8,6 +8,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from contracts.domain import some_text
 from contracts.notices import FieldError
 
 # A channel is a subject token and a KV key: letters, digits, '_' and '-'.
@@ -19,18 +20,8 @@ Channel = Annotated[
     ),
 ]
 # Not trimmed (only a body's top-level fields are): "  " is refused by its pattern.
-User = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=64, pattern=r"\S", description="some text, not just spaces"
-    ),
-]
-Text = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=500, pattern=r"\S", description="some text, not just spaces"
-    ),
-]
+User = Annotated[str, some_text(64)]
+Text = Annotated[str, some_text(500)]
 SentAt = Annotated[datetime, msgspec.Meta(tz=True)]
 
 MAX_MESSAGES: Final = 1000

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.domain import Actor, one_line
+from contracts.domain import Actor, one_line, some_text
 
 # A pragmatic shape check (one @, a dot in the domain, no spaces); whether the
 # address works is the welcome email's business.
@@ -23,12 +23,7 @@ EmailAddress = Annotated[
 # NIST SP 800-63B: at least 8 characters, long passphrases allowed; the upper
 # bound keeps one request's hashing cheap.
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
-DisplayName = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=60, pattern=r"\S", description="some text, not just spaces"
-    ),
-]
+DisplayName = Annotated[str, some_text(60)]
 
 
 class Registration(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -6,20 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.domain import Actor
+from contracts.domain import Actor, some_text
 
-Title = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=200, pattern=r"\S", description="some text, not just spaces"
-    ),
-]
-Body = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=20_000, pattern=r"\S", description="some text, not just spaces"
-    ),
-]
+Title = Annotated[str, some_text(200)]
+Body = Annotated[str, some_text(20_000)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 

@@ -42,7 +42,7 @@ class CancelShipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Cancel a shipment that has not been shipped."""
 
 
-# Read once, as the API starts (pycountry loads its data on first use).
+# Read once, on import (pycountry loads its data on first use), not per request.
 COUNTRIES: Final = frozenset(country.alpha_2 for country in pycountry.countries)
 
 

@@ -60,9 +60,9 @@ export async function render(view, path) {
   const $ = (id) => view.root.querySelector(`#${id}`);
   const state = { followed: named, source: null, stopped: false, seen: [], empty: 0, invalid: false };
 
-  const follow = (channel, empty = 0) => {
+  const follow = (channel) => {
     if (state.source) state.source.close();
-    state.empty = empty; // how often in a row it had no message yet
+    if (channel !== state.followed) state.empty = 0; // how often in a row it had no message
     state.followed = channel;
     $("chart-card").hidden = false;
     $("chart-title").textContent = `#${channel}`;
@@ -72,6 +72,7 @@ export async function render(view, path) {
     source.addEventListener("state", (e) => {
       if (state.stopped) return;
       const channel = JSON.parse(e.data);
+      state.empty = 0;
       $("chart-waiting").hidden = true;
       draw($, channel);
       $("chart-rate").textContent = rate(state.seen, channel.total);
@@ -82,7 +83,7 @@ export async function render(view, path) {
       if (source.readyState === EventSource.CLOSED && !state.stopped && state.source === source) {
         showState($("chart-waiting"), "empty", `No message in #${channel} yet: it shows here from the first.`);
         const wait = Math.min(10 * EVERY_MS, EVERY_MS * 2 ** Math.min(state.empty++, 4));
-        setTimeout(() => state.source === source && !state.stopped && follow(channel, state.empty), wait);
+        setTimeout(() => state.source === source && !state.stopped && follow(channel), wait);
       }
     };
   };
