@@ -80,9 +80,15 @@ const MAX_PAGE = 200;
  * the same refresh. A read answering after its page was left changes nothing.
  *
  * `url(cursor, limit)` is the read's URL; `item(record)` its row; `state` the list's
- * state line (loading, empty with `empty`, or the error about `what`, with Retry).
+ * state line (loading, empty with `empty`, or the error about `what`, with Retry);
+ * `shown(count)` is told how many rows show after each read that placed them.
+ *
+ * With `keep`, the list starts with rows of its own (a record's latest entries): `more`
+ * reads the first page, which replaces them, and a first read of nothing leaves them,
+ * the state line saying `empty` (the read's view may not have them yet).
  */
-export function pagedList({ list, state, more, url, item, empty, what, size = 50, id = (r) => r.id }) {
+export function pagedList({ list, state, more, url, item, empty, what, size = 50, id = (r) => r.id, keep = false, shown = () => {} }) {
+  let started = !keep; // a page has been read (or the list has no rows of its own)
   let cursor = null;
   let last = null; // the id of the last row shown
   let queue = Promise.resolve();
@@ -113,6 +119,7 @@ export function pagedList({ list, state, more, url, item, empty, what, size = 50
 
   async function load(kind) {
     if (kind !== "more") waiting = null;
+    else if (!started) kind = "restart"; // the first page, in place of the list's own rows
     more.disabled = true;
     const refresh = kind === "refresh" && list.children.length > 0;
     const from = kind === "more" ? cursor : null;
@@ -120,12 +127,15 @@ export function pagedList({ list, state, more, url, item, empty, what, size = 50
     more.disabled = false;
     if (!got) return;
     const rows = got.records.map(item);
+    const none = kind !== "more" && !rows.length;
     if (kind === "more") list.append(...rows);
-    else list.replaceChildren(...rows);
+    else if (!none || started) list.replaceChildren(...rows);
+    started ||= !none;
     if (got.records.length || kind !== "more") last = got.records.length ? id(got.records.at(-1)) : null;
     cursor = got.next;
-    showState(state, list.children.length ? "none" : "empty", empty);
+    showState(state, none || !list.children.length ? "empty" : "none", empty);
     more.hidden = !cursor;
+    if (started) shown(list.children.length);
   }
 
   function ask(kind) {

@@ -136,6 +136,8 @@ async def test_a_payment_amount_is_checked_then_recorded(
 async def test_an_account_shows_its_latest_entries_and_every_entry_on_asking(
     page: Page, api_process: Process, reactor_process: Process
 ) -> None:
+    """Then a payment keeps every entry open, itself on top (it put the table back to the
+    latest 20 entries, as a notice did every list)."""
     url = base_url(api_process)
     paid = 105  # more than the record keeps (20), and than a page of the ledger (100)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -161,6 +163,15 @@ async def test_an_account_shows_its_latest_entries_and_every_entry_on_asking(
     await expect(rows).to_have_count(paid)
     await expect(rows.last).to_contain_text("bank-000")
     await expect(page.locator("#ledger-more")).to_be_hidden()
+    await page.fill("#amount", "2.00")
+    await page.fill("#reference", "bank-new")
+    await page.click("#pay")
+    await expect(rows).to_have_count(paid + 1)
+    await expect(rows.first).to_contain_text("bank-new")
+    await expect(rows.last).to_contain_text("bank-000")
+    await expect(table.locator("caption")).to_have_text(
+        f"Ledger: {paid + 1} of {paid + 1} entries, newest first"
+    )
 
 
 async def test_the_accounts_list_pages_and_a_notice_keeps_it_open_that_far(

@@ -4,7 +4,7 @@
 // account on screen as its notice arrives.
 
 import { busy, clearErrors, el, field, finder, minorUnits, money, showProblem } from "/static/forms.js";
-import { getJson, listUrl, loadRecord, pagedList, showState } from "/static/state.js";
+import { listUrl, loadRecord, pagedList } from "/static/state.js";
 
 const ID = /^\/([0-9A-Za-z_-]{1,64})$/;
 
@@ -78,21 +78,33 @@ async function showOne(view, id) {
   $("back").append(view.link("/accounts", "← All accounts"));
   const account = await loadRecord($("account"), `/api/accounts/${id}`, "account", () => showOne(view, id));
   if (!account) return;
-  show(view, $, account);
+  const ledger = { account, open: null }; // the account shown; the ledger's pages once read
+  show(view, $, ledger, account);
   $("pay-form").hidden = false;
-  $("pay-form").addEventListener("submit", (event) => pay(event, view, $, id));
+  $("pay-form").addEventListener("submit", (event) => pay(event, view, $, ledger));
   // A charge or payment from anywhere in this session: show the account as it is now.
   view.onNotice((notice) => {
-    if (notice.status === "succeeded" && notice.resource?.id === id && $("account")) show(view, $, notice.resource);
+    if (notice.status === "succeeded" && notice.resource?.id === id && $("account")) show(view, $, ledger, notice.resource);
   });
 }
 
-function show(view, $, account) {
+const entriesOf = (account) => account.entries || account.ledger.length; // a record of before `entries`: its ledger was whole
+
+function show(view, $, ledger, account) {
+  ledger.account = account;
   const h1 = el("h1", account.holder, { tabIndex: -1 });
   const balance = el("p", "", { id: "balance" });
   balance.append("Balance ", el("strong", money(account.balance)), el("span", " (what the holder owes)", { className: "hint" }));
+  view.title(account.holder);
+  if (ledger.open) {
+    // Every entry was asked for: keep the table as far as it is open, the new ones on top.
+    const [, , ...table] = $("account").children;
+    $("account").replaceChildren(h1, balance, ...table);
+    ledger.open.refresh();
+    return;
+  }
   const table = el("table", "", { id: "ledger", className: "ledger" });
-  const total = account.entries || account.ledger.length; // a record of before `entries`: its ledger was whole
+  const total = entriesOf(account);
   const caption = table.createCaption();
   caption.textContent = total > account.ledger.length
     ? `Ledger: the latest ${account.ledger.length} of ${total} entries`
@@ -100,62 +112,48 @@ function show(view, $, account) {
   const head = table.createTHead().insertRow();
   for (const h of ["When", "What", "Reference", "Amount"]) head.append(el("th", h, { scope: "col" }));
   const body = table.createTBody();
-  for (const entry of [...account.ledger].reverse()) row(view, body, entry);
+  body.append(...[...account.ledger].reverse().map((entry) => row(view, entry)));
   const parts = [h1, balance, table];
   if (total > account.ledger.length) {
-    // The record keeps the latest entries; every entry is a record of the ledger read.
+    // The record keeps the latest entries; every entry is a record of the ledger read,
+    // folded after the fact: read as far as the account shown, at least.
     const more = el("button", "Show every entry", { type: "button", id: "ledger-more" });
     const state = el("p", "", { id: "ledger-state", className: "state", role: "status" });
-    const pages = { body, caption, more, state, cursor: null, total, position: account.position };
-    more.addEventListener("click", () => older(view, account.id, pages));
+    const pages = pagedList({
+      list: body,
+      state,
+      more,
+      keep: true,
+      size: 100,
+      id: (entry) => entry.position,
+      url: listUrl(`/api/accounts/${account.id}/ledger`, () => ({ min_position: String(ledger.account.position) })),
+      item: (entry) => row(view, entry),
+      empty: "The older entries cannot be listed yet.",
+      what: "the ledger",
+      shown: (count) => {
+        ledger.open = pages;
+        caption.textContent = `Ledger: ${count} of ${entriesOf(ledger.account)} entries, newest first`;
+        more.textContent = "Show more";
+      },
+    });
     parts.push(more, state);
   }
   $("account").replaceChildren(...parts);
-  view.title(account.holder);
 }
 
-function row(view, body, entry) {
-  const tr = body.insertRow();
-  tr.className = entry.kind;
+function row(view, entry) {
+  const tr = el("tr", "", { className: entry.kind });
   tr.insertCell().textContent = new Date(entry.at).toLocaleString();
   tr.insertCell().textContent = entry.kind;
   // A charge's reference is the shipment it bills (domains/accounting/billing.py).
   const ref = tr.insertCell();
   ref.append(entry.kind === "charge" ? view.link(`/shipments/${entry.reference}`, entry.reference) : entry.reference);
   tr.insertCell().textContent = (entry.kind === "payment" ? "−" : "") + money(entry.amount);
+  return tr;
 }
 
-// The ledger read's pages, newest first: the first replaces the latest entries shown.
-async function older(view, id, pages) {
-  const { body, caption, more, state } = pages;
-  if (pages.loading) return; // the button and a Retry: one page at a time
-  pages.loading = true;
-  busy(more, true, "Show more", "Loading…");
-  // The ledger is folded after the fact: as far as the account shown, at least.
-  const query = `?limit=100&min_position=${pages.position}` + (pages.cursor ? `&cursor=${encodeURIComponent(pages.cursor)}` : "");
-  const got = await getJson(`/api/accounts/${id}/ledger${query}`);
-  pages.loading = false;
-  if (!more.isConnected) return;
-  busy(more, false, "Show more", "Loading…");
-  if (!got.ok) {
-    showState(state, "error", `Could not load the ledger: ${got.problem.detail}`, () => older(view, id, pages));
-    return;
-  }
-  if (!pages.cursor && !got.data.items.length) {
-    // The ledger view lists none yet (it folds past entries after the fact).
-    showState(state, "empty", "The older entries cannot be listed yet.");
-    more.hidden = true;
-    return;
-  }
-  showState(state, "none", "");
-  if (!pages.cursor) body.replaceChildren();
-  for (const entry of got.data.items) row(view, body, entry);
-  caption.textContent = `Ledger: ${body.rows.length} of ${pages.total} entries, newest first`;
-  pages.cursor = got.data.next_cursor;
-  more.hidden = !pages.cursor;
-}
-
-async function pay(event, view, $, id) {
+async function pay(event, view, $, ledger) {
+  const { id } = ledger.account;
   event.preventDefault();
   const fields = ["amount", "reference"];
   clearErrors(view.root, fields);
@@ -171,7 +169,7 @@ async function pay(event, view, $, id) {
     const outcome = await view.submit(`/api/accounts/${id}/payments`, body, { label: `The payment ${body.reference}` });
     if (outcome.kind === "succeeded") {
       $("pay-form").reset();
-      show(view, $, outcome.resource);
+      show(view, $, ledger, outcome.resource);
       view.notify("ok", `Payment of ${money(amount)} recorded.`);
     } else if (outcome.kind === "later") {
       $("pay-form").reset();
