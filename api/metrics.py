@@ -38,6 +38,7 @@ from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from contracts.domain import Readable
+from contracts.failing import failing
 from contracts.lag import LAG_KEY, lag_decoder
 from contracts.notices import Notice
 from contracts.registry import Registry
@@ -120,6 +121,13 @@ class Metrics:
             ["view", "domain"],
             registry=r,
         )
+        self.failing = Gauge(
+            "notify_job_failing",
+            "1 while an async view, policy or aggregator partition cannot get past an event "
+            "(task status says why)",
+            ["job"],
+            registry=r,
+        )
 
     def domain_of(self, command_type: str) -> str:
         found = self._domains.command_domain.get(command_type) if self._domains else None
@@ -174,6 +182,10 @@ class Metrics:
         self.pending.set(consumer.num_pending or 0)
         self.in_flight.set(consumer.num_ack_pending or 0)
         await self._read_lag(js)
+        stuck = await failing(js)
+        self.failing.clear()  # a job that moved on has no series
+        for failure in stuck:
+            self.failing.labels(failure.job).set(1)
         letters = await js.stream_info(DEADLETTERS_STREAM, subjects_filter="dlq.>")
         by_domain: Tally[str] = Tally()
         for subject, count in (letters.state.subjects or {}).items():

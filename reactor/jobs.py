@@ -42,6 +42,7 @@ from contracts import tracing
 from contracts.commands import NO_SESSION, Command, derived_command_id, encoder
 from contracts.domain import EventMeta, Issue, Policy, View
 from contracts.events import StoredEvent, TooNew
+from contracts.failing import Failures
 from contracts.registry import Registry
 from contracts.topology import command_subject
 from contracts.views import ActiveViews, ViewBuckets, progress_decoder
@@ -220,14 +221,18 @@ class Runner:
         *,
         holder: str | None = None,
         gate: Gate | None = None,
+        failures: Failures | None = None,
     ) -> None:
         self.job = job
         self._js = js
         self._registry = registry
         self.lease = Lease(leases, job.name, holder)
         self._gate = gate
+        self._failures = failures
         self.active = False  # holding the lease and reading
         self._has_read = False  # this run of the job has read from EVENTS
+        self._position = 0  # the last this run of the job started at or stored
+        self._moved = False  # this run has stored a position
 
     async def _acquire(self) -> bool:
         if self._gate is None:
@@ -276,6 +281,8 @@ class Runner:
                     log.warning("%s: %s; left to a reactor that knows it", self.job.name, exc)
                 else:
                     log.exception("%s failed; trying again in %.0fs", self.job.name, again)
+                    if self._failures is not None:
+                        await self._failures.record(self.job.name, exc, self._position)
                 await pause(stop, again)
             finally:
                 self.active = False
@@ -286,7 +293,8 @@ class Runner:
 
     async def _run_held(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        position = await self.job.start()
+        position = self._position = await self.job.start()
+        self._moved = False
         restart = self.job.restart()
         reader = EventReader(
             self._js, self._registry, self.job.subjects, position, batch=self.job.batch
@@ -314,17 +322,25 @@ class Runner:
                     end = await reader.read_to_end()
                     if end is not None and end > position:
                         position = end
-                        await self.job.save(position)
+                        await self._save(position)
                     continue
                 if batch.events:
                     await self.job.handle(batch.events)
                 assert batch.last_seq is not None
                 position = batch.last_seq
                 caught_up = batch.caught_up
-                await self.job.save(position)
+                await self._save(position)
         finally:
             await reader.close()
             await self.job.finish()
+
+    async def _save(self, position: int) -> None:
+        await self.job.save(position)
+        self._position = position
+        if not self._moved:
+            self._moved = True
+            if self._failures is not None:  # this job is not stuck (any more), whoever was
+                await self._failures.clear(self.job.name)
 
 
 async def pause(stop: asyncio.Event, seconds: float) -> None:

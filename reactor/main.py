@@ -29,6 +29,7 @@ from contracts.connection import (
     connect,
     while_unavailable,
 )
+from contracts.failing import Failures
 from contracts.registry import Registry, RegistryError
 from contracts.topology import (
     EVENTS_STREAM,
@@ -271,7 +272,8 @@ def job_runners(
         ViewJob(v, registry, active, ViewWriter(follows=True)) for v in registry.async_views()
     ]
     jobs += [PolicyJob(p, registry, js, progress) for p in registry.policies.values()]
-    runners = [Runner(job, js, registry, leases, holder=holder) for job in jobs]
+    failures = Failures(progress, holder)
+    runners = [Runner(job, js, registry, leases, holder=holder, failures=failures) for job in jobs]
     for aggregator in registry.aggregators.values():
         share = members.share(PARTITIONS)
         runners += [
@@ -282,6 +284,7 @@ def job_runners(
                 leases,
                 holder=holder,
                 gate=share,
+                failures=failures,
             )
             for p in range(PARTITIONS)
         ]

@@ -8,7 +8,8 @@ that not even DEADLETTERS or NOTICES would take: each is listed with its
 sequence) and `waiting pulls` at least one per running reactor (an idle
 reactor keeps a pull request open). Then, per async view, policy and aggregator (its
 slowest partition), how far it has read EVENTS and its lag behind the
-stream's end.
+stream's end, and each that cannot get past an event (`FAILING`): since when,
+how often tried, and the error (the traceback is in that reactor's log).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext, api
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from contracts.failing import failing
 from contracts.lag import measure
 from contracts.lookups import bucket_keys
 from contracts.registry import Registry
@@ -157,6 +159,12 @@ async def jobs_report(js: JetStreamContext, registry: Registry) -> list[str]:
         lines.append(
             f"  aggregator {name:<18} at {at:<8} behind {end - at}"
             f"  (partitions: {', '.join(str(p) for p in positions)})"
+        )
+    for stuck in await failing(js):
+        lines.append(
+            f"  FAILING {stuck.job}: stuck after event {stuck.position} since"
+            f" {stuck.since:%Y-%m-%d %H:%M:%S}Z, {stuck.attempts} attempts (the last at"
+            f" {stuck.at:%H:%M:%S}Z, reactor {stuck.reactor[:12]}): {stuck.error}"
         )
     return lines
 

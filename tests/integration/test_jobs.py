@@ -11,14 +11,19 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from api.metrics import Metrics
 from contracts.commands import derived_command_id
 from contracts.connection import NatsSettings, connect, while_unavailable
+from contracts.events import StoredEvent
+from contracts.failing import Failure, Failures, failing
 from contracts.lookups import find_command, find_notice, session_notices_after
-from contracts.topology import LEASES_BUCKET
+from contracts.topology import LEASES_BUCKET, RUNNER_PROGRESS_BUCKET
 from contracts.views import ViewBuckets
+from reactor.jobs import Runner
 from reactor.main import parse_args, run
+from reactor.status import report
 from tests.conftest import REGISTRY
-from tests.domains.memos import WriteMemo
+from tests.domains.memos import MemoWritten, WriteMemo
 from tests.helpers import envelope, eventually, publish_command, view_state
 from tests.processes import NATS_PASSWORD, NATS_USER, NatsServer
 
@@ -158,3 +163,94 @@ async def test_an_event_appended_just_after_a_restart_of_the_server_is_not_skipp
             await eventually(stamped, within=30)
     finally:
         await nc.close()
+
+
+class Flaky:
+    """A job that cannot get past the memos' events while `broken` (a bug in a fold)."""
+
+    linger = 0.0
+    batch = 100
+
+    def __init__(self) -> None:
+        self.name = "view.flaky"
+        self.subjects = REGISTRY.event_filter((MemoWritten,))
+        self.broken = True
+        self.position = 0
+
+    async def start(self) -> int:
+        return self.position
+
+    async def handle(self, events: list[StoredEvent]) -> None:
+        if self.broken:
+            raise ZeroDivisionError("division by zero\nand a second line")
+
+    async def save(self, position: int) -> None:
+        self.position = position
+
+    async def finish(self) -> None:
+        return None
+
+    def restart(self) -> asyncio.Event | None:
+        return None
+
+
+async def test_a_job_stuck_on_an_event_says_so_in_status_and_metrics_until_it_moves(
+    fresh_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
+    """It said so only in its reactor's log: `task status` showed a lag with no reason,
+    and /metrics had nothing to alert on."""
+    writes = [envelope(WriteMemo(str(i), folder="stuck")) for i in range(3)]
+    async with reactor_in_process(fresh_server):
+        for command in writes:
+            await publish_command(fresh_js, command)
+        for command in writes:
+            await eventually(partial(find_notice, fresh_js, command.command_id))
+    leases = await fresh_js.key_value(LEASES_BUCKET)
+    progress = await fresh_js.key_value(RUNNER_PROGRESS_BUCKET)
+    job = Flaky()
+    runner = Runner(
+        job,
+        fresh_js,
+        REGISTRY,
+        leases,
+        holder="reactor-a",
+        failures=Failures(progress, "reactor-a"),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+
+        async def tried_twice() -> list[Failure] | None:
+            found = await failing(fresh_js)
+            return found if found and found[0].attempts >= 2 else None
+
+        [stuck] = await eventually(tried_twice, within=10)
+        assert stuck.job == "view.flaky"
+        assert stuck.error == "ZeroDivisionError: division by zero"
+        assert stuck.position == 0  # it got past nothing
+        assert stuck.reactor == "reactor-a"
+        assert stuck.since < stuck.at
+        lines = await report(fresh_js, REGISTRY)
+        assert any(
+            line.startswith("  FAILING view.flaky: stuck after event 0 since")
+            and "attempts" in line
+            and line.endswith("ZeroDivisionError: division by zero")
+            for line in lines
+        ), lines
+        metrics = Metrics(REGISTRY)
+        await metrics.refresh(fresh_js, ViewBuckets(fresh_js, 1))
+        assert 'notify_job_failing{job="view.flaky"} 1.0' in metrics.render().decode()
+
+        job.broken = False  # the fix deployed: the next attempt gets past
+
+        async def cleared() -> bool | None:
+            return True if not await failing(fresh_js) else None
+
+        await eventually(cleared, within=15)
+        assert job.position > 0
+        await metrics.refresh(fresh_js, ViewBuckets(fresh_js, 1))
+        assert "notify_job_failing{" not in metrics.render().decode()
+        assert not any("FAILING" in line for line in await report(fresh_js, REGISTRY))
+    finally:
+        stop.set()
+        await task
