@@ -30,6 +30,7 @@ subjects, buckets, consumers, the OpenAPI document, the page's navigation):
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,9 @@ from typing import Any, ClassVar, Final, Literal, NamedTuple
 import msgspec
 
 from contracts.notices import FieldError, Problem
+
+# A reservation's scope (`Unique.scope`): the first token of its key.
+SCOPE: Final = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 def folded(value: str) -> str:
@@ -177,7 +181,8 @@ class Unique:
 
     The machinery reserves the value, `folded`, for the
     aggregate before it decides; a value held by another aggregate is
-    `rejection(command)`.
+    `rejection(command)`. `scope` (`SCOPE`: lower case, digits and dashes) names
+    the values that may not repeat: a location's name, a user's email.
     """
 
     scope: str

@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from contracts.domain import (
+    SCOPE,
     Aggregate,
     Aggregator,
     CommandSpec,
@@ -34,6 +35,10 @@ from contracts.topology import keyed_filter, partition_filter
 
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 TYPE_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+# A collection or an action: segments of a URL path, as they are written ("a" or "a/b").
+SEGMENT: Final = re.compile(r"^[a-z][a-z0-9_-]{0,63}(/[a-z][a-z0-9_-]{0,63})*$")
+# The machinery's own collections (/api/commands/{id}, /api/events, /api/sessions).
+RESERVED: Final = frozenset({"commands", "events", "sessions"})
 CREDENTIAL_FIELDS: Final = ("user_id", "email", "display_name", "password_hash")
 
 
@@ -77,6 +82,8 @@ class Registry:
     def _add(self, domain: Domain) -> None:
         if not NAME.match(domain.name):
             raise RegistryError(f"domain name {domain.name!r} must match {NAME.pattern}")
+        if [d.name for d in self.domains].count(domain.name) > 1:
+            raise RegistryError(f"domain {domain.name!r} is declared twice")
         for spec in domain.commands:
             _unique(self.commands, spec.name, spec, "command")
             self.command_domain[spec.name] = domain
@@ -173,9 +180,47 @@ class Registry:
                         raise RegistryError(
                             f"read {read.path}: {name!r} is not a field to filter on"
                         )
-        paths = [p for p in (s.path for s in self.commands.values()) if p is not None]
-        if len(paths) != len(set(paths)):
-            raise RegistryError("two commands share one route")
+        self._check_routes()
+
+    def _check_routes(self) -> None:
+        """Every route is the domain's own: two of one method and shape (`{id}` and
+        `{channel}` alike) would leave the second unreachable, silently."""
+        routes: dict[tuple[str, str], str] = {}
+        for method, path, owner in self._routes():
+            shape = re.sub(r"\{[^}]*\}", "{}", path)
+            taken = routes.setdefault((method, shape), owner)
+            if taken != owner:
+                raise RegistryError(f"{owner} and {taken} share the route {method} {path}")
+
+    def _routes(self) -> Iterable[tuple[str, str, str]]:
+        for spec in self.commands.values():
+            for segment in (spec.collection, spec.action):
+                if segment is not None and not SEGMENT.match(segment):
+                    raise RegistryError(
+                        f"command {spec.name}: {segment!r} must match {SEGMENT.pattern}"
+                    )
+            if (spec.collection or "").split("/")[0] in RESERVED:
+                raise RegistryError(f"command {spec.name}: /api/{spec.collection} is taken")
+            if spec.path is not None:
+                yield "POST", spec.path, f"command {spec.name}"
+        for read in self.reads():
+            what = f"read {read.path} (view {read.view})"
+            if isinstance(read, SummaryRead):
+                segments = read.path.split("/")
+                if segments[:2] != ["", "api"] or not all(map(SEGMENT.match, segments[2:])):
+                    raise RegistryError(f"{what}: a path /api/<segment>[/<segment>...]")
+                collection = segments[2] if len(segments) > 2 else ""
+            else:
+                collection = read.collection.split("/")[0]
+                for segment in (read.collection, read.action):
+                    if segment is not None and not SEGMENT.match(segment):
+                        raise RegistryError(f"{what}: {segment!r} must match {SEGMENT.pattern}")
+            if collection in RESERVED:
+                raise RegistryError(f"{what}: /api/{collection} is taken")
+            yield "GET", read.path, what
+            readable = self.readable(read.view)
+            if isinstance(read, GetRead) and readable is not None and readable.followable:
+                yield "GET", read.path + "/live", what
 
     def _check_computed(self, view: View) -> None:
         if (view.apply is None) == (view.compute is None):
@@ -221,6 +266,22 @@ class Registry:
             raise RegistryError(f"command {spec.name}: on_self needs an action and access 'user'")
         if spec.access == "user" and self.sign_in is None:
             raise RegistryError(f"command {spec.name}: access 'user' needs a domain with SignIn")
+        if spec.path is not None and not spec.body.__struct_config__.forbid_unknown_fields:
+            # A misspelt field would be dropped quietly, and the command taken without it.
+            raise RegistryError(
+                f"command {spec.name}: {spec.body.__name__} needs forbid_unknown_fields=True"
+            )
+        if spec.unique is not None:
+            if not SCOPE.match(spec.unique.scope):
+                raise RegistryError(
+                    f"command {spec.name}: unique scope {spec.unique.scope!r}"
+                    f" must match {SCOPE.pattern}"
+                )
+            if not callable(spec.unique.value) or not callable(spec.unique.rejection):
+                raise RegistryError(
+                    f"command {spec.name}: Unique's value and rejection are functions"
+                    " of the command"
+                )
 
     def _check_mail_and_sign_in(self) -> None:
         for box in self.mailboxes:

@@ -13,16 +13,14 @@ one held for an aggregate that never came to be by a command given up on
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Final, NamedTuple
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from contracts.domain import folded
+from contracts.domain import SCOPE, folded
 from contracts.kv import delete_unless_changed
 
-SCOPE: Final = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 MAX_ATTEMPTS: Final = 5
 
 

@@ -9,7 +9,19 @@ import pytest
 from openapi_spec_validator import validate
 
 from api.openapi import document
-from contracts.domain import Aggregator, CommandSpec, ListRead, Owner, View
+from contracts.domain import (
+    Aggregator,
+    CommandSpec,
+    Domain,
+    GetRead,
+    ListRead,
+    Owner,
+    Read,
+    Rejection,
+    SummaryRead,
+    Unique,
+    View,
+)
 from contracts.registry import Registry, RegistryError
 from domains import DOMAINS, chat, identity
 from domains.chat.events import MessagesPosted, Posted
@@ -20,12 +32,9 @@ def test_the_real_domains_fit_together() -> None:
     registry = Registry(DOMAINS)
     assert "CreateLocation" in registry.commands
     assert registry.resource_url("locations", "abc") == "/api/locations/abc"
-    assert [v.name for v in registry.async_views()] == [
-        "location_stats",
-        "account_ledger",
-        "home_totals",
-        "user_summaries",
-    ]
+    async_views = [v.name for v in registry.async_views()]  # a domain added adds its own
+    assert {"location_stats", "account_ledger", "home_totals", "user_summaries"} <= set(async_views)
+    assert not {"locations", "accounts", "shipments"} & set(async_views)  # inline ones
     assert registry.event_filter(registry.views["location_stats"].events) == ["ev.location.>"]
     assert registry.sign_in is not None
     assert registry.sign_in.view == "credentials"
@@ -209,3 +218,78 @@ def test_an_aggregator_reads_its_keyed_events_by_partition() -> None:
     assert registry.partition_filter(channels) == ["ev.chat.*.*"]
     assert registry.readable("chat_channels") is channels
     assert "chat_channels" in registry.buckets
+
+
+def _with_reads(*reads: Read) -> Domain:
+    return dataclasses.replace(memos.DOMAIN, reads=(*memos.DOMAIN.reads, *reads))
+
+
+@pytest.mark.parametrize(
+    ("domains", "message"),
+    [
+        # A read on another domain's route was dropped silently: the first route won.
+        (
+            [memos.DOMAIN, dataclasses.replace(notes.DOMAIN, reads=(GetRead("memos", "notes"),))],
+            r"read /api/memos/\{id\} \(view notes\) and read /api/memos/\{id\} \(view memos\)"
+            r" share the route GET /api/memos/\{id\}",
+        ),
+        (
+            [_with_reads(GetRead("memos", "memo_folders", param="folder"))],
+            r"share the route GET /api/memos/\{folder\}",
+        ),
+        ([_with_reads(ListRead("commands", "memos"))], r"/api/commands is taken"),
+        ([_with_reads(ListRead("My Memos", "memos"))], r"'My Memos' must match"),
+        (
+            [_with_reads(SummaryRead("memos/all", "memo_folders", memos.folders, memos.Folders))],
+            r"a path /api/<segment>",
+        ),
+        ([memos.DOMAIN, memos.DOMAIN], r"domain 'memos' is declared twice"),
+    ],
+)
+def test_routes_that_clash_or_cannot_be_reached_are_refused(
+    domains: list[Domain], message: str
+) -> None:
+    with pytest.raises(RegistryError, match=message):
+        Registry(domains)
+
+
+def test_two_commands_on_one_route_are_named() -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[1], action=None, type=memos.StampMemo)
+    domain = dataclasses.replace(memos.DOMAIN, commands=(memos.DOMAIN.commands[0], spec))
+    with pytest.raises(
+        RegistryError,
+        match="command StampMemo and command WriteMemo share the route POST /api/memos",
+    ):
+        Registry([domain])
+
+
+class Loose(msgspec.Struct, frozen=True):
+    text: str
+
+
+def test_a_command_that_would_drop_unknown_fields_is_refused() -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[0], type=Loose)
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match="Loose needs forbid_unknown_fields=True"):
+        Registry([domain])
+
+
+@pytest.mark.parametrize(
+    ("unique", "message"),
+    [
+        # Found only at the first command, retried until dead-lettered as a 500.
+        (
+            Unique("memo text", lambda c: c.text, lambda c: Rejection(409, "Taken", "Taken.")),
+            r"unique scope 'memo text' must match",
+        ),
+        (
+            Unique("memo-text", lambda c: c.text, Rejection(409, "Taken", "Taken.")),  # type: ignore[arg-type]
+            r"Unique's value and rejection are functions",
+        ),
+    ],
+)
+def test_a_unique_value_is_checked_at_start(unique: Unique, message: str) -> None:
+    spec = dataclasses.replace(memos.DOMAIN.commands[0], unique=unique)
+    domain = dataclasses.replace(memos.DOMAIN, commands=(spec, *memos.DOMAIN.commands[1:]))
+    with pytest.raises(RegistryError, match=message):
+        Registry([domain])
