@@ -134,26 +134,33 @@ async def _page(
         for key in part:
             last = key
             record = found.get(key)
-            if record is not None and not is_removed(record) and _matches(record, wanted):
+            if record is not None and not is_removed(record) and record_matches(record, wanted):
                 items.append(record.state)
                 if len(items) == limit:
                     return items, last
     return items, last
 
 
-def _matches(record: Record, wanted: dict[str, str]) -> bool:
+def record_matches(record: Record, wanted: dict[str, str]) -> bool:
     if not wanted:
         return True
     state = msgspec.json.decode(record.state)
-    return all(str(state.get(name)) == value for name, value in wanted.items())
+    return all(as_query(state.get(name)) == value for name, value in wanted.items())
+
+
+def as_query(value: object) -> str:
+    """A field's value as a filter names it: text as it is, anything else as JSON
+    (`?done=true`; Python's `str` made it `True`, and `?done=true` matched nothing)."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
 def filter_values(state: type, name: str) -> list[str] | None:
-    """The values a list's filter may take when its field's are a fixed set (a Literal);
-    None for any short text."""
+    """The values a list's filter may take when its field's are a fixed set (a Literal,
+    a bool); None for any short text."""
     schema = msgspec.json.schema(state)
-    values = schema["$defs"][state.__name__]["properties"][name].get("enum")
-    return None if values is None else [str(v) for v in values]
+    field = schema["$defs"][state.__name__]["properties"][name]
+    values = [True, False] if field.get("type") == "boolean" else field.get("enum")
+    return None if values is None else [as_query(v) for v in values]
 
 
 def _filters(
