@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from api.body import command_payload
 from api.limits import holder_of
 from api.problems import HTTPProblem
-from api.services import Services, services, session_id
+from api.services import Services, services, session_id, session_sent
 from api.session import Binding, rotate
 from contracts.commands import encoder
 from contracts.domain import SignIn
@@ -109,7 +109,7 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
             request, SignInForm, settings.max_body_bytes, settings.body_timeout
         )
         client = holder_of(request).client
-        wait = await limits.wait(form.email, client)
+        wait = await limits.attempt(form.email, client)  # counted before it is checked
         if wait > 0:
             raise HTTPProblem(
                 429,
@@ -118,11 +118,20 @@ def routes(sign_in: SignIn | None) -> list[BaseRoute]:
                 slug="sign-in-limited",
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
-        found = await _credentials_of(svc, form.email)
-        if not await svc.passwords.verify(found.password_hash if found else None, form.password):
-            await limits.failed(form.email, client)
+        try:
+            found = await _credentials_of(svc, form.email)
+            right = await svc.passwords.verify(
+                found.password_hash if found else None, form.password
+            )
+        except BaseException:
+            await limits.take_back(form.email, client)  # not checked: not a failure
+            raise
+        if not right:
             raise HTTPProblem(401, "Sign-in failed", WRONG, slug="sign-in-failed")
+        await limits.take_back(form.email, client)
         assert found is not None
+        if session_sent(request):  # a session signed in before: its cookie ends here
+            await accounts.sessions.forget(session_id(request))
         new_session = rotate(request.state)
         await accounts.sessions.bind(
             new_session, Binding(found.user_id, found.email, datetime.now(UTC))

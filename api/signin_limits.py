@@ -10,7 +10,11 @@ sign-ins for that email (or from that client) are refused with 429 and
 Retry-After until the window has passed, whether or not the password is
 right, and the password is not even checked (no oracle while locked).
 
-Only failures count: a user who signs in and out all day is never limited.
+Each attempt is counted before its password is checked, and taken back when
+the password was right: guesses sent at once are each counted as they come,
+so the sixth of a hundred sent together is refused (they were all checked
+while the count stood at zero, the hundredth signed in). So only failures
+count: a user who signs in and out all day is never limited.
 """
 
 from __future__ import annotations
@@ -71,10 +75,24 @@ class SignInLimits:
                 wait = max(wait, failures.since + self._window - now)
         return wait
 
-    async def failed(self, email: str, client: str) -> None:
-        """Count one failed sign-in against the email and the client."""
+    async def attempt(self, email: str, client: str) -> float:
+        """Count a sign-in about to be checked, as a failure until `take_back`; the
+        seconds to wait when a limit is reached (0: check it). Nothing is counted
+        while locked."""
+        wait = await self.wait(email, client)
+        if wait > 0:
+            return wait
+        now = self._clock()
+        for kind, key in self._keys(email, client).items():
+            counted = await self._count(key, +1)
+            if counted is not None and counted.count > self._limits[kind]:
+                wait = max(wait, counted.since + self._window - now)
+        return max(wait, 0.0)
+
+    async def take_back(self, email: str, client: str) -> None:
+        """The attempt was not a failure (the password was right, or never checked)."""
         for key in self._keys(email, client).values():
-            await self._count(key)
+            await self._count(key, -1)
 
     async def _get(self, key: str) -> Failures | None:
         try:
@@ -83,26 +101,32 @@ class SignInLimits:
             return None
         return _decoder.decode(entry.value or b"")
 
-    async def _count(self, key: str) -> None:
+    async def _count(self, key: str, by: int) -> Failures | None:
+        """Add `by` to the count in the window (a window past starts again); the count
+        written, or None when there was nothing to take back."""
         for _ in range(MAX_CAS_ATTEMPTS):
             now = self._clock()
             try:
                 entry = await self._kv.get(key)
             except (KeyNotFoundError, KeyDeletedError):
+                if by < 0:
+                    return None
                 try:
-                    await self._kv.create(key, msgspec.json.encode(Failures(1, now)))
-                    return
+                    new = Failures(by, now)
+                    await self._kv.create(key, msgspec.json.encode(new))
+                    return new
                 except KeyWrongLastSequenceError:
                     continue
             old = _decoder.decode(entry.value or b"")
-            new = (
-                Failures(1, now)
-                if now - old.since >= self._window
-                else Failures(old.count + 1, old.since)
-            )
+            if now - old.since >= self._window:
+                if by < 0:
+                    return None  # counted in a window now past
+                new = Failures(by, now)
+            else:
+                new = Failures(max(0, old.count + by), old.since)
             try:
                 await self._kv.update(key, msgspec.json.encode(new), last=entry.revision)
-                return
+                return new
             except KeyWrongLastSequenceError:
                 continue
         raise RuntimeError(f"sign-in failures {key} kept changing under us")

@@ -160,6 +160,24 @@ async def test_an_email_is_given_up_after_its_attempts_and_dead_lettered(tmp_pat
         assert ms.mail_to(address) == []
 
 
+async def test_guesses_sent_at_once_are_each_counted_before_they_are_checked(
+    tmp_path: Path,
+) -> None:
+    """Twelve wrong guesses sent together were all checked (each read the count before
+    any was counted), and so were a hundred: the limit held only for the next one."""
+    limits = {"SIGNIN_FAILURES_PER_EMAIL": "3", "SIGNIN_FAILURES_PER_CLIENT": "100"}
+    with own_mail_stack(tmp_path, api_env=limits) as ms:
+        async with browser(ms) as client:
+            email = new_address("guessed")
+            assert (await register(client, email, "the right one")).status_code == 201
+            answers = await asyncio.gather(
+                *(sign_in(client, email, f"wrong guess {n}") for n in range(12))
+            )
+            codes = sorted(answer.status_code for answer in answers)
+            assert codes == [401] * 3 + [429] * 9  # three checked: the limit
+            assert (await sign_in(client, email, "the right one")).status_code == 429
+
+
 async def test_failed_sign_ins_are_limited_across_api_instances(tmp_path: Path) -> None:
     limits = {"SIGNIN_FAILURES_PER_EMAIL": "3", "SIGNIN_FAILURES_PER_CLIENT": "6"}
     with own_mail_stack(tmp_path, api_env=limits) as ms:

@@ -54,6 +54,20 @@ async def test_register_then_sign_in_and_out(mail_stack: MailStack) -> None:
         assert (await client.get("/api/sessions/current")).status_code == 401
 
 
+async def test_signing_in_again_ends_the_session_signed_in_before(mail_stack: MailStack) -> None:
+    """A second sign-in on one browser left the first session's cookie signed in for
+    its 30 days: a cookie copied before it went on working."""
+    async with browser(mail_stack) as client, browser(mail_stack) as copy:
+        first = await signed_up(client, "first")
+        copy.cookies.set("sid", client.cookies["sid"])
+        assert (await copy.get("/api/sessions/current")).json()["user_id"] == first["user_id"]
+        second = new_address("second")
+        assert (await register(client, second, "another secret")).status_code == 201
+        assert (await sign_in(client, second, "another secret")).status_code == 200
+        assert (await client.get("/api/sessions/current")).json()["email"] == second
+        assert (await copy.get("/api/sessions/current")).status_code == 401
+
+
 async def test_a_wrong_password_and_an_unknown_email_get_the_same_answer(
     mail_stack: MailStack,
 ) -> None:
