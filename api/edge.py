@@ -15,15 +15,26 @@ command):
   POST, but a browser keeps the cookie such a navigation's answer sets, so
   another site could sign its visitors out by replacing theirs;
 - security headers (`api.security`) on every response, unless the route set
-  its own;
+  its own, and `Cache-Control: no-store` on every `/api/` answer that does not
+  say otherwise (a signed-in user's email in `/api/sessions/current` was
+  cacheable by a shared cache or the browser's history);
+- a write another site's page sent (`Sec-Fetch-Site` cross-site or
+  same-site, not GET or HEAD) is refused, `403`, before anything reads it:
+  the page and its API are one origin, and a browser says where a request
+  comes from. (The JSON-only bodies and SameSite=Lax cookies stopped such a
+  request already; this does not rest on both holding for ever.) Clients
+  that are not browsers send no such header;
 - NATS unreachable (`api.outage`): a route that needs it is answered at once.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.outage import refuse, unavailable
+from api.problems import HTTPProblem, problem_response
 from api.requests import request_ids
 from api.security import RAW_HEADERS
 from api.session import DEV_SECRET, new_session_id, session_from_cookie, set_cookie
@@ -32,6 +43,14 @@ from contracts.logs import bound
 
 _WANTED = (b"x-request-id", b"traceparent", b"cookie", b"sec-fetch-site")
 _READS = ("GET", "HEAD")
+_OTHER_SITES = (b"cross-site", b"same-site")
+NO_STORE: Final = (b"cache-control", b"no-store")
+CROSS_SITE: Final = HTTPProblem(
+    403,
+    "Cross-site request",
+    "This service takes changes only from its own pages.",
+    slug="cross-site",
+)
 
 
 class Edge:
@@ -53,9 +72,9 @@ class Edge:
         # A new session goes out in a cookie, unless another site's page sent the request
         # (a form POST): the browser would replace the cookie it has (not sent) with it.
         sent = session_id is not None
-        issue = not sent and not (
-            given.get(b"sec-fetch-site") == b"cross-site" and scope["method"] not in _READS
-        )
+        other_site = given.get(b"sec-fetch-site") in _OTHER_SITES and scope["method"] not in _READS
+        issue = not sent and not other_site
+        api = scope["path"].startswith("/api/")
         state = scope.setdefault("state", {})
         state["client_request_id"], state["request_id"] = client_id, request_id
         state["trace"] = trace
@@ -68,6 +87,8 @@ class Edge:
                 present = {name for name, _ in headers}
                 headers.append((b"x-request-id", request_id.encode()))
                 headers += [(n, v) for n, v in RAW_HEADERS if n not in present]
+                if api and b"cache-control" not in present:
+                    headers.append(NO_STORE)
                 if issue or state.get("session_rotated"):
                     cookie = set_cookie(self.secret, state["session_id"], secure=self.secure)
                     headers.append((b"set-cookie", cookie))
@@ -75,7 +96,10 @@ class Edge:
             await send(message)
 
         with bound(request_id=request_id, trace_id=tracing.trace_id(trace)):
-            if (svc := unavailable(scope)) is not None:
+            if other_site:
+                response = problem_response(CROSS_SITE.problem)
+                await response(scope, receive, send_with_headers)
+            elif (svc := unavailable(scope)) is not None:
                 await refuse(svc, scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive, send_with_headers)

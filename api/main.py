@@ -82,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (refused := exposed_with_the_dev_secret(settings)) is not None:
         print(f"api: {refused}", file=sys.stderr)
         return 1
+    if settings.session_secret == DEV_SECRET and not settings.dev:
+        # Loopback, so allowed: but behind a reverse proxy this is a public secret.
+        print(
+            "api: warning: SESSION_SECRET is not set: session cookies are signed with the "
+            "development secret, which anyone can read (fine for development only)",
+            file=sys.stderr,
+        )
     try:
         registry = default_registry()
     except RegistryError as exc:

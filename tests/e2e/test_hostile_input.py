@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -81,7 +82,8 @@ async def test_another_sites_form_post_does_not_replace_the_session_cookie(
             content=b"name=Selby",
             headers={"content-type": "application/x-www-form-urlencoded", **CROSS_SITE},
         )
-        assert forged.status_code == 415
+        assert forged.status_code == 403
+        assert forged.json()["type"] == "/problems/cross-site"
         assert "set-cookie" not in forged.headers
         # A visitor's first page, from another site's link: a session as ever.
         arrived = await fresh.get("/", headers=CROSS_SITE)
@@ -96,6 +98,34 @@ async def test_another_sites_form_post_does_not_replace_the_session_cookie(
 
 
 CROSS_SITE = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+async def test_a_write_from_another_sites_page_is_refused_before_it_is_read(
+    client: httpx.AsyncClient, site: str
+) -> None:
+    """A JSON POST from another origin carrying its Sec-Fetch-Site was taken (202): only
+    the browser's CORS preflight (answered 405) kept such a page from sending one."""
+    name = f"Forged {uuid.uuid4().hex[:8]}"
+    body = {"name": name, "category": "Town"}
+    forged = await client.post("/api/locations", json=body, headers={"sec-fetch-site": site})
+    assert forged.status_code == 403
+    assert forged.headers["content-type"] == "application/problem+json"
+    assert forged.json()["title"] == "Cross-site request"
+    # Its own page's request, and a client that is no browser (no such header), are taken.
+    own = await client.post("/api/locations", json=body, headers={"sec-fetch-site": "same-origin"})
+    assert own.status_code == 202
+    # Reads from anywhere stay open (a link to a record from another site).
+    assert (await client.get("/api/locations", headers={"sec-fetch-site": site})).status_code == 200
+
+
+async def test_api_answers_are_not_stored_by_caches_and_the_page_s_files_may_be(
+    client: httpx.AsyncClient,
+) -> None:
+    """A signed-in user's email (/api/sessions/current) was cacheable."""
+    for path in ("/api/locations", "/api/commands/" + "0" * 32, "/api/nowhere"):
+        assert (await client.get(path)).headers["cache-control"] == "no-store", path
+    assert (await client.get("/static/app.js")).headers.get("cache-control") != "no-store"
 
 
 async def test_a_session_id_the_client_chose_is_not_taken(api_process: Process) -> None:
