@@ -1,4 +1,10 @@
-"""Reading a command from the request body: JSON only, size-limited, validated."""
+"""Reading a command from the request body: JSON only, size-limited, validated.
+
+JSON only, whatever the command: the content type is what keeps another
+site's page from sending one without the browser asking first (a CORS
+preflight, which the API does not answer), so a command of no fields (ship a
+shipment) takes `application/json` too, with `{}` or an empty body.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ async def command_payload(
             f"The body took over {body_timeout:g} s to arrive.",
             headers={"Connection": "close"},
         ) from None
+    if not body.strip():
+        body = b"{}"  # no body: a command of no fields (an action's), or the fields it lacks
     try:
         return decode_payload(schema, body)
     except MalformedBody as exc:
@@ -52,7 +60,8 @@ def _require_json(request: Request) -> None:
         raise HTTPProblem(
             415,
             "Unsupported media type",
-            f"Send the command as application/json, not {media_type or 'no content type'}.",
+            f"Send the command as application/json, not {media_type or 'no content type'}"
+            " (a command of no fields too: the type, with {} or no body).",
         )
     for parameter in parameters:
         name, _, value = parameter.partition("=")

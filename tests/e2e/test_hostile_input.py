@@ -138,3 +138,17 @@ async def test_a_session_id_the_client_chose_is_not_taken(api_process: Process) 
         value = issued.split(";")[0].removeprefix("sid=")
         again = await fresh.get("/healthz", headers={"cookie": f"sid={value}"})
         assert "set-cookie" not in again.headers  # the issued one is kept
+
+
+async def test_a_json_command_with_no_body_is_an_empty_object(client: httpx.AsyncClient) -> None:
+    """`curl -X POST -H 'content-type: application/json' .../ship` got 400 "Input data
+    was truncated": a command of no fields needed `-d '{}'`."""
+    json_type = {"content-type": "application/json"}
+    shipped = await client.post(f"/api/shipments/{uuid.uuid4().hex}/ship", headers=json_type)
+    assert shipped.status_code == 202, shipped.text
+    created = await client.post("/api/locations", headers=json_type)
+    assert created.status_code == 422
+    assert {e["loc"] for e in created.json()["errors"]} == {"$.name", "$.category"}
+    untyped = await client.post(f"/api/shipments/{uuid.uuid4().hex}/ship")
+    assert untyped.status_code == 415  # JSON only: no page of another site sends that
+    assert "a command of no fields too" in untyped.json()["detail"]
