@@ -226,12 +226,13 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-    detail = exc.detail if exc.status_code not in (404, 405) else f"{title}: {request.url.path}"
-    return problem_response(
-        Problem(type="about:blank", title=title, status=exc.status_code, detail=str(detail)),
-        exc.headers,
-    )
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code)
+    if title is None:  # nothing more to say than the status
+        problem = Problem("about:blank", "HTTP error", exc.status_code, str(exc.detail))
+    else:  # as the routes' own 404s say it
+        kind = "/problems/" + title.lower().replace(" ", "-")
+        problem = Problem(kind, title, exc.status_code, f"{title}: {request.url.path}")
+    return problem_response(problem, exc.headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

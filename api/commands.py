@@ -196,7 +196,7 @@ async def _check_references(svc: Services, spec: CommandSpec, payload: object) -
 
 def _invalid(spec: CommandSpec, says: str, errors: list[FieldError]) -> HTTPProblem:
     detail = f"The {spec.body.__name__} command {says}: " + "; ".join(
-        f"{e.loc} {e.msg}" for e in errors
+        f"{e.loc}: {e.msg}" for e in errors
     )
     return HTTPProblem(422, "Invalid command", detail, slug="validation", errors=errors)
 

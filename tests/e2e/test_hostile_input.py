@@ -66,6 +66,7 @@ async def test_a_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -
     response = await client.delete("/api/locations")
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/method-not-allowed"
     assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
     events = await client.post("/api/events")
     assert events.status_code == 405

@@ -233,6 +233,7 @@ async def test_unknown_things_are_404_problems(client: httpx.AsyncClient, path: 
     response = await client.get(path, headers={"Host": "elsewhere.example"})
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/not-found"  # an unknown route's: about:blank
 
 
 async def test_unknown_collection_post_is_404_and_publishes_nothing(

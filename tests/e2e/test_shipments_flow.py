@@ -117,6 +117,7 @@ async def test_an_unknown_account_is_422_and_nothing_is_published(
     response = await browser.post("/api/shipments", json=body)
     assert response.status_code == 422
     assert response.json()["errors"] == [{"loc": "$.account_id", "msg": "is not an open account"}]
+    assert response.json()["detail"].endswith(": $.account_id: is not an open account")
     assert await stream_messages(js, COMMANDS_STREAM) == before
 
 
