@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Final
 
 import msgspec
 import nats.errors
@@ -289,6 +290,10 @@ def _accepted(command_id: str, publish_ms: float) -> StoredResponse:
     )
 
 
+# The notice's position, which a waited answer's body (the resource) may not hold.
+POSITION_HEADER: Final = "Event-Position"
+
+
 def _waited(
     stored: StoredNotice | None, accepted: StoredResponse, wait_s: int, created: bool
 ) -> StoredResponse:
@@ -302,6 +307,8 @@ def _waited(
     if stored is None:
         return StoredResponse(accepted.status, {**accepted.headers, **applied}, accepted.body)
     notice = stored.notice
+    if notice.position is not None:  # for ?min_position= on any view, async ones too
+        applied[POSITION_HEADER] = str(notice.position)
     if notice.status == "succeeded":
         headers = {"Content-Type": "application/json", **applied}
         if notice.resource_url:

@@ -261,6 +261,12 @@ async def test_prefer_wait_answers_201_with_the_resource(browser: httpx.AsyncCli
     assert resource["name"] == name
     assert response.headers["location"] == f"/api/locations/{resource['id']}"
     assert (await browser.get(response.headers["location"])).json() == resource
+    # The resource does not say how far EVENTS had got: an async view's read needs it.
+    position = int(response.headers["event-position"])
+    assert position > 0
+    stats = await browser.get(f"/api/locations/stats?min_position={position}")
+    assert stats.status_code == 200  # a position past EVENTS' end is 422
+    assert stats.json()["categories"]["City"] >= 1  # this location counted
 
 
 async def test_prefer_wait_answers_the_problem_when_the_command_fails(
