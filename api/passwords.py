@@ -36,7 +36,7 @@ from api.problems import HTTPProblem
 
 class Passwords:
     def __init__(
-        self, hasher: PasswordHasher | None = None, concurrency: int = 2, max_waiting: int = 16
+        self, hasher: PasswordHasher | None = None, concurrency: int = 2, max_waiting: int = 64
     ) -> None:
         self._hasher = hasher or PasswordHasher()
         self._slots = asyncio.Semaphore(concurrency)
