@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.domain import Actor, EventMeta, Rejection
+from contracts.domain import Actor, Rejection
 from domains.identity import aggregate as users
 from domains.identity.commands import (
     RegisterUser,
@@ -35,19 +35,9 @@ from domains.videos.commands import (
 )
 from domains.videos.events import VideoNameRejected, VideoPublished, VideoRenamed, VideoViewed
 from domains.videos.views import HOME, HOME_SHARDS, Home, home, home_summary, video
+from tests.domain_testing import given, meta
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-def meta(seq: int, event: Any, aggregate_id: str = "a1") -> EventMeta:
-    return EventMeta("x", aggregate_id, seq, T0, type(event).__name__, "c", "c", "s")
-
-
-def given(evolve: Any, *events: msgspec.Struct) -> Any:
-    state = None
-    for seq, event in enumerate(events, start=1):
-        state = evolve(state, event, meta(seq, event))
-    return state
 
 
 # ---- identity -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.domain import Actor, EventMeta, Rejection
+from contracts.domain import Actor, Rejection
 from contracts.views import Record
 from domains.identity import aggregate as users
 from domains.identity.commands import RegisterUser, UpdateProfile
@@ -25,19 +25,10 @@ from domains.posts.views import PostRecord, by_author, post, words
 from domains.videos.events import VideoViewed
 from domains.videos.views import Viewings, viewer_and_video
 from reactor.views import replaces
+from tests.domain_testing import given as fold
+from tests.domain_testing import meta
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-def meta(seq: int, aggregate_id: str = "p1", at: datetime = T0) -> EventMeta:
-    return EventMeta("post", aggregate_id, seq, at, "E", "c", "c", "s")
-
-
-def fold(evolve: Any, *events: msgspec.Struct) -> Any:
-    state = None
-    for seq, event in enumerate(events, start=1):
-        state = evolve(state, event, meta(seq))
-    return state
 
 
 # ---- deciders -------------------------------------------------------------------------------
@@ -96,12 +87,14 @@ def test_a_profile_changes_the_name_and_bio_once() -> None:
 
 
 def test_the_views_key_a_users_inputs_under_the_user() -> None:
-    assert by_author(WRITTEN, meta(1, "p9")) == "u1.p9"
-    assert viewer_and_video(VideoViewed("v1", "u1"), meta(1, "vid")) == "u1.vid"
-    assert viewer_and_video(VideoViewed("v1", None), meta(1, "vid")) is None  # anonymous
+    assert by_author(WRITTEN, meta(1, aggregate_id="p9")) == "u1.p9"
+    assert viewer_and_video(VideoViewed("v1", "u1"), meta(1, aggregate_id="vid")) == "u1.vid"
+    assert (
+        viewer_and_video(VideoViewed("v1", None), meta(1, aggregate_id="vid")) is None
+    )  # anonymous
     assert whose(WRITTEN, meta(1)) == "u1"
     assert whose(PostDeleted("u1"), meta(2)) == "u1"
-    assert whose(ProfileUpdated("A", "", "a@x.org"), meta(3, "u7")) == "u7"
+    assert whose(ProfileUpdated("A", "", "a@x.org"), meta(3, aggregate_id="u7")) == "u7"
     assert whose(VideoViewed("v1", None), meta(4)) is None
 
 
@@ -156,8 +149,10 @@ def test_an_edited_post_counts_its_new_words_and_title() -> None:
 
 def test_a_deleted_post_is_gone_from_the_summary() -> None:
     # The posts view removes a deleted post's record, so it is not among the inputs.
-    assert post(a_post(2), PostDeleted("u1"), meta(9, "p2")) is None
-    records = [r for r in (a_post(1), post(a_post(2), PostDeleted("u1"), meta(9, "p2"))) if r]
+    assert post(a_post(2), PostDeleted("u1"), meta(9, aggregate_id="p2")) is None
+    records = [
+        r for r in (a_post(1), post(a_post(2), PostDeleted("u1"), meta(9, aggregate_id="p2"))) if r
+    ]
     summary = summarize(ADA, records, [])
     assert summary is not None
     assert (summary.post_count, summary.total_words) == (1, 3)
@@ -172,8 +167,10 @@ def test_viewings_count_as_videos_watched() -> None:
 
 
 def test_the_user_view_follows_registration_and_profile() -> None:
-    record = user(None, UserRegistered("a@x.org", "Ada", "$h"), meta(1, "u1"))
-    record = user(record, ProfileUpdated("Ada L.", "Engines", "a@x.org"), meta(4, "u1"))
+    record = user(None, UserRegistered("a@x.org", "Ada", "$h"), meta(1, aggregate_id="u1"))
+    record = user(
+        record, ProfileUpdated("Ada L.", "Engines", "a@x.org"), meta(4, aggregate_id="u1")
+    )
     assert (record.display_name, record.bio, record.position) == ("Ada L.", "Engines", 4)
 
 

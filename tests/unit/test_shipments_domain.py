@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pytest
 
-from contracts.domain import EventMeta, Rejection
+from contracts.domain import Rejection
 from domains.accounting import aggregate as accounts
 from domains.accounting.billing import bill
 from domains.accounting.commands import ChargeAccount, OpenAccount, RecordPayment
@@ -38,20 +37,9 @@ from domains.shipments.events import (
 )
 from domains.shipments.tariff import price
 from domains.shipments.views import shipment
+from tests.domain_testing import T0, given, meta
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CREATE = CreateShipment("acc1", "GB", "FR", 1200)
-
-
-def meta(seq: int, event: Any, aggregate_id: str = "s1") -> EventMeta:
-    return EventMeta("shipment", aggregate_id, seq, T0, type(event).__name__, "c", "c", "s")
-
-
-def given(evolve: Any, *events: msgspec.Struct) -> Any:
-    state = None
-    for seq, event in enumerate(events, start=1):
-        state = evolve(state, event, meta(seq, event))
-    return state
 
 
 CREATED = ShipmentCreated("acc1", "GB", "FR", 1200, price(1200, "GB", "FR"))
@@ -123,7 +111,7 @@ def test_the_shipment_view_keeps_its_history() -> None:
     events = [CREATED, ShipmentShipped(), ShipmentDelivered("acc1", CREATED.price)]
     record = None
     for seq, event in enumerate(events, start=10):
-        record = shipment(record, event, meta(seq, event))
+        record = shipment(record, event, meta(seq, event, "s1"))
     assert record is not None
     assert (record.id, record.status, record.price, record.account_id) == (
         "s1",
