@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from api.access import actor, check_owner, take_in, without_secrets
 from api.body import command_payload
+from api.eventstream import ended_on_exit
 from api.headers import idempotency_key, prefer_wait
 from api.idempotency import (
     InFlight,
@@ -222,8 +223,10 @@ async def _accept(
         async with svc.relay.command(command.command_id) as queue:  # before the publish
             accepted = await _publish_accepted(svc, command, republish)
             try:
-                async with asyncio.timeout(wait_s):
-                    stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
+                # The server stopping ends the wait: the plain 202, at once.
+                with ended_on_exit(queue):
+                    async with asyncio.timeout(wait_s):
+                        stored = await wait_for_notice(svc, command.command_id, queue, wait_s)
             except (nats.errors.Error, TimeoutError) as exc:
                 # Accepted: NATS failing under the wait (a read of the store) is the
                 # plain 202, never a 503, which would say nothing was stored (and its

@@ -162,6 +162,35 @@ async def test_shutdown_ends_open_streams_within_the_grace_period(nats_server: N
     assert not any("ERROR" in line for line in process.lines), process.output()
 
 
+async def test_shutdown_answers_a_waiting_prefer_wait_with_the_plain_202(
+    nats_server: NatsServer,
+) -> None:
+    """It held the shutdown for uvicorn's 5 s, then was cancelled: a 500 in plain text
+    for a command that was accepted, whose retry without a key made a second one."""
+    process = api(nats_server.url).start()
+    try:
+        async with session(base_url(process)) as client:
+            waiting = asyncio.create_task(
+                post_location(
+                    client, unique_name("Stopping"), Prefer="wait=25", **{"X-Simulate-Delay": "20"}
+                )
+            )
+
+            async def registered() -> bool | None:
+                metrics = (await client.get("/metrics")).text
+                return True if "notify_relay_waiters 1.0" in metrics else None
+
+            await eventually(registered)
+            await asyncio.to_thread(process.stop, signal.SIGTERM, 30)
+            answer = await waiting
+    finally:
+        process.kill()
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "pending"
+    assert answer.headers["preference-applied"] == "wait=25"
+    assert not any("ERROR" in line for line in process.lines), process.output()
+
+
 async def test_an_expired_cursor_gets_reset(fresh_stack: Stack) -> None:
     async with session(fresh_stack.url) as client:
         async with SessionStream(client) as stream:
