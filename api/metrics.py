@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter as Tally
 from typing import Final
@@ -167,15 +168,28 @@ class Metrics:
             now = time.time() if received_at is None else received_at
             self._hop("relay", domain).observe(max(0.0, now - times["sent"]))
 
-    async def refresh(self, js: JetStreamContext, views: ViewBuckets) -> None:
-        """Read the gauges that live in NATS (at most SCRAPE_TIMEOUT; else nats_up 0)."""
+    async def refresh(
+        self, js: JetStreamContext, views: ViewBuckets, *, connected: bool = True
+    ) -> None:
+        """Read the gauges that live in NATS (at most SCRAPE_TIMEOUT; else nats_up 0, and
+        those gauges unknown: a backlog of minutes before stood beside nats_up 0)."""
         try:
+            if not connected:  # known away: no 2 s wait for the timeout
+                raise nats.errors.ConnectionClosedError
             async with asyncio.timeout(SCRAPE_TIMEOUT):
                 await self._refresh(js, views)
             self.nats_up.set(1)
         except (nats.errors.Error, TimeoutError) as exc:
             log.debug("metrics: NATS did not answer (%r)", exc)
             self.nats_up.set(0)
+            self._unknown()
+
+    def _unknown(self) -> None:
+        """The gauges read from NATS, not known now: NaN, or no series (by label)."""
+        for gauge in (self.pending, self.in_flight, self.lag_age):
+            gauge.set(math.nan)
+        for labelled in (self.lag, self.deadletters, self.behind, self.failing):
+            labelled.clear()
 
     async def _refresh(self, js: JetStreamContext, views: ViewBuckets) -> None:
         consumer = await js.consumer_info(COMMANDS_STREAM, REACTOR_CONSUMER)

@@ -64,5 +64,5 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     svc = services(request)
-    await svc.metrics.refresh(svc.js, svc.views.current)
+    await svc.metrics.refresh(svc.js, svc.views.current, connected=svc.nc.is_connected)
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -30,6 +30,7 @@ async def test_nats_down_answers_503_then_recovers_without_losing_accepted_comma
     async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=10) as client:
         before = await post_location(client, unique_name("Before"))
         assert before.status_code == 202
+        assert "notify_nats_up 1.0" in (await client.get("/metrics")).text
         server.stop()
 
         refused = await post_location(client, unique_name("During"))
@@ -39,6 +40,11 @@ async def test_nats_down_answers_503_then_recovers_without_losing_accepted_comma
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert (await client.get("/healthz")).status_code == 200
+        # What NATS holds is not known now: no figure of before beside nats_up 0.
+        metrics = (await client.get("/metrics")).text
+        assert "notify_nats_up 0.0" in metrics
+        assert "notify_commands_pending NaN" in metrics
+        assert "notify_view_behind_events{" not in metrics
 
         server.restart()
 
