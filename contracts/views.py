@@ -75,6 +75,10 @@ class Pointer(msgspec.Struct, frozen=True):
     # A rebuild's version while it is built: inline views are written into it too, so
     # that it holds the commands handled up to the switch (`reactor.rebuild`).
     building: int | None = None
+    # One more at every write: a process follows the pointer of the highest generation
+    # (a late read of an older one cannot win), whichever way its version moved (a
+    # rollback moves it down). 0: written before generations, when versions only rose.
+    generation: int = 0
 
 
 class Ranking(msgspec.Struct, frozen=True):
@@ -214,8 +218,10 @@ async def read_whole_pointer(js: JetStreamContext) -> Pointer:
 
 
 async def write_pointer(js: JetStreamContext, version: int, building: int | None = None) -> None:
+    """Move the pointer (its writer holds the rebuild lease: one writer at a time)."""
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
-    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version, building)))
+    generation = (await read_whole_pointer(js)).generation + 1
+    await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version, building, generation)))
 
 
 class ActiveViews:
@@ -227,6 +233,7 @@ class ActiveViews:
         self._sub: Subscription | None = None
         self._current: ViewBuckets | None = None
         self._building: ViewBuckets | None = None
+        self._generation = 0  # the followed pointer's
         self._switching = asyncio.Lock()
         self.changed = asyncio.Event()  # set (and replaced) at each switch
 
@@ -281,14 +288,20 @@ class ActiveViews:
         await self._switch(pointer)
 
     async def _switch(self, pointer: Pointer) -> None:
-        """Move to `pointer.version`; versions only go up, so a late, older read cannot
-        win. What is being built is the latest pointer's of the version in use."""
+        """Move to `pointer.version` unless the pointer is older than the one followed
+        (a late read cannot win): by generation, or, between pointers of before
+        generations, by version (versions only went up then). What is being built is
+        the latest pointer's."""
         version, building = pointer.version, pointer.building
         async with self._switching:
             assert self._js is not None
-            if self._current is not None and version < self._current.version:
+            if self._current is not None and (
+                pointer.generation < self._generation
+                or (pointer.generation == self._generation and version < self._current.version)
+            ):
                 return
-            if building is not None and building <= version:
+            self._generation = pointer.generation
+            if building == version:
                 building = None
             if (self._building and self._building.version) != building:
                 self._building = None if building is None else ViewBuckets(self._js, building)

@@ -33,9 +33,14 @@ rebuild left each partition, and the last catch-up beside them is safe
 
 Nothing is decided again: views are derived from the events alone, so the
 same events give the same views. The previous version's buckets are kept
-(older ones dropped), so a bad rebuild can be undone by moving the pointer
-back with `python -m reactor.rebuild --activate N` (then restart the
-processes: they only follow the pointer upwards).
+(older ones dropped), so a bad rebuild can be undone with `python -m
+reactor.rebuild --activate N`: the same steps into version N's buckets,
+without emptying them (its records are checkpointed: the fold applies only
+the events it missed while another version was live), then the switch, which
+every process follows (a pointer's generation, not its version, says which
+is newer). It moved the pointer alone before, and asked for a restart: the
+commands handled since version N was left were missing from it (a location
+told `succeeded` was then a 404).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.domain import Aggregator, Readable, View
 from contracts.events import StoredEvent
+from contracts.failing import describe
 from contracts.registry import Registry
 from contracts.topology import (
     EVENTS_STREAM,
@@ -117,12 +123,21 @@ class Fold:
     async def _apply(self, events: list[StoredEvent]) -> None:
         for view in self.views:
             mine = [e for e in events if isinstance(e.event, view.events)]
-            if mine and view.compute is not None:
-                await self._writer.recompute(self.buckets, view, mine)
-                self.counts[view.name] += len(mine)
-            elif mine:
-                await self._writer.apply(self.buckets, view, mine)
-                self.counts[view.name] += len(mine)
+            if not mine:
+                continue
+            try:
+                if view.compute is not None:
+                    await self._writer.recompute(self.buckets, view, mine)
+                else:
+                    await self._writer.apply(self.buckets, view, mine)
+            except (nats.errors.Error, TimeoutError):
+                raise
+            except Exception as exc:  # the view's code: one line, not a traceback
+                first, last = mine[0].meta.seq, mine[-1].meta.seq
+                raise FoldFailed(
+                    f"view {view.name} cannot apply the events {first} to {last}: {describe(exc)}"
+                ) from exc
+            self.counts[view.name] += len(mine)
 
     @property
     def position(self) -> int:
@@ -139,8 +154,14 @@ async def records(buckets: ViewBuckets, view: Readable) -> dict[str, Record]:
     return await buckets.records(view.name, keys)
 
 
-async def differences(old: ViewBuckets, new: ViewBuckets, views: Iterable[Readable]) -> list[str]:
-    """How `new` differs from `old`, leaving out records `new` has taken further (later events)."""
+async def differences(
+    old: ViewBuckets, new: ViewBuckets, views: Iterable[Readable], upto: int
+) -> list[str]:
+    """How `new` differs from `old`, leaving out records `new` has taken further (later
+    events). `upto`: the position of the switch, up to which `old` was kept: a record
+    `new` has from before then (by `old`'s progress, for an async view) that `old`
+    lacks is missing from the live version (only records of `old` were looked at:
+    a version left behind by a rollback said it equalled the rebuild)."""
     found: list[str] = []
     for view in views:
         before, after = await records(old, view), await records(new, view)
@@ -154,6 +175,15 @@ async def differences(old: ViewBuckets, new: ViewBuckets, views: Iterable[Readab
                 )
             elif now.position == was.position and bytes(now.state) != bytes(was.state):
                 found.append(f"{view.name} {key}: differs at position {now.position}")
+        if not isinstance(view, View) or view.compute is not None:
+            continue  # an aggregator's or a computed record's position is not one event's
+        kept = upto if view.inline else min(upto, await old.progress(view.name))
+        for key, now in after.items():
+            if key not in before and now.position <= kept:
+                found.append(
+                    f"{view.name} {key}: missing from the live version (rebuilt at"
+                    f" position {now.position}, before the switch at {kept})"
+                )
     return found
 
 
@@ -169,6 +199,12 @@ log = logging.getLogger(__name__)
 
 class Busy(RuntimeError):
     """Another rebuild holds the lease."""
+
+
+class FoldFailed(RuntimeError):
+    """A view's code raised on an event: the rebuild stops (`live`: the version in use)."""
+
+    live: int | None = None
 
 
 class Held:
@@ -258,12 +294,50 @@ async def rebuild(
     if pointer.building is not None:  # a rebuild killed while building: stop writing to it
         await write_pointer(js, current)
         await asyncio.sleep(grace)
+    if not await missing_buckets(js, registry, target):
+        print(f"rebuild: emptying version {target}, left from before", flush=True)
     await drop_version(js, registry, target)  # what an interrupted rebuild left behind
     await create_version(js, registry, target)
+    fold, refolds, found = await fold_and_switch(
+        nc, registry, current, target, grace, on_switch, held
+    )
+    if current > 2:
+        await drop_version(js, registry, current - 1)  # keep the previous version (never 1)
+    return fold, refolds, found
+
+
+async def roll_back(
+    nc: Client,
+    registry: Registry,
+    target: int,
+    grace: float = 2.0,
+    on_switch: Callable[[int], None] = lambda version: None,
+    held: Callable[[], bool] = lambda: True,
+) -> tuple[Fold, list[Refold], list[str]]:
+    """Make `target`, a version kept from before, live again, brought up to date first
+    (`--activate`); the folds and how it differs from the version left."""
+    js = nc.jetstream()
+    current = (await read_whole_pointer(js)).version
+    return await fold_and_switch(nc, registry, current, target, grace, on_switch, held)
+
+
+async def fold_and_switch(
+    nc: Client,
+    registry: Registry,
+    current: int,
+    target: int,
+    grace: float,
+    on_switch: Callable[[int], None],
+    held: Callable[[], bool],
+) -> tuple[Fold, list[Refold], list[str]]:
+    """Fold EVENTS into `target`'s buckets (inline views written into them by the
+    reactors too, meanwhile), switch every process to it, fold what came meanwhile."""
+    js = nc.jetstream()
     buckets = ViewBuckets(js, target)
     fold = Fold(js, registry, buckets, list(registry.views.values()))
     refolds = [Refold(a, registry, nc, buckets) for a in registry.aggregators.values()]
     switched = False
+    switched_at = 0
     await write_pointer(js, current, building=target)  # inline views go into it too...
     try:
         await asyncio.sleep(grace)  # ... in every reactor, well within this
@@ -275,18 +349,20 @@ async def rebuild(
                 if not held():
                     raise Busy("another rebuild took the lease over: this one stops")
                 await write_pointer(js, target)
-                switched = True
+                switched, switched_at = True, end
                 on_switch(target)
                 await asyncio.sleep(grace)  # every process sees the move well within this
+    except FoldFailed as exc:
+        exc.live = target if switched else current
+        raise
     finally:
         if not switched and held():  # stopped before its switch: the version in use alone
             with contextlib.suppress(Exception):
                 await write_pointer(js, current)
         await fold.close()
-    found = await differences(ViewBuckets(js, current), buckets, fold.views)
-    found += await differences(ViewBuckets(js, current), buckets, registry.aggregators.values())
-    if current > 2:
-        await drop_version(js, registry, current - 1)  # keep the previous version (never 1)
+    old = ViewBuckets(js, current)
+    found = await differences(old, buckets, fold.views, switched_at)
+    found += await differences(old, buckets, registry.aggregators.values(), switched_at)
     return fold, refolds, found
 
 
@@ -296,27 +372,27 @@ async def run(args: argparse.Namespace) -> int:
         js = nc.jetstream()
         if args.activate is not None:
             missing = await missing_buckets(js, registry, args.activate)
-            if missing:  # every process follows the pointer up: to buckets it cannot use
+            if missing:  # every process follows the pointer: to buckets it cannot use
                 print(
                     f"rebuild: version {args.activate} cannot be made active: "
                     f"{len(missing)} of its buckets do not exist ({', '.join(missing[:3])}...)",
                     file=sys.stderr,
                 )
                 return 1
-            try:
-                async with one_at_a_time(js):  # not under a rebuild: it would switch
-                    await write_pointer(js, args.activate)
-            except Busy as exc:
-                print(f"rebuild: refused: {exc}", file=sys.stderr)
-                return 1
-            print(f"rebuild: version {args.activate} is now active; restart the API and reactors")
-            return 0
         lease: Held | None = None
         try:
             async with one_at_a_time(js) as lease:
-                fold, refolds, found = await _rebuild_saying_so(nc, registry, args.grace, lease)
+                if args.activate is not None and args.activate == await read_pointer(js):
+                    print(f"rebuild: version {args.activate} is the one in use already")
+                    return 0
+                fold, refolds, found = await _rebuild_saying_so(
+                    nc, registry, args.grace, lease, args.activate
+                )
         except Busy as exc:
             print(f"rebuild: refused: {exc}", file=sys.stderr)
+            return 1
+        except FoldFailed as exc:
+            print(f"rebuild: stopped: {exc}; version {exc.live} is live", file=sys.stderr)
             return 1
         except asyncio.CancelledError:
             if lease is None or not lease.lost:
@@ -334,6 +410,11 @@ async def run(args: argparse.Namespace) -> int:
         applied += [(r.aggregator.name, r.applied) for r in refolds]
         counts = ", ".join(f"{name} {n}" for name, n in applied) or "no views"
         print(f"rebuild: read EVENTS up to {fold.position} (events applied per view: {counts})")
+        if args.activate is not None:  # it differs from the version left: that is the point
+            print(
+                f"rebuild: version {args.activate} differs from the one left in {len(found)} places"
+            )
+            return 0
         if found:
             print(f"rebuild: the rebuilt views differ from the old ones in {len(found)} places:")
             for line in found[:50]:
@@ -344,10 +425,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _rebuild_saying_so(
-    nc: Client, registry: Registry, grace: float, lease: Held
+    nc: Client, registry: Registry, grace: float, lease: Held, activate: int | None
 ) -> tuple[Fold, list[Refold], list[str]]:
     current = await read_pointer(nc.jetstream())
-    print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
 
     def switched(version: int) -> None:  # said at once: a failure after it leaves it live
         print(f"rebuild: version {version} is live", flush=True)
@@ -355,7 +435,21 @@ async def _rebuild_saying_so(
     def held() -> bool:
         return not lease.lost
 
+    if activate is not None:
+        print(f"rebuild: version {current} is live; bringing version {activate} up to date")
+        return await roll_back(nc, registry, activate, grace, on_switch=switched, held=held)
+    print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
     return await rebuild(nc, registry, grace=grace, on_switch=switched, held=held)
+
+
+def _at_least(least: float, kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text}: at least {least:g}")
+        return value
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -366,15 +460,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--grace",
-        type=float,
+        type=_at_least(0, float),
         default=2.0,
-        help="seconds between the switch and the last catch-up (default 2)",
+        help="seconds every process gets to see a move of the pointer: before the fold"
+        " and after the switch (default 2)",
     )
     parser.add_argument(
         "--activate",
-        type=int,
+        type=_at_least(1, int),
         metavar="N",
-        help="only move the pointer to version N (to undo a rebuild)",
+        help="make version N, kept from before, live again, brought up to date first"
+        " (to undo a rebuild)",
     )
     return run_tool("rebuild", run(parser.parse_args(argv)))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import re
 from typing import Any
 
 import httpx
@@ -15,7 +17,16 @@ from contracts.topology import LEASE_TTL, LEASES_BUCKET
 from contracts.views import ViewBuckets, read_pointer
 from domains import registry
 from reactor.aggregators import Refold
-from reactor.rebuild import LEASE_JOB, Busy, differences, one_at_a_time, rebuild
+from reactor.rebuild import (
+    LEASE_JOB,
+    Busy,
+    Fold,
+    FoldFailed,
+    create_version,
+    differences,
+    one_at_a_time,
+    rebuild,
+)
 from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, unique_name
@@ -93,7 +104,7 @@ async def test_rebuild_switches_to_an_equal_read_model_while_the_api_serves(
         assert await read_pointer(js) == 2
         old, new = ViewBuckets(js, 1), ViewBuckets(js, 2)
         views = list(registry().views.values())
-        assert await differences(old, new, views) == []
+        assert await differences(old, new, views, upto=0) == []
         assert set(await new.keys("locations")) >= set(await old.keys("locations"))
 
         # The API now reads version 2: everything from before and during is there.
@@ -125,23 +136,28 @@ async def test_rebuild_of_an_empty_stream(
     assert result.stdout.splitlines()[1] == "rebuild: version 2 is live"
 
 
-@pytest.mark.parametrize("version", ["30", "0"])
 async def test_activating_a_version_that_has_no_buckets_is_refused(
-    fresh_server: NatsServer, fresh_js: JetStreamContext, version: str
+    fresh_server: NatsServer, fresh_js: JetStreamContext
 ) -> None:
-    """Every process follows the pointer up: to a version with no buckets (a typo), every
+    """Every process follows the pointer: to a version with no buckets (a typo), every
     view read and write would fail."""
     result = await asyncio.to_thread(
-        run_module, fresh_server.url, "reactor.rebuild", "--activate", version
+        run_module, fresh_server.url, "reactor.rebuild", "--activate", "30"
     )
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"rebuild: version {version} cannot be made active: ")
+    assert line.startswith("rebuild: version 30 cannot be made active: ")
     assert await read_pointer(fresh_js) == 1
+    zero = await asyncio.to_thread(
+        run_module, fresh_server.url, "reactor.rebuild", "--activate", "0"
+    )
+    assert zero.returncode == 2  # argparse's: it was checked as buckets named view_..._v0
+    assert "--activate: 0: at least 1" in zero.stderr
     undo = await asyncio.to_thread(
         run_module, fresh_server.url, "reactor.rebuild", "--activate", "1"
     )
     assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert undo.stdout.strip() == "rebuild: version 1 is the one in use already"
 
 
 async def test_one_rebuild_at_a_time_and_a_dead_ones_lease_is_taken_over(
@@ -285,3 +301,70 @@ async def test_every_command_told_succeeded_is_readable_across_the_switch(
         assert read == [200] * len(made)
     finally:
         await nc.close()
+
+
+async def test_a_rollback_brings_the_version_up_to_date_and_every_process_follows_it(
+    fresh_stack: Stack,
+) -> None:
+    """`--activate 1` after a rebuild moved the pointer alone and asked for a restart:
+    every location made while version 2 was live was then a 404 (only the async views
+    caught up), and the processes went on writing version 2 until restarted."""
+    server = fresh_stack.server
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+        await create(client, unique_name("Before"))
+        built = await asyncio.to_thread(run_module, server.url, "reactor.rebuild", "--grace", "1")
+        assert built.returncode == 0, built.stdout + built.stderr
+        made = []
+        for _ in range(5):  # while version 2 is live: not in version 1
+            created = await post_location(client, unique_name("OnTwo"), Prefer="wait=10")
+            assert created.status_code == 201, created.text
+            made.append(created.headers["location"])
+        back = await asyncio.to_thread(
+            run_module, server.url, "reactor.rebuild", "--activate", "1", "--grace", "1"
+        )
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "rebuild: version 1 is live" in back.stdout
+        nc = await connect_test_client(server.url)
+        try:
+            assert await read_pointer(nc.jetstream()) == 1
+            one = ViewBuckets(nc.jetstream(), 1)  # what a process started now reads
+            ids = [url.rsplit("/", 1)[1] for url in made]
+            assert [await one.record("locations", i) is not None for i in ids] == [True] * 5
+        finally:
+            await nc.close()
+        # No restart: the API reads version 1, which has them; the reactor writes it.
+        assert [(await client.get(url)).status_code for url in made] == [200] * len(made)
+        after = await post_location(client, unique_name("OnOne"), Prefer="wait=10")
+        assert after.status_code == 201, after.text
+        listed = (await client.get("/api/locations", params={"limit": "1"})).json()["items"]
+        assert listed[0]["id"] == after.json()["id"]
+        # And a rebuild after it says what it empties (version 2, the one left).
+        again = await asyncio.to_thread(run_module, server.url, "reactor.rebuild", "--grace", "0")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "rebuild: emptying version 2, left from before" in again.stdout
+
+
+async def test_a_view_that_raises_stops_the_fold_with_one_line(fresh_stack: Stack) -> None:
+    """`task rebuild` printed a traceback of some forty lines for a view's KeyError."""
+    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+        await create(client, unique_name("Raise"))
+
+    def broken(record: Any, event: Any, meta: Any) -> Any:
+        raise KeyError("city")
+
+    domains = registry()
+    view = dataclasses.replace(domains.views["location_stats"], apply=broken)
+    nc = await connect_test_client(fresh_stack.server.url)
+    try:
+        js = nc.jetstream()
+        await create_version(js, domains, 9)
+        fold = Fold(js, domains, ViewBuckets(js, 9), [view])
+        with pytest.raises(FoldFailed) as failed:
+            await fold.until_caught_up()
+        await fold.close()
+    finally:
+        await nc.close()
+    assert re.fullmatch(
+        r"view location_stats cannot apply the events \d+ to \d+: KeyError: 'city'",
+        str(failed.value),
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from nats.js import JetStreamContext
 
-from contracts.topology import create_view_buckets
-from contracts.views import ActiveViews, write_pointer
+from contracts.topology import VIEW_VERSIONS_BUCKET, create_view_buckets
+from contracts.views import POINTER_KEY, ActiveViews, Pointer, read_whole_pointer, write_pointer
 from tests.conftest import REGISTRY, connect_test_client
 from tests.helpers import eventually
 from tests.processes import NatsServer
@@ -56,6 +57,26 @@ async def test_a_move_missed_while_away_is_caught_by_refresh(
     assert active.current.version == 1
     await active.refresh()  # what a reconnect does
     assert active.current.version == 2
-    await write_pointer(fresh_js, 1)
+
+
+async def test_a_rollback_is_followed_and_a_late_older_pointer_is_not(
+    active: ActiveViews, fresh_js: JetStreamContext
+) -> None:
+    """A process followed the pointer up only, so a rollback (`--activate`) needed every
+    process restarted; a pointer's generation now says which of two is newer."""
+    await make_version(fresh_js, 2)
+    await write_pointer(fresh_js, 2)
+    await write_pointer(fresh_js, 1)  # rolled back
+
+    async def back() -> bool | None:
+        return True if active.current.version == 1 else None
+
+    await eventually(back)
+    pointer = await read_whole_pointer(fresh_js)
+    assert pointer.generation == 2
+    # A pointer of an older generation (a late copy of the move to 2) is not followed,
+    # neither as it arrives nor when it is read again.
+    stale = msgspec.json.encode(Pointer(2, generation=1))
+    await fresh_js.publish(f"$KV.{VIEW_VERSIONS_BUCKET}.{POINTER_KEY}", stale)
     await active.refresh()
-    assert active.current.version == 2  # versions only go up
+    assert active.current.version == 1
