@@ -35,9 +35,11 @@ def unavailable(scope: Scope) -> Services | None:
 
 
 async def refuse(svc: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer at once: 503 problem+json, or for the session stream an in-band `unavailable`."""
+    """Answer at once: 503 problem+json, or for an event stream an in-band `unavailable`."""
     svc.metrics.refused.labels("nats-unavailable").inc()
-    if scope["path"] == "/api/events":
+    path = scope["path"]
+    if path == "/api/events" or (path.startswith("/api/commands/") and path.endswith("/events")):
+        # An event stream: a 503 would end a browser's EventSource for good.
         await _unavailable_stream(send, svc.settings.sse_retry_ms)
         return
     response = problem_response(UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})

@@ -3,6 +3,7 @@
     python -m reactor.dlq list               one line per dead letter
     python -m reactor.dlq replay SEQ [SEQ]   re-submit these (DEADLETTERS sequences)
     python -m reactor.dlq replay --all       re-submit every replayable one
+    python -m reactor.dlq discard SEQ [SEQ]  remove these, once looked at
 
 A replay publishes the original command again (same command id, so its status
 and any waiting browser see the new outcome) and removes the dead letter; if
@@ -12,6 +13,10 @@ reactors) is replayed like one, for once the reactors know it; poison that is
 not a command cannot be: it is listed so someone can look at it.
 Neither can an email the mailer gave up on (reason `email-failed`): it is
 sent at most once, and whether to send another is a person's decision.
+`discard` removes dead letters by sequence (no `--all`: each is a decision),
+such as those that cannot be replayed: they stayed for the stream's 30 days,
+and an alert on `notify_deadletters` with them. A discarded command keeps its
+`failed` notice: its outcome stands.
 """
 
 from __future__ import annotations
@@ -84,7 +89,12 @@ async def run(args: argparse.Namespace) -> int:
         for seq in sorted(missing):
             print(f"{seq}: no such dead letter")
         for msg in chosen:
-            print(await replay(js, msg))
+            if args.action == "discard":
+                assert msg.seq is not None
+                await js.delete_msg(DEADLETTERS_STREAM, msg.seq)
+                print(f"{msg.seq}: discarded ({(msg.headers or {}).get('Dlq-Reason', '?')})")
+            else:
+                print(await replay(js, msg))
         return 1 if missing else 0
 
 
@@ -99,9 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="re-submit dead letters")
     rp.add_argument("seqs", nargs="*", type=int, help="DEADLETTERS sequences (from `list`)")
     rp.add_argument("--all", action="store_true", help="every replayable dead letter")
+    dp = sub.add_parser("discard", help="remove dead letters, once looked at")
+    dp.add_argument("seqs", nargs="+", type=int, help="DEADLETTERS sequences (from `list`)")
     args = parser.parse_args(argv)
+    args.all = getattr(args, "all", False)
     if args.action == "replay" and not (args.seqs or args.all):
         parser.error("replay needs sequences or --all")
+    if args.action == "replay" and args.seqs and args.all:
+        parser.error("replay takes sequences or --all, not both")
     return run_tool("dlq", run(args))
 
 

@@ -101,10 +101,12 @@ async def test_with_nats_down_every_route_that_needs_it_answers_within_a_second(
             assert response.status_code == 503, (path, response.text)
             assert response.headers["retry-after"] == "2"
             assert response.headers["content-type"] == "application/problem+json"
-        stream = await answer("GET", "/api/events")
-        assert stream.status_code == 200
-        assert "event: unavailable" in stream.text
-        assert "retry: " in stream.text
+        # Event streams say so in-band: a 503 ends a browser's EventSource for good.
+        for path in ("/api/events", f"/api/commands/{'a' * 32}/events"):
+            stream = await answer("GET", path)
+            assert stream.status_code == 200, path
+            assert "event: unavailable" in stream.text
+            assert "retry: " in stream.text
         assert (await answer("GET", "/healthz")).status_code == 200
         assert (await answer("GET", "/openapi.json")).status_code == 200
     fresh_stack.server.restart()  # so the processes stop as they would (with NATS there)

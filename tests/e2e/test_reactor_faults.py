@@ -241,6 +241,18 @@ async def test_poison_is_listed_and_not_replayed(
         replayed = await tool(fresh_server, "reactor.dlq", "replay", "--all")
         assert "not a command (poison); left in place" in replayed.stdout
         assert sum("dead-lettering" in line for line in process.lines) == 1  # logged once
+        # Looked at, it can go (it stayed the stream's 30 days, an alert with it).
+        seq = listed.stdout.split()[0]
+        both = await tool(fresh_server, "reactor.dlq", "replay", seq, "--all")
+        assert both.returncode == 2
+        assert "replay takes sequences or --all, not both" in both.stderr
+        discarded = await tool(fresh_server, "reactor.dlq", "discard", seq, "99999")
+        assert discarded.returncode == 1  # one of them was not there
+        assert discarded.stdout.splitlines() == [
+            "99999: no such dead letter",
+            f"{seq}: discarded (poison)",
+        ]
+        assert "0 dead letter(s)" in (await tool(fresh_server, "reactor.dlq", "list")).stdout
     finally:
         process.stop()
 
