@@ -144,7 +144,10 @@ async def connect(
         text = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if text not in seen:
             seen.append(text)
-            log.warning("NATS %s: %s", shown(settings.url), text)
+            # Before the first connection, NatsUnavailable's one line names the last
+            # error: a warning too made a tool's answer two lines saying one thing.
+            level = logging.WARNING if client else logging.INFO
+            log.log(level, "NATS %s: %s", shown(settings.url), text)
 
     client: list[Client] = []
 

@@ -18,7 +18,7 @@ from tests.conftest import connect_test_client
 from tests.e2e.sse import command_events, post_location
 from tests.helpers import eventually, stream_messages, unique_name
 from tests.nats_proxy import NatsProxy, behind_proxy
-from tests.processes import NatsServer, Stack, api, base_url, reactor
+from tests.processes import NatsServer, Stack, api, base_url, reactor, run_module
 
 WAIT: Final = {"Prefer": "wait=10"}
 
@@ -69,6 +69,17 @@ async def test_api_without_nats_fails_with_one_clear_line(tmp_path: Path) -> Non
         for line in process.lines
     )
     assert not any("Traceback" in line for line in process.lines)
+
+
+@pytest.mark.parametrize("tool", [("reactor.status",), ("reactor.dlq", "list")])
+def test_a_tool_without_nats_says_so_in_one_line(tool: tuple[str, ...]) -> None:
+    """A warning naming the error came first, then the tool's line naming it again."""
+    done = run_module("nats://127.0.0.1:1", *tool, env={"NATS_STARTUP_TIMEOUT": "1"})
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    name = tool[0].removeprefix("reactor.")
+    assert line.startswith(f"{name}: cannot connect to NATS at nats://127.0.0.1:1 within 1s")
+    assert "ConnectionRefusedError" in line
 
 
 async def test_with_nats_down_every_route_that_needs_it_answers_within_a_second(
