@@ -34,22 +34,23 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.outage import refuse, unavailable
-from api.problems import HTTPProblem, problem_response
+from api.problems import problem_response
 from api.requests import request_ids
 from api.security import RAW_HEADERS
 from api.session import DEV_SECRET, new_session_id, session_from_cookie, set_cookie
 from contracts import tracing
 from contracts.logs import bound
+from contracts.notices import Problem
 
 _WANTED = (b"x-request-id", b"traceparent", b"cookie", b"sec-fetch-site")
 _READS = ("GET", "HEAD")
 _OTHER_SITES = (b"cross-site", b"same-site")
 NO_STORE: Final = (b"cache-control", b"no-store")
-CROSS_SITE: Final = HTTPProblem(
-    403,
+CROSS_SITE: Final = Problem(
+    "/problems/cross-site",
     "Cross-site request",
+    403,
     "This service takes changes only from its own pages.",
-    slug="cross-site",
 )
 
 
@@ -97,7 +98,7 @@ class Edge:
 
         with bound(request_id=request_id, trace_id=tracing.trace_id(trace)):
             if other_site:
-                response = problem_response(CROSS_SITE.problem)
+                response = problem_response(CROSS_SITE)
                 await response(scope, receive, send_with_headers)
             elif (svc := unavailable(scope)) is not None:
                 await refuse(svc, scope, receive, send_with_headers)

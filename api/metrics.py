@@ -173,16 +173,16 @@ class Metrics:
     ) -> None:
         """Read the gauges that live in NATS (at most SCRAPE_TIMEOUT; else nats_up 0, and
         those gauges unknown: a backlog of minutes before stood beside nats_up 0)."""
-        try:
-            if not connected:  # known away: no 2 s wait for the timeout
-                raise nats.errors.ConnectionClosedError
-            async with asyncio.timeout(SCRAPE_TIMEOUT):
-                await self._refresh(js, views)
-            self.nats_up.set(1)
-        except (nats.errors.Error, TimeoutError) as exc:
-            log.debug("metrics: NATS did not answer (%r)", exc)
-            self.nats_up.set(0)
-            self._unknown()
+        if connected:  # known away: no 2 s wait for the timeout
+            try:
+                async with asyncio.timeout(SCRAPE_TIMEOUT):
+                    await self._refresh(js, views)
+                self.nats_up.set(1)
+                return
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.debug("metrics: NATS did not answer (%r)", exc)
+        self.nats_up.set(0)
+        self._unknown()
 
     def _unknown(self) -> None:
         """The gauges read from NATS, not known now: NaN, or no series (by label)."""

@@ -87,7 +87,7 @@ class SignInLimits:
             counted = await self._count(key, +1)
             if counted is not None and counted.count > self._limits[kind]:
                 wait = max(wait, counted.since + self._window - now)
-        return max(wait, 0.0)
+        return wait
 
     async def take_back(self, email: str, client: str) -> None:
         """The attempt was not a failure (the password was right, or never checked)."""

@@ -108,5 +108,5 @@ async def failing(js: JetStreamContext) -> list[Failure]:
             entry = await kv.get(key)
             found.append(_decoder.decode(entry.value or b""))
         except (KeyNotFoundError, KeyDeletedError, msgspec.DecodeError):
-            continue  # cleared meanwhile, or of another release's shape
+            continue  # cleared (its delete marker is listed too), or another release's shape
     return found

@@ -194,11 +194,7 @@ class Registry:
 
     def _routes(self) -> Iterable[tuple[str, str, str]]:
         for spec in self.commands.values():
-            for segment in (spec.collection, spec.action):
-                if segment is not None and not SEGMENT.match(segment):
-                    raise RegistryError(
-                        f"command {spec.name}: {segment!r} must match {SEGMENT.pattern}"
-                    )
+            _segments(f"command {spec.name}", spec.collection, spec.action)
             if (spec.collection or "").split("/")[0] in RESERVED:
                 raise RegistryError(f"command {spec.name}: /api/{spec.collection} is taken")
             if spec.path is not None:
@@ -212,9 +208,7 @@ class Registry:
                 collection = segments[2] if len(segments) > 2 else ""
             else:
                 collection = read.collection.split("/")[0]
-                for segment in (read.collection, read.action):
-                    if segment is not None and not SEGMENT.match(segment):
-                        raise RegistryError(f"{what}: {segment!r} must match {SEGMENT.pattern}")
+                _segments(what, read.collection, read.action)
             if collection in RESERVED:
                 raise RegistryError(f"{what}: /api/{collection} is taken")
             yield "GET", read.path, what
@@ -376,6 +370,13 @@ class Registry:
         if partition is None:
             return [keyed_filter(a) for a in aggregates]
         return [partition_filter(a, partition) for a in aggregates]
+
+
+def _segments(what: str, *segments: str | None) -> None:
+    """Each given collection or action is written as a URL's path is."""
+    for segment in segments:
+        if segment is not None and not SEGMENT.match(segment):
+            raise RegistryError(f"{what}: {segment!r} must match {SEGMENT.pattern}")
 
 
 def _unique(index: dict[str, Any], name: str, value: Any, what: str) -> None:

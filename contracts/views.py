@@ -209,7 +209,10 @@ async def read_pointer(js: JetStreamContext) -> int:
 
 
 async def read_whole_pointer(js: JetStreamContext) -> Pointer:
-    kv = await js.key_value(VIEW_VERSIONS_BUCKET)
+    return await _pointer_in(await js.key_value(VIEW_VERSIONS_BUCKET))
+
+
+async def _pointer_in(kv: KeyValue) -> Pointer:
     try:
         entry = await kv.get(POINTER_KEY)
     except (KeyNotFoundError, KeyDeletedError):
@@ -220,7 +223,7 @@ async def read_whole_pointer(js: JetStreamContext) -> Pointer:
 async def write_pointer(js: JetStreamContext, version: int, building: int | None = None) -> None:
     """Move the pointer (its writer holds the rebuild lease: one writer at a time)."""
     kv = await js.key_value(VIEW_VERSIONS_BUCKET)
-    generation = (await read_whole_pointer(js)).generation + 1
+    generation = (await _pointer_in(kv)).generation + 1
     await kv.put(POINTER_KEY, msgspec.json.encode(Pointer(version, building, generation)))
 
 

@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--all", action="store_true", help="every replayable dead letter")
     dp = sub.add_parser("discard", help="remove dead letters, once looked at")
     dp.add_argument("seqs", nargs="+", type=int, help="DEADLETTERS sequences (from `list`)")
+    dp.set_defaults(all=False)  # one by one, always
     args = parser.parse_args(argv)
-    args.all = getattr(args, "all", False)
     if args.action == "replay" and not (args.seqs or args.all):
         parser.error("replay needs sequences or --all")
     if args.action == "replay" and args.seqs and args.all:

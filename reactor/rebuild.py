@@ -271,10 +271,14 @@ async def missing_buckets(js: JetStreamContext, registry: Registry, version: int
     return missing
 
 
-async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> None:
+async def drop_version(js: JetStreamContext, registry: Registry, version: int) -> bool:
+    """Delete the buckets of views version `version`; whether there were any."""
+    dropped = False
     for view in [*registry.buckets, VIEW_PROGRESS]:
         with contextlib.suppress(NotFoundError):
             await js.delete_key_value(view_bucket(view, version))
+            dropped = True
+    return dropped
 
 
 async def rebuild(
@@ -294,9 +298,8 @@ async def rebuild(
     if pointer.building is not None:  # a rebuild killed while building: stop writing to it
         await write_pointer(js, current)
         await asyncio.sleep(grace)
-    if not await missing_buckets(js, registry, target):
+    if await drop_version(js, registry, target):  # what a rollback or a killed rebuild left
         print(f"rebuild: emptying version {target}, left from before", flush=True)
-    await drop_version(js, registry, target)  # what an interrupted rebuild left behind
     await create_version(js, registry, target)
     fold, refolds, found = await fold_and_switch(
         nc, registry, current, target, grace, on_switch, held
@@ -304,21 +307,6 @@ async def rebuild(
     if current > 2:
         await drop_version(js, registry, current - 1)  # keep the previous version (never 1)
     return fold, refolds, found
-
-
-async def roll_back(
-    nc: Client,
-    registry: Registry,
-    target: int,
-    grace: float = 2.0,
-    on_switch: Callable[[int], None] = lambda version: None,
-    held: Callable[[], bool] = lambda: True,
-) -> tuple[Fold, list[Refold], list[str]]:
-    """Make `target`, a version kept from before, live again, brought up to date first
-    (`--activate`); the folds and how it differs from the version left."""
-    js = nc.jetstream()
-    current = (await read_whole_pointer(js)).version
-    return await fold_and_switch(nc, registry, current, target, grace, on_switch, held)
 
 
 async def fold_and_switch(
@@ -331,7 +319,9 @@ async def fold_and_switch(
     held: Callable[[], bool],
 ) -> tuple[Fold, list[Refold], list[str]]:
     """Fold EVENTS into `target`'s buckets (inline views written into them by the
-    reactors too, meanwhile), switch every process to it, fold what came meanwhile."""
+    reactors too, meanwhile), switch every process to it, fold what came meanwhile:
+    a rebuild into new buckets, or (`--activate`) a version kept from before, brought
+    up to date; the folds and how `target` differs from `current`."""
     js = nc.jetstream()
     buckets = ViewBuckets(js, target)
     fold = Fold(js, registry, buckets, list(registry.views.values()))
@@ -437,7 +427,7 @@ async def _rebuild_saying_so(
 
     if activate is not None:
         print(f"rebuild: version {current} is live; bringing version {activate} up to date")
-        return await roll_back(nc, registry, activate, grace, on_switch=switched, held=held)
+        return await fold_and_switch(nc, registry, current, activate, grace, switched, held)
     print(f"rebuild: version {current} is live; building version {current + 1} from EVENTS")
     return await rebuild(nc, registry, grace=grace, on_switch=switched, held=held)
 
